@@ -1,0 +1,97 @@
+# SPDX-License-Identifier: GPL-2.0
+# kmmu, the front door.
+#
+#   make test    build the core in userspace (ASan+UBSan, TSan) and kmmu.ko,
+#                run every test, end with "N passed, N failed, N skipped"
+#   make bench   build the benchmark drivers and run the default suite
+#   make         build everything without running it
+#
+# Installs the Debian packages it needs when they are missing
+# (scripts/install-deps.sh; needs root).
+
+BUILD		:= build
+CC		:= gcc
+KSRC_TAR	?= $(lastword $(sort $(wildcard /usr/src/linux-source-*.tar.xz)))
+
+CORE_SRCS	:= $(sort $(wildcard kmod/core/*.c))
+HOST_SRCS	:= $(sort $(wildcard kmod/user/*.c))
+LIB_SRCS	:= selftests/lib/kmmu_lib.c
+LIB_OBJS	= $(patsubst %.c,$(BUILD)/$(1)/obj/%.o,$(CORE_SRCS) $(HOST_SRCS) $(LIB_SRCS))
+
+UNIT_TESTS	:= $(sort $(basename $(notdir $(wildcard selftests/unit/*_test.c))))
+KMMU_TESTS	:= $(sort $(basename $(notdir $(wildcard selftests/kmmu/*_test.c))))
+# The concurrency tests, built once more under ThreadSanitizer.
+TSAN_TESTS	:= stress_test
+BENCHES		:= populate
+
+# -Wno-unused-parameter: kernel-style callbacks and os.h hooks take
+# arguments that one host or the other does not use.
+WARN		:= -Wall -Wextra -Werror -Wno-unused-parameter
+CPPFLAGS	:= -D_GNU_SOURCE -Ikmod/include/uapi -Ikmod/user -Iselftests/lib -isystem $(BUILD)/ksft
+CFLAGS_asan	:= -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+		   -fno-sanitize-recover=all
+CFLAGS_tsan	:= -O1 -g -fsanitize=thread
+CFLAGS_rel	:= -O2 -g
+LDLIBS		:= -lurcu -lpthread
+
+TEST_BINS	:= $(addprefix $(BUILD)/asan/unit/,$(UNIT_TESTS)) \
+		   $(addprefix $(BUILD)/asan/kmmu/,$(KMMU_TESTS)) \
+		   $(addprefix $(BUILD)/tsan/kmmu/,$(TSAN_TESTS))
+BENCH_BINS	:= $(addprefix $(BUILD)/rel/bench/,$(BENCHES))
+
+all: $(TEST_BINS) $(BENCH_BINS) kmod
+
+deps:
+	@sh scripts/install-deps.sh build kernel
+
+# kselftest_harness.h comes from Debian's linux-source, not from this tree.
+$(BUILD)/ksft/kselftest_harness.h:
+	@test -n "$(KSRC_TAR)" || { echo "no /usr/src/linux-source-*.tar.xz: run make deps" >&2; exit 1; }
+	@mkdir -p $(BUILD)/ksft
+	tar -xJf $(KSRC_TAR) -C $(BUILD)/ksft --strip-components=4 --wildcards \
+		'*/tools/testing/selftests/kselftest_harness.h' \
+		'*/tools/testing/selftests/kselftest.h'
+	@touch $@
+
+define variant
+$(BUILD)/$(1)/obj/%.o: %.c $(BUILD)/ksft/kselftest_harness.h
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CPPFLAGS) $$(WARN) $$(CFLAGS_$(1)) -MMD -MP -c $$< -o $$@
+
+$(BUILD)/$(1)/libkmmu.a: $(call LIB_OBJS,$(1))
+	@rm -f $$@
+	ar rcs $$@ $$^
+
+$(BUILD)/$(1)/unit/%: $(BUILD)/$(1)/obj/selftests/unit/%.o $(BUILD)/$(1)/libkmmu.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS_$(1)) -o $$@ $$^ $$(LDLIBS)
+
+$(BUILD)/$(1)/kmmu/%: $(BUILD)/$(1)/obj/selftests/kmmu/%.o $(BUILD)/$(1)/libkmmu.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS_$(1)) -o $$@ $$^ $$(LDLIBS)
+
+$(BUILD)/$(1)/bench/%: $(BUILD)/$(1)/obj/bench/%.o $(BUILD)/$(1)/libkmmu.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS_$(1)) -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach v,asan tsan rel,$(eval $(call variant,$(v))))
+
+kmod:
+	$(MAKE) -C kmod W=1
+
+test: deps
+	@$(MAKE) --no-print-directory $(TEST_BINS) $(BENCH_BINS)
+	@BUILD=$(BUILD) KSRC_TAR=$(KSRC_TAR) sh selftests/run_tests.sh $(TEST_BINS)
+
+BENCH_ARGS ?=
+bench: deps $(BENCH_BINS)
+	$(BUILD)/rel/bench/populate $(BENCH_ARGS)
+
+clean:
+	rm -rf $(BUILD)
+	-$(MAKE) -C kmod clean
+
+.PHONY: all deps kmod test bench clean
+.SECONDARY:
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,335 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * ioctl dispatch for /dev/kmmu, VM and vCPU fds, shared by both hosts.
+ *
+ * Every argument is copied in and checked here, before any state is
+ * touched: a bad argument gets a clear errno and changes nothing.  Only
+ * checks that need the VM's current state (overlapping slots, an id in use)
+ * are left to the code that owns that state.
+ */
+#include "api.h"
+#include "memslot.h"
+#include "tdp_mmu.h"
+#include "vcpu.h"
+
+#define KMMU_GPA_LIMIT		(1ULL << (KMMU_MAX_LEVEL * KMMU_LEVEL_BITS + KMMU_PAGE_SHIFT))
+
+/* [gpa, gpa + size) lies inside the guest physical space, without wrapping. */
+static bool gpa_range_ok(u64 gpa, u64 size)
+{
+	return gpa < KMMU_GPA_LIMIT && size <= KMMU_GPA_LIMIT - gpa;
+}
+
+static bool page_aligned(u64 x)
+{
+	return IS_ALIGNED(x, KMMU_PAGE_SIZE);
+}
+
+/* ---- /dev/kmmu ---- */
+
+static long kmmu_check_extension(unsigned long cap)
+{
+	switch (cap) {
+	case KMMU_CAP_SPTE_FORMATS:
+		return BIT(KMMU_SPTE_FORMAT_EPT) | BIT(KMMU_SPTE_FORMAT_NPT);
+	case KMMU_CAP_MAX_LEVEL:
+		return KMMU_LEVEL_1G;
+	case KMMU_CAP_NR_MEMSLOTS:
+		return KMMU_USER_MEM_SLOTS;
+	case KMMU_CAP_NR_VCPUS:
+		return KMMU_MAX_VCPUS;
+	case KMMU_CAP_ADDRESS_SPACES:
+		return KMMU_ADDRESS_SPACE_NUM;
+	case KMMU_CAP_AD_DISABLED:
+	case KMMU_CAP_NONPRESENT_VE:
+	case KMMU_CAP_READONLY_MEM:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static int kmmu_check_vm_config(const struct kmmu_vm_config *cfg, u32 host_format)
+{
+	u32 format = cfg->spte_format ? cfg->spte_format : host_format;
+
+	if (cfg->reserved0 || !mem_is_zero(cfg->reserved, sizeof(cfg->reserved)))
+		return -EINVAL;
+	if (cfg->spte_format > KMMU_SPTE_FORMAT_NPT)
+		return -EINVAL;
+	if (cfg->flags & ~KMMU_VM_VALID_FLAGS)
+		return -EINVAL;
+	if (cfg->max_level > KMMU_LEVEL_1G)
+		return -EINVAL;
+	/* A/D-disabled mode and #VE exist only in EPT. */
+	if (format != KMMU_SPTE_FORMAT_EPT &&
+	    (cfg->flags & (KMMU_VM_AD_DISABLED | KMMU_VM_NONPRESENT_SUPPRESS_VE)))
+		return -EINVAL;
+	return 0;
+}
+
+static long kmmu_dev_create_vm(unsigned long arg)
+{
+	u32 host_format = os_host_spte_format();
+	struct kmmu_vm_config cfg;
+	struct kmmu *kmmu;
+	int ret, fd;
+
+	if (os_copy_from_user(&cfg, arg, sizeof(cfg)))
+		return -EFAULT;
+	ret = kmmu_check_vm_config(&cfg, host_format);
+	if (ret)
+		return ret;
+
+	kmmu = kmmu_create_vm(&cfg, host_format, &ret);
+	if (!kmmu)
+		return ret;
+	fd = os_vm_fd_create(kmmu);
+	if (fd < 0)
+		kmmu_put(kmmu);
+	return fd;
+}
+
+long kmmu_dev_ioctl(unsigned int cmd, unsigned long arg)
+{
+	switch (cmd) {
+	case KMMU_GET_API_VERSION:
+		return arg ? -EINVAL : KMMU_API_VERSION;
+	case KMMU_CHECK_EXTENSION:
+		return kmmu_check_extension(arg);
+	case KMMU_CREATE_VM:
+		return kmmu_dev_create_vm(arg);
+	default:
+		return -ENOTTY;
+	}
+}
+
+/* ---- VM fd ---- */
+
+static int kmmu_check_memory_region(const struct kmmu_userspace_memory_region *mem)
+{
+	if ((mem->slot >> 16) >= KMMU_ADDRESS_SPACE_NUM ||
+	    (mem->slot & 0xffff) >= KMMU_USER_MEM_SLOTS)
+		return -EINVAL;
+	if (mem->flags & KMMU_MEM_LOG_DIRTY_PAGES)
+		return -EOPNOTSUPP;
+	if (mem->flags & ~KMMU_MEM_VALID_FLAGS)
+		return -EINVAL;
+	if (!page_aligned(mem->memory_size) || !page_aligned(mem->guest_phys_addr) ||
+	    !page_aligned(mem->userspace_addr))
+		return -EINVAL;
+	if (!gpa_range_ok(mem->guest_phys_addr, mem->memory_size))
+		return -EINVAL;
+	if (mem->memory_size && !os_user_range_ok(mem->userspace_addr, mem->memory_size))
+		return -EINVAL;
+	return 0;
+}
+
+static long kmmu_vm_set_memory_region(struct kmmu *kmmu, unsigned long arg)
+{
+	struct kmmu_userspace_memory_region mem;
+	int ret;
+
+	if (os_copy_from_user(&mem, arg, sizeof(mem)))
+		return -EFAULT;
+	ret = kmmu_check_memory_region(&mem);
+	if (ret)
+		return ret;
+	return kmmu_set_memory_region(kmmu, &mem);
+}
+
+static long kmmu_vm_create_vcpu(struct kmmu *kmmu, unsigned long id)
+{
+	struct kmmu_vcpu *vcpu;
+	int ret, fd;
+
+	if (id >= KMMU_MAX_VCPUS)
+		return -EINVAL;
+	vcpu = kmmu_create_vcpu(kmmu, id, &ret);
+	if (!vcpu)
+		return ret;
+	fd = os_vcpu_fd_create(vcpu);
+	if (fd < 0)
+		kmmu_unpublish_vcpu(vcpu);
+	return fd;
+}
+
+static long kmmu_vm_get_stats(struct kmmu *kmmu, unsigned long arg)
+{
+	struct kmmu_vm_stats st;
+
+	memset(&st, 0, sizeof(st));
+	st.pages_4k = kmmu_stat_read(kmmu, KMMU_STAT_PAGES_4K);
+	st.pages_2m = kmmu_stat_read(kmmu, KMMU_STAT_PAGES_2M);
+	st.pages_1g = kmmu_stat_read(kmmu, KMMU_STAT_PAGES_1G);
+	st.pt_pages = kmmu_stat_read(kmmu, KMMU_STAT_PT_PAGES);
+	st.faults = kmmu_stat_read(kmmu, KMMU_STAT_FAULTS);
+	st.fast_faults = kmmu_stat_read(kmmu, KMMU_STAT_FAST_FAULTS);
+	st.spurious_faults = kmmu_stat_read(kmmu, KMMU_STAT_SPURIOUS_FAULTS);
+	st.fault_retries = kmmu_stat_read(kmmu, KMMU_STAT_FAULT_RETRIES);
+	st.mmio_faults = kmmu_stat_read(kmmu, KMMU_STAT_MMIO_FAULTS);
+	st.tlb_flushes = kmmu_stat_read(kmmu, KMMU_STAT_TLB_FLUSHES);
+	st.zapped_leafs = kmmu_stat_read(kmmu, KMMU_STAT_ZAPPED_LEAFS);
+	st.invalidations = kmmu_stat_read(kmmu, KMMU_STAT_INVALIDATIONS);
+	st.memslot_generation = READ_ONCE(kmmu->slots_generation);
+	return os_copy_to_user(arg, &st, sizeof(st));
+}
+
+static long kmmu_vm_get_spte(struct kmmu *kmmu, unsigned long arg)
+{
+	struct kmmu_spte_query q;
+
+	if (os_copy_from_user(&q, arg, sizeof(q)))
+		return -EFAULT;
+	if (q.as_id >= KMMU_ADDRESS_SPACE_NUM || q.gpa >= KMMU_GPA_LIMIT ||
+	    !mem_is_zero(q.reserved, sizeof(q.reserved)))
+		return -EINVAL;
+
+	memset(q.sptes, 0, sizeof(q.sptes));
+	q.level = kmmu_tdp_mmu_get_walk(kmmu, q.as_id, q.gpa, q.sptes);
+	return os_copy_to_user(arg, &q, sizeof(q));
+}
+
+static int kmmu_check_zap(const struct kmmu_zap *z)
+{
+	if (z->flags & ~KMMU_ZAP_VALID_FLAGS || !mem_is_zero(z->reserved, sizeof(z->reserved)))
+		return -EINVAL;
+	if (z->as_id >= KMMU_ADDRESS_SPACE_NUM)
+		return -EINVAL;
+	if (z->flags & KMMU_ZAP_ALL)
+		return z->gpa || z->size ? -EINVAL : 0;
+	if (!z->size || !page_aligned(z->gpa) || !page_aligned(z->size) ||
+	    !gpa_range_ok(z->gpa, z->size))
+		return -EINVAL;
+	return 0;
+}
+
+static long kmmu_vm_zap(struct kmmu *kmmu, unsigned long arg)
+{
+	struct kmmu_zap z;
+	int ret;
+
+	if (os_copy_from_user(&z, arg, sizeof(z)))
+		return -EFAULT;
+	ret = kmmu_check_zap(&z);
+	if (ret)
+		return ret;
+
+	if (z.flags & KMMU_ZAP_ALL) {
+		kmmu_zap_all(kmmu);
+		return 0;
+	}
+	write_lock(&kmmu->mmu_lock);
+	if (kmmu_tdp_mmu_zap_leafs(kmmu, z.as_id, z.gpa >> KMMU_PAGE_SHIFT,
+				   (z.gpa + z.size) >> KMMU_PAGE_SHIFT, true, false))
+		kmmu_flush_remote_tlbs(kmmu);
+	write_unlock(&kmmu->mmu_lock);
+	return 0;
+}
+
+long kmmu_vm_ioctl(struct kmmu *kmmu, unsigned int cmd, unsigned long arg)
+{
+	switch (cmd) {
+	case KMMU_SET_USER_MEMORY_REGION:
+		return kmmu_vm_set_memory_region(kmmu, arg);
+	case KMMU_CREATE_VCPU:
+		return kmmu_vm_create_vcpu(kmmu, arg);
+	case KMMU_GET_STATS:
+		return kmmu_vm_get_stats(kmmu, arg);
+	case KMMU_GET_SPTE:
+		return kmmu_vm_get_spte(kmmu, arg);
+	case KMMU_ZAP:
+		return kmmu_vm_zap(kmmu, arg);
+	default:
+		return -ENOTTY;
+	}
+}
+
+void kmmu_vm_release(struct kmmu *kmmu)
+{
+	kmmu_put(kmmu);
+}
+
+/* ---- vCPU fd ---- */
+
+static int kmmu_check_workload(const struct kmmu_workload *wl)
+{
+	u64 step, per_pass;
+
+	if (wl->reserved0 || !mem_is_zero(wl->reserved, sizeof(wl->reserved)))
+		return -EINVAL;
+	if (wl->pattern > KMMU_PATTERN_STRIDE || wl->write_percent > 100 ||
+	    (wl->flags & ~KMMU_WL_VALID_FLAGS))
+		return -EINVAL;
+	if (!IS_ALIGNED(wl->gpa, sizeof(u64)) || wl->size < sizeof(u64) ||
+	    !gpa_range_ok(wl->gpa, wl->size) || !wl->iterations)
+		return -EINVAL;
+	if (wl->pattern == KMMU_PATTERN_STRIDE) {
+		if (!wl->stride || !IS_ALIGNED(wl->stride, sizeof(u64)))
+			return -EINVAL;
+	} else if (wl->stride) {
+		return -EINVAL;
+	}
+
+	step = wl->pattern == KMMU_PATTERN_STRIDE ? wl->stride : KMMU_PAGE_SIZE;
+	per_pass = (wl->size - sizeof(u64)) / step + 1;
+	if (wl->iterations > ~0ULL / per_pass)
+		return -E2BIG;
+	return 0;
+}
+
+static long kmmu_vcpu_set_workload_ioctl(struct kmmu_vcpu *vcpu, unsigned long arg)
+{
+	struct kmmu_workload wl;
+	int ret;
+
+	if (os_copy_from_user(&wl, arg, sizeof(wl)))
+		return -EFAULT;
+	ret = kmmu_check_workload(&wl);
+	if (ret)
+		return ret;
+	if (atomic_inc_return(&vcpu->running) != 1) {
+		atomic_dec(&vcpu->running);
+		return -EBUSY;
+	}
+	kmmu_set_workload(vcpu, &wl);
+	atomic_dec(&vcpu->running);
+	return 0;
+}
+
+static long kmmu_vcpu_run_ioctl(struct kmmu_vcpu *vcpu, unsigned long arg)
+{
+	struct kmmu_run run;
+	int ret;
+
+	if (os_copy_from_user(&run, arg, sizeof(run)))
+		return -EFAULT;
+	if (!mem_is_zero(run.reserved_in, sizeof(run.reserved_in)))
+		return -EINVAL;
+	ret = kmmu_run_vcpu(vcpu, &run);
+	if (ret)
+		return ret;
+	return os_copy_to_user(arg, &run, sizeof(run));
+}
+
+long kmmu_vcpu_ioctl(struct kmmu_vcpu *vcpu, unsigned int cmd, unsigned long arg)
+{
+	switch (cmd) {
+	case KMMU_SET_WORKLOAD:
+		return kmmu_vcpu_set_workload_ioctl(vcpu, arg);
+	case KMMU_RUN:
+		return kmmu_vcpu_run_ioctl(vcpu, arg);
+	case KMMU_KICK:
+		if (arg)
+			return -EINVAL;
+		kmmu_kick_vcpu(vcpu);
+		return 0;
+	default:
+		return -ENOTTY;
+	}
+}
+
+void kmmu_vcpu_release(struct kmmu_vcpu *vcpu)
+{
+	kmmu_put(vcpu->kmmu);
+}

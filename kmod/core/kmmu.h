@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The VM and vCPU objects shared by every part of the core, and the
+ * VM-wide operations (references, remote TLB flushes, invalidation
+ * bookkeeping) that the rest builds on.
+ */
+#ifndef KMMU_KMMU_H
+#define KMMU_KMMU_H
+
+#include "os.h"
+#include "spte.h"
+
+#define KMMU_MAX_VCPUS			64
+#define KMMU_ADDRESS_SPACE_NUM		2
+#define KMMU_USER_MEM_SLOTS		512
+#define KMMU_PT_CACHE_MIN		(KMMU_MAX_LEVEL + 1)
+#define KMMU_PT_CACHE_SIZE		16
+
+struct kmmu_memslots;
+
+/* Per-VM counters; sharded so that faulting vCPUs do not bounce one line. */
+enum kmmu_stat {
+	KMMU_STAT_PAGES_4K,
+	KMMU_STAT_PAGES_2M,
+	KMMU_STAT_PAGES_1G,
+	KMMU_STAT_PT_PAGES,
+	KMMU_STAT_FAULTS,
+	KMMU_STAT_FAST_FAULTS,
+	KMMU_STAT_SPURIOUS_FAULTS,
+	KMMU_STAT_FAULT_RETRIES,
+	KMMU_STAT_MMIO_FAULTS,
+	KMMU_STAT_TLB_FLUSHES,
+	KMMU_STAT_ZAPPED_LEAFS,
+	KMMU_STAT_INVALIDATIONS,
+	KMMU_NR_STATS,
+};
+
+#define KMMU_STAT_SHARDS	8
+
+struct kmmu_stat_shard {
+	atomic64_t v[KMMU_NR_STATS];
+} __aligned(64);
+
+struct kmmu {
+	refcount_t users;		/* fds: the VM's and one per vCPU */
+	struct kmmu_spte_fmt fmt;	/* fixed at creation */
+	int max_level;			/* largest mapping level allowed */
+
+	/*
+	 * Faults, and anything that only changes SPTEs with cmpxchg, take it
+	 * for read; zaps that free page tables take it for write.
+	 */
+	rwlock_t mmu_lock;
+
+	/* Roots of every address space, valid and invalid; see tdp_mmu.c. */
+	struct list_head tdp_mmu_roots;	/* changed under mmu_lock for write */
+
+	/* Memslots, read under srcu, replaced under slots_lock. */
+	struct mutex slots_lock;
+	struct srcu_struct srcu;
+	struct kmmu_memslots __rcu *memslots[KMMU_ADDRESS_SPACE_NUM];
+	u64 slots_generation;		/* bumped with every memslot change */
+
+	/* Invalidation in progress: faults racing with it must retry. */
+	unsigned long mmu_invalidate_seq;
+	long mmu_invalidate_in_progress;
+	unsigned long mmu_invalidate_range_start;	/* hva */
+	unsigned long mmu_invalidate_range_end;
+
+	struct mutex lock;		/* vCPU creation */
+	struct kmmu_vcpu __rcu *vcpus[KMMU_MAX_VCPUS];
+	atomic_t online_vcpus;
+
+	struct kmmu_stat_shard stats[KMMU_STAT_SHARDS];
+
+	void *host;			/* the host's per-VM data (notifier, mm) */
+};
+
+/* vCPU modes, as KVM names them: requests need an ack only IN_GUEST_MODE. */
+#define OUTSIDE_GUEST_MODE	0
+#define IN_GUEST_MODE		1
+
+/* Requests, as bit numbers in vcpu->requests. */
+#define KMMU_REQ_TLB_FLUSH	0
+#define KMMU_REQ_MMU_RELOAD	1
+
+#define KMMU_TLB_ENTRIES	512
+
+/* One soft-TLB entry: a 4 KiB translation with what the walk granted. */
+struct kmmu_tlb_entry {
+	gfn_t gfn;			/* tag; KMMU_TLB_INVALID when empty */
+	u8 *hva;			/* where the guest page's data is */
+	bool writable;			/* write allowed without a walk */
+};
+
+#define KMMU_TLB_INVALID	(~0ULL)
+
+/* Where a workload stands, so RUN can stop at an exit and go on later. */
+struct kmmu_wl_state {
+	struct kmmu_workload wl;
+	bool valid;
+	int as_id;			/* address space the accesses go to */
+	u64 per_pass;			/* accesses in one pass */
+	u64 total;			/* accesses in the whole workload */
+	u64 step;			/* accesses done so far */
+	u64 refaults;			/* faults taken by the access at @step */
+	bool mmio_pending;		/* the access at @step exited as MMIO */
+	bool mmio_write;
+};
+
+struct kmmu_mmu_page;
+
+struct kmmu_vcpu {
+	struct kmmu *kmmu;
+	int id;
+	int mode;			/* OUTSIDE_GUEST_MODE / IN_GUEST_MODE */
+	unsigned long requests;
+	int kick;			/* KMMU_KICK: leave RUN at the next check */
+	atomic_t running;		/* one RUN at a time */
+
+	struct kmmu_mmu_page *root[KMMU_ADDRESS_SPACE_NUM];
+
+	/* Page tables and their descriptions, allocated before mmu_lock. */
+	int nr_pt_cache;
+	u64 *pt_cache[KMMU_PT_CACHE_SIZE];
+	int nr_sp_cache;
+	struct kmmu_mmu_page *sp_cache[KMMU_PT_CACHE_SIZE];
+
+	struct kmmu_tlb_entry tlb[KMMU_TLB_ENTRIES];
+	struct kmmu_wl_state wls;
+};
+
+/* ---- statistics ---- */
+
+static inline void kmmu_stat_add(struct kmmu *kmmu, enum kmmu_stat s, s64 n)
+{
+	atomic64_add(n, &kmmu->stats[os_stat_shard() % KMMU_STAT_SHARDS].v[s]);
+}
+
+static inline void kmmu_stat_inc(struct kmmu *kmmu, enum kmmu_stat s)
+{
+	kmmu_stat_add(kmmu, s, 1);
+}
+
+u64 kmmu_stat_read(struct kmmu *kmmu, enum kmmu_stat s);
+
+/* ---- VM lifetime ---- */
+
+struct kmmu *kmmu_create_vm(const struct kmmu_vm_config *cfg, u32 host_format, int *err);
+void kmmu_get(struct kmmu *kmmu);
+void kmmu_put(struct kmmu *kmmu);
+
+/* ---- requests ---- */
+
+void kmmu_flush_remote_tlbs(struct kmmu *kmmu);
+void kmmu_make_all_vcpus_request(struct kmmu *kmmu, int req);
+bool kmmu_check_request(struct kmmu_vcpu *vcpu, int req);
+
+/* ---- invalidation from the host (mmu_notifier or the user host's hooks) ---- */
+
+void kmmu_invalidate_range_start(struct kmmu *kmmu, unsigned long start, unsigned long end,
+				 bool may_block);
+void kmmu_invalidate_range_end(struct kmmu *kmmu, unsigned long start, unsigned long end);
+bool kmmu_age_hva_range(struct kmmu *kmmu, unsigned long start, unsigned long end,
+			bool clear, bool flush);
+void kmmu_zap_all(struct kmmu *kmmu);
+void kmmu_release_all(struct kmmu *kmmu);
+
+static inline bool kmmu_invalidate_retry_hva(struct kmmu *kmmu, unsigned long mmu_seq,
+					     unsigned long hva)
+{
+	lockdep_assert_held(&kmmu->mmu_lock);
+	if (unlikely(kmmu->mmu_invalidate_in_progress) &&
+	    hva >= kmmu->mmu_invalidate_range_start &&
+	    hva < kmmu->mmu_invalidate_range_end)
+		return true;
+	return READ_ONCE(kmmu->mmu_invalidate_seq) != mmu_seq;
+}
+
+#endif /* KMMU_KMMU_H */

@@ -1,0 +1,384 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Memory slots: creation, deletion, moves and flag changes, published as
+ * immutable sets through srcu; gfn lookup; huge-page disallow counts.
+ *
+ * Arguments that can be checked without looking at the VM were checked in
+ * api.c.  What depends on the slots already there (overlaps, a slot that
+ * does not exist, a change KVM does not allow) is checked here, under
+ * slots_lock, before anything is changed.
+ */
+#include "memslot.h"
+#include "tdp_mmu.h"
+
+static struct kmmu_memslots *memslots_alloc(void)
+{
+	return os_zalloc(sizeof(struct kmmu_memslots));
+}
+
+int kmmu_memslots_init(struct kmmu *kmmu)
+{
+	int i;
+
+	for (i = 0; i < KMMU_ADDRESS_SPACE_NUM; i++) {
+		struct kmmu_memslots *slots = memslots_alloc();
+
+		if (!slots)
+			return -ENOMEM;
+		RCU_INIT_POINTER(kmmu->memslots[i], slots);
+	}
+	return 0;
+}
+
+static void memslot_free_lpage_info(struct kmmu_memory_slot *slot)
+{
+	int i;
+
+	for (i = 0; i < KMMU_NR_HUGE_LEVELS; i++)
+		os_free(slot->disallow_lpage[i]);
+}
+
+/* Called when the VM goes away: no reader is left. */
+void kmmu_memslots_destroy(struct kmmu *kmmu)
+{
+	int as, i;
+
+	for (as = 0; as < KMMU_ADDRESS_SPACE_NUM; as++) {
+		struct kmmu_memslots *slots = rcu_dereference_protected(kmmu->memslots[as], 1);
+
+		if (!slots)
+			continue;
+		for (i = 0; i < slots->nr; i++) {
+			memslot_free_lpage_info(slots->by_gfn[i]);
+			os_free(slots->by_gfn[i]);
+		}
+		os_free(slots);
+	}
+}
+
+/**
+ * kmmu_gfn_to_memslot() - the slot that maps @gfn
+ * @slots: a set of slots, read under srcu
+ * @gfn: guest frame
+ *
+ * Return: the slot, or NULL when no slot maps @gfn.
+ */
+struct kmmu_memory_slot *kmmu_gfn_to_memslot(struct kmmu_memslots *slots, gfn_t gfn)
+{
+	int lo = 0, hi = slots->nr - 1;
+	struct kmmu_memory_slot *slot;
+
+	/* The last slot starting at or below gfn is the only candidate. */
+	while (lo <= hi) {
+		int mid = lo + (hi - lo) / 2;
+
+		if (slots->by_gfn[mid]->base_gfn <= gfn)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	if (hi < 0)
+		return NULL;
+	slot = slots->by_gfn[hi];
+	return gfn < kmmu_slot_end(slot) ? slot : NULL;
+}
+
+static unsigned int lpage_shift(int level)
+{
+	return (level - 1) * KMMU_LEVEL_BITS;
+}
+
+/**
+ * kmmu_lpage_disallowed() - may @gfn be mapped by one SPTE at @level?
+ * @slot: the slot that maps @gfn
+ * @gfn: guest frame
+ * @level: KMMU_LEVEL_2M or KMMU_LEVEL_1G
+ *
+ * Return: true if some reason forbids it.
+ */
+bool kmmu_lpage_disallowed(const struct kmmu_memory_slot *slot, gfn_t gfn, int level)
+{
+	unsigned int shift = lpage_shift(level);
+	u64 idx = (gfn >> shift) - (slot->base_gfn >> shift);
+
+	return READ_ONCE(slot->disallow_lpage[level - KMMU_LEVEL_2M][idx]) != 0;
+}
+
+static int memslot_alloc_lpage_info(struct kmmu_memory_slot *slot)
+{
+	gfn_t last = slot->base_gfn + slot->npages - 1;
+	gfn_t ugfn = slot->userspace_addr >> KMMU_PAGE_SHIFT;
+	int level;
+
+	for (level = KMMU_LEVEL_2M; level <= KMMU_LEVEL_1G; level++) {
+		unsigned int shift = lpage_shift(level);
+		u64 mask = kmmu_pages_per_level(level) - 1;
+		u64 n = (last >> shift) - (slot->base_gfn >> shift) + 1;
+		int *d = os_zalloc(n * sizeof(*d));
+		u64 i;
+
+		if (!d)
+			goto fail;
+		slot->disallow_lpage[level - KMMU_LEVEL_2M] = d;
+		/* A huge page that the slot covers only in part. */
+		if (slot->base_gfn & mask)
+			d[0]++;
+		if ((slot->base_gfn + slot->npages) & mask)
+			d[n - 1]++;
+		/* Host pages cannot line up with guest huge pages at all. */
+		if ((slot->base_gfn ^ ugfn) & mask)
+			for (i = 0; i < n; i++)
+				d[i]++;
+	}
+	return 0;
+fail:
+	memslot_free_lpage_info(slot);
+	return -ENOMEM;
+}
+
+static bool memslot_overlaps(struct kmmu_memslots *slots, gfn_t base, u64 npages, int skip_id)
+{
+	int i;
+
+	for (i = 0; i < slots->nr; i++) {
+		struct kmmu_memory_slot *s = slots->by_gfn[i];
+
+		if (s->id == skip_id)
+			continue;
+		if (base < kmmu_slot_end(s) && s->base_gfn < base + npages)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Build a copy of @old with @remove taken out and @add put in (either may be
+ * NULL), sorted by base gfn, at the next generation.
+ */
+static struct kmmu_memslots *memslots_copy(struct kmmu *kmmu, struct kmmu_memslots *old,
+					   struct kmmu_memory_slot *remove,
+					   struct kmmu_memory_slot *add)
+{
+	struct kmmu_memslots *slots = memslots_alloc();
+	int i, n = 0;
+
+	if (!slots)
+		return NULL;
+	for (i = 0; i < old->nr; i++) {
+		struct kmmu_memory_slot *s = old->by_gfn[i];
+
+		if (s == remove)
+			continue;
+		if (add && add->base_gfn < s->base_gfn) {
+			slots->by_gfn[n++] = add;
+			add = NULL;
+		}
+		slots->by_gfn[n++] = s;
+	}
+	if (add)
+		slots->by_gfn[n++] = add;
+	slots->nr = n;
+	for (i = 0; i < n; i++)
+		slots->by_id[slots->by_gfn[i]->id] = slots->by_gfn[i];
+	slots->generation = ++kmmu->slots_generation;
+	return slots;
+}
+
+/* Publish @slots and wait until no fault can still be using the old set. */
+static void memslots_install(struct kmmu *kmmu, int as_id, struct kmmu_memslots *slots)
+{
+	struct kmmu_memslots *old = rcu_dereference_protected(kmmu->memslots[as_id], 1);
+
+	rcu_assign_pointer(kmmu->memslots[as_id], slots);
+	synchronize_srcu(&kmmu->srcu);
+	os_free(old);
+
+	/* MMIO SPTEs keep 19 bits of generation: on wrap, none may survive. */
+	if (!(slots->generation & MMIO_GEN_MASK)) {
+		kmmu_tdp_mmu_invalidate_all_roots(kmmu);
+		kmmu_tdp_mmu_zap_invalidated_roots(kmmu);
+	}
+}
+
+static struct kmmu_memory_slot *memslot_dup(const struct kmmu_memory_slot *old)
+{
+	struct kmmu_memory_slot *slot = os_zalloc(sizeof(*slot));
+
+	if (slot)
+		*slot = *old;
+	return slot;
+}
+
+/*
+ * Delete or move @old: first make it invalid so no fault maps it again,
+ * then zap what it mapped, then publish the final set.  @moved, when not
+ * NULL, is the slot at its new place, with disallow counts of its own.
+ * Both new sets are built before the first is published, so nothing can
+ * fail once the old slot starts going away.
+ */
+static int memslot_remove(struct kmmu *kmmu, int as_id, struct kmmu_memory_slot *old,
+			  struct kmmu_memory_slot *moved)
+{
+	struct kmmu_memslots *cur = rcu_dereference_protected(kmmu->memslots[as_id], 1);
+	struct kmmu_memslots *inval, *final;
+	struct kmmu_memory_slot *invalid_slot;
+
+	invalid_slot = memslot_dup(old);
+	if (!invalid_slot)
+		return -ENOMEM;
+	invalid_slot->flags |= KMMU_MEMSLOT_INVALID;
+	inval = memslots_copy(kmmu, cur, old, invalid_slot);
+	if (!inval)
+		goto free_invalid;
+	final = memslots_copy(kmmu, inval, invalid_slot, moved);
+	if (!final)
+		goto free_inval;
+
+	memslots_install(kmmu, as_id, inval);
+
+	write_lock(&kmmu->mmu_lock);
+	if (kmmu_tdp_mmu_zap_leafs(kmmu, as_id, old->base_gfn, kmmu_slot_end(old), true, false))
+		kmmu_flush_remote_tlbs(kmmu);
+	write_unlock(&kmmu->mmu_lock);
+
+	memslots_install(kmmu, as_id, final);
+	os_free(invalid_slot);
+	memslot_free_lpage_info(old);
+	os_free(old);
+	return 0;
+
+free_inval:
+	os_free(inval);
+free_invalid:
+	os_free(invalid_slot);
+	return -ENOMEM;
+}
+
+static int memslot_create(struct kmmu *kmmu, int as_id, int id,
+			  const struct kmmu_userspace_memory_region *mem)
+{
+	struct kmmu_memslots *cur = rcu_dereference_protected(kmmu->memslots[as_id], 1);
+	struct kmmu_memslots *next;
+	struct kmmu_memory_slot *slot;
+	gfn_t base = mem->guest_phys_addr >> KMMU_PAGE_SHIFT;
+	u64 npages = mem->memory_size >> KMMU_PAGE_SHIFT;
+
+	if (memslot_overlaps(cur, base, npages, -1))
+		return -EEXIST;
+
+	slot = os_zalloc(sizeof(*slot));
+	if (!slot)
+		return -ENOMEM;
+	slot->base_gfn = base;
+	slot->npages = npages;
+	slot->userspace_addr = mem->userspace_addr;
+	slot->flags = mem->flags;
+	slot->id = id;
+	slot->as_id = as_id;
+	if (memslot_alloc_lpage_info(slot))
+		goto free_slot;
+	next = memslots_copy(kmmu, cur, NULL, slot);
+	if (!next)
+		goto free_lpage;
+	memslots_install(kmmu, as_id, next);
+	return 0;
+
+free_lpage:
+	memslot_free_lpage_info(slot);
+free_slot:
+	os_free(slot);
+	return -ENOMEM;
+}
+
+/* Move @old to a new base gfn: a new slot with new disallow counts. */
+static int memslot_move(struct kmmu *kmmu, int as_id, struct kmmu_memory_slot *old,
+			gfn_t new_base)
+{
+	struct kmmu_memslots *cur = rcu_dereference_protected(kmmu->memslots[as_id], 1);
+	struct kmmu_memory_slot *moved;
+	int ret;
+
+	if (memslot_overlaps(cur, new_base, old->npages, old->id))
+		return -EEXIST;
+
+	moved = memslot_dup(old);
+	if (!moved)
+		return -ENOMEM;
+	moved->base_gfn = new_base;
+	memset(moved->disallow_lpage, 0, sizeof(moved->disallow_lpage));
+	ret = memslot_alloc_lpage_info(moved);
+	if (ret)
+		goto free_moved;
+	ret = memslot_remove(kmmu, as_id, old, moved);
+	if (!ret)
+		return 0;
+
+	memslot_free_lpage_info(moved);
+free_moved:
+	os_free(moved);
+	return ret;
+}
+
+static int memslot_change_flags(struct kmmu *kmmu, int as_id, struct kmmu_memory_slot *old,
+				u32 flags)
+{
+	struct kmmu_memslots *cur = rcu_dereference_protected(kmmu->memslots[as_id], 1);
+	struct kmmu_memslots *next;
+	struct kmmu_memory_slot *slot = memslot_dup(old);
+
+	if (!slot)
+		return -ENOMEM;
+	slot->flags = flags;
+	next = memslots_copy(kmmu, cur, old, slot);
+	if (!next) {
+		os_free(slot);
+		return -ENOMEM;
+	}
+	/* The disallow counts now belong to the new copy. */
+	memslots_install(kmmu, as_id, next);
+	os_free(old);
+	return 0;
+}
+
+/**
+ * kmmu_set_memory_region() - create, delete, move or change a slot
+ * @kmmu: the VM
+ * @mem: the request, already checked for alignment, flags and ranges
+ *
+ * Like KVM: a size of 0 deletes; an existing slot may move (new gpa) or
+ * change flags, but not change size, userspace address or READONLY.
+ *
+ * Return:
+ * * 0       - done (or nothing to do)
+ * * -EINVAL - deleting a slot that does not exist, or a change KVM forbids
+ * * -EEXIST - the new range overlaps another slot
+ * * -ENOMEM - out of memory; the slots are as they were
+ */
+int kmmu_set_memory_region(struct kmmu *kmmu, const struct kmmu_userspace_memory_region *mem)
+{
+	int as_id = mem->slot >> 16, id = mem->slot & 0xffff;
+	gfn_t base = mem->guest_phys_addr >> KMMU_PAGE_SHIFT;
+	u64 npages = mem->memory_size >> KMMU_PAGE_SHIFT;
+	struct kmmu_memory_slot *old;
+	int ret;
+
+	mutex_lock(&kmmu->slots_lock);
+	old = rcu_dereference_protected(kmmu->memslots[as_id], 1)->by_id[id];
+
+	if (!npages)
+		ret = old ? memslot_remove(kmmu, as_id, old, NULL) : -EINVAL;
+	else if (!old)
+		ret = memslot_create(kmmu, as_id, id, mem);
+	else if (npages != old->npages || mem->userspace_addr != old->userspace_addr ||
+		 ((mem->flags ^ old->flags) & KMMU_MEM_READONLY))
+		ret = -EINVAL;
+	else if (base != old->base_gfn)
+		ret = memslot_move(kmmu, as_id, old, base);
+	else if (mem->flags != old->flags)
+		ret = memslot_change_flags(kmmu, as_id, old, mem->flags);
+	else
+		ret = 0;
+
+	mutex_unlock(&kmmu->slots_lock);
+	return ret;
+}

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Memory slots: which guest frames are backed by which userspace range.
+ * A set of slots is immutable once published; a change builds a new set and
+ * publishes it through srcu, so lookups take no lock.
+ */
+#ifndef KMMU_MEMSLOT_H
+#define KMMU_MEMSLOT_H
+
+#include "kmmu.h"
+
+/* Number of huge levels that carry disallow counts: 2M and 1G. */
+#define KMMU_NR_HUGE_LEVELS	2
+
+/* The slot is being deleted or moved: faults on it retry until it is gone. */
+#define KMMU_MEMSLOT_INVALID	(1u << 16)
+
+/* Set in a generation while an update is in progress: no MMIO SPTE may cache it. */
+#define KMMU_MEMSLOT_GEN_UPDATE_IN_PROGRESS	BIT_ULL(63)
+
+struct kmmu_memory_slot {
+	gfn_t base_gfn;
+	u64 npages;
+	unsigned long userspace_addr;
+	u32 flags;		/* KMMU_MEM_* and KMMU_MEMSLOT_INVALID */
+	u16 id;
+	u16 as_id;
+	/*
+	 * Per huge level, per huge page the slot touches: how many reasons
+	 * forbid mapping it with one huge SPTE (a slot edge inside it, or a
+	 * userspace address not aligned like the gfn).  Shared between the
+	 * old and new copy of a slot whose flags change.
+	 */
+	int *disallow_lpage[KMMU_NR_HUGE_LEVELS];
+};
+
+struct kmmu_memslots {
+	u64 generation;
+	int nr;					/* slots in by_gfn */
+	struct kmmu_memory_slot *by_gfn[KMMU_USER_MEM_SLOTS];	/* sorted by base_gfn */
+	struct kmmu_memory_slot *by_id[KMMU_USER_MEM_SLOTS];
+};
+
+static inline struct kmmu_memslots *kmmu_memslots(struct kmmu *kmmu, int as_id)
+{
+	return srcu_dereference(kmmu->memslots[as_id], &kmmu->srcu);
+}
+
+static inline gfn_t kmmu_slot_end(const struct kmmu_memory_slot *slot)
+{
+	return slot->base_gfn + slot->npages;
+}
+
+static inline unsigned long kmmu_gfn_to_hva(const struct kmmu_memory_slot *slot, gfn_t gfn)
+{
+	return slot->userspace_addr + ((gfn - slot->base_gfn) << KMMU_PAGE_SHIFT);
+}
+
+int kmmu_memslots_init(struct kmmu *kmmu);
+void kmmu_memslots_destroy(struct kmmu *kmmu);
+struct kmmu_memory_slot *kmmu_gfn_to_memslot(struct kmmu_memslots *slots, gfn_t gfn);
+int kmmu_set_memory_region(struct kmmu *kmmu, const struct kmmu_userspace_memory_region *mem);
+bool kmmu_lpage_disallowed(const struct kmmu_memory_slot *slot, gfn_t gfn, int level);
+
+#endif /* KMMU_MEMSLOT_H */

@@ -1,0 +1,286 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The VM as a whole: creation and teardown, requests to vCPUs and remote
+ * TLB flushes, and the invalidation and aging entry points through which
+ * the host (mmu_notifier, or the user host's hooks) reaches the TDP MMU.
+ */
+#include "kmmu.h"
+#include "memslot.h"
+#include "tdp_mmu.h"
+#include "vcpu.h"
+
+u64 kmmu_stat_read(struct kmmu *kmmu, enum kmmu_stat s)
+{
+	s64 sum = 0;
+	int i;
+
+	for (i = 0; i < KMMU_STAT_SHARDS; i++)
+		sum += atomic64_read(&kmmu->stats[i].v[s]);
+	return sum;
+}
+
+/**
+ * kmmu_create_vm() - a new VM with no memory and no vCPUs
+ * @cfg: the configuration, already checked by api.c
+ * @host_format: SPTE format to use for KMMU_SPTE_FORMAT_DEFAULT
+ * @err: out: -errno when NULL is returned
+ *
+ * Return: the VM with one reference, or NULL.
+ */
+struct kmmu *kmmu_create_vm(const struct kmmu_vm_config *cfg, u32 host_format, int *err)
+{
+	u32 format = cfg->spte_format ? cfg->spte_format : host_format;
+	struct kmmu *kmmu = os_zalloc(sizeof(*kmmu));
+
+	if (!kmmu) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	*err = kmmu_spte_fmt_init(&kmmu->fmt, format, cfg->flags);
+	if (*err)
+		goto free;
+
+	refcount_set(&kmmu->users, 1);
+	kmmu->max_level = cfg->max_level ? cfg->max_level : KMMU_LEVEL_1G;
+	rwlock_init(&kmmu->mmu_lock);
+	INIT_LIST_HEAD(&kmmu->tdp_mmu_roots);
+	mutex_init(&kmmu->slots_lock);
+	mutex_init(&kmmu->lock);
+	init_srcu_struct(&kmmu->srcu);
+
+	*err = kmmu_memslots_init(kmmu);
+	if (*err)
+		goto destroy;
+	*err = os_vm_host_attach(kmmu);
+	if (*err)
+		goto destroy;
+	return kmmu;
+
+destroy:
+	kmmu_memslots_destroy(kmmu);
+	cleanup_srcu_struct(&kmmu->srcu);
+	mutex_destroy(&kmmu->lock);
+	mutex_destroy(&kmmu->slots_lock);
+	rwlock_destroy(&kmmu->mmu_lock);
+free:
+	os_free(kmmu);
+	return NULL;
+}
+
+static void kmmu_destroy_vm(struct kmmu *kmmu)
+{
+	int i;
+
+	/* No notifier may reach the VM while it is torn down. */
+	os_vm_host_detach(kmmu);
+
+	for (i = 0; i < KMMU_MAX_VCPUS; i++) {
+		struct kmmu_vcpu *vcpu = rcu_dereference_protected(kmmu->vcpus[i], 1);
+
+		if (vcpu)
+			kmmu_destroy_vcpu(vcpu);
+	}
+	/* Roots live only as long as the vCPUs (or zappers) that hold them. */
+	WARN_ON_ONCE(!list_empty(&kmmu->tdp_mmu_roots));
+	WARN_ON_ONCE(kmmu_stat_read(kmmu, KMMU_STAT_PT_PAGES));
+
+	kmmu_memslots_destroy(kmmu);
+	cleanup_srcu_struct(&kmmu->srcu);
+	mutex_destroy(&kmmu->lock);
+	mutex_destroy(&kmmu->slots_lock);
+	rwlock_destroy(&kmmu->mmu_lock);
+	os_free(kmmu);
+}
+
+void kmmu_get(struct kmmu *kmmu)
+{
+	refcount_inc(&kmmu->users);
+}
+
+void kmmu_put(struct kmmu *kmmu)
+{
+	if (refcount_dec_and_test(&kmmu->users))
+		kmmu_destroy_vm(kmmu);
+}
+
+/**
+ * kmmu_make_all_vcpus_request() - post a request and wait for its ack
+ * @kmmu: the VM
+ * @req: KMMU_REQ_*
+ *
+ * A vCPU outside guest mode will see the request before it next enters;
+ * one inside sees it before its next access.  Wait for those inside, the
+ * way KVM waits for the IPI that kicks a vCPU out of the guest.
+ */
+void kmmu_make_all_vcpus_request(struct kmmu *kmmu, int req)
+{
+	struct kmmu_vcpu *vcpu;
+	int i;
+
+	rcu_read_lock();
+	for (i = 0; i < KMMU_MAX_VCPUS; i++) {
+		vcpu = rcu_dereference(kmmu->vcpus[i]);
+		if (vcpu)
+			set_bit(req, &vcpu->requests);
+	}
+	/* Pairs with the barrier in vcpu_enter_guest(). */
+	smp_mb();
+	for (i = 0; i < KMMU_MAX_VCPUS; i++) {
+		vcpu = rcu_dereference(kmmu->vcpus[i]);
+		if (!vcpu)
+			continue;
+		/* Acquire: what the vCPU did before it left guest mode is seen. */
+		while (smp_load_acquire(&vcpu->mode) == IN_GUEST_MODE &&
+		       test_bit(req, &vcpu->requests))
+			cpu_relax();
+	}
+	rcu_read_unlock();
+}
+
+/**
+ * kmmu_flush_remote_tlbs() - every vCPU drops its cached translations
+ * @kmmu: the VM
+ *
+ * On return no vCPU can use a translation cached before the call.
+ */
+void kmmu_flush_remote_tlbs(struct kmmu *kmmu)
+{
+	kmmu_stat_inc(kmmu, KMMU_STAT_TLB_FLUSHES);
+	kmmu_make_all_vcpus_request(kmmu, KMMU_REQ_TLB_FLUSH);
+}
+
+typedef bool (*kmmu_gfn_range_handler)(struct kmmu *kmmu, int as_id, gfn_t start,
+				       gfn_t end, void *data);
+
+/*
+ * Call @handler on the gfns that [start, end) of the host's address space
+ * backs, slot by slot, in every address space.
+ */
+static bool kmmu_handle_hva_range(struct kmmu *kmmu, unsigned long start, unsigned long end,
+				  kmmu_gfn_range_handler handler, void *data)
+{
+	bool ret = false;
+	int as, i, idx;
+
+	idx = srcu_read_lock(&kmmu->srcu);
+	for (as = 0; as < KMMU_ADDRESS_SPACE_NUM; as++) {
+		struct kmmu_memslots *slots = kmmu_memslots(kmmu, as);
+
+		for (i = 0; i < slots->nr; i++) {
+			struct kmmu_memory_slot *slot = slots->by_gfn[i];
+			unsigned long s = max(start, slot->userspace_addr);
+			unsigned long e = min(end, kmmu_gfn_to_hva(slot, kmmu_slot_end(slot)));
+
+			if (s >= e)
+				continue;
+			ret |= handler(kmmu, as,
+				       slot->base_gfn + ((s - slot->userspace_addr) >> KMMU_PAGE_SHIFT),
+				       slot->base_gfn + DIV_ROUND_UP(e - slot->userspace_addr,
+								     KMMU_PAGE_SIZE),
+				       data);
+		}
+	}
+	srcu_read_unlock(&kmmu->srcu, idx);
+	return ret;
+}
+
+static bool kmmu_unmap_gfn_range(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t end,
+				 void *data)
+{
+	return kmmu_tdp_mmu_zap_leafs(kmmu, as_id, start, end, *(bool *)data, false);
+}
+
+/**
+ * kmmu_invalidate_range_start() - the host is about to change [start, end)
+ * @kmmu: the VM
+ * @start: first host virtual address
+ * @end: address after the last
+ * @may_block: the caller may sleep, so the zap may yield mmu_lock
+ *
+ * From here until the matching end, faults on the range retry; every
+ * mapping of it is zapped and flushed before this returns, so the host may
+ * free or move the pages.
+ */
+void kmmu_invalidate_range_start(struct kmmu *kmmu, unsigned long start, unsigned long end,
+				 bool may_block)
+{
+	bool flush;
+
+	write_lock(&kmmu->mmu_lock);
+	kmmu->mmu_invalidate_in_progress++;
+	if (kmmu->mmu_invalidate_in_progress == 1) {
+		kmmu->mmu_invalidate_range_start = start;
+		kmmu->mmu_invalidate_range_end = end;
+	} else {
+		/* Overlapping invalidations: cover them all, as KVM does. */
+		kmmu->mmu_invalidate_range_start = min(kmmu->mmu_invalidate_range_start, start);
+		kmmu->mmu_invalidate_range_end = max(kmmu->mmu_invalidate_range_end, end);
+	}
+	flush = kmmu_handle_hva_range(kmmu, start, end, kmmu_unmap_gfn_range, &may_block);
+	if (flush)
+		kmmu_flush_remote_tlbs(kmmu);
+	write_unlock(&kmmu->mmu_lock);
+	kmmu_stat_inc(kmmu, KMMU_STAT_INVALIDATIONS);
+}
+
+void kmmu_invalidate_range_end(struct kmmu *kmmu, unsigned long start, unsigned long end)
+{
+	write_lock(&kmmu->mmu_lock);
+	WRITE_ONCE(kmmu->mmu_invalidate_seq, kmmu->mmu_invalidate_seq + 1);
+	/*
+	 * The new sequence is visible before the range stops being "in
+	 * progress", so a fault that races with the end sees one or the
+	 * other; pairs with smp_rmb() in kmmu_faultin_pfn().
+	 */
+	smp_wmb();
+	kmmu->mmu_invalidate_in_progress--;
+	WARN_ON_ONCE(kmmu->mmu_invalidate_in_progress < 0);
+	write_unlock(&kmmu->mmu_lock);
+}
+
+static bool kmmu_age_gfn_range(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t end,
+			       void *data)
+{
+	return kmmu_tdp_mmu_age_gfn_range(kmmu, as_id, start, end, *(bool *)data);
+}
+
+/**
+ * kmmu_age_hva_range() - was [start, end) accessed since the last clear?
+ * @kmmu: the VM
+ * @start: first host virtual address
+ * @end: address after the last
+ * @clear: clear the accessed state (age) instead of only testing it
+ * @flush: flush TLBs after clearing, so the next access is seen
+ *
+ * Return: true if any mapping of the range was accessed.
+ */
+bool kmmu_age_hva_range(struct kmmu *kmmu, unsigned long start, unsigned long end,
+			bool clear, bool flush)
+{
+	bool young;
+
+	write_lock(&kmmu->mmu_lock);
+	young = kmmu_handle_hva_range(kmmu, start, end, kmmu_age_gfn_range, &clear);
+	if (young && clear && flush)
+		kmmu_flush_remote_tlbs(kmmu);
+	write_unlock(&kmmu->mmu_lock);
+	return young;
+}
+
+/**
+ * kmmu_zap_all() - drop every mapping of the VM
+ * @kmmu: the VM
+ *
+ * Invalidates the roots, so vCPUs move to fresh ones, then empties them.
+ */
+void kmmu_zap_all(struct kmmu *kmmu)
+{
+	kmmu_tdp_mmu_invalidate_all_roots(kmmu);
+	kmmu_tdp_mmu_zap_invalidated_roots(kmmu);
+}
+
+/* The host address space is going away (mm exit): nothing may stay mapped. */
+void kmmu_release_all(struct kmmu *kmmu)
+{
+	kmmu_zap_all(kmmu);
+}

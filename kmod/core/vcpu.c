@@ -1,0 +1,420 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The software vCPU.  RUN executes the workload in the caller's thread:
+ * each access goes through the soft TLB or a hardware-style walk, a walk
+ * that fails leaves guest mode and calls the fault handler, and the access
+ * is retried until it goes through or an exit needs userspace.
+ *
+ * Guest mode is entered for a bounded chunk of accesses at a time: inside
+ * it the vCPU never sleeps and answers requests at every access, so a
+ * remote TLB flush only ever waits a few accesses for its ack.
+ */
+#include "vcpu.h"
+#include "fault.h"
+#include "tdp_mmu.h"
+#include "walker.h"
+
+#define KMMU_GUEST_CHUNK	256	/* accesses per stay in guest mode */
+#define KMMU_MAX_REFAULTS	(1 << 20) /* faults on one access before giving up */
+
+/* Why a chunk of guest execution stopped. */
+enum {
+	STOP_CHUNK,		/* ran its share; come back after a resched point */
+	STOP_FAULT,		/* the walk faulted: handle it and retry */
+	STOP_RELOAD,		/* the root must be replaced */
+	STOP_DONE,
+	STOP_BUDGET,
+	STOP_INTERNAL,
+};
+
+struct kmmu_vcpu *kmmu_create_vcpu(struct kmmu *kmmu, int id, int *err)
+{
+	struct kmmu_vcpu *vcpu = os_zalloc(sizeof(*vcpu));
+	int i;
+
+	if (!vcpu) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	vcpu->kmmu = kmmu;
+	vcpu->id = id;
+	for (i = 0; i < KMMU_TLB_ENTRIES; i++)
+		vcpu->tlb[i].gfn = KMMU_TLB_INVALID;
+
+	mutex_lock(&kmmu->lock);
+	if (rcu_access_pointer(kmmu->vcpus[id])) {
+		mutex_unlock(&kmmu->lock);
+		os_free(vcpu);
+		*err = -EEXIST;
+		return NULL;
+	}
+	/* The vCPU's fd holds a reference to the VM. */
+	kmmu_get(kmmu);
+	rcu_assign_pointer(kmmu->vcpus[id], vcpu);
+	atomic_inc(&kmmu->online_vcpus);
+	mutex_unlock(&kmmu->lock);
+	return vcpu;
+}
+
+static void vcpu_free(struct kmmu_vcpu *vcpu)
+{
+	int as;
+
+	for (as = 0; as < KMMU_ADDRESS_SPACE_NUM; as++)
+		if (vcpu->root[as])
+			kmmu_tdp_mmu_put_root(vcpu->kmmu, vcpu->root[as]);
+	while (vcpu->nr_pt_cache)
+		os_pt_free(vcpu->pt_cache[--vcpu->nr_pt_cache]);
+	while (vcpu->nr_sp_cache)
+		os_free(vcpu->sp_cache[--vcpu->nr_sp_cache]);
+	os_free(vcpu);
+}
+
+/* Undo kmmu_create_vcpu() when no fd could be made for the vCPU. */
+void kmmu_unpublish_vcpu(struct kmmu_vcpu *vcpu)
+{
+	struct kmmu *kmmu = vcpu->kmmu;
+
+	mutex_lock(&kmmu->lock);
+	RCU_INIT_POINTER(kmmu->vcpus[vcpu->id], NULL);
+	atomic_dec(&kmmu->online_vcpus);
+	mutex_unlock(&kmmu->lock);
+	/* Requesters look at vCPUs under RCU. */
+	synchronize_rcu();
+	vcpu_free(vcpu);
+	kmmu_put(kmmu);
+}
+
+/* Called when the VM goes away, after every fd is closed. */
+void kmmu_destroy_vcpu(struct kmmu_vcpu *vcpu)
+{
+	vcpu_free(vcpu);
+}
+
+void kmmu_kick_vcpu(struct kmmu_vcpu *vcpu)
+{
+	WRITE_ONCE(vcpu->kick, 1);
+}
+
+static u64 splitmix64(u64 x)
+{
+	x += 0x9e3779b97f4a7c15ULL;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+static u64 wl_step_bytes(const struct kmmu_workload *wl)
+{
+	return wl->pattern == KMMU_PATTERN_STRIDE ? wl->stride : KMMU_PAGE_SIZE;
+}
+
+/* Accesses in one pass; api.c made sure a whole workload's count fits. */
+static u64 wl_steps_per_pass(const struct kmmu_workload *wl)
+{
+	return (wl->size - sizeof(u64)) / wl_step_bytes(wl) + 1;
+}
+
+void kmmu_set_workload(struct kmmu_vcpu *vcpu, const struct kmmu_workload *wl)
+{
+	struct kmmu_wl_state *s = &vcpu->wls;
+
+	memset(s, 0, sizeof(*s));
+	s->wl = *wl;
+	s->per_pass = wl_steps_per_pass(wl);
+	s->total = s->per_pass * wl->iterations;
+	s->as_id = (wl->flags & KMMU_WL_SMM) ? 1 : 0;
+	s->valid = true;
+}
+
+/* The access number @step of the workload; a pure function of the step. */
+static void wl_access_at(const struct kmmu_wl_state *s, u64 step, gpa_t *gpa, bool *write)
+{
+	const struct kmmu_workload *wl = &s->wl;
+	u64 i = step % s->per_pass;
+
+	if (wl->pattern == KMMU_PATTERN_RANDOM)
+		i = splitmix64(wl->seed ^ (step << 1)) % s->per_pass;
+	*gpa = wl->gpa + i * wl_step_bytes(wl);
+	*write = wl->write_percent >= 100 ||
+		 (wl->write_percent &&
+		  splitmix64(wl->seed ^ ((step << 1) | 1)) % 100 < wl->write_percent);
+}
+
+static u64 wl_value(const struct kmmu_workload *wl, gpa_t gpa)
+{
+	return (wl->flags & KMMU_WL_XOR_GPA) ? wl->value ^ gpa : wl->value;
+}
+
+static void vcpu_flush_tlb(struct kmmu_vcpu *vcpu)
+{
+	int i;
+
+	for (i = 0; i < KMMU_TLB_ENTRIES; i++)
+		vcpu->tlb[i].gfn = KMMU_TLB_INVALID;
+}
+
+static void vcpu_enter_guest(struct kmmu_vcpu *vcpu)
+{
+	os_guest_enter(vcpu);
+	/* Pairs with the barrier in kmmu_make_all_vcpus_request(). */
+	smp_store_mb(vcpu->mode, IN_GUEST_MODE);
+	if (test_bit(KMMU_REQ_TLB_FLUSH, &vcpu->requests)) {
+		vcpu_flush_tlb(vcpu);
+		clear_bit(KMMU_REQ_TLB_FLUSH, &vcpu->requests);
+	}
+}
+
+static void vcpu_exit_guest(struct kmmu_vcpu *vcpu)
+{
+	/* Release: every access of the chunk is done before a requester stops waiting. */
+	smp_store_release(&vcpu->mode, OUTSIDE_GUEST_MODE);
+	os_guest_exit(vcpu);
+}
+
+/*
+ * One access, as the CPU does it: through the TLB when it has a usable
+ * entry, else through a walk that fills it.  Returns 0 or STOP_*.
+ */
+static int vcpu_access(struct kmmu_vcpu *vcpu, gpa_t gpa, bool write, struct kmmu_run *run,
+		       struct kmmu_page_fault *fault)
+{
+	struct kmmu *kmmu = vcpu->kmmu;
+	struct kmmu_wl_state *s = &vcpu->wls;
+	gfn_t gfn = gpa >> KMMU_PAGE_SHIFT;
+	struct kmmu_tlb_entry *e = &vcpu->tlb[gfn % KMMU_TLB_ENTRIES];
+	u64 *p;
+
+	if (e->gfn != gfn || (write && !e->writable)) {
+		struct kmmu_walk w = {
+			.gpa = gpa,
+			.access = write ? KMMU_ACC_WRITE : KMMU_ACC_READ,
+		};
+		enum kmmu_walk_result res;
+		u8 *hva;
+
+		rcu_read_lock();
+		res = kmmu_walk_tdp(&kmmu->fmt, vcpu->root[s->as_id]->spt, &w);
+		rcu_read_unlock();
+		if (res != KMMU_WALK_OK) {
+			memset(fault, 0, sizeof(*fault));
+			fault->addr = gpa;
+			fault->gfn = gfn;
+			fault->as_id = s->as_id;
+			fault->write = write;
+			fault->present = w.present;
+			fault->rsvd = res == KMMU_WALK_MISCONFIG;
+			return STOP_FAULT;
+		}
+		hva = os_guest_pfn_to_va(w.pfn);
+		if (!hva) {
+			run->internal.gpa = gpa;
+			run->internal.spte = w.spte;
+			run->internal.level = w.level;
+			return STOP_INTERNAL;
+		}
+		e->gfn = gfn;
+		e->hva = hva;
+		e->writable = w.writable;
+	}
+
+	p = (u64 *)(e->hva + (gpa & (KMMU_PAGE_SIZE - 1)));
+	if (write)
+		WRITE_ONCE(*p, wl_value(&s->wl, gpa));
+	else
+		run->read_sum += READ_ONCE(*p);
+	return 0;
+}
+
+static int vcpu_guest_chunk(struct kmmu_vcpu *vcpu, struct kmmu_run *run,
+			    struct kmmu_page_fault *fault)
+{
+	struct kmmu_wl_state *s = &vcpu->wls;
+	int n, ret;
+
+	for (n = 0; n < KMMU_GUEST_CHUNK; n++) {
+		gpa_t gpa;
+		bool write;
+
+		if (unlikely(READ_ONCE(vcpu->requests))) {
+			if (test_bit(KMMU_REQ_MMU_RELOAD, &vcpu->requests))
+				return STOP_RELOAD;
+			if (test_bit(KMMU_REQ_TLB_FLUSH, &vcpu->requests)) {
+				vcpu_flush_tlb(vcpu);
+				clear_bit(KMMU_REQ_TLB_FLUSH, &vcpu->requests);
+			}
+		}
+		if (s->step == s->total)
+			return STOP_DONE;
+		if (run->max_accesses && run->accesses == run->max_accesses)
+			return STOP_BUDGET;
+
+		wl_access_at(s, s->step, &gpa, &write);
+		ret = vcpu_access(vcpu, gpa, write, run, fault);
+		if (ret)
+			return ret;
+		s->step++;
+		s->refaults = 0;
+		run->accesses++;
+	}
+	return STOP_CHUNK;
+}
+
+/* Replace roots that were invalidated, and load one where there is none. */
+static int vcpu_load_root(struct kmmu_vcpu *vcpu)
+{
+	struct kmmu_mmu_page *root;
+	int as = vcpu->wls.as_id;
+
+	if (test_and_clear_bit(KMMU_REQ_MMU_RELOAD, &vcpu->requests)) {
+		for (as = 0; as < KMMU_ADDRESS_SPACE_NUM; as++) {
+			root = vcpu->root[as];
+			if (root && READ_ONCE(root->invalid)) {
+				vcpu->root[as] = NULL;
+				kmmu_tdp_mmu_put_root(vcpu->kmmu, root);
+			}
+		}
+		as = vcpu->wls.as_id;
+		/* The old root's translations must not outlive it. */
+		vcpu_flush_tlb(vcpu);
+	}
+	if (vcpu->root[as])
+		return 0;
+	vcpu_flush_tlb(vcpu);
+	return kmmu_tdp_mmu_get_vcpu_root(vcpu, as);
+}
+
+/* Finish an access that exited as MMIO: userspace has done its part. */
+static void vcpu_complete_mmio(struct kmmu_vcpu *vcpu, struct kmmu_run *run, u64 data)
+{
+	struct kmmu_wl_state *s = &vcpu->wls;
+
+	if (!s->mmio_pending)
+		return;
+	if (!s->mmio_write)
+		run->read_sum += data;
+	s->mmio_pending = false;
+	s->step++;
+	run->accesses++;
+}
+
+/* Turn the outcome of a fault into "go on" (0), an exit (1), or -errno. */
+static int vcpu_handle_fault_result(struct kmmu_vcpu *vcpu, struct kmmu_run *run,
+				    struct kmmu_page_fault *fault, int ret)
+{
+	struct kmmu_wl_state *s = &vcpu->wls;
+
+	run->faults++;
+	switch (ret) {
+	case RET_PF_FIXED:
+	case RET_PF_SPURIOUS:
+	case RET_PF_RETRY:
+		if (++s->refaults < KMMU_MAX_REFAULTS)
+			return 0;
+		run->exit_reason = KMMU_EXIT_INTERNAL_ERROR;
+		run->internal.gpa = fault->addr;
+		return 1;
+	case RET_PF_EMULATE:
+		run->exit_reason = KMMU_EXIT_MMIO;
+		run->mmio.gpa = fault->addr;
+		run->mmio.len = sizeof(u64);
+		run->mmio.flags = fault->write ? KMMU_ACCESS_WRITE : 0;
+		run->mmio.data = fault->write ? wl_value(&s->wl, fault->addr) : 0;
+		s->mmio_pending = true;
+		s->mmio_write = fault->write;
+		return 1;
+	case -EINTR:
+		run->exit_reason = KMMU_EXIT_INTR;
+		return 1;
+	case -EFAULT:
+	case -EHWPOISON:
+		run->exit_reason = KMMU_EXIT_MEMORY_FAULT;
+		run->memory_fault.gpa = fault->addr & ~(KMMU_PAGE_SIZE - 1);
+		run->memory_fault.size = KMMU_PAGE_SIZE;
+		run->memory_fault.flags = fault->write ? KMMU_ACCESS_WRITE : 0;
+		run->memory_fault.error = ret;
+		return 1;
+	default:
+		return ret < 0 ? ret : -EIO;
+	}
+}
+
+/* Run guest chunks and faults until something needs userspace; 1 = exit. */
+static int vcpu_run_loop(struct kmmu_vcpu *vcpu, struct kmmu_run *run)
+{
+	struct kmmu *kmmu = vcpu->kmmu;
+	struct kmmu_page_fault fault;
+	int stop, ret, idx;
+
+	for (;;) {
+		if (xchg(&vcpu->kick, 0) || os_signal_pending()) {
+			run->exit_reason = KMMU_EXIT_INTR;
+			return 1;
+		}
+		ret = vcpu_load_root(vcpu);
+		if (ret)
+			return ret;
+
+		idx = srcu_read_lock(&kmmu->srcu);
+		vcpu_enter_guest(vcpu);
+		stop = vcpu_guest_chunk(vcpu, run, &fault);
+		vcpu_exit_guest(vcpu);
+		ret = stop == STOP_FAULT ? kmmu_page_fault(vcpu, &fault) : 0;
+		srcu_read_unlock(&kmmu->srcu, idx);
+
+		switch (stop) {
+		case STOP_FAULT:
+			ret = vcpu_handle_fault_result(vcpu, run, &fault, ret);
+			if (ret)
+				return ret;
+			break;
+		case STOP_DONE:
+			run->exit_reason = KMMU_EXIT_DONE;
+			return 1;
+		case STOP_BUDGET:
+			run->exit_reason = KMMU_EXIT_BUDGET;
+			return 1;
+		case STOP_INTERNAL:
+			run->exit_reason = KMMU_EXIT_INTERNAL_ERROR;
+			return 1;
+		default:
+			break;
+		}
+		cond_resched();
+	}
+}
+
+/**
+ * kmmu_run_vcpu() - run the vCPU's workload until an exit
+ * @vcpu: the vCPU
+ * @run: in: max_accesses and, after an MMIO read exit, mmio.data; out: the exit
+ *
+ * Return:
+ * * 0       - @run->exit_reason says why RUN returned
+ * * -EINVAL - no workload was set
+ * * -EBUSY  - another thread is running this vCPU
+ * * -ENOMEM - no memory for page tables; RUN may be called again
+ */
+int kmmu_run_vcpu(struct kmmu_vcpu *vcpu, struct kmmu_run *run)
+{
+	u64 mmio_data = run->mmio.data;
+	int ret;
+
+	if (!vcpu->wls.valid)
+		return -EINVAL;
+	if (atomic_inc_return(&vcpu->running) != 1) {
+		atomic_dec(&vcpu->running);
+		return -EBUSY;
+	}
+
+	run->exit_reason = 0;
+	run->accesses = 0;
+	run->read_sum = 0;
+	run->faults = 0;
+	memset(run->exit_pad, 0, sizeof(run->exit_pad));
+	vcpu_complete_mmio(vcpu, run, mmio_data);
+
+	ret = vcpu_run_loop(vcpu, run);
+	atomic_dec(&vcpu->running);
+	return ret < 0 ? ret : 0;
+}

@@ -1,0 +1,196 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * kmmu userspace ABI: the ioctls of /dev/kmmu, its VM and vCPU file
+ * descriptors, and the structures they take.  Shaped after KVM's API so that
+ * a KVM user finds the same objects under the same names.
+ *
+ * Every structure is made of naturally aligned __u64/__u32 fields and ends in
+ * reserved space that must be zero on input, so it can grow without a new
+ * ioctl number.
+ */
+#ifndef _UAPI_LINUX_KMMU_H
+#define _UAPI_LINUX_KMMU_H
+
+#include <linux/types.h>
+#include <linux/ioctl.h>
+
+#define KMMU_API_VERSION	1
+
+#define KMMUIO			0xB6
+
+/* SPTE formats (struct kmmu_vm_config.spte_format, KMMU_CAP_SPTE_FORMAT). */
+#define KMMU_SPTE_FORMAT_DEFAULT	0	/* the host CPU's: EPT on Intel, NPT on AMD */
+#define KMMU_SPTE_FORMAT_EPT		1
+#define KMMU_SPTE_FORMAT_NPT		2
+
+/* struct kmmu_vm_config.flags */
+#define KMMU_VM_AD_DISABLED		(1u << 0)  /* EPT only: access tracking instead of A/D bits */
+#define KMMU_VM_NONPRESENT_SUPPRESS_VE	(1u << 1)  /* EPT only: non-present SPTEs carry suppress-#VE */
+#define KMMU_VM_VALID_FLAGS		(KMMU_VM_AD_DISABLED | KMMU_VM_NONPRESENT_SUPPRESS_VE)
+
+/* Page sizes as levels: 1 = 4 KiB, 2 = 2 MiB, 3 = 1 GiB. */
+#define KMMU_LEVEL_4K		1
+#define KMMU_LEVEL_2M		2
+#define KMMU_LEVEL_1G		3
+
+struct kmmu_vm_config {
+	__u32 spte_format;	/* in: KMMU_SPTE_FORMAT_* */
+	__u32 flags;		/* in: KMMU_VM_* */
+	__u32 max_level;	/* in: largest mapping, 0 = KMMU_LEVEL_1G */
+	__u32 reserved0;
+	__u64 reserved[6];	/* in: must be zero */
+};
+
+/* Memory slots: like KVM, the address space id is in the high 16 bits of slot. */
+#define KMMU_MEM_LOG_DIRTY_PAGES	(1u << 0)  /* reserved: rejected until dirty logging lands */
+#define KMMU_MEM_READONLY		(1u << 1)
+#define KMMU_MEM_VALID_FLAGS		(KMMU_MEM_READONLY)
+
+struct kmmu_userspace_memory_region {
+	__u32 slot;		/* in: (as_id << 16) | id */
+	__u32 flags;		/* in: KMMU_MEM_* */
+	__u64 guest_phys_addr;	/* in: 4 KiB aligned */
+	__u64 memory_size;	/* in: bytes, 4 KiB aligned; 0 deletes the slot */
+	__u64 userspace_addr;	/* in: 4 KiB aligned */
+};
+
+/* Workload access patterns. */
+#define KMMU_PATTERN_SEQUENTIAL	0	/* one access per 4 KiB page, in order */
+#define KMMU_PATTERN_RANDOM	1	/* one access per step, at a random page */
+#define KMMU_PATTERN_STRIDE	2	/* one access every @stride bytes, in order */
+
+/* struct kmmu_workload.flags */
+#define KMMU_WL_XOR_GPA		(1u << 0)  /* write value ^ gpa instead of value */
+#define KMMU_WL_SMM		(1u << 1)  /* access address space 1, as in SMM */
+#define KMMU_WL_VALID_FLAGS	(KMMU_WL_XOR_GPA | KMMU_WL_SMM)
+
+/*
+ * What a vCPU runs: @iterations passes over [gpa, gpa + size).  Every access
+ * is 8 bytes at the start of a page (or stride step); writes store @value.
+ * Reads are summed into kmmu_run.read_sum so a test can check what was seen.
+ */
+struct kmmu_workload {
+	__u64 gpa;		/* in: 8-byte aligned */
+	__u64 size;		/* in: bytes, non-zero */
+	__u64 stride;		/* in: KMMU_PATTERN_STRIDE: multiple of 8, non-zero */
+	__u64 iterations;	/* in: passes, non-zero */
+	__u64 seed;		/* in: random pattern and write choice */
+	__u64 value;		/* in: what writes store */
+	__u32 pattern;		/* in: KMMU_PATTERN_* */
+	__u32 write_percent;	/* in: 0..100 */
+	__u32 flags;		/* in: KMMU_WL_* */
+	__u32 reserved0;
+	__u64 reserved[4];	/* in: must be zero */
+};
+
+/* kmmu_run.exit_reason */
+#define KMMU_EXIT_DONE		0	/* the workload finished */
+#define KMMU_EXIT_MMIO		1	/* access to a gpa with no memslot, or write to a read-only one */
+#define KMMU_EXIT_MEMORY_FAULT	2	/* the host could not provide the page */
+#define KMMU_EXIT_INTR		3	/* a signal or a kick; RUN again to go on */
+#define KMMU_EXIT_BUDGET	4	/* kmmu_run.max_accesses were done; RUN again to go on */
+#define KMMU_EXIT_INTERNAL_ERROR 5	/* the walk met a malformed entry: a kmmu bug */
+
+/* kmmu_run.mmio.flags / memory_fault.flags */
+#define KMMU_ACCESS_WRITE	(1u << 0)
+
+struct kmmu_run {
+	__u64 max_accesses;	/* in: stop after this many accesses, 0 = no limit */
+	__u64 reserved_in[3];	/* in: must be zero */
+	__u32 exit_reason;	/* out: KMMU_EXIT_* */
+	__u32 reserved0;
+	__u64 accesses;		/* out: accesses done by this RUN */
+	__u64 read_sum;		/* out: sum of the values read by this RUN */
+	__u64 faults;		/* out: TDP violations this RUN took */
+	union {
+		/* KMMU_EXIT_MMIO; for a read, userspace may fill data before the next RUN. */
+		struct {
+			__u64 gpa;
+			__u64 data;
+			__u32 len;
+			__u32 flags;
+		} mmio;
+		/* KMMU_EXIT_MEMORY_FAULT */
+		struct {
+			__u64 gpa;
+			__u64 size;
+			__u32 flags;
+			__s32 error;	/* -errno from the host */
+		} memory_fault;
+		/* KMMU_EXIT_INTERNAL_ERROR */
+		struct {
+			__u64 gpa;
+			__u64 spte;
+			__u32 level;
+			__u32 reserved;
+		} internal;
+		__u64 exit_pad[8];
+	};
+};
+
+/* Per-VM statistics (KMMU_GET_STATS). */
+struct kmmu_vm_stats {
+	__u64 pages_4k;		/* leaf SPTEs mapping 4 KiB */
+	__u64 pages_2m;
+	__u64 pages_1g;
+	__u64 pt_pages;		/* page-table pages allocated, roots included */
+	__u64 faults;		/* TDP violations taken */
+	__u64 fast_faults;	/* fixed by the lockless fast path */
+	__u64 spurious_faults;	/* nothing to fix: another vCPU got there first */
+	__u64 fault_retries;	/* faults retried because of an invalidation or a lost cmpxchg */
+	__u64 mmio_faults;
+	__u64 tlb_flushes;	/* remote TLB flush requests */
+	__u64 zapped_leafs;
+	__u64 invalidations;	/* host invalidation ranges seen */
+	__u64 memslot_generation;
+	__u64 reserved[19];
+};
+
+/* KMMU_GET_SPTE: the walk that hardware would do for @gpa (debug and tests). */
+struct kmmu_spte_query {
+	__u64 gpa;		/* in */
+	__u32 as_id;		/* in */
+	__u32 level;		/* out: level of the last SPTE read, 0 if no root */
+	__u64 sptes[5];		/* out: sptes[level] for levels 4..level, index 0 unused */
+	__u64 reserved[2];
+};
+
+/* KMMU_ZAP: drop mappings (tests and benches), like an invalidation with no host change. */
+#define KMMU_ZAP_ALL		(1u << 0)	/* invalidate every root instead of a range */
+#define KMMU_ZAP_VALID_FLAGS	(KMMU_ZAP_ALL)
+struct kmmu_zap {
+	__u64 gpa;		/* in: 4 KiB aligned */
+	__u64 size;		/* in: 4 KiB aligned, non-zero unless KMMU_ZAP_ALL */
+	__u32 as_id;		/* in */
+	__u32 flags;		/* in: KMMU_ZAP_* */
+	__u64 reserved[2];
+};
+
+/* KMMU_CHECK_EXTENSION */
+#define KMMU_CAP_SPTE_FORMATS	1	/* bitmask of 1 << KMMU_SPTE_FORMAT_* */
+#define KMMU_CAP_MAX_LEVEL	2	/* largest mapping level */
+#define KMMU_CAP_NR_MEMSLOTS	3	/* memslots per address space */
+#define KMMU_CAP_NR_VCPUS	4
+#define KMMU_CAP_ADDRESS_SPACES	5
+#define KMMU_CAP_AD_DISABLED	6	/* KMMU_VM_AD_DISABLED is supported */
+#define KMMU_CAP_NONPRESENT_VE	7	/* KMMU_VM_NONPRESENT_SUPPRESS_VE is supported */
+#define KMMU_CAP_READONLY_MEM	8
+
+/* System ioctls, on /dev/kmmu */
+#define KMMU_GET_API_VERSION	_IO(KMMUIO, 0x00)
+#define KMMU_CREATE_VM		_IOW(KMMUIO, 0x01, struct kmmu_vm_config)
+#define KMMU_CHECK_EXTENSION	_IO(KMMUIO, 0x03)
+
+/* VM ioctls */
+#define KMMU_CREATE_VCPU	_IO(KMMUIO, 0x41)
+#define KMMU_SET_USER_MEMORY_REGION _IOW(KMMUIO, 0x46, struct kmmu_userspace_memory_region)
+#define KMMU_GET_STATS		_IOR(KMMUIO, 0x50, struct kmmu_vm_stats)
+#define KMMU_GET_SPTE		_IOWR(KMMUIO, 0x51, struct kmmu_spte_query)
+#define KMMU_ZAP		_IOW(KMMUIO, 0x52, struct kmmu_zap)
+
+/* vCPU ioctls */
+#define KMMU_SET_WORKLOAD	_IOW(KMMUIO, 0x81, struct kmmu_workload)
+#define KMMU_RUN		_IOWR(KMMUIO, 0x80, struct kmmu_run)
+#define KMMU_KICK		_IO(KMMUIO, 0x82)
+
+#endif /* _UAPI_LINUX_KMMU_H */

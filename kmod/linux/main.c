@@ -1,0 +1,414 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kmmu.ko: the Linux host of the MMU core.  /dev/kmmu and the VM and vCPU
+ * file descriptors, os.h over the kernel's allocators, gup and page tables,
+ * and an mmu_notifier on the creating process's mm that feeds the core's
+ * invalidation and aging entry points.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/anon_inodes.h>
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/miscdevice.h>
+#include <linux/mm.h>
+#include <linux/mmu_notifier.h>
+#include <linux/module.h>
+#include <linux/pgtable.h>
+#include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
+#include <linux/swap.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <asm/processor.h>
+
+#include "../core/api.h"
+#include "../core/kmmu.h"
+
+static uint spte_format;
+module_param(spte_format, uint, 0444);
+MODULE_PARM_DESC(spte_format, "Default SPTE format: 0 = by CPU vendor, 1 = EPT, 2 = NPT");
+
+static ushort devmode = 0600;
+module_param(devmode, ushort, 0444);
+MODULE_PARM_DESC(devmode, "Mode of /dev/kmmu (default 0600)");
+
+/* What the Linux host keeps per VM. */
+struct kmmu_linux_vm {
+	struct mmu_notifier mn;
+	struct mm_struct *mm;	/* the creator's; every ioctl must come from it */
+	struct kmmu *kmmu;
+};
+
+static struct kmmu_linux_vm *to_linux_vm(struct kmmu *kmmu)
+{
+	return kmmu->host;
+}
+
+/* ---- os.h: memory ---- */
+
+void *os_zalloc(size_t size)
+{
+	return kvzalloc(size, GFP_KERNEL_ACCOUNT);
+}
+
+void os_free(void *p)
+{
+	kvfree(p);
+}
+
+u64 *os_pt_alloc(void)
+{
+	return (u64 *)get_zeroed_page(GFP_KERNEL_ACCOUNT);
+}
+
+void os_pt_free(u64 *pt)
+{
+	free_page((unsigned long)pt);
+}
+
+kmmu_pfn_t os_pt_to_pfn(u64 *pt)
+{
+	return __pa(pt) >> PAGE_SHIFT;
+}
+
+u64 *os_pfn_to_pt(kmmu_pfn_t pfn)
+{
+	return __va(pfn << PAGE_SHIFT);
+}
+
+void os_pt_set_owner(u64 *pt, void *owner)
+{
+	set_page_private(virt_to_page(pt), (unsigned long)owner);
+}
+
+void *os_pt_owner(u64 *pt)
+{
+	return (void *)page_private(virt_to_page(pt));
+}
+
+/* ---- os.h: host pages ---- */
+
+int os_hva_to_pfn(struct kmmu *kmmu, struct os_pfn_req *req)
+{
+	struct page *page;
+	int npages;
+
+	req->host = NULL;
+	/* Try for a writable page even on a read, so the next write needs no fault. */
+	if (req->slot_writable && get_user_page_fast_only(req->hva, FOLL_WRITE, &page)) {
+		req->writable = true;
+		goto found;
+	}
+	npages = get_user_pages_fast(req->hva, 1, req->write ? FOLL_WRITE : 0, &page);
+	if (npages == -EHWPOISON || npages == -EINTR)
+		return npages;
+	if (npages != 1)
+		return fatal_signal_pending(current) ? -EINTR : -EFAULT;
+	req->writable = req->write;
+found:
+	req->pfn = page_to_pfn(page);
+	req->refcounted = true;
+	return 0;
+}
+
+void os_release_pfn(struct os_pfn_req *req)
+{
+	if (req->refcounted)
+		put_page(pfn_to_page(req->pfn));
+}
+
+/*
+ * How the host maps hva, read from its page tables without locks (with
+ * interrupts off, so they cannot be freed under us); a change after this
+ * comes with an invalidation that makes the fault retry.
+ */
+int os_host_mapping_level(struct kmmu *kmmu, unsigned long hva)
+{
+	struct mm_struct *mm = to_linux_vm(kmmu)->mm;
+	int level = KMMU_LEVEL_4K;
+	unsigned long flags;
+	pgd_t pgd;
+	p4d_t p4d;
+	pud_t pud;
+	pmd_t pmd;
+
+	local_irq_save(flags);
+	pgd = READ_ONCE(*pgd_offset(mm, hva));
+	if (pgd_none(pgd))
+		goto out;
+	p4d = READ_ONCE(*p4d_offset(&pgd, hva));
+	if (p4d_none(p4d) || !p4d_present(p4d))
+		goto out;
+	pud = READ_ONCE(*pud_offset(&p4d, hva));
+	if (pud_none(pud) || !pud_present(pud))
+		goto out;
+	if (pud_large(pud)) {
+		level = KMMU_LEVEL_1G;
+		goto out;
+	}
+	pmd = READ_ONCE(*pmd_offset(&pud, hva));
+	if (pmd_none(pmd) || !pmd_present(pmd))
+		goto out;
+	if (pmd_large(pmd))
+		level = KMMU_LEVEL_2M;
+out:
+	local_irq_restore(flags);
+	return level;
+}
+
+void os_mark_pfn_accessed(kmmu_pfn_t pfn)
+{
+	if (pfn_valid(pfn))
+		mark_page_accessed(pfn_to_page(pfn));
+}
+
+void os_mark_pfn_dirty(kmmu_pfn_t pfn)
+{
+	if (pfn_valid(pfn) && !PageReserved(pfn_to_page(pfn)))
+		SetPageDirty(pfn_to_page(pfn));
+}
+
+void *os_guest_pfn_to_va(kmmu_pfn_t pfn)
+{
+	return pfn_valid(pfn) ? pfn_to_kaddr(pfn) : NULL;
+}
+
+/* ---- os.h: userspace memory ---- */
+
+bool os_user_range_ok(unsigned long uaddr, u64 size)
+{
+	return access_ok((void __user *)uaddr, size);
+}
+
+int os_copy_from_user(void *dst, unsigned long uaddr, size_t size)
+{
+	return copy_from_user(dst, (void __user *)uaddr, size) ? -EFAULT : 0;
+}
+
+int os_copy_to_user(unsigned long uaddr, const void *src, size_t size)
+{
+	return copy_to_user((void __user *)uaddr, src, size) ? -EFAULT : 0;
+}
+
+/* ---- os.h: the vCPU thread ---- */
+
+void os_guest_enter(struct kmmu_vcpu *vcpu)
+{
+	preempt_disable();
+}
+
+void os_guest_exit(struct kmmu_vcpu *vcpu)
+{
+	preempt_enable();
+}
+
+bool os_signal_pending(void)
+{
+	return signal_pending(current);
+}
+
+unsigned int os_stat_shard(void)
+{
+	return raw_smp_processor_id();
+}
+
+u32 os_host_spte_format(void)
+{
+	if (spte_format == KMMU_SPTE_FORMAT_EPT || spte_format == KMMU_SPTE_FORMAT_NPT)
+		return spte_format;
+	if (boot_cpu_data.x86_vendor == X86_VENDOR_AMD ||
+	    boot_cpu_data.x86_vendor == X86_VENDOR_HYGON)
+		return KMMU_SPTE_FORMAT_NPT;
+	return KMMU_SPTE_FORMAT_EPT;
+}
+
+/* ---- mmu_notifier ---- */
+
+static struct kmmu *mn_to_kmmu(struct mmu_notifier *mn)
+{
+	return container_of(mn, struct kmmu_linux_vm, mn)->kmmu;
+}
+
+static int kmmu_mn_invalidate_range_start(struct mmu_notifier *mn,
+					  const struct mmu_notifier_range *range)
+{
+	kmmu_invalidate_range_start(mn_to_kmmu(mn), range->start, range->end,
+				    mmu_notifier_range_blockable(range));
+	return 0;
+}
+
+static void kmmu_mn_invalidate_range_end(struct mmu_notifier *mn,
+					 const struct mmu_notifier_range *range)
+{
+	kmmu_invalidate_range_end(mn_to_kmmu(mn), range->start, range->end);
+}
+
+static int kmmu_mn_clear_flush_young(struct mmu_notifier *mn, struct mm_struct *mm,
+				     unsigned long start, unsigned long end)
+{
+	return kmmu_age_hva_range(mn_to_kmmu(mn), start, end, true, true);
+}
+
+static int kmmu_mn_clear_young(struct mmu_notifier *mn, struct mm_struct *mm,
+			       unsigned long start, unsigned long end)
+{
+	return kmmu_age_hva_range(mn_to_kmmu(mn), start, end, true, false);
+}
+
+static int kmmu_mn_test_young(struct mmu_notifier *mn, struct mm_struct *mm,
+			      unsigned long address)
+{
+	return kmmu_age_hva_range(mn_to_kmmu(mn), address, address + PAGE_SIZE, false, false);
+}
+
+static void kmmu_mn_release(struct mmu_notifier *mn, struct mm_struct *mm)
+{
+	kmmu_release_all(mn_to_kmmu(mn));
+}
+
+static const struct mmu_notifier_ops kmmu_mmu_notifier_ops = {
+	.invalidate_range_start	= kmmu_mn_invalidate_range_start,
+	.invalidate_range_end	= kmmu_mn_invalidate_range_end,
+	.clear_flush_young	= kmmu_mn_clear_flush_young,
+	.clear_young		= kmmu_mn_clear_young,
+	.test_young		= kmmu_mn_test_young,
+	.release		= kmmu_mn_release,
+};
+
+int os_vm_host_attach(struct kmmu *kmmu)
+{
+	struct kmmu_linux_vm *lvm = kzalloc(sizeof(*lvm), GFP_KERNEL_ACCOUNT);
+	int ret;
+
+	if (!lvm)
+		return -ENOMEM;
+	lvm->kmmu = kmmu;
+	lvm->mm = current->mm;
+	lvm->mn.ops = &kmmu_mmu_notifier_ops;
+	mmgrab(lvm->mm);
+	kmmu->host = lvm;
+	ret = mmu_notifier_register(&lvm->mn, lvm->mm);
+	if (ret) {
+		mmdrop(lvm->mm);
+		kfree(lvm);
+		kmmu->host = NULL;
+	}
+	return ret;
+}
+
+void os_vm_host_detach(struct kmmu *kmmu)
+{
+	struct kmmu_linux_vm *lvm = to_linux_vm(kmmu);
+
+	mmu_notifier_unregister(&lvm->mn, lvm->mm);
+	mmdrop(lvm->mm);
+	kfree(lvm);
+	kmmu->host = NULL;
+}
+
+/* ---- file descriptors ---- */
+
+/* Like KVM: a VM belongs to the process that made it. */
+static bool kmmu_caller_ok(struct kmmu *kmmu)
+{
+	return current->mm == to_linux_vm(kmmu)->mm;
+}
+
+static long kmmu_vm_fop_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	struct kmmu *kmmu = file->private_data;
+
+	if (!kmmu_caller_ok(kmmu))
+		return -EIO;
+	return kmmu_vm_ioctl(kmmu, cmd, arg);
+}
+
+static int kmmu_vm_fop_release(struct inode *inode, struct file *file)
+{
+	kmmu_vm_release(file->private_data);
+	return 0;
+}
+
+static const struct file_operations kmmu_vm_fops = {
+	.owner		= THIS_MODULE,
+	.unlocked_ioctl	= kmmu_vm_fop_ioctl,
+	.compat_ioctl	= compat_ptr_ioctl,
+	.release	= kmmu_vm_fop_release,
+	.llseek		= noop_llseek,
+};
+
+static long kmmu_vcpu_fop_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	struct kmmu_vcpu *vcpu = file->private_data;
+
+	if (!kmmu_caller_ok(vcpu->kmmu))
+		return -EIO;
+	return kmmu_vcpu_ioctl(vcpu, cmd, arg);
+}
+
+static int kmmu_vcpu_fop_release(struct inode *inode, struct file *file)
+{
+	kmmu_vcpu_release(file->private_data);
+	return 0;
+}
+
+static const struct file_operations kmmu_vcpu_fops = {
+	.owner		= THIS_MODULE,
+	.unlocked_ioctl	= kmmu_vcpu_fop_ioctl,
+	.compat_ioctl	= compat_ptr_ioctl,
+	.release	= kmmu_vcpu_fop_release,
+	.llseek		= noop_llseek,
+};
+
+int os_vm_fd_create(struct kmmu *kmmu)
+{
+	return anon_inode_getfd("kmmu-vm", &kmmu_vm_fops, kmmu, O_RDWR | O_CLOEXEC);
+}
+
+int os_vcpu_fd_create(struct kmmu_vcpu *vcpu)
+{
+	return anon_inode_getfd("kmmu-vcpu", &kmmu_vcpu_fops, vcpu, O_RDWR | O_CLOEXEC);
+}
+
+static long kmmu_dev_fop_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	return kmmu_dev_ioctl(cmd, arg);
+}
+
+static const struct file_operations kmmu_dev_fops = {
+	.owner		= THIS_MODULE,
+	.unlocked_ioctl	= kmmu_dev_fop_ioctl,
+	.compat_ioctl	= compat_ptr_ioctl,
+	.llseek		= noop_llseek,
+};
+
+static struct miscdevice kmmu_dev = {
+	.minor	= MISC_DYNAMIC_MINOR,
+	.name	= "kmmu",
+	.fops	= &kmmu_dev_fops,
+};
+
+static int __init kmmu_init(void)
+{
+	if (spte_format > KMMU_SPTE_FORMAT_NPT) {
+		pr_err("spte_format=%u is not 0, 1 (EPT) or 2 (NPT)\n", spte_format);
+		return -EINVAL;
+	}
+	kmmu_dev.mode = devmode;
+	pr_info("SPTE format %s\n",
+		os_host_spte_format() == KMMU_SPTE_FORMAT_EPT ? "EPT" : "NPT");
+	return misc_register(&kmmu_dev);
+}
+
+static void __exit kmmu_exit(void)
+{
+	misc_deregister(&kmmu_dev);
+	/* Page tables still waiting for a grace period are freed by our callback. */
+	rcu_barrier();
+}
+
+module_init(kmmu_init);
+module_exit(kmmu_exit);
+MODULE_DESCRIPTION("A KVM-style x86 TDP MMU with a software vCPU");
+MODULE_LICENSE("GPL");

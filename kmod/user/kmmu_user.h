@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The userspace host of the kmmu core: an in-process /dev/kmmu, a model of
+ * the host's memory with the hooks a kernel's mm would call
+ * (invalidate, age), and the allocation shim used to find leaks and to
+ * inject failures.  Used by selftests/lib's "user" backend.
+ */
+#ifndef KMMU_USER_H
+#define KMMU_USER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- the in-process device; fds returned are not kernel fds ---- */
+
+int kmmu_user_open(void);
+/* Return the ioctl's value (>= 0) or -errno. */
+long kmmu_user_ioctl(int fd, unsigned long cmd, unsigned long arg);
+int kmmu_user_close(int fd);
+
+/* ---- host memory model ---- */
+
+enum kmmu_user_mem_kind {
+	KMMU_USER_MEM_ANON,		/* 4 KiB pages */
+	KMMU_USER_MEM_THP,		/* 2 MiB pages where aligned */
+	KMMU_USER_MEM_HUGETLB_2M,
+	KMMU_USER_MEM_HUGETLB_1G,
+	KMMU_USER_MEM_PFNMAP,		/* no struct page: never refcounted or marked */
+};
+
+/*
+ * Declare [addr, addr + len) as host memory of @kind; both page aligned.
+ * A range not registered has no host mapping: faults on it fail (-EFAULT).
+ * Return 0, -EINVAL (bad range or kind, overlap) or -ENOMEM.
+ */
+int kmmu_user_mem_register(void *addr, size_t len, enum kmmu_user_mem_kind kind,
+			   bool writable);
+/* Invalidate the range in every VM, then forget it.  Return 0 or -EINVAL. */
+int kmmu_user_mem_unregister(void *addr, size_t len);
+
+/* What the host knows of the pages of [addr, addr + len). */
+struct kmmu_user_mem_state {
+	long refs;		/* references held now (sum over the pages) */
+	long accessed;		/* pages marked accessed */
+	long dirty;		/* pages marked dirty */
+	long bad_marks;		/* marks on pages that must never be marked */
+};
+int kmmu_user_mem_state(void *addr, size_t len, struct kmmu_user_mem_state *st);
+/* Forget the accessed/dirty marks of the range. */
+void kmmu_user_mem_clear_marks(void *addr, size_t len);
+
+/*
+ * What the kernel's mm does through mmu_notifier: invalidate a range
+ * (discarding its contents like MADV_DONTNEED when @discard), or age it.
+ */
+void kmmu_user_invalidate(void *addr, size_t len, bool discard);
+bool kmmu_user_age(void *addr, size_t len, bool clear, bool flush);
+
+/* ---- allocation shim and leak checks ---- */
+
+/* The @n-th allocation from now (1 = the next one) fails; 0 disarms. */
+void kmmu_user_fail_nth(long n);
+/* Allocations failed on purpose so far. */
+long kmmu_user_failed_allocs(void);
+/* Objects and page-table pages alive now, after pending RCU frees ran. */
+long kmmu_user_objects_alive(void);
+long kmmu_user_pt_pages_alive(void);
+/* WARNs the core hit so far. */
+long kmmu_user_warnings(void);
+/* need_resched() says yes to the next @n callers (to exercise yields). */
+void kmmu_user_force_resched(long n);
+
+#endif /* KMMU_USER_H */

@@ -1,0 +1,306 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The kernel vocabulary the MMU core is written in, provided in userspace
+ * over liburcu, pthreads and the compiler's __atomic builtins.  Only the
+ * core's needs are covered; semantics follow the kernel's (full barriers
+ * around value-returning atomics, relaxed plain ones).
+ */
+#ifndef KMMU_OS_USER_H
+#define KMMU_OS_USER_H
+
+#ifndef _LGPL_SOURCE
+#define _LGPL_SOURCE
+#endif
+#include <assert.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <urcu.h>
+
+typedef uint8_t u8;
+typedef uint16_t u16;
+typedef uint32_t u32;
+/* As in the kernel (and in <linux/types.h>'s __u64): long long, not long. */
+typedef unsigned long long u64;
+typedef int32_t s32;
+typedef long long s64;
+
+#ifndef EHWPOISON
+#define EHWPOISON 133
+#endif
+
+#define likely(x)		__builtin_expect(!!(x), 1)
+#define unlikely(x)		__builtin_expect(!!(x), 0)
+#ifndef __always_inline
+#define __always_inline		inline __attribute__((always_inline))
+#endif
+#define __must_check		__attribute__((warn_unused_result))
+#define __maybe_unused		__attribute__((unused))
+#define __aligned(x)		__attribute__((aligned(x)))
+#define __rcu
+#define __must_hold(x)
+#define __user
+
+#define BIT(nr)			(1UL << (nr))
+#define BIT_ULL(nr)		(1ULL << (nr))
+#define GENMASK_ULL(h, l)	((~0ULL << (l)) & (~0ULL >> (63 - (h))))
+#define BITS_PER_LONG		64
+#define ARRAY_SIZE(a)		(sizeof(a) / sizeof((a)[0]))
+#define BUILD_BUG_ON(c)		_Static_assert(!(c), #c)
+#define ALIGN(x, a)		(((x) + (a) - 1) & ~((__typeof__(x))(a) - 1))
+#define ALIGN_DOWN(x, a)	((x) & ~((__typeof__(x))(a) - 1))
+#define IS_ALIGNED(x, a)	(((x) & ((__typeof__(x))(a) - 1)) == 0)
+#define DIV_ROUND_UP(n, d)	(((n) + (d) - 1) / (d))
+#define min(a, b)		((a) < (b) ? (a) : (b))
+#define max(a, b)		((a) > (b) ? (a) : (b))
+#define min_t(t, a, b)		((t)(a) < (t)(b) ? (t)(a) : (t)(b))
+#define max_t(t, a, b)		((t)(a) > (t)(b) ? (t)(a) : (t)(b))
+#define container_of(p, t, m)	((t *)((char *)(p) - offsetof(t, m)))
+#define fallthrough		__attribute__((__fallthrough__))
+
+static inline bool mem_is_zero(const void *p, size_t size)
+{
+	const u8 *b = p;
+	size_t i;
+
+	for (i = 0; i < size; i++)
+		if (b[i])
+			return false;
+	return true;
+}
+
+/* ---- logging and assertions ---- */
+
+/* Counts WARNs so the user host's exit check can fail a test that hit one. */
+void kmmu_user_warn(const char *file, int line, const char *cond);
+
+#define pr_err(fmt, ...)	fprintf(stderr, "kmmu: " fmt, ##__VA_ARGS__)
+#define pr_warn(fmt, ...)	fprintf(stderr, "kmmu: " fmt, ##__VA_ARGS__)
+#define pr_info(fmt, ...)	fprintf(stderr, "kmmu: " fmt, ##__VA_ARGS__)
+#define pr_debug(fmt, ...)	do { } while (0)
+
+#define WARN_ON(c) ({							\
+	bool __c = !!(c);						\
+	if (unlikely(__c))						\
+		kmmu_user_warn(__FILE__, __LINE__, #c);			\
+	unlikely(__c);							\
+})
+#define WARN_ON_ONCE(c)		WARN_ON(c)
+
+/* ---- ordering and atomics ---- */
+
+#define READ_ONCE(x)		__atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define WRITE_ONCE(x, v)	__atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+#define smp_mb()		__atomic_thread_fence(__ATOMIC_SEQ_CST)
+#define smp_rmb()		__atomic_thread_fence(__ATOMIC_ACQUIRE)
+#define smp_wmb()		__atomic_thread_fence(__ATOMIC_RELEASE)
+#define smp_load_acquire(p)	__atomic_load_n(p, __ATOMIC_ACQUIRE)
+#define smp_store_release(p, v)	__atomic_store_n(p, v, __ATOMIC_RELEASE)
+#define smp_store_mb(x, v)	__atomic_store_n(&(x), (v), __ATOMIC_SEQ_CST)
+#define xchg(p, v)		__atomic_exchange_n(p, v, __ATOMIC_SEQ_CST)
+#define cpu_relax()		__builtin_ia32_pause()
+
+/* Kernel semantics: on failure *old is updated with the current value. */
+static inline bool try_cmpxchg64(u64 *ptr, u64 *old, u64 new)
+{
+	return __atomic_compare_exchange_n(ptr, old, new, false,
+					   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+
+typedef struct { int counter; } atomic_t;
+typedef struct { s64 counter; } atomic64_t;
+
+#define ATOMIC_INIT(i)			{ (i) }
+#define atomic_read(v)			READ_ONCE((v)->counter)
+#define atomic_set(v, i)		WRITE_ONCE((v)->counter, (i))
+#define atomic_inc(v)			((void)__atomic_add_fetch(&(v)->counter, 1, __ATOMIC_RELAXED))
+#define atomic_dec(v)			((void)__atomic_sub_fetch(&(v)->counter, 1, __ATOMIC_RELAXED))
+#define atomic_inc_return(v)		__atomic_add_fetch(&(v)->counter, 1, __ATOMIC_SEQ_CST)
+#define atomic_dec_and_test(v)		(__atomic_sub_fetch(&(v)->counter, 1, __ATOMIC_SEQ_CST) == 0)
+#define atomic64_read(v)		READ_ONCE((v)->counter)
+#define atomic64_set(v, i)		WRITE_ONCE((v)->counter, (i))
+#define atomic64_add(i, v)		((void)__atomic_add_fetch(&(v)->counter, (i), __ATOMIC_RELAXED))
+#define atomic64_inc(v)			atomic64_add(1, v)
+#define atomic64_sub(i, v)		((void)__atomic_sub_fetch(&(v)->counter, (i), __ATOMIC_RELAXED))
+#define atomic64_fetch_and(i, v)	((u64)__atomic_fetch_and(&(v)->counter, (s64)(i), __ATOMIC_SEQ_CST))
+
+/* refcount_t, without the saturation the kernel adds. */
+typedef atomic_t refcount_t;
+#define refcount_set(r, i)		atomic_set(r, i)
+#define refcount_read(r)		atomic_read(r)
+#define refcount_inc(r)			atomic_inc(r)
+#define refcount_dec_and_test(r)	atomic_dec_and_test(r)
+static inline bool refcount_inc_not_zero(refcount_t *r)
+{
+	int old = atomic_read(r);
+
+	do {
+		if (!old)
+			return false;
+	} while (!__atomic_compare_exchange_n(&r->counter, &old, old + 1, false,
+					      __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
+	return true;
+}
+
+/* ---- bit operations on unsigned long arrays ---- */
+
+#define BIT_WORD(nr)		((nr) / BITS_PER_LONG)
+#define BIT_MASK(nr)		(1UL << ((nr) % BITS_PER_LONG))
+
+static inline void set_bit(unsigned long nr, unsigned long *addr)
+{
+	__atomic_fetch_or(&addr[BIT_WORD(nr)], BIT_MASK(nr), __ATOMIC_SEQ_CST);
+}
+
+static inline void clear_bit(unsigned long nr, unsigned long *addr)
+{
+	__atomic_fetch_and(&addr[BIT_WORD(nr)], ~BIT_MASK(nr), __ATOMIC_SEQ_CST);
+}
+
+static inline bool test_bit(unsigned long nr, const unsigned long *addr)
+{
+	return READ_ONCE(addr[BIT_WORD(nr)]) & BIT_MASK(nr);
+}
+
+static inline bool test_and_clear_bit(unsigned long nr, unsigned long *addr)
+{
+	return __atomic_fetch_and(&addr[BIT_WORD(nr)], ~BIT_MASK(nr),
+				  __ATOMIC_SEQ_CST) & BIT_MASK(nr);
+}
+
+/* ---- lists (the subset of <linux/list.h> and <linux/rculist.h> used) ---- */
+
+struct list_head {
+	struct list_head *next, *prev;
+};
+
+#define LIST_HEAD_INIT(n)	{ &(n), &(n) }
+static inline void INIT_LIST_HEAD(struct list_head *l)
+{
+	l->next = l;
+	l->prev = l;
+}
+
+static inline bool list_empty(const struct list_head *h)
+{
+	return READ_ONCE(h->next) == h;
+}
+
+static inline void list_add_rcu(struct list_head *n, struct list_head *h)
+{
+	n->next = h->next;
+	n->prev = h;
+	rcu_assign_pointer(h->next, n);
+	n->next->prev = n;
+}
+
+static inline void list_del_rcu(struct list_head *e)
+{
+	e->next->prev = e->prev;
+	WRITE_ONCE(e->prev->next, e->next);
+}
+
+#define list_add(n, h)		list_add_rcu(n, h)
+#define list_del(e)		list_del_rcu(e)
+#define list_entry(p, t, m)	container_of(p, t, m)
+
+#define list_for_each_entry(pos, head, member)					\
+	for (pos = list_entry((head)->next, __typeof__(*pos), member);		\
+	     &pos->member != (head);						\
+	     pos = list_entry(pos->member.next, __typeof__(*pos), member))
+
+#define list_for_each_entry_safe(pos, n, head, member)				\
+	for (pos = list_entry((head)->next, __typeof__(*pos), member),		\
+	     n = list_entry(pos->member.next, __typeof__(*pos), member);	\
+	     &pos->member != (head);						\
+	     pos = n, n = list_entry(n->member.next, __typeof__(*n), member))
+
+#define list_for_each_entry_rcu(pos, head, member, cond)			\
+	for (pos = list_entry(rcu_dereference((head)->next), __typeof__(*pos), member); \
+	     &pos->member != (head);						\
+	     pos = list_entry(rcu_dereference(pos->member.next), __typeof__(*pos), member))
+
+/* ---- locks ---- */
+
+/*
+ * rwlock_t prefers writers, like the kernel's queued rwlock does for tasks,
+ * so that a stream of faults cannot starve a zap.  @waiters feeds
+ * rwlock_needbreak(); @writer lets lockdep-style assertions name the owner.
+ */
+typedef struct {
+	pthread_rwlock_t rw;
+	int waiters;
+	int readers;
+	pthread_t writer;
+	bool write_held;
+} rwlock_t;
+
+void rwlock_init(rwlock_t *l);
+void rwlock_destroy(rwlock_t *l);
+void read_lock(rwlock_t *l);
+void read_unlock(rwlock_t *l);
+void write_lock(rwlock_t *l);
+void write_unlock(rwlock_t *l);
+bool rwlock_needbreak(rwlock_t *l);
+void cond_resched_rwlock_read(rwlock_t *l);
+void cond_resched_rwlock_write(rwlock_t *l);
+bool kmmu_user_rwlock_held_write(rwlock_t *l);
+bool kmmu_user_rwlock_held(rwlock_t *l);
+
+#define lockdep_assert_held_write(l)	WARN_ON_ONCE(!kmmu_user_rwlock_held_write(l))
+#define lockdep_assert_held_read(l)	WARN_ON_ONCE(!kmmu_user_rwlock_held(l))
+#define lockdep_assert_held(l)		WARN_ON_ONCE(!kmmu_user_rwlock_held(l))
+
+typedef pthread_mutex_t spinlock_t;
+#define spin_lock_init(l)	pthread_mutex_init(l, NULL)
+#define spin_lock(l)		pthread_mutex_lock(l)
+#define spin_unlock(l)		pthread_mutex_unlock(l)
+#define spin_lock_destroy(l)	pthread_mutex_destroy(l)
+
+struct mutex {
+	pthread_mutex_t m;
+};
+#define mutex_init(l)		pthread_mutex_init(&(l)->m, NULL)
+#define mutex_lock(l)		pthread_mutex_lock(&(l)->m)
+#define mutex_unlock(l)		pthread_mutex_unlock(&(l)->m)
+#define mutex_destroy(l)	pthread_mutex_destroy(&(l)->m)
+
+/* ---- RCU and SRCU (liburcu's memb flavor; both map onto it) ---- */
+
+struct srcu_struct {
+	int unused;
+};
+#define init_srcu_struct(s)	((s)->unused = 0)
+#define cleanup_srcu_struct(s)	do { } while (0)
+static inline int srcu_read_lock(struct srcu_struct *s)
+{
+	(void)s;
+	rcu_read_lock();
+	return 0;
+}
+
+static inline void srcu_read_unlock(struct srcu_struct *s, int idx)
+{
+	(void)s;
+	(void)idx;
+	rcu_read_unlock();
+}
+
+#define synchronize_srcu(s)		synchronize_rcu()
+#define srcu_dereference(p, s)		rcu_dereference(p)
+#define rcu_dereference_protected(p, c)	(p)
+#define rcu_access_pointer(p)		READ_ONCE(p)
+#define rcu_dereference_raw(p)		rcu_dereference(p)
+#define RCU_INIT_POINTER(p, v)		WRITE_ONCE(p, v)
+
+/* ---- scheduling ---- */
+
+bool need_resched(void);
+void cond_resched(void);
+#define might_sleep()		do { } while (0)
+
+#endif /* KMMU_OS_USER_H */

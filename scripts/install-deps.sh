@@ -1,0 +1,34 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# Install the Debian packages kmmu needs, if any is missing.  Usage:
+#   scripts/install-deps.sh [group...]    groups: build (default), kernel
+set -eu
+
+pkgs_build="gcc make liburcu-dev linux-libc-dev"
+pkgs_kernel="linux-source-6.1 linux-headers-amd64 sparse xz-utils"
+
+want=""
+for group in ${*:-build kernel}; do
+	case "$group" in
+	build) want="$want $pkgs_build" ;;
+	kernel) want="$want $pkgs_kernel" ;;
+	*) echo "install-deps: unknown group '$group'" >&2; exit 2 ;;
+	esac
+done
+
+missing=""
+for p in $want; do
+	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "install ok installed" ||
+		missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+	echo "install-deps: missing packages:$missing (run as root, or install them)" >&2
+	exit 1
+fi
+echo "install-deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

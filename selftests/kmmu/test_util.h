@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Shared pieces of the kmmu selftests: the VM configurations every fixture
+ * runs under, and small helpers built on selftests/lib.
+ */
+#ifndef KMMU_TEST_UTIL_H
+#define KMMU_TEST_UTIL_H
+
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kselftest_harness.h"
+#include "kmmu_lib.h"
+
+#define SZ_4K	0x1000ULL
+#define SZ_2M	0x200000ULL
+#define SZ_1G	0x40000000ULL
+
+/*
+ * Every SPTE configuration a VM can have; fixtures that take
+ * FIXTURE_VARIANT(x) { struct kmmu_vm_config cfg; } add them all with
+ * KMMU_ADD_FORMAT_VARIANTS(x).
+ */
+#define KMMU_ADD_FORMAT_VARIANTS(fixture)					\
+FIXTURE_VARIANT_ADD(fixture, ept) {						\
+	.cfg = { .spte_format = KMMU_SPTE_FORMAT_EPT },				\
+};										\
+FIXTURE_VARIANT_ADD(fixture, ept_ad_disabled) {					\
+	.cfg = { .spte_format = KMMU_SPTE_FORMAT_EPT,				\
+		 .flags = KMMU_VM_AD_DISABLED },				\
+};										\
+FIXTURE_VARIANT_ADD(fixture, ept_suppress_ve) {					\
+	.cfg = { .spte_format = KMMU_SPTE_FORMAT_EPT,				\
+		 .flags = KMMU_VM_NONPRESENT_SUPPRESS_VE },			\
+};										\
+FIXTURE_VARIANT_ADD(fixture, npt) {						\
+	.cfg = { .spte_format = KMMU_SPTE_FORMAT_NPT },				\
+}
+
+/* SKIP (exit 4) when the backend cannot run here, as hmm-tests does. */
+#define KMMU_REQUIRE_BACKEND()							\
+	do {									\
+		if (!kmmu_backend_available())					\
+			SKIP(return, "backend %s not available (no /dev/kmmu?)",	\
+			     kmmu_backend_name());					\
+	} while (0)
+
+/* A workload of one pass over [gpa, gpa + size), one access per page. */
+static inline struct kmmu_workload kmmu_wl_seq(uint64_t gpa, uint64_t size, uint32_t write_pct,
+					       uint64_t value)
+{
+	struct kmmu_workload wl = {
+		.gpa = gpa,
+		.size = size,
+		.iterations = 1,
+		.value = value,
+		.pattern = KMMU_PATTERN_SEQUENTIAL,
+		.write_percent = write_pct,
+	};
+
+	return wl;
+}
+
+#endif /* KMMU_TEST_UTIL_H */

@@ -1,0 +1,431 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The client API over both backends: /dev/kmmu through ioctl(2), or the
+ * in-process core through the user host's fd table.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kmmu_lib.h"
+#include "kmmu_user.h"
+
+#ifndef MAP_HUGE_SHIFT
+#define MAP_HUGE_SHIFT	26
+#endif
+#define MAP_HUGE_2MB	(21 << MAP_HUGE_SHIFT)
+#define MAP_HUGE_1GB	(30 << MAP_HUGE_SHIFT)
+
+#define SZ_2M		(2UL << 20)
+#define SZ_1G		(1UL << 30)
+
+static enum kmmu_backend backend;
+static pthread_once_t backend_once = PTHREAD_ONCE_INIT;
+
+static void backend_init(void)
+{
+	const char *env = getenv("KMMU_BACKEND");
+
+	if (env && !strcmp(env, "user"))
+		backend = KMMU_BACKEND_USER;
+	else if (env && !strcmp(env, "dev"))
+		backend = KMMU_BACKEND_DEV;
+	else
+		backend = access("/dev/kmmu", F_OK) ? KMMU_BACKEND_USER : KMMU_BACKEND_DEV;
+}
+
+enum kmmu_backend kmmu_backend(void)
+{
+	pthread_once(&backend_once, backend_init);
+	return backend;
+}
+
+const char *kmmu_backend_name(void)
+{
+	return kmmu_backend() == KMMU_BACKEND_USER ? "user" : "dev";
+}
+
+bool kmmu_backend_available(void)
+{
+	return kmmu_backend() == KMMU_BACKEND_USER || !access("/dev/kmmu", R_OK | W_OK);
+}
+
+int kmmu_open_dev(void)
+{
+	int fd;
+
+	if (kmmu_backend() == KMMU_BACKEND_USER)
+		return kmmu_user_open();
+	fd = open("/dev/kmmu", O_RDWR | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+long kmmu_ioctl(int fd, unsigned long cmd, unsigned long arg)
+{
+	long ret;
+
+	if (kmmu_backend() == KMMU_BACKEND_USER)
+		return kmmu_user_ioctl(fd, cmd, arg);
+	ret = ioctl(fd, cmd, arg);
+	return ret < 0 ? -errno : ret;
+}
+
+int kmmu_close(int fd)
+{
+	if (kmmu_backend() == KMMU_BACKEND_USER)
+		return kmmu_user_close(fd);
+	return close(fd) ? -errno : 0;
+}
+
+/* ---- VMs and vCPUs ---- */
+
+int kmmu_vm_create(const struct kmmu_vm_config *cfg, struct kmmu_vm **out)
+{
+	struct kmmu_vm *vm = calloc(1, sizeof(*vm));
+	int ret;
+
+	if (!vm)
+		return -ENOMEM;
+	if (cfg)
+		vm->cfg = *cfg;
+	vm->sys_fd = kmmu_open_dev();
+	if (vm->sys_fd < 0) {
+		ret = vm->sys_fd;
+		goto free;
+	}
+	vm->fd = kmmu_ioctl(vm->sys_fd, KMMU_CREATE_VM, (unsigned long)&vm->cfg);
+	if (vm->fd < 0) {
+		ret = vm->fd;
+		goto close_sys;
+	}
+	*out = vm;
+	return 0;
+
+close_sys:
+	kmmu_close(vm->sys_fd);
+free:
+	free(vm);
+	return ret;
+}
+
+void kmmu_vm_free(struct kmmu_vm *vm)
+{
+	int i;
+
+	if (!vm)
+		return;
+	for (i = 0; i < KMMU_LIB_MAX_VCPUS; i++) {
+		if (vm->vcpus[i]) {
+			kmmu_close(vm->vcpus[i]->fd);
+			free(vm->vcpus[i]);
+		}
+	}
+	kmmu_close(vm->fd);
+	kmmu_close(vm->sys_fd);
+	free(vm);
+}
+
+uint32_t kmmu_vm_format(struct kmmu_vm *vm)
+{
+	unsigned int eax = 0, ebx, ecx, edx;
+
+	if (vm->cfg.spte_format)
+		return vm->cfg.spte_format;
+	/* Both backends take the default from the CPU vendor. */
+	__asm__("cpuid" : "+a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx));
+	if (ebx == 0x68747541 || ebx == 0x6f677948)
+		return KMMU_SPTE_FORMAT_NPT;
+	return KMMU_SPTE_FORMAT_EPT;
+}
+
+int kmmu_vm_set_memslot(struct kmmu_vm *vm, uint32_t slot, uint32_t flags, uint64_t gpa,
+			uint64_t size, void *hva)
+{
+	struct kmmu_userspace_memory_region r = {
+		.slot = slot,
+		.flags = flags,
+		.guest_phys_addr = gpa,
+		.memory_size = size,
+		.userspace_addr = (uintptr_t)hva,
+	};
+
+	return kmmu_ioctl(vm->fd, KMMU_SET_USER_MEMORY_REGION, (unsigned long)&r);
+}
+
+int kmmu_vm_stats(struct kmmu_vm *vm, struct kmmu_vm_stats *st)
+{
+	return kmmu_ioctl(vm->fd, KMMU_GET_STATS, (unsigned long)st);
+}
+
+int kmmu_vm_get_spte(struct kmmu_vm *vm, uint64_t gpa, uint32_t as_id,
+		     struct kmmu_spte_query *q)
+{
+	memset(q, 0, sizeof(*q));
+	q->gpa = gpa;
+	q->as_id = as_id;
+	return kmmu_ioctl(vm->fd, KMMU_GET_SPTE, (unsigned long)q);
+}
+
+int kmmu_vm_zap(struct kmmu_vm *vm, uint64_t gpa, uint64_t size, uint32_t as_id,
+		uint32_t flags)
+{
+	struct kmmu_zap z = { .gpa = gpa, .size = size, .as_id = as_id, .flags = flags };
+
+	return kmmu_ioctl(vm->fd, KMMU_ZAP, (unsigned long)&z);
+}
+
+int kmmu_vcpu_create(struct kmmu_vm *vm, int id, struct kmmu_vcpu **out)
+{
+	struct kmmu_vcpu *vcpu;
+	int fd;
+
+	if (id < 0 || id >= KMMU_LIB_MAX_VCPUS || vm->vcpus[id])
+		return -EINVAL;
+	vcpu = calloc(1, sizeof(*vcpu));
+	if (!vcpu)
+		return -ENOMEM;
+	fd = kmmu_ioctl(vm->fd, KMMU_CREATE_VCPU, id);
+	if (fd < 0) {
+		free(vcpu);
+		return fd;
+	}
+	vcpu->vm = vm;
+	vcpu->fd = fd;
+	vcpu->id = id;
+	vm->vcpus[id] = vcpu;
+	*out = vcpu;
+	return 0;
+}
+
+int kmmu_vcpu_set_workload(struct kmmu_vcpu *vcpu, const struct kmmu_workload *wl)
+{
+	return kmmu_ioctl(vcpu->fd, KMMU_SET_WORKLOAD, (unsigned long)wl);
+}
+
+int kmmu_vcpu_run(struct kmmu_vcpu *vcpu, struct kmmu_run *run)
+{
+	return kmmu_ioctl(vcpu->fd, KMMU_RUN, (unsigned long)run);
+}
+
+int kmmu_vcpu_kick(struct kmmu_vcpu *vcpu)
+{
+	return kmmu_ioctl(vcpu->fd, KMMU_KICK, 0);
+}
+
+int kmmu_vcpu_run_workload(struct kmmu_vcpu *vcpu, const struct kmmu_workload *wl,
+			   struct kmmu_run *run)
+{
+	int ret = kmmu_vcpu_set_workload(vcpu, wl);
+
+	if (ret)
+		return ret;
+	do {
+		memset(run, 0, sizeof(*run));
+		ret = kmmu_vcpu_run(vcpu, run);
+		if (ret == -EINTR)
+			continue;
+		if (ret)
+			return ret;
+	} while (run->exit_reason == KMMU_EXIT_INTR);
+	return 0;
+}
+
+/* ---- backings ---- */
+
+static const char *const backing_names[KMMU_NR_BACKINGS] = {
+	[KMMU_BACKING_ANON] = "anonymous",
+	[KMMU_BACKING_ANON_THP] = "anonymous_thp",
+	[KMMU_BACKING_HUGETLB_2M] = "anonymous_hugetlb_2mb",
+	[KMMU_BACKING_HUGETLB_1G] = "anonymous_hugetlb_1gb",
+	[KMMU_BACKING_SHMEM] = "shmem",
+	[KMMU_BACKING_PFNMAP] = "pfnmap",
+};
+
+const char *kmmu_backing_name(enum kmmu_backing b)
+{
+	return b < KMMU_NR_BACKINGS ? backing_names[b] : "?";
+}
+
+int kmmu_backing_parse(const char *name, enum kmmu_backing *b)
+{
+	int i;
+
+	for (i = 0; i < KMMU_NR_BACKINGS; i++) {
+		if (!strcmp(name, backing_names[i])) {
+			*b = i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+size_t kmmu_backing_page_size(enum kmmu_backing b)
+{
+	switch (b) {
+	case KMMU_BACKING_ANON_THP:
+	case KMMU_BACKING_HUGETLB_2M:
+		return SZ_2M;
+	case KMMU_BACKING_HUGETLB_1G:
+		return SZ_1G;
+	default:
+		return 4096;
+	}
+}
+
+static enum kmmu_user_mem_kind backing_user_kind(enum kmmu_backing b)
+{
+	switch (b) {
+	case KMMU_BACKING_ANON_THP:
+		return KMMU_USER_MEM_THP;
+	case KMMU_BACKING_HUGETLB_2M:
+		return KMMU_USER_MEM_HUGETLB_2M;
+	case KMMU_BACKING_HUGETLB_1G:
+		return KMMU_USER_MEM_HUGETLB_1G;
+	case KMMU_BACKING_PFNMAP:
+		return KMMU_USER_MEM_PFNMAP;
+	default:
+		return KMMU_USER_MEM_ANON;
+	}
+}
+
+/* Over-allocate and align, so huge pages can line up with guest huge pages. */
+static int mem_map_aligned(struct kmmu_mem *m, size_t align, int flags)
+{
+	uint8_t *p;
+
+	m->map_size = m->size + align;
+	m->map = mmap(NULL, m->map_size, PROT_READ | PROT_WRITE, flags, -1, 0);
+	if (m->map == MAP_FAILED) {
+		m->map = NULL;
+		return -ENOMEM;
+	}
+	p = (uint8_t *)(((uintptr_t)m->map + align - 1) & ~(uintptr_t)(align - 1));
+	m->addr = p;
+	return 0;
+}
+
+static int mem_alloc_dev(struct kmmu_mem *m)
+{
+	int anon = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+
+	switch (m->backing) {
+	case KMMU_BACKING_HUGETLB_2M:
+	case KMMU_BACKING_HUGETLB_1G:
+		m->map_size = m->size;
+		m->map = mmap(NULL, m->size, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB |
+			      (m->backing == KMMU_BACKING_HUGETLB_2M ? MAP_HUGE_2MB : MAP_HUGE_1GB),
+			      -1, 0);
+		if (m->map == MAP_FAILED) {
+			m->map = NULL;
+			return -EOPNOTSUPP;
+		}
+		m->addr = m->map;
+		return 0;
+	case KMMU_BACKING_SHMEM:
+		return mem_map_aligned(m, 4096, MAP_SHARED | MAP_ANONYMOUS);
+	case KMMU_BACKING_PFNMAP:
+		/* Needs the kmmu_test helper module's mmap; not there yet. */
+		return -EOPNOTSUPP;
+	case KMMU_BACKING_ANON_THP:
+		if (mem_map_aligned(m, SZ_2M, anon))
+			return -ENOMEM;
+		madvise(m->addr, m->size, MADV_HUGEPAGE);
+		return 0;
+	default:
+		return mem_map_aligned(m, 4096, anon);
+	}
+}
+
+int kmmu_mem_alloc(struct kmmu_mem *m, enum kmmu_backing b, size_t size)
+{
+	size_t page = kmmu_backing_page_size(b);
+	int ret;
+
+	memset(m, 0, sizeof(*m));
+	if (b >= KMMU_NR_BACKINGS || !size)
+		return -EINVAL;
+	m->backing = b;
+	m->size = (size + page - 1) & ~(page - 1);
+
+	if (kmmu_backend() == KMMU_BACKEND_DEV)
+		return mem_alloc_dev(m);
+
+	/* The host model supplies page sizes; the memory itself is plain. */
+	ret = mem_map_aligned(m, page, (b == KMMU_BACKING_SHMEM ? MAP_SHARED : MAP_PRIVATE) |
+			      MAP_ANONYMOUS | MAP_NORESERVE);
+	if (ret)
+		return ret;
+	ret = kmmu_user_mem_register(m->addr, m->size, backing_user_kind(b), true);
+	if (ret) {
+		munmap(m->map, m->map_size);
+		m->map = NULL;
+		return ret;
+	}
+	m->registered = true;
+	return 0;
+}
+
+void kmmu_mem_free(struct kmmu_mem *m)
+{
+	if (m->registered)
+		kmmu_user_mem_unregister(m->addr, m->size);
+	if (m->map)
+		munmap(m->map, m->map_size);
+	memset(m, 0, sizeof(*m));
+}
+
+void kmmu_mem_prefault(struct kmmu_mem *m)
+{
+	size_t off;
+
+	for (off = 0; off < m->size; off += 4096)
+		((volatile uint8_t *)m->addr)[off] = ((volatile uint8_t *)m->addr)[off];
+}
+
+int kmmu_host_discard(void *addr, size_t len)
+{
+	if (kmmu_backend() == KMMU_BACKEND_USER) {
+		kmmu_user_invalidate(addr, len, true);
+		return 0;
+	}
+	return madvise(addr, len, MADV_DONTNEED) ? -errno : 0;
+}
+
+int kmmu_host_age(void *addr, size_t len, bool clear)
+{
+	if (kmmu_backend() != KMMU_BACKEND_USER)
+		return -EOPNOTSUPP;
+	return kmmu_user_age(addr, len, clear, true);
+}
+
+int kmmu_lib_leak_check(void)
+{
+	long objs, pts, warns;
+
+	if (kmmu_backend() != KMMU_BACKEND_USER)
+		return 0;
+	objs = kmmu_user_objects_alive();
+	pts = kmmu_user_pt_pages_alive();
+	warns = kmmu_user_warnings();
+	if (!objs && !pts && !warns)
+		return 0;
+	fprintf(stderr, "kmmu: leak check: %ld objects, %ld page-table pages alive, %ld WARNs\n",
+		objs, pts, warns);
+	return -1;
+}
+
+uint64_t kmmu_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}

@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The one client API of kmmu, used by every selftest and bench driver.  It
+ * talks to /dev/kmmu (backend "dev") or to the core linked into the
+ * process (backend "user"), chosen with KMMU_BACKEND=dev|user; the default
+ * is "dev" when /dev/kmmu exists.  Functions return 0 or a value on
+ * success and -errno on failure, never -1 with errno.
+ */
+#ifndef KMMU_LIB_H
+#define KMMU_LIB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <linux/kmmu.h>
+
+enum kmmu_backend {
+	KMMU_BACKEND_DEV,
+	KMMU_BACKEND_USER,
+};
+
+/* The backend in use (decided once, from KMMU_BACKEND and /dev/kmmu). */
+enum kmmu_backend kmmu_backend(void);
+const char *kmmu_backend_name(void);
+/* Whether the backend can be used at all (the device exists, for "dev"). */
+bool kmmu_backend_available(void);
+
+/* Raw access, for tests of the ABI itself. */
+int kmmu_open_dev(void);
+long kmmu_ioctl(int fd, unsigned long cmd, unsigned long arg);
+int kmmu_close(int fd);
+
+#define KMMU_LIB_MAX_VCPUS	64
+
+struct kmmu_vm {
+	int sys_fd;
+	int fd;
+	struct kmmu_vm_config cfg;
+	struct kmmu_vcpu *vcpus[KMMU_LIB_MAX_VCPUS];
+};
+
+struct kmmu_vcpu {
+	struct kmmu_vm *vm;
+	int fd;
+	int id;
+};
+
+/* @cfg may be NULL for the defaults.  Return 0 and *@out, or -errno. */
+int kmmu_vm_create(const struct kmmu_vm_config *cfg, struct kmmu_vm **out);
+/* Close every vCPU and the VM. */
+void kmmu_vm_free(struct kmmu_vm *vm);
+/* The SPTE format the VM actually uses (the default resolved). */
+uint32_t kmmu_vm_format(struct kmmu_vm *vm);
+
+int kmmu_vm_set_memslot(struct kmmu_vm *vm, uint32_t slot, uint32_t flags, uint64_t gpa,
+			uint64_t size, void *hva);
+int kmmu_vm_stats(struct kmmu_vm *vm, struct kmmu_vm_stats *st);
+int kmmu_vm_get_spte(struct kmmu_vm *vm, uint64_t gpa, uint32_t as_id,
+		     struct kmmu_spte_query *q);
+int kmmu_vm_zap(struct kmmu_vm *vm, uint64_t gpa, uint64_t size, uint32_t as_id,
+		uint32_t flags);
+
+int kmmu_vcpu_create(struct kmmu_vm *vm, int id, struct kmmu_vcpu **out);
+int kmmu_vcpu_set_workload(struct kmmu_vcpu *vcpu, const struct kmmu_workload *wl);
+int kmmu_vcpu_run(struct kmmu_vcpu *vcpu, struct kmmu_run *run);
+int kmmu_vcpu_kick(struct kmmu_vcpu *vcpu);
+/*
+ * Set @wl and RUN until KMMU_EXIT_DONE, going on after INTR; any other exit
+ * stops and is left in @run.  Return 0 (check run->exit_reason) or -errno.
+ */
+int kmmu_vcpu_run_workload(struct kmmu_vcpu *vcpu, const struct kmmu_workload *wl,
+			   struct kmmu_run *run);
+
+/* ---- guest memory backings ---- */
+
+enum kmmu_backing {
+	KMMU_BACKING_ANON,
+	KMMU_BACKING_ANON_THP,
+	KMMU_BACKING_HUGETLB_2M,
+	KMMU_BACKING_HUGETLB_1G,
+	KMMU_BACKING_SHMEM,
+	KMMU_BACKING_PFNMAP,
+	KMMU_NR_BACKINGS,
+};
+
+struct kmmu_mem {
+	void *addr;		/* aligned to the backing's page size */
+	size_t size;
+	enum kmmu_backing backing;
+	void *map;		/* what was mmap'd, for munmap */
+	size_t map_size;
+	bool registered;	/* user backend: known to the host model */
+};
+
+const char *kmmu_backing_name(enum kmmu_backing b);
+/* Parse a backing name; return -EINVAL for an unknown one. */
+int kmmu_backing_parse(const char *name, enum kmmu_backing *b);
+size_t kmmu_backing_page_size(enum kmmu_backing b);
+/*
+ * Allocate @size bytes (rounded up to the page size) of @b.  Return 0,
+ * -EOPNOTSUPP when this host cannot provide it (no huge pages reserved, no
+ * PFNMAP helper), or -ENOMEM.
+ */
+int kmmu_mem_alloc(struct kmmu_mem *m, enum kmmu_backing b, size_t size);
+void kmmu_mem_free(struct kmmu_mem *m);
+/* Touch every page, so that host faults are out of the way. */
+void kmmu_mem_prefault(struct kmmu_mem *m);
+
+/* ---- what the host's mm does ---- */
+
+/* Discard [addr, addr + len) as MADV_DONTNEED does: mappings go, data reads 0. */
+int kmmu_host_discard(void *addr, size_t len);
+/* user backend only: age [addr, addr + len); -EOPNOTSUPP on dev. */
+int kmmu_host_age(void *addr, size_t len, bool clear);
+
+/* ---- checks at the end of a test ---- */
+
+/*
+ * user backend: no core object, page-table page or WARN is left once every
+ * VM is freed.  Return 0, or -1 after printing what is wrong.  Always 0 on
+ * dev, where the QEMU bench checks the kernel log instead.
+ */
+int kmmu_lib_leak_check(void);
+
+/* Monotonic time in nanoseconds. */
+uint64_t kmmu_now_ns(void);
+
+#endif /* KMMU_LIB_H */

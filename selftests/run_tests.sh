@@ -1,0 +1,111 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# Run every kmmu test and end with one line "N passed, N failed, N skipped".
+#
+#   selftests/run_tests.sh TEST_BINARY...
+#
+# Besides the kselftest binaries given (run on the user backend), it checks
+# that kmmu.ko builds with W=1 and sparse without a warning and that the
+# kernel code is checkpatch-clean.  Logs go to $BUILD/logs.
+set -u
+
+BUILD=${BUILD:-build}
+KSRC_TAR=${KSRC_TAR:-}
+LOGS=$BUILD/logs
+mkdir -p "$LOGS"
+
+passed=0
+failed=0
+skipped=0
+failures=""
+
+note_fail() {
+	failed=$((failed + $2))
+	failures="$failures $1"
+}
+
+# A check that is one test: a name and a command.
+check() {
+	name=$1
+	shift
+	log=$LOGS/$name.log
+	if "$@" >"$log" 2>&1; then
+		passed=$((passed + 1))
+		echo "ok - $name"
+	else
+		note_fail "$name" 1
+		echo "not ok - $name (see $log)"
+		tail -n 20 "$log" | sed 's/^/#   /'
+	fi
+}
+
+kmod_build() {
+	make -C kmod clean >/dev/null 2>&1
+	make -C kmod W=1 C=1 2>&1 | tee "$LOGS/kmod-build.out"
+	test -f kmod/kmmu.ko || return 1
+	! grep -Ei 'warning|error' "$LOGS/kmod-build.out"
+}
+
+checkpatch() {
+	dir=$BUILD/checkpatch
+	if [ ! -f "$dir/checkpatch.pl" ]; then
+		mkdir -p "$dir"
+		tar -xJf "$KSRC_TAR" -C "$dir" --strip-components=2 --wildcards \
+			'*/scripts/checkpatch.pl' '*/scripts/spelling.txt' \
+			'*/scripts/const_structs.checkpatch' || return 1
+	fi
+	# shellcheck disable=SC2046
+	perl "$dir/checkpatch.pl" --no-tree -f --terse --show-types \
+		$(find kmod -name '*.[ch]' ! -name '*.mod.c' | sort)
+}
+
+# A kselftest_harness binary: its "# Totals:" line counts.
+run_ksft() {
+	bin=$1
+	name=$(basename "$(dirname "$bin")")-$(basename "$bin")
+	log=$LOGS/$name.log
+	KMMU_BACKEND=user \
+	ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=selftests/tsan.supp \
+		"$bin" >"$log" 2>&1
+	rc=$?
+	grep -E '^(ok|not ok) ' "$log" | sed "s/^/[$name] /"
+	totals=$(grep '^# Totals:' "$log" | tail -n 1)
+	if [ -z "$totals" ]; then
+		note_fail "$name" 1
+		echo "not ok - $name: no totals, exit $rc (see $log)"
+		tail -n 30 "$log" | sed 's/^/#   /'
+		return
+	fi
+	p=$(echo "$totals" | sed -n 's/.*pass:\([0-9]*\).*/\1/p')
+	f=$(echo "$totals" | sed -n 's/.*fail:\([0-9]*\).*/\1/p')
+	xf=$(echo "$totals" | sed -n 's/.*xfail:\([0-9]*\).*/\1/p')
+	s=$(echo "$totals" | sed -n 's/.*skip:\([0-9]*\).*/\1/p')
+	e=$(echo "$totals" | sed -n 's/.*error:\([0-9]*\).*/\1/p')
+	passed=$((passed + p + xf))
+	skipped=$((skipped + s))
+	if [ $((f + e)) -gt 0 ] || [ "$rc" -ne 0 ]; then
+		n=$((f + e))
+		[ "$n" -eq 0 ] && n=1
+		note_fail "$name" "$n"
+		grep -B2 -A12 '^# .*FAIL\|^not ok\|ERROR: \|runtime error\|WARNING' "$log" | head -n 60 |
+			sed 's/^/#   /'
+	fi
+}
+
+check kmod-build-w1-sparse kmod_build
+if [ -n "$KSRC_TAR" ]; then
+	check checkpatch checkpatch
+else
+	skipped=$((skipped + 1))
+	echo "ok - checkpatch # SKIP no linux-source tarball"
+fi
+
+for bin in "$@"; do
+	run_ksft "$bin"
+done
+
+[ -n "$failures" ] && echo "# failed:$failures"
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
