@@ -77,8 +77,11 @@ static void kmmu_destroy_vm(struct kmmu *kmmu)
 	for (i = 0; i < KMMU_MAX_VCPUS; i++) {
 		struct kmmu_vcpu *vcpu = rcu_dereference_protected(kmmu->vcpus[i], 1);
 
-		if (vcpu)
-			kmmu_destroy_vcpu(vcpu);
+		if (!vcpu)
+			continue;
+		/* Unlisted first: dropping its roots flushes the others' TLBs. */
+		RCU_INIT_POINTER(kmmu->vcpus[i], NULL);
+		kmmu_destroy_vcpu(vcpu);
 	}
 	/* Roots live only as long as the vCPUs (or zappers) that hold them. */
 	WARN_ON_ONCE(!list_empty(&kmmu->tdp_mmu_roots));

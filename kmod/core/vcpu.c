@@ -266,7 +266,8 @@ static int vcpu_load_root(struct kmmu_vcpu *vcpu)
 	struct kmmu_mmu_page *root;
 	int as = vcpu->wls.as_id;
 
-	if (test_and_clear_bit(KMMU_REQ_MMU_RELOAD, &vcpu->requests)) {
+	if (test_bit(KMMU_REQ_MMU_RELOAD, &vcpu->requests) &&
+	    test_and_clear_bit(KMMU_REQ_MMU_RELOAD, &vcpu->requests)) {
 		for (as = 0; as < KMMU_ADDRESS_SPACE_NUM; as++) {
 			root = vcpu->root[as];
 			if (root && READ_ONCE(root->invalid)) {
@@ -347,7 +348,7 @@ static int vcpu_run_loop(struct kmmu_vcpu *vcpu, struct kmmu_run *run)
 	int stop, ret, idx;
 
 	for (;;) {
-		if (xchg(&vcpu->kick, 0) || os_signal_pending()) {
+		if ((READ_ONCE(vcpu->kick) && xchg(&vcpu->kick, 0)) || os_signal_pending()) {
 			run->exit_reason = KMMU_EXIT_INTR;
 			return 1;
 		}

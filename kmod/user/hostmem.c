@@ -343,11 +343,11 @@ int os_hva_to_pfn(struct kmmu *kmmu, struct os_pfn_req *req)
 	if (r->refcounted)
 		__atomic_add_fetch(&r->refs[(req->hva - r->start) / KMMU_PAGE_SIZE], 1,
 				   __ATOMIC_RELAXED);
-	/* Fault the page in, as get_user_pages would. */
-	if (req->write)
-		__atomic_fetch_add((u64 *)req->hva, 0, __ATOMIC_RELAXED);
-	else
-		(void)__atomic_load_n((u64 *)req->hva, __ATOMIC_RELAXED);
+	/*
+	 * Fault the page in, as get_user_pages would.  A read is enough: the
+	 * pfn does not depend on it, and a write could race with the guest's.
+	 */
+	(void)__atomic_load_n((u64 *)req->hva, __ATOMIC_RELAXED);
 out:
 	rcu_read_unlock();
 	return ret;

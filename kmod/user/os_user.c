@@ -245,25 +245,43 @@ bool kmmu_user_rwlock_held(rwlock_t *l)
 
 void rwlock_init(rwlock_t *l)
 {
-	pthread_rwlockattr_t attr;
-
-	pthread_rwlockattr_init(&attr);
-	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-	pthread_rwlock_init(&l->rw, &attr);
-	pthread_rwlockattr_destroy(&attr);
-	l->waiters = 0;
+	memset(l, 0, sizeof(*l));
+	pthread_mutex_init(&l->wmutex, NULL);
 }
 
 void rwlock_destroy(rwlock_t *l)
 {
-	pthread_rwlock_destroy(&l->rw);
+	pthread_mutex_destroy(&l->wmutex);
+}
+
+/* Spin a little, then let the holder (maybe on this CPU) run. */
+static void rwlock_backoff(unsigned int *spins)
+{
+	if (++*spins < 64)
+		cpu_relax();
+	else
+		sched_yield();
+}
+
+static int *rwlock_reader_slot(rwlock_t *l)
+{
+	return &l->readers[os_stat_shard() % RWLOCK_READER_SLOTS].count;
 }
 
 void read_lock(rwlock_t *l)
 {
-	if (pthread_rwlock_tryrdlock(&l->rw)) {
+	int *count = rwlock_reader_slot(l);
+	unsigned int spins = 0;
+
+	for (;;) {
+		/* Full barrier: the writer either sees us, or we see it. */
+		__atomic_add_fetch(count, 1, __ATOMIC_SEQ_CST);
+		if (!__atomic_load_n(&l->writer, __ATOMIC_SEQ_CST))
+			break;
+		__atomic_sub_fetch(count, 1, __ATOMIC_SEQ_CST);
 		__atomic_add_fetch(&l->waiters, 1, __ATOMIC_SEQ_CST);
-		pthread_rwlock_rdlock(&l->rw);
+		while (__atomic_load_n(&l->writer, __ATOMIC_SEQ_CST))
+			rwlock_backoff(&spins);
 		__atomic_sub_fetch(&l->waiters, 1, __ATOMIC_SEQ_CST);
 	}
 	held_push(l, false);
@@ -272,28 +290,39 @@ void read_lock(rwlock_t *l)
 void read_unlock(rwlock_t *l)
 {
 	held_pop(l);
-	pthread_rwlock_unlock(&l->rw);
+	__atomic_sub_fetch(rwlock_reader_slot(l), 1, __ATOMIC_RELEASE);
 }
 
 void write_lock(rwlock_t *l)
 {
-	if (pthread_rwlock_trywrlock(&l->rw)) {
+	unsigned int spins = 0;
+	int i;
+
+	if (pthread_mutex_trylock(&l->wmutex)) {
 		__atomic_add_fetch(&l->waiters, 1, __ATOMIC_SEQ_CST);
-		pthread_rwlock_wrlock(&l->rw);
+		pthread_mutex_lock(&l->wmutex);
 		__atomic_sub_fetch(&l->waiters, 1, __ATOMIC_SEQ_CST);
 	}
+	__atomic_store_n(&l->writer, 1, __ATOMIC_SEQ_CST);
+	for (i = 0; i < RWLOCK_READER_SLOTS; i++)
+		while (__atomic_load_n(&l->readers[i].count, __ATOMIC_ACQUIRE))
+			rwlock_backoff(&spins);
 	held_push(l, true);
 }
 
 void write_unlock(rwlock_t *l)
 {
 	held_pop(l);
-	pthread_rwlock_unlock(&l->rw);
+	__atomic_store_n(&l->writer, 0, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&l->wmutex);
 }
 
+/* A holder should let go: readers or writers wait, or (for a reader) a writer does. */
 bool rwlock_needbreak(rwlock_t *l)
 {
-	return __atomic_load_n(&l->waiters, __ATOMIC_RELAXED) > 0;
+	if (__atomic_load_n(&l->waiters, __ATOMIC_RELAXED) > 0)
+		return true;
+	return !kmmu_user_rwlock_held_write(l) && __atomic_load_n(&l->writer, __ATOMIC_RELAXED);
 }
 
 void cond_resched_rwlock_read(rwlock_t *l)

@@ -227,16 +227,22 @@ static inline void list_del_rcu(struct list_head *e)
 /* ---- locks ---- */
 
 /*
- * rwlock_t prefers writers, like the kernel's queued rwlock does for tasks,
- * so that a stream of faults cannot starve a zap.  @waiters feeds
- * rwlock_needbreak(); @writer lets lockdep-style assertions name the owner.
+ * rwlock_t: readers announce themselves in one of several counters, each
+ * on its own cache line, so that faulting vCPUs on different CPUs do not
+ * bounce one line the way a single reader count would; a writer raises
+ * @writer (which stops new readers, so a stream of faults cannot starve a
+ * zap) and waits for every counter to drain.  Writers queue on @wmutex.
+ * @waiters feeds rwlock_needbreak().
  */
+#define RWLOCK_READER_SLOTS	16
+
 typedef struct {
-	pthread_rwlock_t rw;
+	struct {
+		int count;
+	} __attribute__((aligned(64))) readers[RWLOCK_READER_SLOTS];
+	int writer;
 	int waiters;
-	int readers;
-	pthread_t writer;
-	bool write_held;
+	pthread_mutex_t wmutex;
 } rwlock_t;
 
 void rwlock_init(rwlock_t *l);

@@ -1,0 +1,354 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * populate: how fast kmmu faults memory in.  Every vCPU writes one word per
+ * 4 KiB page of its own range of a fresh VM, so every access is a TDP
+ * fault that installs one 4K SPTE.  Reported per fault, with the backing
+ * already faulted in on the host (the MMU's own cost) and without (plus the
+ * host's page faults), next to a floor measured in the same run: one
+ * cmpxchg per 8-byte entry over as many entries as faults, laid out 512 to
+ * a 4 KiB page like SPTEs in page tables.  With --scaling it also runs 1
+ * vCPU over the whole range and V vCPUs over disjoint parts of it, and
+ * prints the throughput ratio: faults take mmu_lock for read only and
+ * must not serialize.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "kmmu_lib.h"
+
+#define GUEST_GPA	(1ULL << 32)
+#define PAGE		4096ULL
+
+struct params {
+	int vcpus;
+	uint64_t bytes_per_vcpu;
+	enum kmmu_backing backing;
+	int reps;
+	uint32_t format;
+	int prefault;		/* 1 = only prefaulted, 0 = only not, -1 = both */
+	bool scaling;
+};
+
+static void help(const char *name)
+{
+	printf("usage: %s [-h] [-v vcpus] [-b bytes] [-s backing] [-r reps] [-f format]\n"
+	       "          [-p yes|no|both] [--scaling]\n\n", name);
+	printf(" -v: vCPUs, each on its own range (default: 1)\n");
+	printf(" -b: bytes of guest memory per vCPU, with k/m/g suffixes (default: 1g)\n");
+	printf(" -s: backing: anonymous, anonymous_thp, anonymous_hugetlb_2mb,\n"
+	       "     anonymous_hugetlb_1gb, shmem (default: anonymous)\n");
+	printf(" -r: repetitions of each figure; the median is reported (default: 5)\n");
+	printf(" -f: SPTE format: default, ept, npt (default: default, the CPU's)\n");
+	printf(" -p: backing faulted in on the host before the run: yes, no or both (default: both)\n");
+	printf(" --scaling: also run 1 vCPU over vcpus x bytes and report the throughput\n"
+	       "     of -v vCPUs relative to it (default: off)\n");
+	printf("\nBackend: KMMU_BACKEND=dev|user (default: dev when /dev/kmmu exists).\n");
+}
+
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	uint64_t v = strtoull(s, &end, 0);
+
+	switch (*end) {
+	case 'g': case 'G':
+		v <<= 10;
+		/* fall through */
+	case 'm': case 'M':
+		v <<= 10;
+		/* fall through */
+	case 'k': case 'K':
+		v <<= 10;
+		end++;
+		break;
+	}
+	if (*end || !v)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct params *p)
+{
+	static const struct option longopts[] = {
+		{ "scaling", no_argument, NULL, 'S' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "hv:b:s:r:f:p:", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'v':
+			p->vcpus = atoi(optarg);
+			if (p->vcpus < 1 || p->vcpus > KMMU_LIB_MAX_VCPUS)
+				goto bad;
+			break;
+		case 'b':
+			if (parse_size(optarg, &p->bytes_per_vcpu) || p->bytes_per_vcpu % PAGE)
+				goto bad;
+			break;
+		case 's':
+			if (kmmu_backing_parse(optarg, &p->backing) ||
+			    p->backing == KMMU_BACKING_PFNMAP)
+				goto bad;
+			break;
+		case 'r':
+			p->reps = atoi(optarg);
+			if (p->reps < 1 || p->reps > 1000)
+				goto bad;
+			break;
+		case 'f':
+			if (!strcmp(optarg, "ept"))
+				p->format = KMMU_SPTE_FORMAT_EPT;
+			else if (!strcmp(optarg, "npt"))
+				p->format = KMMU_SPTE_FORMAT_NPT;
+			else if (strcmp(optarg, "default"))
+				goto bad;
+			break;
+		case 'p':
+			if (!strcmp(optarg, "yes"))
+				p->prefault = 1;
+			else if (!strcmp(optarg, "no"))
+				p->prefault = 0;
+			else if (strcmp(optarg, "both"))
+				goto bad;
+			break;
+		case 'S':
+			p->scaling = true;
+			break;
+		case 'h':
+			help(argv[0]);
+			exit(0);
+		default:
+			goto usage;
+		}
+	}
+	if (optind == argc)
+		return 0;
+bad:
+	fprintf(stderr, "%s: bad argument%s%s\n", argv[0], optarg ? ": " : "", optarg ?: "");
+usage:
+	help(argv[0]);
+	return -EINVAL;
+}
+
+/* One vCPU's share of a run. */
+struct vcpu_job {
+	struct kmmu_vcpu *vcpu;
+	uint64_t gpa, size;
+	pthread_barrier_t *start;
+	uint64_t ns;
+	int err;
+};
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu_job *j = arg;
+	struct kmmu_workload wl = {
+		.gpa = j->gpa,
+		.size = j->size,
+		.iterations = 1,
+		.pattern = KMMU_PATTERN_SEQUENTIAL,
+		.write_percent = 100,
+		.value = 1,
+	};
+	struct kmmu_run run;
+	uint64_t t0;
+
+	j->err = kmmu_vcpu_set_workload(j->vcpu, &wl);
+	pthread_barrier_wait(j->start);
+	if (j->err)
+		return NULL;
+	t0 = kmmu_now_ns();
+	do {
+		memset(&run, 0, sizeof(run));
+		j->err = kmmu_vcpu_run(j->vcpu, &run);
+	} while (!j->err && run.exit_reason == KMMU_EXIT_INTR);
+	j->ns = kmmu_now_ns() - t0;
+	if (!j->err && run.exit_reason != KMMU_EXIT_DONE)
+		j->err = -EIO;
+	return NULL;
+}
+
+/*
+ * Populate @total bytes with @nvcpus vCPUs on equal disjoint parts, in a
+ * fresh VM.  Returns the wall time from the common start to the last vCPU
+ * done, in ns, or 0 on error.
+ */
+static uint64_t populate_once(const struct params *p, int nvcpus, uint64_t total, bool prefault)
+{
+	struct kmmu_vm_config cfg = { .spte_format = p->format };
+	struct vcpu_job jobs[KMMU_LIB_MAX_VCPUS];
+	pthread_t threads[KMMU_LIB_MAX_VCPUS];
+	pthread_barrier_t start;
+	struct kmmu_vm_stats st;
+	struct kmmu_mem mem;
+	struct kmmu_vm *vm;
+	uint64_t t0, ns = 0;
+	int i, ret;
+
+	ret = kmmu_mem_alloc(&mem, p->backing, total);
+	if (ret) {
+		fprintf(stderr, "populate: cannot allocate %s: %s\n",
+			kmmu_backing_name(p->backing), strerror(-ret));
+		return 0;
+	}
+	if (prefault)
+		kmmu_mem_prefault(&mem);
+	ret = kmmu_vm_create(&cfg, &vm);
+	if (!ret)
+		ret = kmmu_vm_set_memslot(vm, 0, 0, GUEST_GPA, mem.size, mem.addr);
+	if (ret) {
+		fprintf(stderr, "populate: VM setup: %s\n", strerror(-ret));
+		goto out_mem;
+	}
+
+	pthread_barrier_init(&start, NULL, nvcpus + 1);
+	for (i = 0; i < nvcpus; i++) {
+		jobs[i] = (struct vcpu_job){
+			.gpa = GUEST_GPA + i * (total / nvcpus),
+			.size = total / nvcpus,
+			.start = &start,
+		};
+		ret = kmmu_vcpu_create(vm, i, &jobs[i].vcpu);
+		if (ret) {
+			fprintf(stderr, "populate: vCPU %d: %s\n", i, strerror(-ret));
+			exit(1);
+		}
+		pthread_create(&threads[i], NULL, vcpu_thread, &jobs[i]);
+	}
+	pthread_barrier_wait(&start);
+	t0 = kmmu_now_ns();
+	for (i = 0; i < nvcpus; i++)
+		pthread_join(threads[i], NULL);
+	ns = kmmu_now_ns() - t0;
+	pthread_barrier_destroy(&start);
+
+	for (i = 0; i < nvcpus; i++) {
+		if (jobs[i].err) {
+			fprintf(stderr, "populate: vCPU %d failed: %s\n", i, strerror(-jobs[i].err));
+			ns = 0;
+		}
+	}
+	if (ns && !kmmu_vm_stats(vm, &st) && st.pages_4k + st.pages_2m * 512 +
+	    st.pages_1g * 512 * 512 != total / PAGE) {
+		fprintf(stderr, "populate: mapped %llu 4K + %llu 2M + %llu 1G, expected %llu pages\n",
+			st.pages_4k, st.pages_2m, st.pages_1g, (unsigned long long)(total / PAGE));
+		ns = 0;
+	}
+	kmmu_vm_free(vm);
+out_mem:
+	kmmu_mem_free(&mem);
+	return ns;
+}
+
+/* The floor: one cmpxchg per 8-byte entry, entries packed 512 to a page. */
+static double floor_ns_per_entry(uint64_t entries)
+{
+	size_t bytes = (entries * 8 + PAGE - 1) & ~(PAGE - 1);
+	uint64_t *e = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			   -1, 0);
+	uint64_t i, t0, ns;
+
+	if (e == MAP_FAILED)
+		return 0;
+	memset(e, 0, bytes);
+	t0 = kmmu_now_ns();
+	for (i = 0; i < entries; i++) {
+		uint64_t old = 0;
+
+		__atomic_compare_exchange_n(&e[i], &old, i | 1, false, __ATOMIC_SEQ_CST,
+					    __ATOMIC_SEQ_CST);
+	}
+	ns = kmmu_now_ns() - t0;
+	munmap(e, bytes);
+	return (double)ns / entries;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Run one figure p->reps times, print each, return the median wall time. */
+static uint64_t figure(const struct params *p, const char *label, int nvcpus, uint64_t total,
+		       bool prefault)
+{
+	uint64_t ns[1000], faults = total / PAGE;
+	int r;
+
+	for (r = 0; r < p->reps; r++) {
+		ns[r] = populate_once(p, nvcpus, total, prefault);
+		if (!ns[r])
+			exit(1);
+		printf("%-28s rep %d: %2d vCPU %9llu faults %9.1f ms %8.1f ns/fault\n", label,
+		       r + 1, nvcpus, (unsigned long long)faults, ns[r] / 1e6,
+		       (double)ns[r] * nvcpus / faults);
+		fflush(stdout);
+	}
+	qsort(ns, p->reps, sizeof(ns[0]), cmp_u64);
+	return ns[p->reps / 2];
+}
+
+int main(int argc, char **argv)
+{
+	struct params p = {
+		.vcpus = 1,
+		.bytes_per_vcpu = 1ULL << 30,
+		.backing = KMMU_BACKING_ANON,
+		.reps = 5,
+		.format = KMMU_SPTE_FORMAT_DEFAULT,
+		.prefault = -1,
+		.scaling = false,
+	};
+	uint64_t total, faults, med_pre = 0, med_nopre = 0, med_one = 0;
+	double floor_ns;
+
+	if (parse_args(argc, argv, &p))
+		return 2;
+	if (!kmmu_backend_available()) {
+		fprintf(stderr, "populate: backend %s not available\n", kmmu_backend_name());
+		return 1;
+	}
+	total = p.bytes_per_vcpu * p.vcpus;
+	faults = total / PAGE;
+
+	printf("populate: backend=%s format=%s backing=%s vcpus=%d bytes/vcpu=%llu reps=%d\n",
+	       kmmu_backend_name(),
+	       p.format == KMMU_SPTE_FORMAT_NPT ? "npt" : p.format == KMMU_SPTE_FORMAT_EPT ?
+	       "ept" : "default", kmmu_backing_name(p.backing), p.vcpus,
+	       (unsigned long long)p.bytes_per_vcpu, p.reps);
+	floor_ns = floor_ns_per_entry(faults);
+	printf("floor: one cmpxchg per 8-byte entry, %llu entries in 4 KiB pages: %.2f ns/entry\n",
+	       (unsigned long long)faults, floor_ns);
+
+	if (p.prefault != 0)
+		med_pre = figure(&p, "prefaulted", p.vcpus, total, true);
+	if (p.prefault != 1)
+		med_nopre = figure(&p, "not prefaulted", p.vcpus, total, false);
+	if (p.scaling)
+		med_one = figure(&p, "prefaulted, 1 vCPU, all", 1, total, true);
+
+	printf("\nsummary (median of %d):\n", p.reps);
+	if (med_pre)
+		printf("  populate prefaulted     %2d vCPU: %8.1f ns/fault per vCPU (%.1fx floor)\n",
+		       p.vcpus, (double)med_pre * p.vcpus / faults,
+		       (double)med_pre * p.vcpus / faults / floor_ns);
+	if (med_nopre)
+		printf("  populate not prefaulted %2d vCPU: %8.1f ns/fault per vCPU (%.1fx floor)\n",
+		       p.vcpus, (double)med_nopre * p.vcpus / faults,
+		       (double)med_nopre * p.vcpus / faults / floor_ns);
+	if (med_one && med_pre)
+		printf("  scaling: %d vCPUs fault %.2fx as many pages per second as 1 vCPU\n",
+		       p.vcpus, (double)med_one / med_pre);
+	printf("  floor: %.2f ns/entry\n", floor_ns);
+	return 0;
+}
