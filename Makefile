@@ -83,9 +83,11 @@ test: deps
 	@$(MAKE) --no-print-directory $(TEST_BINS) $(BENCH_BINS)
 	@BUILD=$(BUILD) KSRC_TAR=$(KSRC_TAR) sh selftests/run_tests.sh $(TEST_BINS)
 
-BENCH_ARGS ?=
+# The default suite: 1 GiB per vCPU, with and without the backing
+# prefaulted; then 2 vCPUs on disjoint halves against one vCPU on the whole.
 bench: deps $(BENCH_BINS)
-	$(BUILD)/rel/bench/populate $(BENCH_ARGS)
+	$(BUILD)/rel/bench/populate -v 1 -b 1g
+	$(BUILD)/rel/bench/populate -v 2 -b 512m -p yes --scaling
 
 clean:
 	rm -rf $(BUILD)
