@@ -143,14 +143,14 @@ int os_host_mapping_level(struct kmmu *kmmu, unsigned long hva)
 	pud = READ_ONCE(*pud_offset(&p4d, hva));
 	if (pud_none(pud) || !pud_present(pud))
 		goto out;
-	if (pud_large(pud)) {
+	if (pud_leaf(pud)) {
 		level = KMMU_LEVEL_1G;
 		goto out;
 	}
 	pmd = READ_ONCE(*pmd_offset(&pud, hva));
 	if (pmd_none(pmd) || !pmd_present(pmd))
 		goto out;
-	if (pmd_large(pmd))
+	if (pmd_leaf(pmd))
 		level = KMMU_LEVEL_2M;
 out:
 	local_irq_restore(flags);
