@@ -3,6 +3,8 @@
 #
 #   make test    build the core in userspace (ASan+UBSan, TSan) and kmmu.ko,
 #                run every test, end with "N passed, N failed, N skipped"
+#   make vm-test run the selftests on the dev backend in QEMU guests booting
+#                Debian's kernels, with Intel- and AMD-vendor CPUs
 #   make bench   build the benchmark drivers and run the default suite
 #   make         build everything without running it
 #
@@ -32,17 +34,22 @@ CFLAGS_asan	:= -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 		   -fno-sanitize-recover=all
 CFLAGS_tsan	:= -O1 -g -fsanitize=thread
 CFLAGS_rel	:= -O2 -g
+# For the QEMU guest, which has no shared libraries.
+CFLAGS_static	:= -O2 -g
+LDFLAGS_static	:= -static
 LDLIBS		:= -lurcu -lpthread
 
 TEST_BINS	:= $(addprefix $(BUILD)/asan/unit/,$(UNIT_TESTS)) \
 		   $(addprefix $(BUILD)/asan/kmmu/,$(KMMU_TESTS)) \
 		   $(addprefix $(BUILD)/tsan/kmmu/,$(TSAN_TESTS))
 BENCH_BINS	:= $(addprefix $(BUILD)/rel/bench/,$(BENCHES))
+# What the QEMU guests run on the dev backend: static, no sanitizers.
+VM_TEST_BINS	:= $(addprefix $(BUILD)/static/kmmu/,$(KMMU_TESTS))
 
 all: $(TEST_BINS) $(BENCH_BINS) kmod
 
 deps:
-	@sh scripts/install-deps.sh build kernel
+	@sh scripts/install-deps.sh build kernel vm
 
 # kselftest_harness.h comes from Debian's linux-source, not from this tree.
 $(BUILD)/ksft/kselftest_harness.h:
@@ -64,24 +71,30 @@ $(BUILD)/$(1)/libkmmu.a: $(call LIB_OBJS,$(1))
 
 $(BUILD)/$(1)/unit/%: $(BUILD)/$(1)/obj/selftests/unit/%.o $(BUILD)/$(1)/libkmmu.a
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CFLAGS_$(1)) -o $$@ $$^ $$(LDLIBS)
+	$$(CC) $$(CFLAGS_$(1)) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LDLIBS)
 
 $(BUILD)/$(1)/kmmu/%: $(BUILD)/$(1)/obj/selftests/kmmu/%.o $(BUILD)/$(1)/libkmmu.a
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CFLAGS_$(1)) -o $$@ $$^ $$(LDLIBS)
+	$$(CC) $$(CFLAGS_$(1)) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LDLIBS)
 
 $(BUILD)/$(1)/bench/%: $(BUILD)/$(1)/obj/bench/%.o $(BUILD)/$(1)/libkmmu.a
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CFLAGS_$(1)) -o $$@ $$^ $$(LDLIBS)
+	$$(CC) $$(CFLAGS_$(1)) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LDLIBS)
 endef
-$(foreach v,asan tsan rel,$(eval $(call variant,$(v))))
+$(foreach v,asan tsan rel static,$(eval $(call variant,$(v))))
 
 kmod:
 	$(MAKE) -C kmod W=1
 
 test: deps
-	@$(MAKE) --no-print-directory $(TEST_BINS) $(BENCH_BINS)
-	@BUILD=$(BUILD) KSRC_TAR=$(KSRC_TAR) sh selftests/run_tests.sh $(TEST_BINS)
+	@$(MAKE) --no-print-directory $(TEST_BINS) $(BENCH_BINS) $(VM_TEST_BINS)
+	@BUILD=$(BUILD) KSRC_TAR=$(KSRC_TAR) VM_TEST_BINS="$(VM_TEST_BINS)" \
+		sh selftests/run_tests.sh $(TEST_BINS)
+
+# Only the QEMU test bench (dev backend, every installed kernel, both vendors).
+vm-test: deps
+	@$(MAKE) --no-print-directory $(VM_TEST_BINS)
+	@BUILD=$(BUILD) sh selftests/vm/run_vm_tests.sh $(VM_TEST_BINS)
 
 # The default suite: 1 GiB per vCPU, with and without the backing
 # prefaulted; then 2 vCPUs on disjoint halves against one vCPU on the whole.
@@ -93,7 +106,7 @@ clean:
 	rm -rf $(BUILD)
 	-$(MAKE) -C kmod clean
 
-.PHONY: all deps kmod test bench clean
+.PHONY: all deps kmod test vm-test bench clean
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

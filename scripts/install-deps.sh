@@ -1,17 +1,20 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 # Install the Debian packages kmmu needs, if any is missing.  Usage:
-#   scripts/install-deps.sh [group...]    groups: build (default), kernel
+#   scripts/install-deps.sh [group...]    groups: build, kernel, vm (default: all)
 set -eu
 
 pkgs_build="gcc make liburcu-dev linux-libc-dev"
 pkgs_kernel="linux-source-6.1 linux-headers-amd64 sparse xz-utils"
+pkgs_vm="qemu-system-x86 busybox-static cpio linux-image-amd64 linux-image-6.12-amd64
+	 linux-headers-6.12-amd64"
 
 want=""
-for group in ${*:-build kernel}; do
+for group in ${*:-build kernel vm}; do
 	case "$group" in
 	build) want="$want $pkgs_build" ;;
 	kernel) want="$want $pkgs_kernel" ;;
+	vm) want="$want $pkgs_vm" ;;
 	*) echo "install-deps: unknown group '$group'" >&2; exit 2 ;;
 	esac
 done

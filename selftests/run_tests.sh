@@ -78,11 +78,11 @@ run_ksft() {
 		tail -n 30 "$log" | sed 's/^/#   /'
 		return
 	fi
-	p=$(echo "$totals" | sed -n 's/.*pass:\([0-9]*\).*/\1/p')
-	f=$(echo "$totals" | sed -n 's/.*fail:\([0-9]*\).*/\1/p')
-	xf=$(echo "$totals" | sed -n 's/.*xfail:\([0-9]*\).*/\1/p')
-	s=$(echo "$totals" | sed -n 's/.*skip:\([0-9]*\).*/\1/p')
-	e=$(echo "$totals" | sed -n 's/.*error:\([0-9]*\).*/\1/p')
+	p=$(echo "$totals" | tr ' ' '\n' | sed -n 's/^pass://p')
+	f=$(echo "$totals" | tr ' ' '\n' | sed -n 's/^fail://p')
+	xf=$(echo "$totals" | tr ' ' '\n' | sed -n 's/^xfail://p')
+	s=$(echo "$totals" | tr ' ' '\n' | sed -n 's/^skip://p')
+	e=$(echo "$totals" | tr ' ' '\n' | sed -n 's/^error://p')
 	passed=$((passed + p + xf))
 	skipped=$((skipped + s))
 	if [ $((f + e)) -gt 0 ] || [ "$rc" -ne 0 ]; then
@@ -105,6 +105,27 @@ fi
 for bin in "$@"; do
 	run_ksft "$bin"
 done
+
+# The dev backend, in QEMU guests.
+if [ -n "${VM_TEST_BINS:-}" ]; then
+	# shellcheck disable=SC2086
+	sh selftests/vm/run_vm_tests.sh $VM_TEST_BINS >"$LOGS/vm.log" 2>&1
+	grep -E '^(ok|not ok) ' "$LOGS/vm.log" | grep -v '^\[' 
+	grep -E '^(not ok|#)' "$LOGS/vm.log" | head -n 40
+	last=$(tail -n 1 "$LOGS/vm.log")
+	case "$last" in
+	"vm: "*" passed, "*" failed, "*" skipped")
+		set -- $last
+		passed=$((passed + $2))
+		[ "$4" -gt 0 ] && note_fail vm "$4"
+		skipped=$((skipped + $6))
+		;;
+	*)
+		note_fail vm 1
+		echo "not ok - vm: no summary (see $LOGS/vm.log)"
+		;;
+	esac
+fi
 
 [ -n "$failures" ] && echo "# failed:$failures"
 echo "$passed passed, $failed failed, $skipped skipped"

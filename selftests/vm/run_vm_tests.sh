@@ -1,0 +1,138 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# The QEMU test bench: build kmmu.ko against each installed Debian kernel,
+# pack it with busybox and the static selftests into an initramfs, boot the
+# kernel under TCG with an Intel-vendor and an AMD-vendor CPU, run the suite
+# on the dev backend, and fail on any failed test or any WARN, BUG, oops,
+# bad page or refcount message in the guest's kernel log.
+#
+#   selftests/vm/run_vm_tests.sh TEST_BINARY...
+#
+# Environment: BUILD (default build), KMMU_VM_KERNELS (default: every
+# /boot/vmlinuz-* with a build tree), KMMU_VM_VENDORS (default "intel amd"),
+# KMMU_VM_TIMEOUT seconds per boot (default 600).
+set -u
+
+BUILD=${BUILD:-build}
+OUT=$BUILD/vm
+TIMEOUT=${KMMU_VM_TIMEOUT:-600}
+VENDORS=${KMMU_VM_VENDORS:-intel amd}
+
+if [ -z "${KMMU_VM_KERNELS:-}" ]; then
+	KMMU_VM_KERNELS=""
+	for k in /boot/vmlinuz-*; do
+		v=${k#/boot/vmlinuz-}
+		[ -d "/lib/modules/$v/build" ] && KMMU_VM_KERNELS="$KMMU_VM_KERNELS $v"
+	done
+fi
+
+# What the kernel says when something went wrong.
+BAD_KLOG='WARNING: CPU|cut here|BUG:|Oops|bad page|refcount_t:|general protection|Call Trace|kmmu:.*(leak|error)'
+
+passed=0
+failed=0
+skipped=0
+failures=""
+
+fail() {
+	failed=$((failed + ${2:-1}))
+	failures="$failures $1"
+	echo "not ok - $1"
+}
+
+build_module() {
+	kv=$1
+	dir=$OUT/kmod-$kv
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	cp -r kmod/core kmod/linux kmod/include kmod/Kbuild kmod/Makefile "$dir/"
+	make -C "$dir" KDIR="/lib/modules/$kv/build" W=1 >"$OUT/kmod-$kv.log" 2>&1 &&
+		! grep -Ei 'warning|error' "$OUT/kmod-$kv.log" >/dev/null
+}
+
+build_initramfs() {
+	kv=$1
+	shift
+	root=$OUT/root-$kv
+	rm -rf "$root"
+	mkdir -p "$root/bin" "$root/tests" "$root/proc" "$root/sys" "$root/dev" "$root/tmp"
+	cp /bin/busybox "$root/bin/busybox"
+	cp "$OUT/kmod-$kv/kmmu.ko" "$root/"
+	for t in "$@"; do
+		cp "$t" "$root/tests/"
+	done
+	cp selftests/vm/init "$root/init"
+	chmod +x "$root/init"
+	(cd "$root" && find . | cpio -o -H newc 2>/dev/null | gzip -1) >"$OUT/initramfs-$kv.cpio.gz"
+}
+
+cpu_model() {
+	case "$1" in
+	intel) echo "max,vendor=GenuineIntel" ;;
+	amd) echo "EPYC" ;;
+	esac
+}
+
+# Count the guest's kselftest totals and check its kernel log.
+check_boot() {
+	name=$1
+	log=$2
+	if ! grep -q '^KMMU-VM: DONE' "$log"; then
+		fail "$name: guest did not finish (see $log)"
+		tail -n 30 "$log" | sed 's/^/#   /'
+		return
+	fi
+	grep -q '^KMMU-VM: INSMOD OK' "$log" || { fail "$name: insmod failed"; return; }
+	for t in $(sed -n 's/^KMMU-VM: BEGIN \(.*\)/\1/p' "$log"); do
+		block=$(sed -n "\|^KMMU-VM: BEGIN $t\$|,\|^KMMU-VM: END $t |p" "$log")
+		totals=$(echo "$block" | grep '^# Totals:' | tail -n 1)
+		echo "$block" | grep -E '^(ok|not ok) ' | sed "s|^|[$name $(basename "$t")] |"
+		if [ -z "$totals" ]; then
+			fail "$name $(basename "$t"): no totals"
+			continue
+		fi
+		p=$(echo "$totals" | tr ' ' '\n' | sed -n 's/^pass://p')
+		f=$(echo "$totals" | tr ' ' '\n' | sed -n 's/^fail://p')
+		s=$(echo "$totals" | tr ' ' '\n' | sed -n 's/^skip://p')
+		e=$(echo "$totals" | tr ' ' '\n' | sed -n 's/^error://p')
+		passed=$((passed + p))
+		skipped=$((skipped + s))
+		[ $((f + e)) -gt 0 ] && fail "$name $(basename "$t")" $((f + e))
+	done
+	# The kernel log from the insmod on, dumped by init after the rmmod.
+	klog=$(sed -n '/^KMMU-VM: DMESG BEGIN/,/^KMMU-VM: DMESG END/p' "$log" |
+	       sed -n '/kmmu-vm: tests begin/,$p')
+	if echo "$klog" | grep -Ei "$BAD_KLOG" >/dev/null; then
+		fail "$name: kernel log"
+		echo "$klog" | grep -Ei -A8 "$BAD_KLOG" | head -n 40 | sed 's/^/#   /'
+	else
+		passed=$((passed + 1))
+		echo "ok - $name: kernel log clean"
+	fi
+	grep -q '^KMMU-VM: RMMOD OK' "$log" || fail "$name: rmmod failed"
+}
+
+mkdir -p "$OUT"
+for kv in $KMMU_VM_KERNELS; do
+	if ! build_module "$kv"; then
+		fail "kmmu.ko for $kv (see $OUT/kmod-$kv.log)"
+		continue
+	fi
+	build_initramfs "$kv" "$@"
+	for vendor in $VENDORS; do
+		name="$kv/$vendor"
+		log=$OUT/boot-$kv-$vendor.log
+		echo "# booting $name"
+		timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu "$(cpu_model "$vendor")" \
+			-m 2G -smp 2 -nographic -no-reboot \
+			-kernel "/boot/vmlinuz-$kv" -initrd "$OUT/initramfs-$kv.cpio.gz" \
+			-append "console=ttyS0 quiet panic=-1 hugepagesz=2M hugepages=64 transparent_hugepage=always" \
+			</dev/null 2>&1 | tr -d '\r' >"$log"
+		check_boot "$name" "$log"
+	done
+done
+
+[ -z "$KMMU_VM_KERNELS" ] && { skipped=$((skipped + 1)); echo "ok - vm tests # SKIP no kernel with headers"; }
+[ -n "$failures" ] && echo "# vm failed:$failures"
+echo "vm: $passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
