@@ -183,6 +183,8 @@ static int kmmu_faultin_pfn(struct kmmu_vcpu *vcpu, struct kmmu_page_fault *faul
 	fault->req.write = fault->write;
 	fault->req.slot_writable = !(slot->flags & KMMU_MEM_READONLY);
 	ret = os_hva_to_pfn(kmmu, &fault->req);
+	if (ret == -EAGAIN)
+		return RET_PF_RETRY;
 	if (ret) {
 		fault->host_error = ret;
 		return ret;

@@ -63,7 +63,8 @@ struct os_pfn_req {
 
 /*
  * Look up (and fault in) the page at @req->hva.  Return 0, -EFAULT when there
- * is no usable mapping, -EINTR when a signal is pending, -EHWPOISON.
+ * is no usable mapping, -EINTR when a signal is pending, -EHWPOISON, or
+ * -EAGAIN when the fault should simply be taken again.
  */
 int os_hva_to_pfn(struct kmmu *kmmu, struct os_pfn_req *req);
 /* Drop what os_hva_to_pfn() took; never marks the page accessed or dirty. */

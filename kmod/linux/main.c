@@ -20,6 +20,7 @@
 #include <linux/swap.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
+#include <linux/version.h>
 #include <asm/processor.h>
 
 #include "../core/api.h"
@@ -89,6 +90,74 @@ void *os_pt_owner(u64 *pt)
 
 /* ---- os.h: host pages ---- */
 
+/*
+ * A VM_PFNMAP/VM_IO mapping has no struct page we may count on (it may be
+ * a tail of a non-compound allocation whose refcount is not ours to touch,
+ * or have no struct page at all): read the pfn from the page table and
+ * never take a reference.  The lookup API changed in 6.12.
+ */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 0)
+static int kmmu_follow_pfn(struct vm_area_struct *vma, unsigned long hva, kmmu_pfn_t *pfn,
+			   bool *writable)
+{
+	struct follow_pfnmap_args args = { .vma = vma, .address = hva };
+	int ret = follow_pfnmap_start(&args);
+
+	if (ret)
+		return ret;
+	*pfn = args.pfn;
+	*writable = args.writable;
+	follow_pfnmap_end(&args);
+	return 0;
+}
+#else
+static int kmmu_follow_pfn(struct vm_area_struct *vma, unsigned long hva, kmmu_pfn_t *pfn,
+			   bool *writable)
+{
+	spinlock_t *ptl;
+	pte_t *ptep;
+	int ret = follow_pte(vma->vm_mm, hva, &ptep, &ptl);
+
+	if (ret)
+		return ret;
+	*pfn = pte_pfn(*ptep);
+	*writable = pte_write(*ptep);
+	pte_unmap_unlock(ptep, ptl);
+	return 0;
+}
+#endif
+
+static int kmmu_hva_to_pfn_remapped(struct mm_struct *mm, struct os_pfn_req *req)
+{
+	struct vm_area_struct *vma;
+	bool unlocked = false;
+	int ret = -EFAULT;
+
+	mmap_read_lock(mm);
+	vma = vma_lookup(mm, req->hva);
+	if (!vma || !(vma->vm_flags & (VM_IO | VM_PFNMAP)))
+		goto out;
+	ret = kmmu_follow_pfn(vma, req->hva, &req->pfn, &req->writable);
+	if (ret) {
+		/*
+		 * Not populated yet: let the mapping's fault handler do it.  If
+		 * that dropped mmap_lock, the vma may be gone: fault again.
+		 */
+		ret = fixup_user_fault(mm, req->hva, req->write ? FAULT_FLAG_WRITE : 0, &unlocked);
+		if (!ret && unlocked)
+			ret = -EAGAIN;
+		if (ret)
+			goto out;
+		ret = kmmu_follow_pfn(vma, req->hva, &req->pfn, &req->writable);
+	}
+	if (!ret && req->write && !req->writable)
+		ret = -EFAULT;
+out:
+	mmap_read_unlock(mm);
+	req->refcounted = false;
+	return ret == -EAGAIN ? ret : ret ? -EFAULT : 0;
+}
+
 int os_hva_to_pfn(struct kmmu *kmmu, struct os_pfn_req *req)
 {
 	struct page *page;
@@ -103,8 +172,10 @@ int os_hva_to_pfn(struct kmmu *kmmu, struct os_pfn_req *req)
 	npages = get_user_pages_fast(req->hva, 1, req->write ? FOLL_WRITE : 0, &page);
 	if (npages == -EHWPOISON || npages == -EINTR)
 		return npages;
+	if (fatal_signal_pending(current))
+		return -EINTR;
 	if (npages != 1)
-		return fatal_signal_pending(current) ? -EINTR : -EFAULT;
+		return kmmu_hva_to_pfn_remapped(to_linux_vm(kmmu)->mm, req);
 	req->writable = req->write;
 found:
 	req->pfn = page_to_pfn(page);

@@ -16,6 +16,7 @@
 
 #include "kmmu_lib.h"
 #include "kmmu_user.h"
+#include <linux/kmmu_test.h>
 
 #ifndef MAP_HUGE_SHIFT
 #define MAP_HUGE_SHIFT	26
@@ -332,8 +333,22 @@ static int mem_alloc_dev(struct kmmu_mem *m)
 	case KMMU_BACKING_SHMEM:
 		return mem_map_aligned(m, 4096, MAP_SHARED | MAP_ANONYMOUS);
 	case KMMU_BACKING_PFNMAP:
-		/* Needs the kmmu_test helper module's mmap; not there yet. */
-		return -EOPNOTSUPP;
+		/* The helper module's tail pages of a non-compound allocation. */
+		if (m->size > KMMU_TEST_MAX_MAP)
+			return -EINVAL;
+		m->fd = open("/dev/kmmu_test", O_RDWR | O_CLOEXEC);
+		if (m->fd < 0)
+			return -EOPNOTSUPP;
+		m->map_size = m->size;
+		m->map = mmap(NULL, m->size, PROT_READ | PROT_WRITE, MAP_SHARED, m->fd, 0);
+		if (m->map == MAP_FAILED) {
+			m->map = NULL;
+			close(m->fd);
+			m->fd = -1;
+			return -ENOMEM;
+		}
+		m->addr = m->map;
+		return 0;
 	case KMMU_BACKING_ANON_THP:
 		if (mem_map_aligned(m, SZ_2M, anon))
 			return -ENOMEM;
@@ -350,6 +365,7 @@ int kmmu_mem_alloc(struct kmmu_mem *m, enum kmmu_backing b, size_t size)
 	int ret;
 
 	memset(m, 0, sizeof(*m));
+	m->fd = -1;
 	if (b >= KMMU_NR_BACKINGS || !size)
 		return -EINVAL;
 	m->backing = b;
@@ -379,7 +395,23 @@ void kmmu_mem_free(struct kmmu_mem *m)
 		kmmu_user_mem_unregister(m->addr, m->size);
 	if (m->map)
 		munmap(m->map, m->map_size);
+	if (m->fd >= 0)
+		close(m->fd);
 	memset(m, 0, sizeof(*m));
+	m->fd = -1;
+}
+
+int kmmu_mem_pfnmap_refcounts(struct kmmu_mem *m, int32_t *refs, uint32_t nr)
+{
+	struct kmmu_test_refcounts r = {
+		.addr = (uintptr_t)m->addr,
+		.refs = (uintptr_t)refs,
+		.nr = nr,
+	};
+
+	if (m->fd < 0)
+		return -EOPNOTSUPP;
+	return ioctl(m->fd, KMMU_TEST_GET_REFCOUNTS, &r) ? -errno : 0;
 }
 
 void kmmu_mem_prefault(struct kmmu_mem *m)

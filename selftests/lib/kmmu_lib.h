@@ -90,6 +90,7 @@ struct kmmu_mem {
 	void *map;		/* what was mmap'd, for munmap */
 	size_t map_size;
 	bool registered;	/* user backend: known to the host model */
+	int fd;			/* dev backend, PFNMAP: /dev/kmmu_test, else -1 */
 };
 
 const char *kmmu_backing_name(enum kmmu_backing b);
@@ -103,6 +104,11 @@ size_t kmmu_backing_page_size(enum kmmu_backing b);
  */
 int kmmu_mem_alloc(struct kmmu_mem *m, enum kmmu_backing b, size_t size);
 void kmmu_mem_free(struct kmmu_mem *m);
+/*
+ * Page refcounts behind a PFNMAP backing: refs[0] for the head page of its
+ * allocation, refs[i] for its i-th page; @nr at most pages + 1.  dev only.
+ */
+int kmmu_mem_pfnmap_refcounts(struct kmmu_mem *m, int32_t *refs, uint32_t nr);
 /* Touch every page, so that host faults are out of the way. */
 void kmmu_mem_prefault(struct kmmu_mem *m);
 

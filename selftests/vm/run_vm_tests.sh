@@ -45,7 +45,7 @@ build_module() {
 	dir=$OUT/kmod-$kv
 	rm -rf "$dir"
 	mkdir -p "$dir"
-	cp -r kmod/core kmod/linux kmod/include kmod/Kbuild kmod/Makefile "$dir/"
+	cp -r kmod/core kmod/linux kmod/include kmod/test kmod/Kbuild kmod/Makefile "$dir/"
 	make -C "$dir" KDIR="/lib/modules/$kv/build" W=1 >"$OUT/kmod-$kv.log" 2>&1 &&
 		! grep -Ei 'warning|error' "$OUT/kmod-$kv.log" >/dev/null
 }
@@ -57,7 +57,7 @@ build_initramfs() {
 	rm -rf "$root"
 	mkdir -p "$root/bin" "$root/tests" "$root/proc" "$root/sys" "$root/dev" "$root/tmp"
 	cp /bin/busybox "$root/bin/busybox"
-	cp "$OUT/kmod-$kv/kmmu.ko" "$root/"
+	cp "$OUT/kmod-$kv/kmmu.ko" "$OUT/kmod-$kv/kmmu_test.ko" "$root/"
 	for t in "$@"; do
 		cp "$t" "$root/tests/"
 	done
