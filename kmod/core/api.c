@@ -81,6 +81,7 @@ static long kmmu_dev_create_vm(unsigned long arg)
 	if (ret)
 		return ret;
 
+	cfg.flags |= os_host_vm_flags(cfg.spte_format ? cfg.spte_format : host_format);
 	kmmu = kmmu_create_vm(&cfg, host_format, &ret);
 	if (!kmmu)
 		return ret;
@@ -307,9 +308,12 @@ static long kmmu_vcpu_run_ioctl(struct kmmu_vcpu *vcpu, unsigned long arg)
 	if (!mem_is_zero(run.reserved_in, sizeof(run.reserved_in)))
 		return -EINVAL;
 	ret = kmmu_run_vcpu(vcpu, &run);
-	if (ret)
+	if (ret && ret != -EINTR)
 		return ret;
-	return os_copy_to_user(arg, &run, sizeof(run));
+	/* The exit is userspace's to see even when RUN was interrupted. */
+	if (os_copy_to_user(arg, &run, sizeof(run)))
+		return -EFAULT;
+	return ret;
 }
 
 long kmmu_vcpu_ioctl(struct kmmu_vcpu *vcpu, unsigned int cmd, unsigned long arg)

@@ -106,5 +106,7 @@ int os_vm_host_attach(struct kmmu *kmmu);
 void os_vm_host_detach(struct kmmu *kmmu);
 /* Default SPTE format of this host's CPU (KMMU_SPTE_FORMAT_EPT or _NPT). */
 u32 os_host_spte_format(void);
+/* KMMU_VM_* flags every VM of @format gets from the host's configuration. */
+u32 os_host_vm_flags(u32 format);
 
 #endif /* KMMU_OS_H */

@@ -326,7 +326,7 @@ static int vcpu_handle_fault_result(struct kmmu_vcpu *vcpu, struct kmmu_run *run
 		return 1;
 	case -EINTR:
 		run->exit_reason = KMMU_EXIT_INTR;
-		return 1;
+		return -EINTR;
 	case -EFAULT:
 	case -EHWPOISON:
 		run->exit_reason = KMMU_EXIT_MEMORY_FAULT;
@@ -348,9 +348,14 @@ static int vcpu_run_loop(struct kmmu_vcpu *vcpu, struct kmmu_run *run)
 	int stop, ret, idx;
 
 	for (;;) {
-		if ((READ_ONCE(vcpu->kick) && xchg(&vcpu->kick, 0)) || os_signal_pending()) {
+		if (READ_ONCE(vcpu->kick) && xchg(&vcpu->kick, 0)) {
 			run->exit_reason = KMMU_EXIT_INTR;
 			return 1;
+		}
+		/* Like KVM: a signal ends RUN with -EINTR and an INTR exit. */
+		if (os_signal_pending()) {
+			run->exit_reason = KMMU_EXIT_INTR;
+			return -EINTR;
 		}
 		ret = vcpu_load_root(vcpu);
 		if (ret)
@@ -392,6 +397,7 @@ static int vcpu_run_loop(struct kmmu_vcpu *vcpu, struct kmmu_run *run)
  *
  * Return:
  * * 0       - @run->exit_reason says why RUN returned
+ * * -EINTR  - a signal is pending; @run holds a KMMU_EXIT_INTR exit
  * * -EINVAL - no workload was set
  * * -EBUSY  - another thread is running this vCPU
  * * -ENOMEM - no memory for page tables; RUN may be called again
@@ -417,5 +423,5 @@ int kmmu_run_vcpu(struct kmmu_vcpu *vcpu, struct kmmu_run *run)
 
 	ret = vcpu_run_loop(vcpu, run);
 	atomic_dec(&vcpu->running);
-	return ret < 0 ? ret : 0;
+	return ret == 1 ? 0 : ret;
 }

@@ -30,6 +30,10 @@ static uint spte_format;
 module_param(spte_format, uint, 0444);
 MODULE_PARM_DESC(spte_format, "Default SPTE format: 0 = by CPU vendor, 1 = EPT, 2 = NPT");
 
+static bool nonpresent_ve;
+module_param(nonpresent_ve, bool, 0444);
+MODULE_PARM_DESC(nonpresent_ve, "EPT VMs mark non-present SPTEs with suppress-#VE (default: off)");
+
 static ushort devmode = 0600;
 module_param(devmode, ushort, 0444);
 MODULE_PARM_DESC(devmode, "Mode of /dev/kmmu (default 0600)");
@@ -292,6 +296,13 @@ u32 os_host_spte_format(void)
 	    boot_cpu_data.x86_vendor == X86_VENDOR_HYGON)
 		return KMMU_SPTE_FORMAT_NPT;
 	return KMMU_SPTE_FORMAT_EPT;
+}
+
+u32 os_host_vm_flags(u32 format)
+{
+	if (format == KMMU_SPTE_FORMAT_EPT && nonpresent_ve)
+		return KMMU_VM_NONPRESENT_SUPPRESS_VE;
+	return 0;
 }
 
 /* ---- mmu_notifier ---- */

@@ -428,6 +428,11 @@ u32 os_host_spte_format(void)
 	return KMMU_SPTE_FORMAT_EPT;
 }
 
+u32 os_host_vm_flags(u32 format)
+{
+	return 0;
+}
+
 /* ---- thread registration ---- */
 
 static pthread_key_t thread_key;

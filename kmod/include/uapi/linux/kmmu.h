@@ -25,7 +25,8 @@
 
 /* struct kmmu_vm_config.flags */
 #define KMMU_VM_AD_DISABLED		(1u << 0)  /* EPT only: access tracking instead of A/D bits */
-#define KMMU_VM_NONPRESENT_SUPPRESS_VE	(1u << 1)  /* EPT only: non-present SPTEs carry suppress-#VE */
+/* EPT only: non-present SPTEs carry suppress-#VE (the default under nonpresent_ve=1) */
+#define KMMU_VM_NONPRESENT_SUPPRESS_VE	(1u << 1)
 #define KMMU_VM_VALID_FLAGS		(KMMU_VM_AD_DISABLED | KMMU_VM_NONPRESENT_SUPPRESS_VE)
 
 /* Page sizes as levels: 1 = 4 KiB, 2 = 2 MiB, 3 = 1 GiB. */
