@@ -34,6 +34,10 @@ CFLAGS_asan	:= -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 		   -fno-sanitize-recover=all
 CFLAGS_tsan	:= -O1 -g -fsanitize=thread
 CFLAGS_rel	:= -O2 -g
+# libFuzzer needs clang.
+CC_fuzz		:= clang
+CFLAGS_fuzz	:= -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
+LDFLAGS_fuzz	:= -fsanitize=fuzzer,address,undefined
 # For the QEMU guest, which has no shared libraries.
 CFLAGS_static	:= -O2 -g
 LDFLAGS_static	:= -static
@@ -43,6 +47,7 @@ TEST_BINS	:= $(addprefix $(BUILD)/asan/unit/,$(UNIT_TESTS)) \
 		   $(addprefix $(BUILD)/asan/kmmu/,$(KMMU_TESTS)) \
 		   $(addprefix $(BUILD)/tsan/kmmu/,$(TSAN_TESTS))
 BENCH_BINS	:= $(addprefix $(BUILD)/rel/bench/,$(BENCHES))
+FUZZ_BINS	:= $(BUILD)/fuzz/fuzz/api_fuzz
 # What the QEMU guests run on the dev backend: static, no sanitizers.
 VM_TEST_BINS	:= $(addprefix $(BUILD)/static/kmmu/,$(KMMU_TESTS))
 
@@ -63,7 +68,7 @@ $(BUILD)/ksft/kselftest_harness.h:
 define variant
 $(BUILD)/$(1)/obj/%.o: %.c $(BUILD)/ksft/kselftest_harness.h
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CPPFLAGS) $$(WARN) $$(CFLAGS_$(1)) -MMD -MP -c $$< -o $$@
+	$$(or $$(CC_$(1)),$$(CC)) $$(CPPFLAGS) $$(WARN) $$(CFLAGS_$(1)) -MMD -MP -c $$< -o $$@
 
 $(BUILD)/$(1)/libkmmu.a: $(call LIB_OBJS,$(1))
 	@rm -f $$@
@@ -80,15 +85,19 @@ $(BUILD)/$(1)/kmmu/%: $(BUILD)/$(1)/obj/selftests/kmmu/%.o $(BUILD)/$(1)/libkmmu
 $(BUILD)/$(1)/bench/%: $(BUILD)/$(1)/obj/bench/%.o $(BUILD)/$(1)/libkmmu.a
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CFLAGS_$(1)) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LDLIBS)
+
+$(BUILD)/$(1)/fuzz/%: $(BUILD)/$(1)/obj/selftests/fuzz/%.o $(BUILD)/$(1)/libkmmu.a
+	@mkdir -p $$(dir $$@)
+	$$(or $$(CC_$(1)),$$(CC)) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LDLIBS)
 endef
-$(foreach v,asan tsan rel static,$(eval $(call variant,$(v))))
+$(foreach v,asan tsan rel static fuzz,$(eval $(call variant,$(v))))
 
 kmod:
 	$(MAKE) -C kmod W=1
 
 test: deps
-	@$(MAKE) --no-print-directory $(TEST_BINS) $(BENCH_BINS) $(VM_TEST_BINS)
-	@BUILD=$(BUILD) KSRC_TAR=$(KSRC_TAR) VM_TEST_BINS="$(VM_TEST_BINS)" \
+	@$(MAKE) --no-print-directory $(TEST_BINS) $(BENCH_BINS) $(VM_TEST_BINS) $(FUZZ_BINS)
+	@BUILD=$(BUILD) KSRC_TAR=$(KSRC_TAR) VM_TEST_BINS="$(VM_TEST_BINS)" FUZZ_BINS="$(FUZZ_BINS)" \
 		sh selftests/run_tests.sh $(TEST_BINS)
 
 # Only the QEMU test bench (dev backend, every installed kernel, both vendors).

@@ -106,6 +106,16 @@ for bin in "$@"; do
 	run_ksft "$bin"
 done
 
+# libFuzzer over the ioctl dispatch, a fixed number of runs from a fixed seed.
+fuzz() {
+	corpus=$BUILD/fuzz-corpus/$(basename "$1")
+	mkdir -p "$corpus"
+	"$1" -runs="${KMMU_FUZZ_RUNS:-100000}" -seed=1 "$corpus"
+}
+for bin in ${FUZZ_BINS:-}; do
+	check "fuzz-$(basename "$bin")" fuzz "$bin"
+done
+
 # The dev backend, in QEMU guests.
 if [ -n "${VM_TEST_BINS:-}" ]; then
 	# shellcheck disable=SC2086

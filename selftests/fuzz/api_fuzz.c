@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * libFuzzer target over the ioctl dispatch (kmod/core/api.c) on the user
+ * backend.  Each input is a little program: a sequence of ioctls on a fresh
+ * VM with one vCPU, each taking its command, its fd and the bytes of its
+ * argument from the input.  Crashes, sanitizer reports, undocumented
+ * errnos, WARNs and leaked objects are all findings.
+ *
+ *   build/fuzz/api_fuzz -runs=20000 selftests/fuzz/corpus
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kmmu_lib.h"
+#include "kmmu_user.h"
+
+#define GPA	0x10000000ULL
+#define SIZE	(16 * 4096ULL)
+
+static const unsigned long cmds[] = {
+	KMMU_GET_API_VERSION, KMMU_CREATE_VM, KMMU_CHECK_EXTENSION, KMMU_CREATE_VCPU,
+	KMMU_SET_USER_MEMORY_REGION, KMMU_GET_STATS, KMMU_GET_SPTE, KMMU_ZAP,
+	KMMU_SET_WORKLOAD, KMMU_RUN, KMMU_KICK,
+};
+
+static struct kmmu_mem mem;
+
+static bool errno_documented(long ret)
+{
+	switch (ret) {
+	case -EINVAL: case -EFAULT: case -ENOTTY: case -EEXIST: case -ENOMEM: case -E2BIG:
+	case -EOPNOTSUPP: case -EBUSY: case -EBADF: case -EINTR: case -EMFILE:
+		return true;
+	default:
+		return ret >= 0;
+	}
+}
+
+/* Take @n bytes from the input, zero-padded when it runs out. */
+static void take(const uint8_t **d, size_t *n, void *out, size_t want)
+{
+	size_t k = want < *n ? want : *n;
+
+	memset(out, 0, want);
+	memcpy(out, *d, k);
+	*d += k;
+	*n -= k;
+}
+
+static void run_program(const uint8_t *d, size_t n)
+{
+	union {
+		struct kmmu_vm_config cfg;
+		struct kmmu_userspace_memory_region mem;
+		struct kmmu_workload wl;
+		struct kmmu_run run;
+		struct kmmu_spte_query q;
+		struct kmmu_zap z;
+		struct kmmu_vm_stats st;
+		uint64_t raw[40];
+	} buf;
+	int extra[8], nr_extra = 0, fds[3], steps = 0;
+	struct kmmu_vcpu *vcpu;
+	struct kmmu_vm *vm;
+
+	if (kmmu_vm_create(NULL, &vm) || kmmu_vcpu_create(vm, 0, &vcpu))
+		abort();
+	fds[0] = vm->sys_fd;
+	fds[1] = vm->fd;
+	fds[2] = vcpu->fd;
+
+	while (n >= 2 && steps++ < 64) {
+		uint8_t op = d[0], how = d[1];
+		unsigned long cmd = cmds[op % (sizeof(cmds) / sizeof(cmds[0]))];
+		int fd = how & 4 && nr_extra ? extra[(how >> 3) % nr_extra] : fds[how % 3];
+		unsigned long arg;
+		long ret;
+
+		d += 2;
+		n -= 2;
+		take(&d, &n, &buf, _IOC_SIZE(cmd) ? _IOC_SIZE(cmd) : 8);
+		if (!_IOC_SIZE(cmd))
+			arg = buf.raw[0];		/* an integer argument */
+		else if (how & 0x80)
+			arg = (how & 0x40) ? 0 : 16;	/* pointers kmmu must reject */
+		else
+			arg = (unsigned long)&buf;
+		/* Keep RUN bounded, and memslots on guest memory or nowhere. */
+		if (cmd == KMMU_RUN)
+			buf.run.max_accesses = 1 + buf.run.max_accesses % 4096;
+		if (cmd == KMMU_SET_USER_MEMORY_REGION && (buf.mem.userspace_addr & 1))
+			buf.mem.userspace_addr = (uintptr_t)mem.addr;
+
+		ret = kmmu_ioctl(fd, cmd, arg);
+		if (!errno_documented(ret)) {
+			fprintf(stderr, "api_fuzz: cmd %#lx returned %ld\n", cmd, ret);
+			abort();
+		}
+		if (ret >= 0 && (cmd == KMMU_CREATE_VM || cmd == KMMU_CREATE_VCPU)) {
+			if (nr_extra < 8)
+				extra[nr_extra++] = ret;
+			else
+				kmmu_close(ret);
+		}
+	}
+	while (nr_extra)
+		kmmu_close(extra[--nr_extra]);
+	kmmu_vm_free(vm);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	setenv("KMMU_BACKEND", "user", 1);
+	if (kmmu_mem_alloc(&mem, KMMU_BACKING_ANON, SIZE))
+		abort();
+	return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	run_program(data, size);
+	if (kmmu_user_objects_alive() || kmmu_user_pt_pages_alive() || kmmu_user_warnings()) {
+		fprintf(stderr, "api_fuzz: %ld objects, %ld page-table pages, %ld WARNs left\n",
+			kmmu_user_objects_alive(), kmmu_user_pt_pages_alive(),
+			kmmu_user_warnings());
+		abort();
+	}
+	return 0;
+}
