@@ -6,8 +6,8 @@ set -eu
 
 pkgs_build="gcc make liburcu-dev linux-libc-dev clang libclang-rt-14-dev"
 pkgs_kernel="linux-source-6.1 linux-headers-amd64 sparse xz-utils"
-pkgs_vm="qemu-system-x86 busybox-static cpio linux-image-amd64 linux-image-6.12-amd64
-	 linux-headers-6.12-amd64"
+pkgs_vm="qemu-system-x86 busybox-static cpio stress-ng linux-image-amd64
+	 linux-image-6.12-amd64 linux-headers-6.12-amd64"
 
 want=""
 for group in ${*:-build kernel vm}; do

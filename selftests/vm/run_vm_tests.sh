@@ -62,6 +62,15 @@ build_initramfs() {
 		cp "$t" "$root/tests/"
 	done
 	cp selftests/vm/init "$root/init"
+	# stress-ng for the pressure run, with the shared libraries it needs.
+	if [ -x /usr/bin/stress-ng ]; then
+		mkdir -p "$root/stress"
+		cp /usr/bin/stress-ng "$root/stress/"
+		for lib in $(ldd /usr/bin/stress-ng | sed -n 's/.*=> \(\/[^ ]*\).*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) .*/\1/p'); do
+			mkdir -p "$root$(dirname "$lib")"
+			cp -L "$lib" "$root$lib"
+		done
+	fi
 	chmod +x "$root/init"
 	(cd "$root" && find . | cpio -o -H newc 2>/dev/null | gzip -1) >"$OUT/initramfs-$kv.cpio.gz"
 }
@@ -83,12 +92,13 @@ check_boot() {
 		return
 	fi
 	grep -q '^KMMU-VM: INSMOD OK' "$log" || { fail "$name: insmod failed"; return; }
+	grep '^KMMU-VM: pressure' "$log"
 	for t in $(sed -n 's/^KMMU-VM: BEGIN \(.*\)/\1/p' "$log"); do
 		block=$(sed -n "\|^KMMU-VM: BEGIN $t\$|,\|^KMMU-VM: END $t |p" "$log")
 		totals=$(echo "$block" | grep '^# Totals:' | tail -n 1)
-		echo "$block" | grep -E '^(ok|not ok) ' | sed "s|^|[$name $(basename "$t")] |"
+		echo "$block" | grep -E '^(ok|not ok) ' | sed "s|^|[$name $(echo "$t" | sed "s,/tests/,,")] |"
 		if [ -z "$totals" ]; then
-			fail "$name $(basename "$t"): no totals"
+			fail "$name $(echo "$t" | sed "s,/tests/,,"): no totals"
 			continue
 		fi
 		p=$(echo "$totals" | tr ' ' '\n' | sed -n 's/^pass://p')
@@ -97,7 +107,7 @@ check_boot() {
 		e=$(echo "$totals" | tr ' ' '\n' | sed -n 's/^error://p')
 		passed=$((passed + p))
 		skipped=$((skipped + s))
-		[ $((f + e)) -gt 0 ] && fail "$name $(basename "$t")" $((f + e))
+		[ $((f + e)) -gt 0 ] && fail "$name $(echo "$t" | sed "s,/tests/,,")" $((f + e))
 	done
 	# The kernel log from the insmod on, dumped by init after the rmmod.
 	klog=$(sed -n '/^KMMU-VM: DMESG BEGIN/,/^KMMU-VM: DMESG END/p' "$log" |
