@@ -86,10 +86,15 @@ struct kmmu {
 
 #define KMMU_TLB_ENTRIES	512
 
-/* One soft-TLB entry: a 4 KiB translation with what the walk granted. */
+/*
+ * One soft-TLB entry: a 4 KiB translation with what the walk granted.
+ * Tagged with the address space, as hardware tags entries with the root
+ * they came from, so switching roots needs no flush.
+ */
 struct kmmu_tlb_entry {
 	gfn_t gfn;			/* tag; KMMU_TLB_INVALID when empty */
 	u8 *hva;			/* where the guest page's data is */
+	u8 as_id;			/* tag: address space of the walk */
 	bool writable;			/* write allowed without a walk */
 };
 

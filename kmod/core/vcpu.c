@@ -185,7 +185,7 @@ static int vcpu_access(struct kmmu_vcpu *vcpu, gpa_t gpa, bool write, struct kmm
 	struct kmmu_tlb_entry *e = &vcpu->tlb[gfn % KMMU_TLB_ENTRIES];
 	u64 *p;
 
-	if (e->gfn != gfn || (write && !e->writable)) {
+	if (e->gfn != gfn || e->as_id != s->as_id || (write && !e->writable)) {
 		struct kmmu_walk w = {
 			.gpa = gpa,
 			.access = write ? KMMU_ACC_WRITE : KMMU_ACC_READ,
@@ -215,6 +215,7 @@ static int vcpu_access(struct kmmu_vcpu *vcpu, gpa_t gpa, bool write, struct kmm
 		}
 		e->gfn = gfn;
 		e->hva = hva;
+		e->as_id = s->as_id;
 		e->writable = w.writable;
 	}
 

@@ -93,7 +93,7 @@ FIXTURE_TEARDOWN(vm)
 	EXPECT_EQ(0, kmmu_lib_leak_check());
 }
 
-TEST_F(vm, create_vcpu_bad_id)
+KMMU_TEST_F(vm, create_vcpu_bad_id)
 {
 	struct kmmu_vcpu *v;
 
@@ -104,7 +104,7 @@ TEST_F(vm, create_vcpu_bad_id)
 	EXPECT_EQ(0, kmmu_vcpu_create(self->vm, 63, &v));
 }
 
-TEST_F(vm, workload_bad_input)
+KMMU_TEST_F(vm, workload_bad_input)
 {
 	const struct kmmu_workload good = kmmu_wl_seq(GUEST_GPA, GUEST_SIZE, 50, 7);
 	struct {
@@ -150,7 +150,7 @@ TEST_F(vm, workload_bad_input)
 	EXPECT_EQ(GUEST_SIZE / SZ_4K, run.accesses);
 }
 
-TEST_F(vm, run_bad_input)
+KMMU_TEST_F(vm, run_bad_input)
 {
 	const struct kmmu_workload wl = kmmu_wl_seq(GUEST_GPA, GUEST_SIZE, 0, 0);
 	struct kmmu_run run;
@@ -166,7 +166,7 @@ TEST_F(vm, run_bad_input)
 	EXPECT_EQ(-ENOTTY, kmmu_ioctl(self->vm->fd, KMMU_RUN, 0));
 }
 
-TEST_F(vm, get_spte_and_zap_bad_input)
+KMMU_TEST_F(vm, get_spte_and_zap_bad_input)
 {
 	struct kmmu_spte_query q;
 	struct kmmu_zap z;
@@ -197,7 +197,7 @@ TEST_F(vm, get_spte_and_zap_bad_input)
 }
 
 /* RUN stops where asked (budget, kick) and goes on where it stopped. */
-TEST_F(vm, run_budget_and_kick)
+KMMU_TEST_F(vm, run_budget_and_kick)
 {
 	const struct kmmu_workload wl = kmmu_wl_seq(GUEST_GPA, GUEST_SIZE, 100, 3);
 	struct kmmu_run run;
@@ -223,12 +223,13 @@ TEST_F(vm, run_budget_and_kick)
 	total += run.accesses;
 	EXPECT_EQ(GUEST_SIZE / SZ_4K, total);
 	/* Every page was written exactly with the workload's value. */
-	for (uint64_t off = 0; off < GUEST_SIZE; off += SZ_4K)
+	for (uint64_t off = 0; off < GUEST_SIZE; off += SZ_4K) {
 		ASSERT_EQ(3, *(uint64_t *)((char *)self->mem.addr + off));
+	}
 }
 
 /* No memslot: an MMIO exit; the value userspace hands back is what the guest read. */
-TEST_F(vm, mmio_exit_and_resume)
+KMMU_TEST_F(vm, mmio_exit_and_resume)
 {
 	const uint64_t mmio_gpa = 0x200000000ULL;
 	struct kmmu_workload wl = kmmu_wl_seq(mmio_gpa, 8, 0, 0);
@@ -260,7 +261,7 @@ TEST_F(vm, mmio_exit_and_resume)
 }
 
 /* A host address with nothing behind it: a memory-fault exit naming the page. */
-TEST_F(vm, memory_fault_exit)
+KMMU_TEST_F(vm, memory_fault_exit)
 {
 	const uint64_t gpa = 0x300000000ULL;
 	struct kmmu_workload wl = kmmu_wl_seq(gpa + 8, 8, 100, 1);

@@ -89,7 +89,7 @@ static uint64_t refcounted_bit(const struct kmmu_vm_config *cfg, struct kmmu_vm 
 	return kmmu_vm_format(vm) == KMMU_SPTE_FORMAT_NPT ? NPT_REFCOUNTED : EPT_REFCOUNTED;
 }
 
-TEST_F(pfnmap, run_zap_age_teardown)
+KMMU_TEST_F(pfnmap, run_zap_age_teardown)
 {
 	uint64_t *words = self->mem.addr, sum = 0;
 	struct kmmu_workload wl;
@@ -115,8 +115,9 @@ TEST_F(pfnmap, run_zap_age_teardown)
 		wl.flags = KMMU_WL_XOR_GPA;
 		ASSERT_EQ(0, kmmu_vcpu_run_workload(self->vcpu, &wl, &run));
 		ASSERT_EQ(KMMU_EXIT_DONE, run.exit_reason);
-		for (i = 0; i < NPAGES; i++)
+		for (i = 0; i < NPAGES; i++) {
 			ASSERT_EQ((0xabc0 + pass) ^ (GPA + i * SZ_4K), words[i * 512]);
+		}
 
 		/* Mapped, and not marked refcounted. */
 		ASSERT_EQ(0, kmmu_vm_get_spte(self->vm, GPA + pass * SZ_4K, 0, &q));
@@ -130,8 +131,9 @@ TEST_F(pfnmap, run_zap_age_teardown)
 			EXPECT_TRUE(kmmu_host_age(self->mem.addr, SIZE, true) >= 0);
 		ASSERT_EQ(0, kmmu_vm_zap(self->vm, 0, 0, 0, KMMU_ZAP_ALL));
 		ASSERT_EQ(0, snapshot_refs(_metadata, &self->mem, mid, "after zap"));
-		for (i = 0; i <= NPAGES; i++)
+		for (i = 0; i <= NPAGES; i++) {
 			ASSERT_EQ(self->refs_before[i], mid[i]);
+		}
 	}
 	ASSERT_EQ(0, kmmu_vm_stats(self->vm, &st));
 	EXPECT_EQ(0, st.pages_4k);

@@ -393,10 +393,10 @@ void kmmu_mem_free(struct kmmu_mem *m)
 {
 	if (m->registered)
 		kmmu_user_mem_unregister(m->addr, m->size);
+	if (m->map && m->fd >= 0)
+		close(m->fd);
 	if (m->map)
 		munmap(m->map, m->map_size);
-	if (m->fd >= 0)
-		close(m->fd);
 	memset(m, 0, sizeof(*m));
 	m->fd = -1;
 }
