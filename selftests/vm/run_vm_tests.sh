@@ -134,9 +134,9 @@ for kv in $KMMU_VM_KERNELS; do
 		log=$OUT/boot-$kv-$vendor.log
 		echo "# booting $name"
 		timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu "$(cpu_model "$vendor")" \
-			-m 2G -smp 2 -nographic -no-reboot \
+			-m 3G -smp 2 -nographic -no-reboot \
 			-kernel "/boot/vmlinuz-$kv" -initrd "$OUT/initramfs-$kv.cpio.gz" \
-			-append "console=ttyS0 quiet panic=-1 hugepagesz=2M hugepages=64 transparent_hugepage=always" \
+			-append "console=ttyS0 quiet panic=-1 hugepagesz=2M hugepages=64 hugepagesz=1G hugepages=1 transparent_hugepage=always" \
 			</dev/null 2>&1 | tr -d '\r' >"$log"
 		check_boot "$name" "$log"
 	done
