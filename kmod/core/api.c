@@ -43,7 +43,13 @@ static long kmmu_check_extension(unsigned long cap)
 	case KMMU_CAP_AD_DISABLED:
 	case KMMU_CAP_NONPRESENT_VE:
 	case KMMU_CAP_READONLY_MEM:
+	case KMMU_CAP_EAGER_SPLIT_CHUNK_SIZE:
+	case KMMU_CAP_LOCKLESS_AGING:
 		return 1;
+	case KMMU_CAP_MANUAL_DIRTY_LOG_PROTECT:
+		return KMMU_DIRTY_LOG_MANUAL_PROTECT_ENABLE | KMMU_DIRTY_LOG_INITIALLY_SET;
+	case KMMU_CAP_DIRTY_LOG_MODE:
+		return BIT(KMMU_DIRTY_LOG_MODE_WRPROT) | BIT(KMMU_DIRTY_LOG_MODE_DBIT);
 	default:
 		return 0;
 	}
@@ -107,13 +113,12 @@ long kmmu_dev_ioctl(unsigned int cmd, unsigned long arg)
 
 /* ---- VM fd ---- */
 
+static bool slot_id_ok(u32 slot);
+
 static int kmmu_check_memory_region(const struct kmmu_userspace_memory_region *mem)
 {
-	if ((mem->slot >> 16) >= KMMU_ADDRESS_SPACE_NUM ||
-	    (mem->slot & 0xffff) >= KMMU_USER_MEM_SLOTS)
+	if (!slot_id_ok(mem->slot))
 		return -EINVAL;
-	if (mem->flags & KMMU_MEM_LOG_DIRTY_PAGES)
-		return -EOPNOTSUPP;
 	if (mem->flags & ~KMMU_MEM_VALID_FLAGS)
 		return -EINVAL;
 	if (!page_aligned(mem->memory_size) || !page_aligned(mem->guest_phys_addr) ||
@@ -173,6 +178,13 @@ static long kmmu_vm_get_stats(struct kmmu *kmmu, unsigned long arg)
 	st.zapped_leafs = kmmu_stat_read(kmmu, KMMU_STAT_ZAPPED_LEAFS);
 	st.invalidations = kmmu_stat_read(kmmu, KMMU_STAT_INVALIDATIONS);
 	st.memslot_generation = READ_ONCE(kmmu->slots_generation);
+	st.dirty_pages = kmmu_stat_read(kmmu, KMMU_STAT_DIRTY_PAGES);
+	st.splits = kmmu_stat_read(kmmu, KMMU_STAT_SPLITS);
+	st.recoveries = kmmu_stat_read(kmmu, KMMU_STAT_RECOVERIES);
+	st.collapsible_zaps = kmmu_stat_read(kmmu, KMMU_STAT_COLLAPSIBLE_ZAPS);
+	st.aging_passes = kmmu_stat_read(kmmu, KMMU_STAT_AGING_PASSES);
+	st.young = kmmu_stat_read(kmmu, KMMU_STAT_YOUNG);
+	st.old = kmmu_stat_read(kmmu, KMMU_STAT_OLD);
 	return os_copy_to_user(arg, &st, sizeof(st));
 }
 
@@ -228,6 +240,61 @@ static long kmmu_vm_zap(struct kmmu *kmmu, unsigned long arg)
 	return 0;
 }
 
+static bool slot_id_ok(u32 slot)
+{
+	return (slot >> 16) < KMMU_ADDRESS_SPACE_NUM && (slot & 0xffff) < KMMU_USER_MEM_SLOTS;
+}
+
+static long kmmu_vm_get_dirty_log(struct kmmu *kmmu, unsigned long arg)
+{
+	struct kmmu_dirty_log log;
+
+	if (os_copy_from_user(&log, arg, sizeof(log)))
+		return -EFAULT;
+	if (!slot_id_ok(log.slot) || log.padding)
+		return -EINVAL;
+	return kmmu_get_dirty_log(kmmu, &log);
+}
+
+static long kmmu_vm_clear_dirty_log(struct kmmu *kmmu, unsigned long arg)
+{
+	struct kmmu_clear_dirty_log log;
+
+	if (os_copy_from_user(&log, arg, sizeof(log)))
+		return -EFAULT;
+	if (!slot_id_ok(log.slot) || (log.first_page & 63))
+		return -EINVAL;
+	return kmmu_clear_dirty_log(kmmu, &log);
+}
+
+static long kmmu_vm_enable_cap(struct kmmu *kmmu, unsigned long arg)
+{
+	struct kmmu_enable_cap cap;
+
+	if (os_copy_from_user(&cap, arg, sizeof(cap)))
+		return -EFAULT;
+	if (cap.flags || !mem_is_zero(cap.reserved, sizeof(cap.reserved)))
+		return -EINVAL;
+	return kmmu_enable_cap(kmmu, &cap);
+}
+
+static long kmmu_vm_age(struct kmmu *kmmu, unsigned long arg)
+{
+	struct kmmu_age a;
+
+	if (os_copy_from_user(&a, arg, sizeof(a)))
+		return -EFAULT;
+	if ((a.flags & ~KMMU_AGE_VALID_FLAGS) || !mem_is_zero(a.reserved, sizeof(a.reserved)) ||
+	    a.as_id >= KMMU_ADDRESS_SPACE_NUM || !a.size || !page_aligned(a.gpa) ||
+	    !page_aligned(a.size) || !gpa_range_ok(a.gpa, a.size))
+		return -EINVAL;
+
+	kmmu_age_gfn_range_ioctl(kmmu, a.as_id, a.gpa >> KMMU_PAGE_SHIFT,
+				 (a.gpa + a.size) >> KMMU_PAGE_SHIFT, !(a.flags & KMMU_AGE_TEST_ONLY),
+				 a.flags & KMMU_AGE_FLUSH, &a.young, &a.old);
+	return os_copy_to_user(arg, &a, sizeof(a));
+}
+
 long kmmu_vm_ioctl(struct kmmu *kmmu, unsigned int cmd, unsigned long arg)
 {
 	switch (cmd) {
@@ -241,6 +308,14 @@ long kmmu_vm_ioctl(struct kmmu *kmmu, unsigned int cmd, unsigned long arg)
 		return kmmu_vm_get_spte(kmmu, arg);
 	case KMMU_ZAP:
 		return kmmu_vm_zap(kmmu, arg);
+	case KMMU_AGE:
+		return kmmu_vm_age(kmmu, arg);
+	case KMMU_GET_DIRTY_LOG:
+		return kmmu_vm_get_dirty_log(kmmu, arg);
+	case KMMU_CLEAR_DIRTY_LOG:
+		return kmmu_vm_clear_dirty_log(kmmu, arg);
+	case KMMU_ENABLE_CAP:
+		return kmmu_vm_enable_cap(kmmu, arg);
 	default:
 		return -ENOTTY;
 	}

@@ -76,12 +76,19 @@ static int fast_page_fault(struct kmmu_vcpu *vcpu, struct kmmu_page_fault *fault
 		new_spte = spte;
 		if (is_access_track_spte(f, spte))
 			new_spte = restore_acc_track_spte(new_spte);
-		if (fault->write && is_mmu_writable_spte(f, spte))
+		if (fault->write && is_mmu_writable_spte(f, spte)) {
+			/* A logging slot is tracked per 4 KiB page: split on the slow path. */
+			if (level > KMMU_LEVEL_4K && fault->slot && fault->slot->dirty_bitmap)
+				break;
 			new_spte |= f->writable;
+		}
 		if (new_spte == spte || !is_access_allowed(f, new_spte, access))
 			break;
 
 		if (try_cmpxchg64(sptep, &spte, new_spte)) {
+			/* The first write since the page was protected: log it. */
+			if (fault->slot && (new_spte & ~spte & f->writable))
+				kmmu_mark_page_dirty(kmmu, fault->slot, fault->gfn);
 			ret = RET_PF_FIXED;
 			break;
 		}
@@ -134,6 +141,9 @@ int kmmu_max_mapping_level(struct kmmu *kmmu, const struct kmmu_memory_slot *slo
 {
 	int host_level;
 
+	/* Logging is per 4 KiB page: so are the mappings. */
+	if (slot->dirty_bitmap)
+		return KMMU_LEVEL_4K;
 	for (; max_level > KMMU_LEVEL_4K; max_level--)
 		if (!kmmu_lpage_disallowed(slot, gfn, max_level))
 			break;
@@ -249,6 +259,7 @@ int kmmu_page_fault(struct kmmu_vcpu *vcpu, struct kmmu_page_fault *fault)
 	int ret;
 
 	kmmu_stat_inc(vcpu->kmmu, KMMU_STAT_FAULTS);
+	fault->slot = kmmu_gfn_to_memslot(kmmu_memslots(vcpu->kmmu, fault->as_id), fault->gfn);
 
 	if (fault->rsvd) {
 		ret = handle_mmio_page_fault(vcpu, fault);

@@ -32,6 +32,13 @@ enum kmmu_stat {
 	KMMU_STAT_TLB_FLUSHES,
 	KMMU_STAT_ZAPPED_LEAFS,
 	KMMU_STAT_INVALIDATIONS,
+	KMMU_STAT_DIRTY_PAGES,
+	KMMU_STAT_SPLITS,
+	KMMU_STAT_RECOVERIES,
+	KMMU_STAT_COLLAPSIBLE_ZAPS,
+	KMMU_STAT_AGING_PASSES,
+	KMMU_STAT_YOUNG,
+	KMMU_STAT_OLD,
 	KMMU_NR_STATS,
 };
 
@@ -70,6 +77,14 @@ struct kmmu {
 	struct mutex lock;		/* vCPU creation */
 	struct kmmu_vcpu __rcu *vcpus[KMMU_MAX_VCPUS];
 	atomic_t online_vcpus;
+
+	/* Set with KMMU_ENABLE_CAP. */
+	bool manual_dirty_log_protect;	/* GET does not clear; CLEAR_DIRTY_LOG does */
+	bool dirty_log_initially_set;	/* logging starts all dirty, protects on CLEAR */
+	u32 dirty_log_mode;		/* KMMU_DIRTY_LOG_MODE_* */
+	u64 eager_split_chunk;		/* bytes split per batch; 0 = split on fault */
+	bool lockless_aging;		/* aging walks under RCU only */
+	int nr_logging_slots;		/* under slots_lock */
 
 	struct kmmu_stat_shard stats[KMMU_STAT_SHARDS];
 
@@ -169,6 +184,8 @@ void kmmu_invalidate_range_end(struct kmmu *kmmu, unsigned long start, unsigned 
 bool kmmu_age_hva_range(struct kmmu *kmmu, unsigned long start, unsigned long end,
 			bool clear, bool flush);
 void kmmu_zap_all(struct kmmu *kmmu);
+void kmmu_age_gfn_range_ioctl(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t end,
+			      bool clear, bool flush, u64 *young, u64 *old);
 void kmmu_release_all(struct kmmu *kmmu);
 
 static inline bool kmmu_invalidate_retry_hva(struct kmmu *kmmu, unsigned long mmu_seq,

@@ -50,6 +50,7 @@ void kmmu_memslots_destroy(struct kmmu *kmmu)
 			continue;
 		for (i = 0; i < slots->nr; i++) {
 			memslot_free_lpage_info(slots->by_gfn[i]);
+			kmmu_dirty_bitmap_free(slots->by_gfn[i]);
 			os_free(slots->by_gfn[i]);
 		}
 		os_free(slots);
@@ -244,6 +245,11 @@ static int memslot_remove(struct kmmu *kmmu, int as_id, struct kmmu_memory_slot 
 	memslots_install(kmmu, as_id, final);
 	os_free(invalid_slot);
 	memslot_free_lpage_info(old);
+	/* A moved slot keeps logging into the same bitmap. */
+	if (!moved && old->dirty_bitmap) {
+		kmmu_dirty_bitmap_free(old);
+		kmmu->nr_logging_slots--;
+	}
 	os_free(old);
 	return 0;
 
@@ -277,12 +283,18 @@ static int memslot_create(struct kmmu *kmmu, int as_id, int id,
 	slot->as_id = as_id;
 	if (memslot_alloc_lpage_info(slot))
 		goto free_slot;
+	if ((slot->flags & KMMU_MEM_LOG_DIRTY_PAGES) && kmmu_dirty_bitmap_alloc(kmmu, slot))
+		goto free_lpage;
 	next = memslots_copy(kmmu, cur, NULL, slot);
 	if (!next)
-		goto free_lpage;
+		goto free_bitmap;
 	memslots_install(kmmu, as_id, next);
+	if (slot->dirty_bitmap)
+		kmmu->nr_logging_slots++;
 	return 0;
 
+free_bitmap:
+	kmmu_dirty_bitmap_free(slot);
 free_lpage:
 	memslot_free_lpage_info(slot);
 free_slot:
@@ -323,21 +335,39 @@ static int memslot_change_flags(struct kmmu *kmmu, int as_id, struct kmmu_memory
 				u32 flags)
 {
 	struct kmmu_memslots *cur = rcu_dereference_protected(kmmu->memslots[as_id], 1);
-	struct kmmu_memslots *next;
+	bool log_on = (flags & ~old->flags) & KMMU_MEM_LOG_DIRTY_PAGES;
+	bool log_off = (old->flags & ~flags) & KMMU_MEM_LOG_DIRTY_PAGES;
 	struct kmmu_memory_slot *slot = memslot_dup(old);
+	struct kmmu_memslots *next;
 
 	if (!slot)
 		return -ENOMEM;
 	slot->flags = flags;
+	if (log_off)
+		slot->dirty_bitmap = NULL;
+	if (log_on && kmmu_dirty_bitmap_alloc(kmmu, slot))
+		goto free_slot;
 	next = memslots_copy(kmmu, cur, old, slot);
-	if (!next) {
-		os_free(slot);
-		return -ENOMEM;
-	}
-	/* The disallow counts now belong to the new copy. */
+	if (!next)
+		goto free_bitmap;
+	/* The disallow counts (and a bitmap kept) now belong to the new copy. */
 	memslots_install(kmmu, as_id, next);
+	if (log_off) {
+		kmmu_dirty_bitmap_free(old);
+		kmmu->nr_logging_slots--;
+	}
+	kmmu->nr_logging_slots += log_on;
 	os_free(old);
+	if (log_on || log_off)
+		kmmu_slot_logging_changed(kmmu, slot, log_on);
 	return 0;
+
+free_bitmap:
+	if (log_on)
+		kmmu_dirty_bitmap_free(slot);
+free_slot:
+	os_free(slot);
+	return -ENOMEM;
 }
 
 /**

@@ -32,7 +32,17 @@ struct kmmu_memory_slot {
 	 * old and new copy of a slot whose flags change.
 	 */
 	int *disallow_lpage[KMMU_NR_HUGE_LEVELS];
+	/*
+	 * With KMMU_MEM_LOG_DIRTY_PAGES: one bit per page, then as many
+	 * words again used as the buffer GET_DIRTY_LOG hands out.
+	 */
+	unsigned long *dirty_bitmap;
 };
+
+static inline unsigned long kmmu_dirty_bitmap_longs(const struct kmmu_memory_slot *slot)
+{
+	return DIV_ROUND_UP(slot->npages, BITS_PER_LONG);
+}
 
 struct kmmu_memslots {
 	u64 generation;
@@ -61,5 +71,21 @@ void kmmu_memslots_destroy(struct kmmu *kmmu);
 struct kmmu_memory_slot *kmmu_gfn_to_memslot(struct kmmu_memslots *slots, gfn_t gfn);
 int kmmu_set_memory_region(struct kmmu *kmmu, const struct kmmu_userspace_memory_region *mem);
 bool kmmu_lpage_disallowed(const struct kmmu_memory_slot *slot, gfn_t gfn, int level);
+
+/* dirty.c */
+void kmmu_mark_dirty_range(struct kmmu *kmmu, const struct kmmu_memory_slot *slot, gfn_t gfn,
+			   u64 npages);
+static inline void kmmu_mark_page_dirty(struct kmmu *kmmu, const struct kmmu_memory_slot *slot,
+					gfn_t gfn)
+{
+	kmmu_mark_dirty_range(kmmu, slot, gfn, 1);
+}
+
+int kmmu_dirty_bitmap_alloc(struct kmmu *kmmu, struct kmmu_memory_slot *slot);
+void kmmu_dirty_bitmap_free(struct kmmu_memory_slot *slot);
+void kmmu_slot_logging_changed(struct kmmu *kmmu, struct kmmu_memory_slot *slot, bool on);
+int kmmu_get_dirty_log(struct kmmu *kmmu, const struct kmmu_dirty_log *log);
+int kmmu_clear_dirty_log(struct kmmu *kmmu, const struct kmmu_clear_dirty_log *log);
+int kmmu_enable_cap(struct kmmu *kmmu, const struct kmmu_enable_cap *cap);
 
 #endif /* KMMU_MEMSLOT_H */

@@ -42,6 +42,8 @@ struct kmmu *kmmu_create_vm(const struct kmmu_vm_config *cfg, u32 host_format, i
 
 	refcount_set(&kmmu->users, 1);
 	kmmu->max_level = cfg->max_level ? cfg->max_level : KMMU_LEVEL_1G;
+	/* Eager splitting is on by default, as KVM's eager_page_split is on x86. */
+	kmmu->eager_split_chunk = 64ULL << 20;
 	rwlock_init(&kmmu->mmu_lock);
 	INIT_LIST_HEAD(&kmmu->tdp_mmu_roots);
 	mutex_init(&kmmu->slots_lock);
@@ -241,10 +243,54 @@ void kmmu_invalidate_range_end(struct kmmu *kmmu, unsigned long start, unsigned 
 	write_unlock(&kmmu->mmu_lock);
 }
 
+struct kmmu_age_args {
+	bool clear;
+	bool lockless;
+	struct kmmu_age_result res;
+};
+
 static bool kmmu_age_gfn_range(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t end,
 			       void *data)
 {
-	return kmmu_tdp_mmu_age_gfn_range(kmmu, as_id, start, end, *(bool *)data);
+	struct kmmu_age_args *a = data;
+
+	return kmmu_tdp_mmu_age_gfn_range(kmmu, as_id, start, end, a->clear, a->lockless,
+					  &a->res);
+}
+
+/* Run one aging pass with the VM's choice of path, and count it. */
+static bool kmmu_age(struct kmmu *kmmu, struct kmmu_age_args *a,
+		     bool (*walk)(struct kmmu *kmmu, struct kmmu_age_args *a, void *data),
+		     void *data, bool flush)
+{
+	bool young;
+
+	a->lockless = READ_ONCE(kmmu->lockless_aging);
+	if (a->lockless) {
+		young = walk(kmmu, a, data);
+	} else {
+		write_lock(&kmmu->mmu_lock);
+		young = walk(kmmu, a, data);
+		write_unlock(&kmmu->mmu_lock);
+	}
+	if (young && a->clear && flush)
+		kmmu_flush_remote_tlbs(kmmu);
+
+	kmmu_stat_inc(kmmu, KMMU_STAT_AGING_PASSES);
+	kmmu_stat_add(kmmu, KMMU_STAT_YOUNG, a->res.young);
+	kmmu_stat_add(kmmu, KMMU_STAT_OLD, a->res.old);
+	return young;
+}
+
+struct kmmu_hva_range {
+	unsigned long start, end;
+};
+
+static bool kmmu_age_hva_walk(struct kmmu *kmmu, struct kmmu_age_args *a, void *data)
+{
+	struct kmmu_hva_range *r = data;
+
+	return kmmu_handle_hva_range(kmmu, r->start, r->end, kmmu_age_gfn_range, a);
 }
 
 /**
@@ -260,14 +306,45 @@ static bool kmmu_age_gfn_range(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t 
 bool kmmu_age_hva_range(struct kmmu *kmmu, unsigned long start, unsigned long end,
 			bool clear, bool flush)
 {
-	bool young;
+	struct kmmu_age_args a = { .clear = clear };
+	struct kmmu_hva_range r = { start, end };
 
-	write_lock(&kmmu->mmu_lock);
-	young = kmmu_handle_hva_range(kmmu, start, end, kmmu_age_gfn_range, &clear);
-	if (young && clear && flush)
-		kmmu_flush_remote_tlbs(kmmu);
-	write_unlock(&kmmu->mmu_lock);
-	return young;
+	return kmmu_age(kmmu, &a, kmmu_age_hva_walk, &r, flush);
+}
+
+struct kmmu_gfn_range {
+	int as_id;
+	gfn_t start, end;
+};
+
+static bool kmmu_age_gfn_walk(struct kmmu *kmmu, struct kmmu_age_args *a, void *data)
+{
+	struct kmmu_gfn_range *r = data;
+
+	return kmmu_tdp_mmu_age_gfn_range(kmmu, r->as_id, r->start, r->end, a->clear,
+					  a->lockless, &a->res);
+}
+
+/**
+ * kmmu_age_gfn_range_ioctl() - KMMU_AGE: age guest frames directly
+ * @kmmu: the VM
+ * @as_id: address space
+ * @start: first gfn
+ * @end: gfn after the last
+ * @clear: clear what is found accessed
+ * @flush: flush TLBs after clearing
+ * @young: out: 4 KiB pages found accessed
+ * @old: out: 4 KiB pages found mapped and not accessed
+ */
+void kmmu_age_gfn_range_ioctl(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t end,
+			      bool clear, bool flush, u64 *young, u64 *old)
+{
+	struct kmmu_age_args a = { .clear = clear };
+	struct kmmu_gfn_range r = { as_id, start, end };
+
+	kmmu_age(kmmu, &a, kmmu_age_gfn_walk, &r, flush);
+	*young = a.res.young;
+	*old = a.res.old;
 }
 
 /**

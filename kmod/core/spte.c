@@ -128,7 +128,7 @@ u64 make_spte(const struct kmmu_spte_fmt *f, const struct kmmu_spte_args *a)
 	if (a->refcounted)
 		spte |= f->refcounted;
 	if (a->host_writable && (a->access & KMMU_ACC_WRITE))
-		spte |= f->writable | f->mmu_writable;
+		spte |= (a->wrprot ? 0 : f->writable) | f->mmu_writable;
 	if (!a->prefetch)
 		spte |= f->accessed;
 	else if (!f->ad_enabled)

@@ -265,6 +265,7 @@ struct kmmu_spte_args {
 	bool host_writable;
 	bool refcounted;
 	bool prefetch;		/* not faulted by an access: leave A clear */
+	bool wrprot;		/* MMU-writable, but W only on the first write */
 };
 
 bool spte_writable_invariants_ok(const struct kmmu_spte_fmt *f, u64 spte);

@@ -183,7 +183,8 @@ static void handle_changed_spte_ad(struct kmmu *kmmu, u64 old_spte, u64 new_spte
 
 	if (!is_shadow_present_spte(old_spte) || !is_last_spte(f, old_spte, level))
 		return;
-	if (is_shadow_present_spte(new_spte) && spte_to_pfn(old_spte) == spte_to_pfn(new_spte))
+	/* Still mapped (a split, a permission change): nothing was zapped. */
+	if (is_shadow_present_spte(new_spte))
 		return;
 	if (!is_refcounted_spte(f, old_spte))
 		return;
@@ -271,21 +272,6 @@ static void tdp_mmu_iter_set_spte(struct kmmu *kmmu, struct tdp_iter *iter, u64 
 			    iter->level, false);
 }
 
-/*
- * Clear bits the CPU may set concurrently (A, and D next to it) without
- * losing the ones it sets meanwhile: one atomic AND instead of a
- * read-modify-write that could drop a D bit set in between.
- */
-static u64 tdp_mmu_clear_spte_bits(const struct kmmu_spte_fmt *f, struct tdp_iter *iter,
-				   u64 mask)
-{
-	if (spte_has_volatile_bits(f, iter->old_spte))
-		return atomic64_fetch_and(~mask, (atomic64_t *)iter->sptep) & ~mask;
-
-	WRITE_ONCE(*iter->sptep, iter->old_spte & ~mask);
-	return iter->old_spte & ~mask;
-}
-
 /**
  * tdp_mmu_iter_cond_resched() - yield mmu_lock if someone needs it
  * @kmmu: the VM
@@ -365,7 +351,8 @@ int kmmu_tdp_mmu_get_vcpu_root(struct kmmu_vcpu *vcpu, int as_id)
 		write_unlock(&kmmu->mmu_lock);
 		return -ENOMEM;
 	}
-	list_add(&root->link, &kmmu->tdp_mmu_roots);
+	/* RCU: lockless aging walks the list without mmu_lock. */
+	list_add_rcu(&root->link, &kmmu->tdp_mmu_roots);
 out:
 	vcpu->root[as_id] = root;
 	write_unlock(&kmmu->mmu_lock);
@@ -398,7 +385,7 @@ static void tdp_mmu_put_root_locked(struct kmmu *kmmu, struct kmmu_mmu_page *roo
 	if (!refcount_dec_and_test(&root->root_refcount))
 		return;
 
-	list_del(&root->link);
+	list_del_rcu(&root->link);
 	tdp_mmu_zap_root(kmmu, root);
 	kmmu_flush_remote_tlbs(kmmu);
 	kmmu_stat_add(kmmu, KMMU_STAT_PT_PAGES, -1);
@@ -518,7 +505,7 @@ static int tdp_mmu_map_handle_target_level(struct kmmu_vcpu *vcpu,
 	struct kmmu *kmmu = vcpu->kmmu;
 	const struct kmmu_spte_fmt *f = &kmmu->fmt;
 	unsigned int access = fault->write ? KMMU_ACC_WRITE : KMMU_ACC_READ;
-	struct kmmu_spte_args a;
+	struct kmmu_spte_args a = {};
 	u64 new_spte;
 
 	if (is_shadow_present_spte(iter->old_spte) &&
@@ -537,6 +524,9 @@ static int tdp_mmu_map_handle_target_level(struct kmmu_vcpu *vcpu,
 		a.host_writable = fault->req.writable;
 		a.refcounted = fault->req.refcounted;
 		a.prefetch = false;
+		/* Write-protection logging: only a write makes (and logs) it writable. */
+		a.wrprot = fault->slot->dirty_bitmap && !fault->write &&
+			   kmmu->dirty_log_mode == KMMU_DIRTY_LOG_MODE_WRPROT;
 		new_spte = make_spte(f, &a);
 	}
 
@@ -544,6 +534,9 @@ static int tdp_mmu_map_handle_target_level(struct kmmu_vcpu *vcpu,
 		return RET_PF_SPURIOUS;
 	if (tdp_mmu_set_spte_atomic(kmmu, iter, new_spte))
 		return RET_PF_RETRY;
+	if (fault->slot && is_writable_spte(f, new_spte) &&
+	    kmmu->dirty_log_mode == KMMU_DIRTY_LOG_MODE_WRPROT)
+		kmmu_mark_page_dirty(kmmu, fault->slot, fault->gfn);
 	/* A huge leaf replaced a table: its old translations must go. */
 	if (is_shadow_present_spte(iter->old_spte) &&
 	    !is_last_spte(f, iter->old_spte, iter->level))
@@ -668,12 +661,16 @@ static bool tdp_mmu_zap_leafs(struct kmmu *kmmu, struct kmmu_mmu_page *root, gfn
  * @prev is dropped (which may free it) only once the next one is held.
  */
 static struct kmmu_mmu_page *tdp_mmu_next_root(struct kmmu *kmmu,
-					       struct kmmu_mmu_page *prev, int as_id)
+					       struct kmmu_mmu_page *prev, int as_id,
+					       bool shared)
 {
 	struct list_head *pos = prev ? prev->link.next : kmmu->tdp_mmu_roots.next;
 	struct kmmu_mmu_page *next = NULL;
 
-	lockdep_assert_held_write(&kmmu->mmu_lock);
+	if (shared)
+		lockdep_assert_held_read(&kmmu->mmu_lock);
+	else
+		lockdep_assert_held_write(&kmmu->mmu_lock);
 	for (; pos != &kmmu->tdp_mmu_roots; pos = pos->next) {
 		struct kmmu_mmu_page *root = list_entry(pos, struct kmmu_mmu_page, link);
 
@@ -682,14 +679,22 @@ static struct kmmu_mmu_page *tdp_mmu_next_root(struct kmmu *kmmu,
 			break;
 		}
 	}
-	if (prev)
+	if (!prev)
+		return next;
+	if (!shared) {
 		tdp_mmu_put_root_locked(kmmu, prev);
+	} else if (!refcount_dec_not_one(&prev->root_refcount)) {
+		/* The last reference: freeing a root takes the write lock. */
+		read_unlock(&kmmu->mmu_lock);
+		kmmu_tdp_mmu_put_root(kmmu, prev);
+		read_lock(&kmmu->mmu_lock);
+	}
 	return next;
 }
 
-#define for_each_tdp_mmu_root_yield_safe(kmmu, root, as_id)		\
-	for (root = tdp_mmu_next_root(kmmu, NULL, as_id); root;		\
-	     root = tdp_mmu_next_root(kmmu, root, as_id))
+#define for_each_tdp_mmu_root_yield_safe(kmmu, root, as_id, shared)		\
+	for (root = tdp_mmu_next_root(kmmu, NULL, as_id, shared); root;		\
+	     root = tdp_mmu_next_root(kmmu, root, as_id, shared))
 
 /**
  * kmmu_tdp_mmu_zap_leafs() - zap every leaf mapping [start, end) in @as_id
@@ -710,25 +715,29 @@ bool kmmu_tdp_mmu_zap_leafs(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t end
 {
 	struct kmmu_mmu_page *root;
 
-	for_each_tdp_mmu_root_yield_safe(kmmu, root, as_id)
+	for_each_tdp_mmu_root_yield_safe(kmmu, root, as_id, false)
 		flush = tdp_mmu_zap_leafs(kmmu, root, start, end, can_yield, flush);
 	return flush;
 }
 
-/* Age one leaf: clear A (or access-track it) without losing a racing D. */
+/*
+ * Age one leaf: clear A (or access-track it).  Always a cmpxchg on the value
+ * the walk read, because the lockless pass races with everything: a D bit
+ * the CPU sets meanwhile makes the cmpxchg fail and is kept on the retry,
+ * and an SPTE zapped or frozen meanwhile is left alone.
+ */
 static void tdp_mmu_age_spte(struct kmmu *kmmu, struct tdp_iter *iter)
 {
 	const struct kmmu_spte_fmt *f = &kmmu->fmt;
 	u64 new_spte;
 
-	if (spte_ad_enabled(iter->old_spte)) {
-		iter->old_spte = tdp_mmu_clear_spte_bits(f, iter, f->accessed);
-		return;
-	}
-
 	do {
+		if (!is_shadow_present_spte(iter->old_spte) ||
+		    !is_last_spte(f, iter->old_spte, iter->level))
+			return;
 		/* Without a D bit, writable means dirty: record it before W goes. */
-		if (is_writable_spte(f, iter->old_spte) && is_refcounted_spte(f, iter->old_spte))
+		if (!spte_ad_enabled(iter->old_spte) && is_writable_spte(f, iter->old_spte) &&
+		    is_refcounted_spte(f, iter->old_spte))
 			os_mark_pfn_dirty(spte_to_pfn(iter->old_spte));
 		new_spte = mark_spte_for_access_track(f, iter->old_spte);
 		if (new_spte == iter->old_spte)
@@ -736,43 +745,54 @@ static void tdp_mmu_age_spte(struct kmmu *kmmu, struct tdp_iter *iter)
 	} while (!try_cmpxchg64(iter->sptep, &iter->old_spte, new_spte));
 }
 
+static void tdp_mmu_age_root(struct kmmu *kmmu, struct kmmu_mmu_page *root, gfn_t start,
+			     gfn_t end, bool clear, struct kmmu_age_result *res)
+{
+	const struct kmmu_spte_fmt *f = &kmmu->fmt;
+	struct tdp_iter iter;
+
+	for_each_tdp_pte(iter, kmmu, root, start, end) {
+		if (!is_shadow_present_spte(iter.old_spte) ||
+		    !is_last_spte(f, iter.old_spte, iter.level))
+			continue;
+		if (!is_accessed_spte(f, iter.old_spte)) {
+			res->old += kmmu_pages_per_level(iter.level);
+			continue;
+		}
+		res->young += kmmu_pages_per_level(iter.level);
+		if (clear)
+			tdp_mmu_age_spte(kmmu, &iter);
+	}
+}
+
 /**
  * kmmu_tdp_mmu_age_gfn_range() - test, and optionally clear, accessed state
- * @kmmu: the VM, mmu_lock held for write
+ * @kmmu: the VM: mmu_lock held for write, or nothing but RCU for a lockless pass
  * @as_id: address space
  * @start: first gfn
  * @end: gfn after the last
  * @clear: clear what was found accessed (age), or only look (test_age)
+ * @lockless: walk under RCU only; every change is a cmpxchg
+ * @res: in/out: 4 KiB pages found young and old are added here
  *
  * Return: true if any leaf in the range was accessed.
  */
 bool kmmu_tdp_mmu_age_gfn_range(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t end,
-				bool clear)
+				bool clear, bool lockless, struct kmmu_age_result *res)
 {
-	const struct kmmu_spte_fmt *f = &kmmu->fmt;
 	struct kmmu_mmu_page *root;
-	struct tdp_iter iter;
-	bool young = false;
+	u64 young = res->young;
 
-	lockdep_assert_held_write(&kmmu->mmu_lock);
+	if (!lockless)
+		lockdep_assert_held_write(&kmmu->mmu_lock);
 	rcu_read_lock();
-	list_for_each_entry(root, &kmmu->tdp_mmu_roots, link) {
-		if (root->as_id != as_id)
-			continue;
-		for_each_tdp_pte(iter, kmmu, root, start, end) {
-			if (!is_shadow_present_spte(iter.old_spte) ||
-			    !is_last_spte(f, iter.old_spte, iter.level) ||
-			    !is_accessed_spte(f, iter.old_spte))
-				continue;
-			young = true;
-			if (!clear)
-				goto out;
-			tdp_mmu_age_spte(kmmu, &iter);
-		}
+	/* Roots are unlisted with list_del_rcu() and freed after a grace period. */
+	list_for_each_entry_rcu(root, &kmmu->tdp_mmu_roots, link, true) {
+		if (root->as_id == as_id && !READ_ONCE(root->invalid))
+			tdp_mmu_age_root(kmmu, root, start, end, clear, res);
 	}
-out:
 	rcu_read_unlock();
-	return young;
+	return res->young != young;
 }
 
 /**
@@ -807,4 +827,428 @@ int kmmu_tdp_mmu_get_walk(struct kmmu *kmmu, int as_id, gpa_t gpa, u64 *sptes)
 	rcu_read_unlock();
 	read_unlock(&kmmu->mmu_lock);
 	return leaf;
+}
+
+/* ---- dirty logging ---- */
+
+/* Visit one SPTE; -EBUSY when a cmpxchg lost (iter->old_spte is then fresh). */
+typedef int (*tdp_spte_fn)(struct kmmu *kmmu, struct tdp_iter *iter, void *data);
+
+/*
+ * Walk every root of @as_id over [start, end) under the read lock, holding
+ * a reference to the root so the walk may yield.  @fn sees each SPTE with
+ * level >= @min_level, again after each lost race.  A caller that changed
+ * SPTEs flushes once at the end: nothing here frees a page.
+ */
+static void tdp_mmu_walk_shared(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t end,
+				int min_level, tdp_spte_fn fn, void *data)
+{
+	struct kmmu_mmu_page *root;
+	struct tdp_iter iter;
+
+	lockdep_assert_held_read(&kmmu->mmu_lock);
+	for_each_tdp_mmu_root_yield_safe(kmmu, root, as_id, true) {
+		rcu_read_lock();
+		for_each_tdp_pte_min_level(iter, kmmu, root, min_level, start, end) {
+			if (tdp_mmu_iter_cond_resched(kmmu, &iter, false, true))
+				continue;
+			while (fn(kmmu, &iter, data) == -EBUSY)
+				;
+		}
+		rcu_read_unlock();
+	}
+}
+
+static int tdp_mmu_wrprot_spte(struct kmmu *kmmu, struct tdp_iter *iter, void *data)
+{
+	const struct kmmu_spte_fmt *f = &kmmu->fmt;
+	bool *flush = data;
+
+	if (!is_shadow_present_spte(iter->old_spte) ||
+	    !is_last_spte(f, iter->old_spte, iter->level) ||
+	    !is_writable_spte(f, iter->old_spte))
+		return 0;
+	/* MMU-writable stays: the first write is fixed, and logged, by the fast path. */
+	if (tdp_mmu_set_spte_atomic(kmmu, iter, iter->old_spte & ~f->writable))
+		return -EBUSY;
+	*flush = true;
+	return 0;
+}
+
+static int tdp_mmu_clear_dirty_spte(struct kmmu *kmmu, struct tdp_iter *iter, void *data)
+{
+	const struct kmmu_spte_fmt *f = &kmmu->fmt;
+	bool *flush = data;
+
+	if (!is_shadow_present_spte(iter->old_spte) ||
+	    !is_last_spte(f, iter->old_spte, iter->level) || !(iter->old_spte & f->dirty))
+		return 0;
+	if (tdp_mmu_set_spte_atomic(kmmu, iter, iter->old_spte & ~f->dirty))
+		return -EBUSY;
+	*flush = true;
+	return 0;
+}
+
+/**
+ * kmmu_tdp_mmu_protect_slot() - start tracking writes to a slot
+ * @kmmu: the VM, mmu_lock held for read
+ * @slot: the slot
+ * @dbit: clear D bits (D-bit mode) instead of write-protecting
+ *
+ * Return: true if a TLB flush is owed before the log may be trusted.
+ */
+bool kmmu_tdp_mmu_protect_slot(struct kmmu *kmmu, const struct kmmu_memory_slot *slot,
+			       bool dbit)
+{
+	bool flush = false;
+
+	tdp_mmu_walk_shared(kmmu, slot->as_id, slot->base_gfn, kmmu_slot_end(slot),
+			    KMMU_LEVEL_4K, dbit ? tdp_mmu_clear_dirty_spte : tdp_mmu_wrprot_spte,
+			    &flush);
+	return flush;
+}
+
+/* Which of the 64 gfns from a->base the walk should act on. */
+struct tdp_mask_args {
+	const struct kmmu_memory_slot *slot;
+	gfn_t base;
+	unsigned long mask;
+	bool dbit;
+	bool flush;
+};
+
+static bool tdp_mask_hits(const struct tdp_mask_args *a, gfn_t gfn, int level)
+{
+	gfn_t end = gfn + kmmu_pages_per_level(level), first = max(gfn, a->base);
+	gfn_t last = min(end, a->base + BITS_PER_LONG);
+	unsigned long bits;
+
+	if (first >= last)
+		return false;
+	bits = (last - first == BITS_PER_LONG) ? ~0UL : (BIT(last - first) - 1);
+	return a->mask & (bits << (first - a->base));
+}
+
+static int tdp_mmu_clear_masked_spte(struct kmmu *kmmu, struct tdp_iter *iter, void *data)
+{
+	const struct kmmu_spte_fmt *f = &kmmu->fmt;
+	struct tdp_mask_args *a = data;
+	u64 bit = a->dbit ? f->dirty : f->writable;
+
+	if (!is_shadow_present_spte(iter->old_spte) ||
+	    !is_last_spte(f, iter->old_spte, iter->level) || !(iter->old_spte & bit) ||
+	    !tdp_mask_hits(a, iter->gfn, iter->level))
+		return 0;
+	/* A huge D bit speaks for pages outside the mask too: keep their word. */
+	if (a->dbit && iter->level > KMMU_LEVEL_4K)
+		kmmu_mark_dirty_range(kmmu, a->slot, iter->gfn, kmmu_pages_per_level(iter->level));
+	if (tdp_mmu_set_spte_atomic(kmmu, iter, iter->old_spte & ~bit))
+		return -EBUSY;
+	a->flush = true;
+	return 0;
+}
+
+/**
+ * kmmu_tdp_mmu_clear_dirty_pt_masked() - protect again the pages of a mask
+ * @kmmu: the VM, mmu_lock held for read
+ * @slot: the slot
+ * @base: gfn of bit 0 of @mask
+ * @mask: pages whose dirty state was just handed to userspace
+ * @dbit: clear D bits instead of W
+ *
+ * Return: true if a TLB flush is owed before the log is handed back.
+ */
+bool kmmu_tdp_mmu_clear_dirty_pt_masked(struct kmmu *kmmu, const struct kmmu_memory_slot *slot,
+					gfn_t base, unsigned long mask, bool dbit)
+{
+	struct tdp_mask_args a = { slot, base, mask, dbit, false };
+
+	tdp_mmu_walk_shared(kmmu, slot->as_id, base + __ffs(mask), base + __fls(mask) + 1,
+			    KMMU_LEVEL_4K,
+			    tdp_mmu_clear_masked_spte, &a);
+	return a.flush;
+}
+
+struct tdp_harvest_args {
+	const struct kmmu_memory_slot *slot;
+	bool clear;
+	bool flush;
+};
+
+static int tdp_mmu_harvest_spte(struct kmmu *kmmu, struct tdp_iter *iter, void *data)
+{
+	const struct kmmu_spte_fmt *f = &kmmu->fmt;
+	struct tdp_harvest_args *a = data;
+	gfn_t start, end;
+
+	if (!is_shadow_present_spte(iter->old_spte) ||
+	    !is_last_spte(f, iter->old_spte, iter->level) || !(iter->old_spte & f->dirty))
+		return 0;
+	if (a->clear) {
+		if (tdp_mmu_set_spte_atomic(kmmu, iter, iter->old_spte & ~f->dirty))
+			return -EBUSY;
+		a->flush = true;
+	}
+	start = max(iter->gfn, a->slot->base_gfn);
+	end = min(iter->gfn + kmmu_pages_per_level(iter->level), kmmu_slot_end(a->slot));
+	kmmu_mark_dirty_range(kmmu, a->slot, start, end - start);
+	return 0;
+}
+
+/**
+ * kmmu_tdp_mmu_harvest_dirty() - D-bit mode: move D bits into the bitmap
+ * @kmmu: the VM, mmu_lock held for read
+ * @slot: the slot, which is logging
+ * @clear: clear the D bits that were harvested
+ *
+ * Return: true if a TLB flush is owed (D bits were cleared).
+ */
+bool kmmu_tdp_mmu_harvest_dirty(struct kmmu *kmmu, const struct kmmu_memory_slot *slot,
+				bool clear)
+{
+	struct tdp_harvest_args a = { slot, clear, false };
+
+	tdp_mmu_walk_shared(kmmu, slot->as_id, slot->base_gfn, kmmu_slot_end(slot),
+			    KMMU_LEVEL_4K, tdp_mmu_harvest_spte, &a);
+	return a.flush;
+}
+
+/* ---- eager huge-page splitting ---- */
+
+#define KMMU_SPLIT_BATCH_MAX	64
+
+/* Page tables for splitting, allocated with mmu_lock dropped. */
+struct kmmu_split_cache {
+	int want;
+	int nr;
+	u64 *pt[KMMU_SPLIT_BATCH_MAX];
+	struct kmmu_mmu_page *sp[KMMU_SPLIT_BATCH_MAX];
+};
+
+static int split_cache_topup(struct kmmu_split_cache *c)
+{
+	while (c->nr < c->want) {
+		u64 *pt = os_pt_alloc();
+		struct kmmu_mmu_page *sp = pt ? os_zalloc(sizeof(*sp)) : NULL;
+
+		if (!sp) {
+			if (pt)
+				os_pt_free(pt);
+			return -ENOMEM;
+		}
+		c->pt[c->nr] = pt;
+		c->sp[c->nr++] = sp;
+	}
+	return 0;
+}
+
+static void split_cache_free(struct kmmu_split_cache *c)
+{
+	while (c->nr) {
+		c->nr--;
+		os_pt_free(c->pt[c->nr]);
+		os_free(c->sp[c->nr]);
+	}
+}
+
+/* Replace the huge leaf under the walker by a table of its 512 pieces. */
+static int tdp_mmu_split_huge_page(struct kmmu *kmmu, struct tdp_iter *iter,
+				   struct kmmu_split_cache *c)
+{
+	const struct kmmu_spte_fmt *f = &kmmu->fmt;
+	int child_level = iter->level - 1, i;
+	struct kmmu_mmu_page *sp;
+
+	c->nr--;
+	sp = c->sp[c->nr];
+	memset(sp, 0, sizeof(*sp));
+	tdp_mmu_init_sp(kmmu, sp, c->pt[c->nr], iter->gfn, child_level, iter->as_id);
+	for (i = 0; i < KMMU_PT_ENTRIES; i++)
+		sp->spt[i] = make_huge_page_split_spte(f, iter->old_spte, child_level, i);
+
+	/* Same translations before and after: no TLB flush is needed. */
+	if (tdp_mmu_link_sp(kmmu, iter, sp)) {
+		os_pt_set_owner(sp->spt, NULL);
+		c->nr++;
+		return -EBUSY;
+	}
+	tdp_mmu_update_page_stats(kmmu, child_level, KMMU_PT_ENTRIES);
+	kmmu_stat_inc(kmmu, KMMU_STAT_SPLITS);
+	return 0;
+}
+
+static int tdp_mmu_split_root(struct kmmu *kmmu, struct kmmu_mmu_page *root, gfn_t start,
+			      gfn_t end, int target_level, struct kmmu_split_cache *c)
+{
+	const struct kmmu_spte_fmt *f = &kmmu->fmt;
+	struct tdp_iter iter;
+	int ret = 0;
+
+	rcu_read_lock();
+	for_each_tdp_pte_min_level(iter, kmmu, root, target_level + 1, start, end) {
+retry:
+		if (tdp_mmu_iter_cond_resched(kmmu, &iter, false, true))
+			continue;
+		if (!is_shadow_present_spte(iter.old_spte) || !is_large_spte(f, iter.old_spte))
+			continue;
+		if (!c->nr) {
+			/* Allocations may sleep: not under mmu_lock. */
+			rcu_read_unlock();
+			read_unlock(&kmmu->mmu_lock);
+			ret = split_cache_topup(c);
+			read_lock(&kmmu->mmu_lock);
+			rcu_read_lock();
+			iter.yielded = true;
+			if (ret)
+				break;
+			continue;
+		}
+		if (tdp_mmu_split_huge_page(kmmu, &iter, c))
+			goto retry;
+	}
+	rcu_read_unlock();
+	return ret;
+}
+
+/**
+ * kmmu_tdp_mmu_try_split_huge_pages() - split huge mappings of a range ahead of vCPUs
+ * @kmmu: the VM, mmu_lock held for read
+ * @slot: the slot the range belongs to
+ * @start: first gfn
+ * @end: gfn after the last
+ * @target_level: split down to this level
+ *
+ * Page tables come in batches of the VM's eager-split chunk, allocated with
+ * mmu_lock dropped.  When memory runs short, what is left stays huge and is
+ * split by the fault path instead.
+ *
+ * Return: 0, or -ENOMEM when the split stopped early.
+ */
+int kmmu_tdp_mmu_try_split_huge_pages(struct kmmu *kmmu, const struct kmmu_memory_slot *slot,
+				      gfn_t start, gfn_t end, int target_level)
+{
+	u64 tables = kmmu->eager_split_chunk >> (KMMU_PAGE_SHIFT + KMMU_LEVEL_BITS);
+	struct kmmu_split_cache c = { .want = clamp_t(u64, tables, 1, KMMU_SPLIT_BATCH_MAX) };
+	struct kmmu_mmu_page *root;
+	int ret = 0;
+
+	lockdep_assert_held_read(&kmmu->mmu_lock);
+	for_each_tdp_mmu_root_yield_safe(kmmu, root, slot->as_id, true) {
+		if (!ret)
+			ret = tdp_mmu_split_root(kmmu, root, start, end, target_level, &c);
+	}
+	split_cache_free(&c);
+	return ret;
+}
+
+/* ---- huge-page recovery ---- */
+
+/*
+ * The huge leaf that maps what the table under the walker maps, if its 512
+ * children are present leaves over contiguous, aligned pfns with the same
+ * attributes.  A, D and W are merged; D is also set where the result is
+ * writable, since a D bit set by the CPU between the read and the swap
+ * would otherwise be lost.
+ */
+static bool tdp_mmu_make_huge_spte(struct kmmu *kmmu, struct tdp_iter *iter, u64 *huge)
+{
+	const struct kmmu_spte_fmt *f = &kmmu->fmt;
+	u64 *pt = spte_to_child_pt(f, iter->old_spte, iter->level);
+	u64 same = ~(SPTE_PFN_MASK | f->accessed | f->dirty | f->writable);
+	int child_level = iter->level - 1, i;
+	u64 first = READ_ONCE(pt[0]), spte = first;
+	kmmu_pfn_t pfn = spte_to_pfn(first);
+
+	if (pfn & (kmmu_pages_per_level(iter->level) - 1))
+		return false;
+	for (i = 0; i < KMMU_PT_ENTRIES; i++) {
+		u64 c = READ_ONCE(pt[i]);
+
+		if (!is_shadow_present_spte(c) || !is_last_spte(f, c, child_level) ||
+		    is_access_track_spte(f, c) || (c & same) != (first & same) ||
+		    spte_to_pfn(c) != pfn + i * kmmu_pages_per_level(child_level))
+			return false;
+		spte |= c & (f->accessed | f->dirty);
+		spte &= c | ~f->writable;
+	}
+	if (spte & f->writable)
+		spte |= f->dirty;
+	*huge = spte | f->large;
+	return true;
+}
+
+/* Does any child of the table under the walker still point to a table? */
+static bool tdp_mmu_has_child_tables(struct kmmu *kmmu, struct tdp_iter *iter)
+{
+	const struct kmmu_spte_fmt *f = &kmmu->fmt;
+	u64 *pt = spte_to_child_pt(f, iter->old_spte, iter->level);
+	int i;
+
+	for (i = 0; i < KMMU_PT_ENTRIES; i++) {
+		u64 c = READ_ONCE(pt[i]);
+
+		if (is_shadow_present_spte(c) && !is_last_spte(f, c, iter->level - 1))
+			return true;
+	}
+	return false;
+}
+
+#define KMMU_RECOVER_FLUSH_BATCH	64
+
+struct tdp_recover_args {
+	const struct kmmu_memory_slot *slot;
+	int level;		/* the level being rebuilt in this pass */
+	int pending;		/* recoveries since the last flush */
+};
+
+static int tdp_mmu_recover_spte(struct kmmu *kmmu, struct tdp_iter *iter, void *data)
+{
+	const struct kmmu_spte_fmt *f = &kmmu->fmt;
+	struct tdp_recover_args *a = data;
+	gfn_t end = iter->gfn + kmmu_pages_per_level(iter->level);
+	u64 huge;
+
+	if (iter->level != a->level || !is_shadow_present_spte(iter->old_spte) ||
+	    is_last_spte(f, iter->old_spte, iter->level) ||
+	    iter->gfn < a->slot->base_gfn || end > kmmu_slot_end(a->slot) ||
+	    kmmu_max_mapping_level(kmmu, a->slot, iter->gfn, iter->level) < iter->level)
+		return 0;
+
+	if (tdp_mmu_make_huge_spte(kmmu, iter, &huge)) {
+		if (tdp_mmu_set_spte_atomic(kmmu, iter, huge))
+			return -EBUSY;
+		kmmu_stat_inc(kmmu, KMMU_STAT_RECOVERIES);
+		/* The old tables go after a grace period; stale 4K entries are flushed in batches. */
+		if (++a->pending == KMMU_RECOVER_FLUSH_BATCH) {
+			kmmu_flush_remote_tlbs(kmmu);
+			a->pending = 0;
+		}
+		return 0;
+	}
+	/* Not rebuildable in place: zap it, and the next fault maps it huge. */
+	if (tdp_mmu_has_child_tables(kmmu, iter))
+		return 0;
+	if (tdp_mmu_zap_spte_atomic(kmmu, iter))
+		return -EBUSY;
+	kmmu_stat_inc(kmmu, KMMU_STAT_COLLAPSIBLE_ZAPS);
+	return 0;
+}
+
+/**
+ * kmmu_tdp_mmu_recover_huge_pages() - map a slot with the largest leaves again
+ * @kmmu: the VM, mmu_lock held for read
+ * @slot: the slot, no longer logging
+ *
+ * 2M leaves first, then 1G from them; one TLB flush per batch of
+ * recoveries, not one per huge page.
+ */
+void kmmu_tdp_mmu_recover_huge_pages(struct kmmu *kmmu, const struct kmmu_memory_slot *slot)
+{
+	struct tdp_recover_args a = { .slot = slot };
+
+	for (a.level = KMMU_LEVEL_2M; a.level <= min(kmmu->max_level, KMMU_LEVEL_1G); a.level++)
+		tdp_mmu_walk_shared(kmmu, slot->as_id, slot->base_gfn, kmmu_slot_end(slot),
+				    a.level, tdp_mmu_recover_spte, &a);
+	if (a.pending)
+		kmmu_flush_remote_tlbs(kmmu);
 }

@@ -7,6 +7,7 @@
 #define KMMU_TDP_MMU_H
 
 #include "kmmu.h"
+#include "memslot.h"
 
 struct kmmu_page_fault;
 
@@ -52,8 +53,24 @@ bool kmmu_tdp_mmu_zap_leafs(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t end
 			    bool can_yield, bool flush);
 void kmmu_tdp_mmu_invalidate_all_roots(struct kmmu *kmmu);
 void kmmu_tdp_mmu_zap_invalidated_roots(struct kmmu *kmmu);
+/* What an aging pass found, in 4 KiB pages. */
+struct kmmu_age_result {
+	u64 young;
+	u64 old;
+};
+
 bool kmmu_tdp_mmu_age_gfn_range(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t end,
-				bool clear);
+				bool clear, bool lockless, struct kmmu_age_result *res);
 int kmmu_tdp_mmu_get_walk(struct kmmu *kmmu, int as_id, gpa_t gpa, u64 *sptes);
+
+bool kmmu_tdp_mmu_protect_slot(struct kmmu *kmmu, const struct kmmu_memory_slot *slot,
+			       bool dbit);
+bool kmmu_tdp_mmu_clear_dirty_pt_masked(struct kmmu *kmmu, const struct kmmu_memory_slot *slot,
+					gfn_t base, unsigned long mask, bool dbit);
+bool kmmu_tdp_mmu_harvest_dirty(struct kmmu *kmmu, const struct kmmu_memory_slot *slot,
+				bool clear);
+int kmmu_tdp_mmu_try_split_huge_pages(struct kmmu *kmmu, const struct kmmu_memory_slot *slot,
+				      gfn_t start, gfn_t end, int target_level);
+void kmmu_tdp_mmu_recover_huge_pages(struct kmmu *kmmu, const struct kmmu_memory_slot *slot);
 
 #endif /* KMMU_TDP_MMU_H */

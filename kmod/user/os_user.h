@@ -62,6 +62,9 @@ typedef long long s64;
 #define min(a, b)		((a) < (b) ? (a) : (b))
 #define max(a, b)		((a) > (b) ? (a) : (b))
 #define min_t(t, a, b)		((t)(a) < (t)(b) ? (t)(a) : (t)(b))
+#define clamp_t(t, v, lo, hi)	min_t(t, max_t(t, v, lo), hi)
+#define __ffs(w)		((unsigned long)__builtin_ctzl(w))
+#define __fls(w)		((unsigned long)(BITS_PER_LONG - 1 - __builtin_clzl(w)))
 #define max_t(t, a, b)		((t)(a) > (t)(b) ? (t)(a) : (t)(b))
 #define container_of(p, t, m)	((t *)((char *)(p) - offsetof(t, m)))
 #define fallthrough		__attribute__((__fallthrough__))
@@ -138,6 +141,18 @@ typedef atomic_t refcount_t;
 #define refcount_read(r)		atomic_read(r)
 #define refcount_inc(r)			atomic_inc(r)
 #define refcount_dec_and_test(r)	atomic_dec_and_test(r)
+static inline bool refcount_dec_not_one(refcount_t *r)
+{
+	int old = atomic_read(r);
+
+	do {
+		if (old == 1)
+			return false;
+	} while (!__atomic_compare_exchange_n(&r->counter, &old, old - 1, false,
+					      __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
+	return true;
+}
+
 static inline bool refcount_inc_not_zero(refcount_t *r)
 {
 	int old = atomic_read(r);
@@ -160,6 +175,11 @@ static inline void set_bit(unsigned long nr, unsigned long *addr)
 	__atomic_fetch_or(&addr[BIT_WORD(nr)], BIT_MASK(nr), __ATOMIC_SEQ_CST);
 }
 
+static inline void __set_bit(unsigned long nr, unsigned long *addr)
+{
+	addr[BIT_WORD(nr)] |= BIT_MASK(nr);
+}
+
 static inline void clear_bit(unsigned long nr, unsigned long *addr)
 {
 	__atomic_fetch_and(&addr[BIT_WORD(nr)], ~BIT_MASK(nr), __ATOMIC_SEQ_CST);
@@ -168,6 +188,13 @@ static inline void clear_bit(unsigned long nr, unsigned long *addr)
 static inline bool test_bit(unsigned long nr, const unsigned long *addr)
 {
 	return READ_ONCE(addr[BIT_WORD(nr)]) & BIT_MASK(nr);
+}
+
+typedef struct { long counter; } atomic_long_t;
+
+static inline unsigned long atomic_long_fetch_andnot(unsigned long mask, atomic_long_t *v)
+{
+	return __atomic_fetch_and(&v->counter, ~mask, __ATOMIC_SEQ_CST);
 }
 
 static inline bool test_and_clear_bit(unsigned long nr, unsigned long *addr)

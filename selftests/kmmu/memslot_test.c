@@ -262,10 +262,9 @@ TEST_F(memslot, bad_region_changes_nothing)
 		BAD("as_id 0xffff", -EINVAL, 0xffff0001u, 0, FREE_GPA, SLOT_SIZE, hva2),
 		BAD("flag bit 2", -EINVAL, 1, 1u << 2, FREE_GPA, SLOT_SIZE, hva2),
 		BAD("flag bit 31", -EINVAL, 1, 1u << 31, FREE_GPA, SLOT_SIZE, hva2),
-		BAD("LOG_DIRTY_PAGES", -EOPNOTSUPP, 1, dirty, FREE_GPA, SLOT_SIZE, hva2),
-		BAD("LOG_DIRTY_PAGES | READONLY", -EOPNOTSUPP, 1, dirty | ro, FREE_GPA, SLOT_SIZE,
-		    hva2),
-		BAD("LOG_DIRTY_PAGES on slot 0", -EOPNOTSUPP, 0, dirty, SLOT_GPA, SLOT_SIZE, hva),
+		/* Logging may be turned on, but READONLY may not be toggled with it. */
+		BAD("LOG_DIRTY_PAGES | READONLY on slot 0", -EINVAL, 0, dirty | ro, SLOT_GPA,
+		    SLOT_SIZE, hva),
 		BAD("gpa + 2K", -EINVAL, 1, 0, FREE_GPA + 0x800, SLOT_SIZE, hva2),
 		BAD("gpa + 8", -EINVAL, 1, 0, FREE_GPA + 8, SLOT_SIZE, hva2),
 		BAD("size + 2K", -EINVAL, 1, 0, FREE_GPA, SLOT_SIZE + 0x800, hva2),

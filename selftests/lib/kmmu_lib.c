@@ -182,6 +182,46 @@ int kmmu_vm_zap(struct kmmu_vm *vm, uint64_t gpa, uint64_t size, uint32_t as_id,
 	return kmmu_ioctl(vm->fd, KMMU_ZAP, (unsigned long)&z);
 }
 
+int kmmu_vm_enable_cap(struct kmmu_vm *vm, uint32_t cap, uint64_t arg)
+{
+	struct kmmu_enable_cap c = { .cap = cap, .args = { arg } };
+
+	return kmmu_ioctl(vm->fd, KMMU_ENABLE_CAP, (unsigned long)&c);
+}
+
+int kmmu_vm_get_dirty_log(struct kmmu_vm *vm, uint32_t slot, uint64_t *bitmap)
+{
+	struct kmmu_dirty_log log = { .slot = slot, .dirty_bitmap = (uintptr_t)bitmap };
+
+	return kmmu_ioctl(vm->fd, KMMU_GET_DIRTY_LOG, (unsigned long)&log);
+}
+
+int kmmu_vm_clear_dirty_log(struct kmmu_vm *vm, uint32_t slot, uint64_t first_page,
+			    uint32_t num_pages, uint64_t *bitmap)
+{
+	struct kmmu_clear_dirty_log log = {
+		.slot = slot,
+		.num_pages = num_pages,
+		.first_page = first_page,
+		.dirty_bitmap = (uintptr_t)bitmap,
+	};
+
+	return kmmu_ioctl(vm->fd, KMMU_CLEAR_DIRTY_LOG, (unsigned long)&log);
+}
+
+int kmmu_vm_age(struct kmmu_vm *vm, uint64_t gpa, uint64_t size, uint32_t as_id,
+		uint32_t flags, uint64_t *young, uint64_t *old)
+{
+	struct kmmu_age a = { .gpa = gpa, .size = size, .as_id = as_id, .flags = flags };
+	int ret = kmmu_ioctl(vm->fd, KMMU_AGE, (unsigned long)&a);
+
+	if (!ret && young)
+		*young = a.young;
+	if (!ret && old)
+		*old = a.old;
+	return ret;
+}
+
 int kmmu_vcpu_create(struct kmmu_vm *vm, int id, struct kmmu_vcpu **out)
 {
 	struct kmmu_vcpu *vcpu;

@@ -60,6 +60,16 @@ int kmmu_vm_get_spte(struct kmmu_vm *vm, uint64_t gpa, uint32_t as_id,
 int kmmu_vm_zap(struct kmmu_vm *vm, uint64_t gpa, uint64_t size, uint32_t as_id,
 		uint32_t flags);
 
+/* KMMU_ENABLE_CAP with args[0] = @arg. */
+int kmmu_vm_enable_cap(struct kmmu_vm *vm, uint32_t cap, uint64_t arg);
+/* Dirty logging: @bitmap has one bit per page of the slot (rounded up to 64). */
+int kmmu_vm_get_dirty_log(struct kmmu_vm *vm, uint32_t slot, uint64_t *bitmap);
+int kmmu_vm_clear_dirty_log(struct kmmu_vm *vm, uint32_t slot, uint64_t first_page,
+			    uint32_t num_pages, uint64_t *bitmap);
+/* KMMU_AGE over [gpa, gpa + size); @young and @old (may be NULL) get 4 KiB page counts. */
+int kmmu_vm_age(struct kmmu_vm *vm, uint64_t gpa, uint64_t size, uint32_t as_id,
+		uint32_t flags, uint64_t *young, uint64_t *old);
+
 int kmmu_vcpu_create(struct kmmu_vm *vm, int id, struct kmmu_vcpu **out);
 int kmmu_vcpu_set_workload(struct kmmu_vcpu *vcpu, const struct kmmu_workload *wl);
 int kmmu_vcpu_run(struct kmmu_vcpu *vcpu, struct kmmu_run *run);

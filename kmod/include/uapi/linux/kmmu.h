@@ -43,9 +43,9 @@ struct kmmu_vm_config {
 };
 
 /* Memory slots: like KVM, the address space id is in the high 16 bits of slot. */
-#define KMMU_MEM_LOG_DIRTY_PAGES	(1u << 0)  /* reserved: rejected until dirty logging lands */
+#define KMMU_MEM_LOG_DIRTY_PAGES	(1u << 0)
 #define KMMU_MEM_READONLY		(1u << 1)
-#define KMMU_MEM_VALID_FLAGS		(KMMU_MEM_READONLY)
+#define KMMU_MEM_VALID_FLAGS		(KMMU_MEM_LOG_DIRTY_PAGES | KMMU_MEM_READONLY)
 
 struct kmmu_userspace_memory_region {
 	__u32 slot;		/* in: (as_id << 16) | id */
@@ -144,7 +144,14 @@ struct kmmu_vm_stats {
 	__u64 zapped_leafs;
 	__u64 invalidations;	/* host invalidation ranges seen */
 	__u64 memslot_generation;
-	__u64 reserved[19];
+	__u64 dirty_pages;	/* pages logged dirty */
+	__u64 splits;		/* huge SPTEs split into a table of smaller ones */
+	__u64 recoveries;	/* huge SPTEs rebuilt in place from a table */
+	__u64 collapsible_zaps;	/* tables zapped so faults can map huge again */
+	__u64 aging_passes;
+	__u64 young;		/* leaves found accessed by aging */
+	__u64 old;		/* leaves found not accessed by aging */
+	__u64 reserved[12];
 };
 
 /* KMMU_GET_SPTE: the walk that hardware would do for @gpa (debug and tests). */
@@ -167,6 +174,49 @@ struct kmmu_zap {
 	__u64 reserved[2];
 };
 
+/* Dirty logging, after KVM_GET_DIRTY_LOG and KVM_CLEAR_DIRTY_LOG. */
+struct kmmu_dirty_log {
+	__u32 slot;		/* in: (as_id << 16) | id */
+	__u32 padding;		/* in: must be zero */
+	__u64 dirty_bitmap;	/* in: user pointer, one bit per page of the slot */
+};
+
+struct kmmu_clear_dirty_log {
+	__u32 slot;		/* in */
+	__u32 num_pages;	/* in: multiple of 64 unless it reaches the slot's end */
+	__u64 first_page;	/* in: multiple of 64 */
+	__u64 dirty_bitmap;	/* in: user pointer, bit i = first_page + i */
+};
+
+/* KMMU_AGE: age (or only test) [gpa, gpa + size), as the mm's notifiers do. */
+#define KMMU_AGE_TEST_ONLY	(1u << 0)	/* do not clear what is found */
+#define KMMU_AGE_FLUSH		(1u << 1)	/* flush TLBs after clearing */
+#define KMMU_AGE_VALID_FLAGS	(KMMU_AGE_TEST_ONLY | KMMU_AGE_FLUSH)
+struct kmmu_age {
+	__u64 gpa;		/* in: 4 KiB aligned */
+	__u64 size;		/* in: 4 KiB aligned, non-zero */
+	__u32 as_id;		/* in */
+	__u32 flags;		/* in: KMMU_AGE_* */
+	__u64 young;		/* out: 4 KiB pages found accessed */
+	__u64 old;		/* out: 4 KiB pages found mapped but not accessed */
+	__u64 reserved[2];	/* in: must be zero */
+};
+
+/* KMMU_ENABLE_CAP */
+struct kmmu_enable_cap {
+	__u32 cap;		/* in: KMMU_CAP_* */
+	__u32 flags;		/* in: must be zero */
+	__u64 args[4];		/* in */
+	__u64 reserved[4];	/* in: must be zero */
+};
+
+/* KMMU_CAP_MANUAL_DIRTY_LOG_PROTECT args[0] */
+#define KMMU_DIRTY_LOG_MANUAL_PROTECT_ENABLE	(1ull << 0)
+#define KMMU_DIRTY_LOG_INITIALLY_SET		(1ull << 1)
+/* KMMU_CAP_DIRTY_LOG_MODE args[0] */
+#define KMMU_DIRTY_LOG_MODE_WRPROT	0	/* first write faults and is logged */
+#define KMMU_DIRTY_LOG_MODE_DBIT	1	/* D bits are harvested (A/D enabled only) */
+
 /* KMMU_CHECK_EXTENSION */
 #define KMMU_CAP_SPTE_FORMATS	1	/* bitmask of 1 << KMMU_SPTE_FORMAT_* */
 #define KMMU_CAP_MAX_LEVEL	2	/* largest mapping level */
@@ -176,6 +226,10 @@ struct kmmu_zap {
 #define KMMU_CAP_AD_DISABLED	6	/* KMMU_VM_AD_DISABLED is supported */
 #define KMMU_CAP_NONPRESENT_VE	7	/* KMMU_VM_NONPRESENT_SUPPRESS_VE is supported */
 #define KMMU_CAP_READONLY_MEM	8
+#define KMMU_CAP_MANUAL_DIRTY_LOG_PROTECT 9	/* enable: args[0] = KMMU_DIRTY_LOG_* */
+#define KMMU_CAP_DIRTY_LOG_MODE	10	/* enable: args[0] = KMMU_DIRTY_LOG_MODE_*, no slot logging */
+#define KMMU_CAP_EAGER_SPLIT_CHUNK_SIZE 11	/* enable: args[0] = bytes per batch, 0 = off */
+#define KMMU_CAP_LOCKLESS_AGING	12	/* enable: args[0] = 0 (locked) or 1 (lockless) */
 
 /* System ioctls, on /dev/kmmu */
 #define KMMU_GET_API_VERSION	_IO(KMMUIO, 0x00)
@@ -188,6 +242,10 @@ struct kmmu_zap {
 #define KMMU_GET_STATS		_IOR(KMMUIO, 0x50, struct kmmu_vm_stats)
 #define KMMU_GET_SPTE		_IOWR(KMMUIO, 0x51, struct kmmu_spte_query)
 #define KMMU_ZAP		_IOW(KMMUIO, 0x52, struct kmmu_zap)
+#define KMMU_AGE		_IOWR(KMMUIO, 0x53, struct kmmu_age)
+#define KMMU_GET_DIRTY_LOG	_IOW(KMMUIO, 0x42, struct kmmu_dirty_log)
+#define KMMU_CLEAR_DIRTY_LOG	_IOWR(KMMUIO, 0xc0, struct kmmu_clear_dirty_log)
+#define KMMU_ENABLE_CAP		_IOW(KMMUIO, 0xa3, struct kmmu_enable_cap)
 
 /* vCPU ioctls */
 #define KMMU_SET_WORKLOAD	_IOW(KMMUIO, 0x81, struct kmmu_workload)
