@@ -54,8 +54,11 @@ checkpatch() {
 			'*/scripts/checkpatch.pl' '*/scripts/spelling.txt' \
 			'*/scripts/const_structs.checkpatch' || return 1
 	fi
+	# An out-of-tree module built for 6.1 and 6.12 has to test the kernel
+	# version; checkpatch's rules for that assume code merged in-tree.
 	# shellcheck disable=SC2046
 	perl "$dir/checkpatch.pl" --no-tree -f --terse --show-types \
+		--ignore LINUX_VERSION_CODE,CONSTANT_COMPARISON \
 		$(find kmod -name '*.[ch]' ! -name '*.mod.c' | sort)
 }
 
