@@ -24,7 +24,7 @@ UNIT_TESTS	:= $(sort $(basename $(notdir $(wildcard selftests/unit/*_test.c))))
 KMMU_TESTS	:= $(sort $(basename $(notdir $(wildcard selftests/kmmu/*_test.c))))
 # The concurrency tests, built once more under ThreadSanitizer.
 TSAN_TESTS	:= stress_test
-BENCHES		:= populate
+BENCHES		:= populate dirty_log
 
 # -Wno-unused-parameter: kernel-style callbacks and os.h hooks take
 # arguments that one host or the other does not use.
@@ -82,7 +82,8 @@ $(BUILD)/$(1)/kmmu/%: $(BUILD)/$(1)/obj/selftests/kmmu/%.o $(BUILD)/$(1)/libkmmu
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CFLAGS_$(1)) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LDLIBS)
 
-$(BUILD)/$(1)/bench/%: $(BUILD)/$(1)/obj/bench/%.o $(BUILD)/$(1)/libkmmu.a
+$(BUILD)/$(1)/bench/%: $(BUILD)/$(1)/obj/bench/%.o $(BUILD)/$(1)/obj/bench/bench_util.o \
+		       $(BUILD)/$(1)/libkmmu.a
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CFLAGS_$(1)) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LDLIBS)
 

@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: GPL-2.0
+/* The same-run floors and small helpers of the bench drivers. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "bench_util.h"
+#include "kmmu_lib.h"
+
+#define FLOOR_RUNS	5
+
+static uint64_t *floor_entries(uint64_t entries, size_t *bytes)
+{
+	uint64_t *e;
+
+	*bytes = (entries * 8 + 4095) & ~4095ULL;
+	e = mmap(NULL, *bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (e == MAP_FAILED)
+		return NULL;
+	memset(e, 0, *bytes);
+	return e;
+}
+
+static double floor_run(uint64_t entries, bool cmpxchg)
+{
+	uint64_t ns[FLOOR_RUNS], i, t0, *e;
+	size_t bytes;
+	int r;
+
+	e = floor_entries(entries, &bytes);
+	if (!e)
+		return 0;
+	for (r = 0; r < FLOOR_RUNS; r++) {
+		t0 = kmmu_now_ns();
+		for (i = 0; i < entries; i++) {
+			if (cmpxchg) {
+				uint64_t old = e[i];
+
+				__atomic_compare_exchange_n(&e[i], &old, old + 1, false,
+							    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+			} else {
+				__atomic_fetch_and(&e[i], ~(1ULL << 8), __ATOMIC_SEQ_CST);
+			}
+		}
+		ns[r] = kmmu_now_ns() - t0;
+	}
+	munmap(e, bytes);
+	return (double)bench_median(ns, FLOOR_RUNS) / entries;
+}
+
+double bench_floor_cmpxchg(uint64_t entries)
+{
+	return floor_run(entries, true);
+}
+
+double bench_floor_locked_rmw(uint64_t entries)
+{
+	return floor_run(entries, false);
+}
+
+int bench_parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	uint64_t v = strtoull(s, &end, 0);
+
+	switch (*end) {
+	case 'g': case 'G':
+		v <<= 10;
+		/* fall through */
+	case 'm': case 'M':
+		v <<= 10;
+		/* fall through */
+	case 'k': case 'K':
+		v <<= 10;
+		end++;
+		break;
+	}
+	if (*end || !v)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+uint64_t bench_median(uint64_t *v, int n)
+{
+	qsort(v, n, sizeof(*v), cmp_u64);
+	return v[n / 2];
+}
