@@ -70,10 +70,14 @@ void kmmu_slot_logging_changed(struct kmmu *kmmu, struct kmmu_memory_slot *slot,
 	if (!on) {
 		kmmu_tdp_mmu_recover_huge_pages(kmmu, slot);
 	} else if (!(kmmu->manual_dirty_log_protect && kmmu->dirty_log_initially_set)) {
+		/* Split leaves start write-protected, so the pass after skips them. */
 		if (kmmu->eager_split_chunk)
 			kmmu_tdp_mmu_try_split_huge_pages(kmmu, slot, slot->base_gfn,
-							  kmmu_slot_end(slot), KMMU_LEVEL_4K);
-		flush = kmmu_tdp_mmu_protect_slot(kmmu, slot, kmmu_dirty_log_dbit(kmmu));
+							  kmmu_slot_end(slot), KMMU_LEVEL_4K,
+							  !kmmu_dirty_log_dbit(kmmu));
+		kmmu_tdp_mmu_protect_slot(kmmu, slot, kmmu_dirty_log_dbit(kmmu));
+		/* Unconditionally: a split may have write-protected what a TLB holds. */
+		flush = true;
 	}
 	read_unlock(&kmmu->mmu_lock);
 	if (flush)
@@ -99,14 +103,11 @@ static int kmmu_get_and_reset_dirty_log(struct kmmu *kmmu, struct kmmu_memory_sl
 	read_lock(&kmmu->mmu_lock);
 	if (dbit)
 		flush = kmmu_tdp_mmu_harvest_dirty(kmmu, slot, true);
-	for (i = 0; i < longs; i++) {
-		unsigned long mask = xchg(&bitmap[i], 0);
-
-		buf[i] = mask;
-		if (mask && !dbit)
-			flush |= kmmu_tdp_mmu_clear_dirty_pt_masked(kmmu, slot,
-					slot->base_gfn + i * BITS_PER_LONG, mask, false);
-	}
+	for (i = 0; i < longs; i++)
+		buf[i] = xchg(&bitmap[i], 0);
+	if (!dbit)
+		flush |= kmmu_tdp_mmu_clear_dirty_bitmap(kmmu, slot, slot->base_gfn, buf,
+							 slot->npages, false);
 	read_unlock(&kmmu->mmu_lock);
 
 	/* A write after this must fault (or set D) again before anyone copies. */
@@ -190,18 +191,13 @@ int kmmu_clear_dirty_log(struct kmmu *kmmu, const struct kmmu_clear_dirty_log *l
 	if (kmmu->dirty_log_initially_set && kmmu->eager_split_chunk)
 		kmmu_tdp_mmu_try_split_huge_pages(kmmu, slot, slot->base_gfn + log->first_page,
 						  slot->base_gfn + log->first_page + log->num_pages,
-						  KMMU_LEVEL_4K);
-	for (i = 0; i < n; i++) {
-		unsigned long mask;
-
-		if (!buf[i])
-			continue;
-		mask = atomic_long_fetch_andnot(buf[i], (atomic_long_t *)&bitmap[i]) & buf[i];
-		if (mask)
-			flush |= kmmu_tdp_mmu_clear_dirty_pt_masked(kmmu, slot,
-					slot->base_gfn + log->first_page + i * BITS_PER_LONG,
-					mask, dbit);
-	}
+						  KMMU_LEVEL_4K, false);
+	/* Only what was set and is cleared now needs protecting again. */
+	for (i = 0; i < n; i++)
+		if (buf[i])
+			buf[i] &= atomic_long_fetch_andnot(buf[i], (atomic_long_t *)&bitmap[i]);
+	flush = kmmu_tdp_mmu_clear_dirty_bitmap(kmmu, slot, slot->base_gfn + log->first_page, buf,
+						log->num_pages, dbit);
 	read_unlock(&kmmu->mmu_lock);
 	if (flush)
 		kmmu_flush_remote_tlbs(kmmu);

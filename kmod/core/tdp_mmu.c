@@ -102,7 +102,7 @@ static void handle_removed_pt(struct kmmu *kmmu, u64 *pt, bool shared)
 {
 	const struct kmmu_spte_fmt *f = &kmmu->fmt;
 	struct kmmu_mmu_page *sp = os_pt_owner(pt);
-	int level = sp->level;
+	int level = sp->level, leaves = 0;
 	int i;
 
 	kmmu_stat_add(kmmu, KMMU_STAT_PT_PAGES, -1);
@@ -128,8 +128,14 @@ static void handle_removed_pt(struct kmmu *kmmu, u64 *pt, bool shared)
 				continue;
 			old_spte = kmmu_tdp_mmu_write_spte(f, sptep, old_spte, f->frozen, level);
 		}
-		__handle_changed_spte(kmmu, sp->as_id, gfn, old_spte, f->frozen, level, shared);
+		/* A leaf going away only changes the statistics: count them once. */
+		if (is_last_spte(f, old_spte, level))
+			leaves++;
+		else
+			__handle_changed_spte(kmmu, sp->as_id, gfn, old_spte, f->frozen, level,
+					      shared);
 	}
+	tdp_mmu_update_page_stats(kmmu, level, -leaves);
 
 	call_rcu(&sp->rcu_head, tdp_mmu_free_sp_rcu_callback);
 }
@@ -831,6 +837,16 @@ int kmmu_tdp_mmu_get_walk(struct kmmu *kmmu, int as_id, gpa_t gpa, u64 *sptes)
 
 /* ---- dirty logging ---- */
 
+/*
+ * Clear a permission or dirty bit of a present leaf.  Nothing structural
+ * changes, so there are no books to keep: one cmpxchg, which fails (and
+ * the caller looks again) if the SPTE changed or was frozen meanwhile.
+ */
+static int tdp_mmu_clear_leaf_bit(struct tdp_iter *iter, u64 bit)
+{
+	return try_cmpxchg64(iter->sptep, &iter->old_spte, iter->old_spte & ~bit) ? 0 : -EBUSY;
+}
+
 /* Visit one SPTE; -EBUSY when a cmpxchg lost (iter->old_spte is then fresh). */
 typedef int (*tdp_spte_fn)(struct kmmu *kmmu, struct tdp_iter *iter, void *data);
 
@@ -869,7 +885,7 @@ static int tdp_mmu_wrprot_spte(struct kmmu *kmmu, struct tdp_iter *iter, void *d
 	    !is_writable_spte(f, iter->old_spte))
 		return 0;
 	/* MMU-writable stays: the first write is fixed, and logged, by the fast path. */
-	if (tdp_mmu_set_spte_atomic(kmmu, iter, iter->old_spte & ~f->writable))
+	if (tdp_mmu_clear_leaf_bit(iter, f->writable))
 		return -EBUSY;
 	*flush = true;
 	return 0;
@@ -883,7 +899,7 @@ static int tdp_mmu_clear_dirty_spte(struct kmmu *kmmu, struct tdp_iter *iter, vo
 	if (!is_shadow_present_spte(iter->old_spte) ||
 	    !is_last_spte(f, iter->old_spte, iter->level) || !(iter->old_spte & f->dirty))
 		return 0;
-	if (tdp_mmu_set_spte_atomic(kmmu, iter, iter->old_spte & ~f->dirty))
+	if (tdp_mmu_clear_leaf_bit(iter, f->dirty))
 		return -EBUSY;
 	*flush = true;
 	return 0;
@@ -908,64 +924,75 @@ bool kmmu_tdp_mmu_protect_slot(struct kmmu *kmmu, const struct kmmu_memory_slot 
 	return flush;
 }
 
-/* Which of the 64 gfns from a->base the walk should act on. */
-struct tdp_mask_args {
+/* The pages (bits from gfn @base on) that a walk should act on. */
+struct tdp_bitmap_args {
 	const struct kmmu_memory_slot *slot;
 	gfn_t base;
-	unsigned long mask;
+	const unsigned long *bits;
+	u64 nbits;
 	bool dbit;
 	bool flush;
 };
 
-static bool tdp_mask_hits(const struct tdp_mask_args *a, gfn_t gfn, int level)
+static bool tdp_bitmap_hits(const struct tdp_bitmap_args *a, gfn_t gfn, int level)
 {
-	gfn_t end = gfn + kmmu_pages_per_level(level), first = max(gfn, a->base);
-	gfn_t last = min(end, a->base + BITS_PER_LONG);
-	unsigned long bits;
+	u64 first = gfn > a->base ? gfn - a->base : 0;
+	u64 last = min_t(u64, gfn + kmmu_pages_per_level(level) - a->base, a->nbits);
 
-	if (first >= last)
-		return false;
-	bits = (last - first == BITS_PER_LONG) ? ~0UL : (BIT(last - first) - 1);
-	return a->mask & (bits << (first - a->base));
+	if (level == KMMU_LEVEL_4K)
+		return first < a->nbits && test_bit(first, a->bits);
+	for (; first < last; first++)
+		if (test_bit(first, a->bits))
+			return true;
+	return false;
 }
 
-static int tdp_mmu_clear_masked_spte(struct kmmu *kmmu, struct tdp_iter *iter, void *data)
+static int tdp_mmu_clear_bitmap_spte(struct kmmu *kmmu, struct tdp_iter *iter, void *data)
 {
 	const struct kmmu_spte_fmt *f = &kmmu->fmt;
-	struct tdp_mask_args *a = data;
+	struct tdp_bitmap_args *a = data;
 	u64 bit = a->dbit ? f->dirty : f->writable;
 
 	if (!is_shadow_present_spte(iter->old_spte) ||
 	    !is_last_spte(f, iter->old_spte, iter->level) || !(iter->old_spte & bit) ||
-	    !tdp_mask_hits(a, iter->gfn, iter->level))
+	    !tdp_bitmap_hits(a, iter->gfn, iter->level))
 		return 0;
-	/* A huge D bit speaks for pages outside the mask too: keep their word. */
+	/* A huge D bit speaks for pages outside the bitmap too: keep their word. */
 	if (a->dbit && iter->level > KMMU_LEVEL_4K)
 		kmmu_mark_dirty_range(kmmu, a->slot, iter->gfn, kmmu_pages_per_level(iter->level));
-	if (tdp_mmu_set_spte_atomic(kmmu, iter, iter->old_spte & ~bit))
+	if (tdp_mmu_clear_leaf_bit(iter, bit))
 		return -EBUSY;
 	a->flush = true;
 	return 0;
 }
 
 /**
- * kmmu_tdp_mmu_clear_dirty_pt_masked() - protect again the pages of a mask
+ * kmmu_tdp_mmu_clear_dirty_bitmap() - protect again the pages of a bitmap
  * @kmmu: the VM, mmu_lock held for read
  * @slot: the slot
- * @base: gfn of bit 0 of @mask
- * @mask: pages whose dirty state was just handed to userspace
+ * @base: gfn of bit 0
+ * @bits: pages whose dirty state was just handed to userspace
+ * @nbits: bits in @bits
  * @dbit: clear D bits instead of W
+ *
+ * One walk over the range the bitmap spans, however many words it has.
  *
  * Return: true if a TLB flush is owed before the log is handed back.
  */
-bool kmmu_tdp_mmu_clear_dirty_pt_masked(struct kmmu *kmmu, const struct kmmu_memory_slot *slot,
-					gfn_t base, unsigned long mask, bool dbit)
+bool kmmu_tdp_mmu_clear_dirty_bitmap(struct kmmu *kmmu, const struct kmmu_memory_slot *slot,
+				     gfn_t base, const unsigned long *bits, u64 nbits, bool dbit)
 {
-	struct tdp_mask_args a = { slot, base, mask, dbit, false };
+	struct tdp_bitmap_args a = { slot, base, bits, nbits, dbit, false };
+	u64 first = 0, last = nbits;
 
-	tdp_mmu_walk_shared(kmmu, slot->as_id, base + __ffs(mask), base + __fls(mask) + 1,
-			    KMMU_LEVEL_4K,
-			    tdp_mmu_clear_masked_spte, &a);
+	while (first < nbits && !bits[first / BITS_PER_LONG])
+		first += BITS_PER_LONG;
+	while (last > first && !bits[(last - 1) / BITS_PER_LONG])
+		last = ALIGN_DOWN(last - 1, BITS_PER_LONG);
+	if (first >= last)
+		return false;
+	tdp_mmu_walk_shared(kmmu, slot->as_id, base + first, base + last, KMMU_LEVEL_4K,
+			    tdp_mmu_clear_bitmap_spte, &a);
 	return a.flush;
 }
 
@@ -985,7 +1012,7 @@ static int tdp_mmu_harvest_spte(struct kmmu *kmmu, struct tdp_iter *iter, void *
 	    !is_last_spte(f, iter->old_spte, iter->level) || !(iter->old_spte & f->dirty))
 		return 0;
 	if (a->clear) {
-		if (tdp_mmu_set_spte_atomic(kmmu, iter, iter->old_spte & ~f->dirty))
+		if (tdp_mmu_clear_leaf_bit(iter, f->dirty))
 			return -EBUSY;
 		a->flush = true;
 	}
@@ -1021,6 +1048,7 @@ bool kmmu_tdp_mmu_harvest_dirty(struct kmmu *kmmu, const struct kmmu_memory_slot
 struct kmmu_split_cache {
 	int want;
 	int nr;
+	u64 clear_bits;		/* cleared in every new child: W when logging starts */
 	u64 *pt[KMMU_SPLIT_BATCH_MAX];
 	struct kmmu_mmu_page *sp[KMMU_SPLIT_BATCH_MAX];
 };
@@ -1062,9 +1090,15 @@ static int tdp_mmu_split_huge_page(struct kmmu *kmmu, struct tdp_iter *iter,
 	c->nr--;
 	sp = c->sp[c->nr];
 	memset(sp, 0, sizeof(*sp));
-	tdp_mmu_init_sp(kmmu, sp, c->pt[c->nr], iter->gfn, child_level, iter->as_id);
+	sp->spt = c->pt[c->nr];
+	sp->gfn = iter->gfn;
+	sp->level = child_level;
+	sp->as_id = iter->as_id;
+	os_pt_set_owner(sp->spt, sp);
+	/* Every entry is written here, so the non-present fill is not needed. */
 	for (i = 0; i < KMMU_PT_ENTRIES; i++)
-		sp->spt[i] = make_huge_page_split_spte(f, iter->old_spte, child_level, i);
+		sp->spt[i] = make_huge_page_split_spte(f, iter->old_spte, child_level, i) &
+			     ~c->clear_bits;
 
 	/* Same translations before and after: no TLB flush is needed. */
 	if (tdp_mmu_link_sp(kmmu, iter, sp)) {
@@ -1117,6 +1151,7 @@ retry:
  * @start: first gfn
  * @end: gfn after the last
  * @target_level: split down to this level
+ * @wrprot: write-protect the new leaves (logging starts); the caller flushes
  *
  * Page tables come in batches of the VM's eager-split chunk, allocated with
  * mmu_lock dropped.  When memory runs short, what is left stays huge and is
@@ -1125,10 +1160,13 @@ retry:
  * Return: 0, or -ENOMEM when the split stopped early.
  */
 int kmmu_tdp_mmu_try_split_huge_pages(struct kmmu *kmmu, const struct kmmu_memory_slot *slot,
-				      gfn_t start, gfn_t end, int target_level)
+				      gfn_t start, gfn_t end, int target_level, bool wrprot)
 {
 	u64 tables = kmmu->eager_split_chunk >> (KMMU_PAGE_SHIFT + KMMU_LEVEL_BITS);
-	struct kmmu_split_cache c = { .want = clamp_t(u64, tables, 1, KMMU_SPLIT_BATCH_MAX) };
+	struct kmmu_split_cache c = {
+		.want = clamp_t(u64, tables, 1, KMMU_SPLIT_BATCH_MAX),
+		.clear_bits = wrprot ? kmmu->fmt.writable : 0,
+	};
 	struct kmmu_mmu_page *root;
 	int ret = 0;
 

@@ -65,12 +65,12 @@ int kmmu_tdp_mmu_get_walk(struct kmmu *kmmu, int as_id, gpa_t gpa, u64 *sptes);
 
 bool kmmu_tdp_mmu_protect_slot(struct kmmu *kmmu, const struct kmmu_memory_slot *slot,
 			       bool dbit);
-bool kmmu_tdp_mmu_clear_dirty_pt_masked(struct kmmu *kmmu, const struct kmmu_memory_slot *slot,
-					gfn_t base, unsigned long mask, bool dbit);
+bool kmmu_tdp_mmu_clear_dirty_bitmap(struct kmmu *kmmu, const struct kmmu_memory_slot *slot,
+				     gfn_t base, const unsigned long *bits, u64 nbits, bool dbit);
 bool kmmu_tdp_mmu_harvest_dirty(struct kmmu *kmmu, const struct kmmu_memory_slot *slot,
 				bool clear);
 int kmmu_tdp_mmu_try_split_huge_pages(struct kmmu *kmmu, const struct kmmu_memory_slot *slot,
-				      gfn_t start, gfn_t end, int target_level);
+				      gfn_t start, gfn_t end, int target_level, bool wrprot);
 void kmmu_tdp_mmu_recover_huge_pages(struct kmmu *kmmu, const struct kmmu_memory_slot *slot);
 
 #endif /* KMMU_TDP_MMU_H */

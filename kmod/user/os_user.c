@@ -322,7 +322,8 @@ bool rwlock_needbreak(rwlock_t *l)
 {
 	if (__atomic_load_n(&l->waiters, __ATOMIC_RELAXED) > 0)
 		return true;
-	return !kmmu_user_rwlock_held_write(l) && __atomic_load_n(&l->writer, __ATOMIC_RELAXED);
+	/* Checked per step of every walk: the cheap loads first. */
+	return __atomic_load_n(&l->writer, __ATOMIC_RELAXED) && !kmmu_user_rwlock_held_write(l);
 }
 
 void cond_resched_rwlock_read(rwlock_t *l)
