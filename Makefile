@@ -24,7 +24,7 @@ UNIT_TESTS	:= $(sort $(basename $(notdir $(wildcard selftests/unit/*_test.c))))
 KMMU_TESTS	:= $(sort $(basename $(notdir $(wildcard selftests/kmmu/*_test.c))))
 # The concurrency tests, built once more under ThreadSanitizer.
 TSAN_TESTS	:= $(filter stress_test,$(KMMU_TESTS))
-BENCHES		:= populate dirty_log
+BENCHES		:= populate dirty_log aging
 
 # -Wno-unused-parameter: kernel-style callbacks and os.h hooks take
 # arguments that one host or the other does not use.

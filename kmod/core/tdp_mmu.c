@@ -751,23 +751,56 @@ static void tdp_mmu_age_spte(struct kmmu *kmmu, struct tdp_iter *iter)
 	} while (!try_cmpxchg64(iter->sptep, &iter->old_spte, new_spte));
 }
 
+static void tdp_mmu_age_leaf(struct kmmu *kmmu, struct tdp_iter *iter, bool clear,
+			     struct kmmu_age_result *res)
+{
+	const struct kmmu_spte_fmt *f = &kmmu->fmt;
+
+	if (!is_shadow_present_spte(iter->old_spte) ||
+	    !is_last_spte(f, iter->old_spte, iter->level))
+		return;
+	if (!is_accessed_spte(f, iter->old_spte)) {
+		res->old += kmmu_pages_per_level(iter->level);
+		return;
+	}
+	res->young += kmmu_pages_per_level(iter->level);
+	if (clear)
+		tdp_mmu_age_spte(kmmu, iter);
+}
+
+/*
+ * Age the 4K leaves of the table the walker points to, in a plain loop:
+ * this is where an aging pass spends its time, and a step of the generic
+ * walker per SPTE would cost more than the cmpxchg itself.
+ */
+static void tdp_mmu_age_leaf_table(struct kmmu *kmmu, struct tdp_iter *iter, gfn_t start,
+				   gfn_t end, bool clear, struct kmmu_age_result *res)
+{
+	struct tdp_iter leaf = *iter;
+	u64 *pt = spte_to_child_pt(&kmmu->fmt, iter->old_spte, iter->level);
+	unsigned int i = start > iter->gfn ? kmmu_spte_index(start, KMMU_LEVEL_4K) : 0;
+	gfn_t last = min(end, iter->gfn + kmmu_pages_per_level(iter->level));
+
+	leaf.level = KMMU_LEVEL_4K;
+	for (leaf.gfn = iter->gfn + i; leaf.gfn < last; leaf.gfn++, i++) {
+		leaf.sptep = pt + i;
+		leaf.old_spte = kmmu_tdp_read_spte(leaf.sptep);
+		tdp_mmu_age_leaf(kmmu, &leaf, clear, res);
+	}
+}
+
 static void tdp_mmu_age_root(struct kmmu *kmmu, struct kmmu_mmu_page *root, gfn_t start,
 			     gfn_t end, bool clear, struct kmmu_age_result *res)
 {
 	const struct kmmu_spte_fmt *f = &kmmu->fmt;
 	struct tdp_iter iter;
 
-	for_each_tdp_pte(iter, kmmu, root, start, end) {
-		if (!is_shadow_present_spte(iter.old_spte) ||
+	for_each_tdp_pte_min_level(iter, kmmu, root, KMMU_LEVEL_2M, start, end) {
+		if (iter.level == KMMU_LEVEL_2M && is_shadow_present_spte(iter.old_spte) &&
 		    !is_last_spte(f, iter.old_spte, iter.level))
-			continue;
-		if (!is_accessed_spte(f, iter.old_spte)) {
-			res->old += kmmu_pages_per_level(iter.level);
-			continue;
-		}
-		res->young += kmmu_pages_per_level(iter.level);
-		if (clear)
-			tdp_mmu_age_spte(kmmu, &iter);
+			tdp_mmu_age_leaf_table(kmmu, &iter, start, end, clear, res);
+		else
+			tdp_mmu_age_leaf(kmmu, &iter, clear, res);
 	}
 }
 

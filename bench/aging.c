@@ -1,0 +1,287 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * aging: what an aging pass costs, locked (mmu_lock for write) and lockless
+ * (RCU and a cmpxchg per SPTE), and what it costs the vCPUs running
+ * meanwhile, in the manner of KVM's access_tracking_perf_test.  The pass is
+ * reported per 4 KiB page next to the same-run floor, one locked
+ * read-modify-write per 8-byte entry; vCPU throughput is reported with no
+ * aging, with locked and with lockless aging running beside it.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench_util.h"
+#include "kmmu_lib.h"
+
+#define GUEST_GPA	(1ULL << 32)
+#define PAGE		4096ULL
+#define MAX_REPS	100
+
+struct params {
+	int vcpus;
+	uint64_t bytes_per_vcpu;
+	enum kmmu_backing backing;
+	int reps;
+	uint64_t accesses;
+	uint32_t format;
+	uint32_t flags;
+};
+
+static void help(const char *name)
+{
+	printf("usage: %s [-h] [-v vcpus] [-b bytes] [-s backing] [-r reps] [-a accesses]\n"
+	       "          [-F format] [-A]\n\n", name);
+	printf(" -v: vCPUs, each on its own range (default: 1)\n");
+	printf(" -b: bytes of guest memory per vCPU, with k/m/g suffixes (default: 1g)\n");
+	printf(" -s: backing (default: anonymous, so every SPTE is a 4K leaf)\n");
+	printf(" -r: aging passes timed per path; the median is reported (default: 5)\n");
+	printf(" -a: random accesses per vCPU for the throughput figures (default: 2000000)\n");
+	printf(" -F: SPTE format: default, ept, npt (default: default)\n");
+	printf(" -A: A/D bits off (EPT only): aging marks SPTEs for access tracking\n");
+	printf("\nBackend: KMMU_BACKEND=dev|user (default: dev when /dev/kmmu exists).\n");
+}
+
+static int parse_args(int argc, char **argv, struct params *p)
+{
+	int c;
+
+	while ((c = getopt(argc, argv, "hv:b:s:r:a:F:A")) != -1) {
+		switch (c) {
+		case 'v':
+			p->vcpus = atoi(optarg);
+			if (p->vcpus < 1 || p->vcpus > KMMU_LIB_MAX_VCPUS)
+				goto bad;
+			break;
+		case 'b':
+			if (bench_parse_size(optarg, &p->bytes_per_vcpu) || p->bytes_per_vcpu % PAGE)
+				goto bad;
+			break;
+		case 's':
+			if (kmmu_backing_parse(optarg, &p->backing) ||
+			    p->backing == KMMU_BACKING_PFNMAP)
+				goto bad;
+			break;
+		case 'r':
+			p->reps = atoi(optarg);
+			if (p->reps < 1 || p->reps > MAX_REPS)
+				goto bad;
+			break;
+		case 'a':
+			if (bench_parse_size(optarg, &p->accesses))
+				goto bad;
+			break;
+		case 'F':
+			if (!strcmp(optarg, "ept"))
+				p->format = KMMU_SPTE_FORMAT_EPT;
+			else if (!strcmp(optarg, "npt"))
+				p->format = KMMU_SPTE_FORMAT_NPT;
+			else if (strcmp(optarg, "default"))
+				goto bad;
+			break;
+		case 'A':
+			p->flags |= KMMU_VM_AD_DISABLED;
+			p->format = KMMU_SPTE_FORMAT_EPT;
+			break;
+		case 'h':
+			help(argv[0]);
+			exit(0);
+		default:
+			goto usage;
+		}
+	}
+	if (optind == argc)
+		return 0;
+bad:
+	fprintf(stderr, "%s: bad argument%s%s\n", argv[0], optarg ? ": " : "", optarg ?: "");
+usage:
+	help(argv[0]);
+	return -EINVAL;
+}
+
+static void must(int ret, const char *what)
+{
+	if (ret) {
+		fprintf(stderr, "aging: %s: %s\n", what, strerror(-ret));
+		exit(1);
+	}
+}
+
+struct vcpu_job {
+	struct kmmu_vcpu *vcpu;
+	struct kmmu_workload wl;
+	uint64_t ns;
+	int err;
+};
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu_job *j = arg;
+	struct kmmu_run run;
+	uint64_t t0 = kmmu_now_ns();
+
+	j->err = kmmu_vcpu_run_workload(j->vcpu, &j->wl, &run);
+	if (!j->err && run.exit_reason != KMMU_EXIT_DONE)
+		j->err = -EIO;
+	j->ns = kmmu_now_ns() - t0;
+	return NULL;
+}
+
+/* Run every vCPU's workload to the end; the slowest vCPU's time, in ns. */
+static uint64_t run_vcpus(struct vcpu_job *jobs, int n)
+{
+	pthread_t t[KMMU_LIB_MAX_VCPUS];
+	uint64_t ns = 0;
+	int i;
+
+	for (i = 0; i < n; i++)
+		pthread_create(&t[i], NULL, vcpu_thread, &jobs[i]);
+	for (i = 0; i < n; i++) {
+		pthread_join(t[i], NULL);
+		must(jobs[i].err, "vCPU");
+		ns = jobs[i].ns > ns ? jobs[i].ns : ns;
+	}
+	return ns;
+}
+
+struct ager {
+	struct kmmu_vm *vm;
+	uint64_t size;
+	volatile int stop;
+	uint64_t passes;
+};
+
+static void *ager_thread(void *arg)
+{
+	struct ager *a = arg;
+
+	while (!a->stop) {
+		must(kmmu_vm_age(a->vm, GUEST_GPA, a->size, 0, 0, NULL, NULL), "age");
+		a->passes++;
+	}
+	return NULL;
+}
+
+/* vCPU accesses per second while @path aging runs beside them (-1: none). */
+static double throughput(struct kmmu_vm *vm, struct vcpu_job *jobs, int n, uint64_t size,
+			 int path, uint64_t *passes)
+{
+	struct ager a = { .vm = vm, .size = size };
+	pthread_t t;
+	uint64_t ns;
+	int i;
+
+	if (path >= 0) {
+		must(kmmu_vm_enable_cap(vm, KMMU_CAP_LOCKLESS_AGING, path), "aging path");
+		pthread_create(&t, NULL, ager_thread, &a);
+	}
+	for (i = 0; i < n; i++) {
+		jobs[i].wl.pattern = KMMU_PATTERN_RANDOM;
+		jobs[i].wl.seed++;
+	}
+	ns = run_vcpus(jobs, n);
+	if (path >= 0) {
+		a.stop = 1;
+		pthread_join(t, NULL);
+	}
+	*passes = a.passes;
+	return (double)jobs[0].wl.iterations * (jobs[0].wl.size / PAGE) * n / (ns / 1e9);
+}
+
+int main(int argc, char **argv)
+{
+	struct params p = {
+		.vcpus = 1,
+		.bytes_per_vcpu = 1ULL << 30,
+		.backing = KMMU_BACKING_ANON,
+		.reps = 5,
+		.accesses = 2000000,
+		.format = KMMU_SPTE_FORMAT_DEFAULT,
+	};
+	struct vcpu_job jobs[KMMU_LIB_MAX_VCPUS] = {};
+	uint64_t total, pages, ns[2][MAX_REPS], young, old, passes;
+	double floor_ns, tput[3];
+	struct kmmu_vm_config cfg;
+	struct kmmu_mem mem;
+	struct kmmu_vm *vm;
+	int i, path, r;
+
+	if (parse_args(argc, argv, &p))
+		return 2;
+	if (!kmmu_backend_available()) {
+		fprintf(stderr, "aging: backend %s not available\n", kmmu_backend_name());
+		return 1;
+	}
+	total = p.bytes_per_vcpu * p.vcpus;
+	pages = total / PAGE;
+	cfg = (struct kmmu_vm_config){ .spte_format = p.format, .flags = p.flags };
+	printf("aging: backend=%s backing=%s vcpus=%d bytes/vcpu=%llu passes=%d%s\n",
+	       kmmu_backend_name(), kmmu_backing_name(p.backing), p.vcpus,
+	       (unsigned long long)p.bytes_per_vcpu, p.reps,
+	       p.flags & KMMU_VM_AD_DISABLED ? " A/D off" : "");
+	floor_ns = bench_floor_locked_rmw(pages);
+	printf("floor: one locked RMW per 8-byte entry, %llu entries in 4 KiB pages: %.2f ns/entry\n",
+	       (unsigned long long)pages, floor_ns);
+
+	must(kmmu_mem_alloc(&mem, p.backing, total), "backing");
+	must(kmmu_vm_create(&cfg, &vm), "VM");
+	must(kmmu_vm_set_memslot(vm, 0, 0, GUEST_GPA, total, mem.addr), "memslot");
+	for (i = 0; i < p.vcpus; i++) {
+		must(kmmu_vcpu_create(vm, i, &jobs[i].vcpu), "vCPU");
+		jobs[i].wl = (struct kmmu_workload){
+			.gpa = GUEST_GPA + i * p.bytes_per_vcpu,
+			.size = p.bytes_per_vcpu,
+			.iterations = 1,
+			.write_percent = 50,
+			.pattern = KMMU_PATTERN_SEQUENTIAL,
+		};
+	}
+	run_vcpus(jobs, p.vcpus);
+
+	/* Each timed pass finds every page young: the vCPUs touch all between passes. */
+	for (path = 0; path < 2; path++) {
+		must(kmmu_vm_enable_cap(vm, KMMU_CAP_LOCKLESS_AGING, path), "aging path");
+		for (r = 0; r < p.reps; r++) {
+			for (i = 0; i < p.vcpus; i++)
+				jobs[i].wl.pattern = KMMU_PATTERN_SEQUENTIAL;
+			run_vcpus(jobs, p.vcpus);
+			ns[path][r] = kmmu_now_ns();
+			must(kmmu_vm_age(vm, GUEST_GPA, total, 0, KMMU_AGE_FLUSH, &young, &old), "age");
+			ns[path][r] = kmmu_now_ns() - ns[path][r];
+			printf("%-8s pass %d: %8.3f ms, %llu young, %llu old, %.2f ns/4K\n",
+			       path ? "lockless" : "locked", r + 1, ns[path][r] / 1e6,
+			       (unsigned long long)young, (unsigned long long)old,
+			       (double)ns[path][r] / pages);
+		}
+	}
+
+	for (i = 0; i < p.vcpus; i++) {
+		uint64_t steps = p.accesses / (p.bytes_per_vcpu / PAGE);
+
+		jobs[i].wl.iterations = steps ? steps : 1;
+	}
+	for (path = -1; path < 2; path++) {
+		tput[path + 1] = throughput(vm, jobs, p.vcpus, total, path, &passes);
+		printf("vCPU throughput, %-17s %10.0f accesses/s (%llu aging passes meanwhile)\n",
+		       path < 0 ? "no aging:" : path ? "lockless aging:" : "locked aging:",
+		       tput[path + 1], (unsigned long long)passes);
+	}
+
+	printf("\nsummary (median of %d passes, per 4 KiB page):\n", p.reps);
+	printf("  aging pass, locked        %8.2f ns/4K  (%5.1fx floor)\n",
+	       (double)bench_median(ns[0], p.reps) / pages,
+	       (double)bench_median(ns[0], p.reps) / pages / floor_ns);
+	printf("  aging pass, lockless      %8.2f ns/4K  (%5.1fx floor)\n",
+	       (double)bench_median(ns[1], p.reps) / pages,
+	       (double)bench_median(ns[1], p.reps) / pages / floor_ns);
+	printf("  vCPU throughput with locked aging:   %.2fx of none\n", tput[1] / tput[0]);
+	printf("  vCPU throughput with lockless aging: %.2fx of none\n", tput[2] / tput[0]);
+	printf("  floor: %.2f ns/entry\n", floor_ns);
+
+	kmmu_vm_free(vm);
+	kmmu_mem_free(&mem);
+	return 0;
+}
