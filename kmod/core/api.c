@@ -383,9 +383,9 @@ static long kmmu_vcpu_run_ioctl(struct kmmu_vcpu *vcpu, unsigned long arg)
 	if (!mem_is_zero(run.reserved_in, sizeof(run.reserved_in)))
 		return -EINVAL;
 	ret = kmmu_run_vcpu(vcpu, &run);
-	if (ret && ret != -EINTR)
+	if (ret && ret != -EINTR && ret != -ENOMEM)
 		return ret;
-	/* The exit is userspace's to see even when RUN was interrupted. */
+	/* What RUN did before it stopped is userspace's to see, as in kvm_run. */
 	if (os_copy_to_user(arg, &run, sizeof(run)))
 		return -EFAULT;
 	return ret;

@@ -181,21 +181,26 @@ static struct kmmu_memslots *memslots_copy(struct kmmu *kmmu, struct kmmu_memslo
 	slots->nr = n;
 	for (i = 0; i < n; i++)
 		slots->by_id[slots->by_gfn[i]->id] = slots->by_gfn[i];
-	slots->generation = ++kmmu->slots_generation;
 	return slots;
 }
 
-/* Publish @slots and wait until no fault can still be using the old set. */
+/*
+ * Publish @slots at the next generation and wait until no fault can still
+ * be using the old set.  Only an installed set takes a generation, so a
+ * change that fails before this leaves the generation as it was.
+ */
 static void memslots_install(struct kmmu *kmmu, int as_id, struct kmmu_memslots *slots)
 {
 	struct kmmu_memslots *old = rcu_dereference_protected(kmmu->memslots[as_id], 1);
+	u64 old_gen = kmmu->slots_generation;
 
+	slots->generation = ++kmmu->slots_generation;
 	rcu_assign_pointer(kmmu->memslots[as_id], slots);
 	synchronize_srcu(&kmmu->srcu);
 	os_free(old);
 
-	/* MMIO SPTEs keep 19 bits of generation: on wrap, none may survive. */
-	if (!(slots->generation & MMIO_GEN_MASK)) {
+	/* MMIO SPTEs keep 19 bits of generation: when those wrap, none may survive. */
+	if ((old_gen ^ slots->generation) & ~MMIO_GEN_MASK) {
 		kmmu_tdp_mmu_invalidate_all_roots(kmmu);
 		kmmu_tdp_mmu_zap_invalidated_roots(kmmu);
 	}
