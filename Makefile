@@ -97,7 +97,7 @@ kmod:
 	$(MAKE) -C kmod W=1
 
 test: deps
-	@$(MAKE) --no-print-directory $(TEST_BINS) $(BENCH_BINS) $(VM_TEST_BINS) $(FUZZ_BINS)
+	@$(MAKE) --no-print-directory -j$(shell nproc) $(TEST_BINS) $(BENCH_BINS) $(VM_TEST_BINS) $(FUZZ_BINS)
 	@BUILD=$(BUILD) KSRC_TAR=$(KSRC_TAR) VM_TEST_BINS="$(VM_TEST_BINS)" FUZZ_BINS="$(FUZZ_BINS)" \
 		sh selftests/run_tests.sh $(TEST_BINS)
 

@@ -10,12 +10,15 @@
 #
 # Environment: BUILD (default build), KMMU_VM_KERNELS (default: every
 # /boot/vmlinuz-* with a build tree), KMMU_VM_VENDORS (default "intel amd"),
-# KMMU_VM_TIMEOUT seconds per boot (default 600).
+# KMMU_VM_TIMEOUT seconds per boot (default 900), KMMU_VM_PRESSURE=all to run
+# the suite under memory pressure in every boot (default: one vendor per
+# kernel, alternating, to keep make test short).
 set -u
 
 BUILD=${BUILD:-build}
 OUT=$BUILD/vm
-TIMEOUT=${KMMU_VM_TIMEOUT:-600}
+TIMEOUT=${KMMU_VM_TIMEOUT:-900}
+PRESSURE=${KMMU_VM_PRESSURE:-alternate}
 VENDORS=${KMMU_VM_VENDORS:-intel amd}
 
 if [ -z "${KMMU_VM_KERNELS:-}" ]; then
@@ -123,23 +126,30 @@ check_boot() {
 }
 
 mkdir -p "$OUT"
+nth=0
 for kv in $KMMU_VM_KERNELS; do
 	if ! build_module "$kv"; then
 		fail "kmmu.ko for $kv (see $OUT/kmod-$kv.log)"
 		continue
 	fi
 	build_initramfs "$kv" "$@"
+	vi=0
 	for vendor in $VENDORS; do
 		name="$kv/$vendor"
 		log=$OUT/boot-$kv-$vendor.log
-		echo "# booting $name"
+		pressure=0
+		nv=$(echo $VENDORS | wc -w)
+		[ "$PRESSURE" = all ] || [ $((nth % nv)) -eq "$vi" ] && pressure=1
+		vi=$((vi + 1))
+		echo "# booting $name (pressure run: $pressure)"
 		timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu "$(cpu_model "$vendor")" \
 			-m 3G -smp 2 -nographic -no-reboot \
 			-kernel "/boot/vmlinuz-$kv" -initrd "$OUT/initramfs-$kv.cpio.gz" \
-			-append "console=ttyS0 quiet panic=-1 hugepagesz=2M hugepages=64 hugepagesz=1G hugepages=1 transparent_hugepage=always" \
+			-append "console=ttyS0 quiet panic=-1 hugepagesz=2M hugepages=64 hugepagesz=1G hugepages=1 transparent_hugepage=always kmmu_vm_pressure=$pressure" \
 			</dev/null 2>&1 | tr -d '\r' >"$log"
 		check_boot "$name" "$log"
 	done
+	nth=$((nth + 1))
 done
 
 [ -z "$KMMU_VM_KERNELS" ] && { skipped=$((skipped + 1)); echo "ok - vm tests # SKIP no kernel with headers"; }
