@@ -106,11 +106,16 @@ vm-test: deps
 	@$(MAKE) --no-print-directory $(VM_TEST_BINS)
 	@BUILD=$(BUILD) sh selftests/vm/run_vm_tests.sh $(VM_TEST_BINS)
 
-# The default suite: 1 GiB per vCPU, with and without the backing
-# prefaulted; then 2 vCPUs on disjoint halves against one vCPU on the whole.
+# The default suite: populate 1 GiB per vCPU, with and without the backing
+# prefaulted, then 2 vCPUs on disjoint halves against one vCPU on the
+# whole; dirty logging on 1 GiB of 1G pages in both tracking modes; aging
+# passes, locked and lockless.
 bench: deps $(BENCH_BINS)
 	$(BUILD)/rel/bench/populate -v 1 -b 1g
 	$(BUILD)/rel/bench/populate -v 2 -b 512m -p yes --scaling
+	$(BUILD)/rel/bench/dirty_log -m wrprot
+	$(BUILD)/rel/bench/dirty_log -m dbit
+	$(BUILD)/rel/bench/aging
 
 clean:
 	rm -rf $(BUILD)
