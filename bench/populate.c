@@ -17,8 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
+#include "bench_util.h"
 #include "kmmu_lib.h"
 
 #define GUEST_GPA	(1ULL << 32)
@@ -50,29 +50,6 @@ static void help(const char *name)
 	printf("\nBackend: KMMU_BACKEND=dev|user (default: dev when /dev/kmmu exists).\n");
 }
 
-static int parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	uint64_t v = strtoull(s, &end, 0);
-
-	switch (*end) {
-	case 'g': case 'G':
-		v <<= 10;
-		/* fall through */
-	case 'm': case 'M':
-		v <<= 10;
-		/* fall through */
-	case 'k': case 'K':
-		v <<= 10;
-		end++;
-		break;
-	}
-	if (*end || !v)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
 static int parse_args(int argc, char **argv, struct params *p)
 {
 	static const struct option longopts[] = {
@@ -90,7 +67,7 @@ static int parse_args(int argc, char **argv, struct params *p)
 				goto bad;
 			break;
 		case 'b':
-			if (parse_size(optarg, &p->bytes_per_vcpu) || p->bytes_per_vcpu % PAGE)
+			if (bench_parse_size(optarg, &p->bytes_per_vcpu) || p->bytes_per_vcpu % PAGE)
 				goto bad;
 			break;
 		case 's':
@@ -248,36 +225,6 @@ out_mem:
 	return ns;
 }
 
-/* The floor: one cmpxchg per 8-byte entry, entries packed 512 to a page. */
-static double floor_ns_per_entry(uint64_t entries)
-{
-	size_t bytes = (entries * 8 + PAGE - 1) & ~(PAGE - 1);
-	uint64_t *e = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-			   -1, 0);
-	uint64_t i, t0, ns;
-
-	if (e == MAP_FAILED)
-		return 0;
-	memset(e, 0, bytes);
-	t0 = kmmu_now_ns();
-	for (i = 0; i < entries; i++) {
-		uint64_t old = 0;
-
-		__atomic_compare_exchange_n(&e[i], &old, i | 1, false, __ATOMIC_SEQ_CST,
-					    __ATOMIC_SEQ_CST);
-	}
-	ns = kmmu_now_ns() - t0;
-	munmap(e, bytes);
-	return (double)ns / entries;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /* Run one figure p->reps times, print each, return the median wall time. */
 static uint64_t figure(const struct params *p, const char *label, int nvcpus, uint64_t total,
 		       bool prefault)
@@ -294,8 +241,7 @@ static uint64_t figure(const struct params *p, const char *label, int nvcpus, ui
 		       (double)ns[r] * nvcpus / faults);
 		fflush(stdout);
 	}
-	qsort(ns, p->reps, sizeof(ns[0]), cmp_u64);
-	return ns[p->reps / 2];
+	return bench_median(ns, p->reps);
 }
 
 int main(int argc, char **argv)
@@ -326,7 +272,7 @@ int main(int argc, char **argv)
 	       p.format == KMMU_SPTE_FORMAT_NPT ? "npt" : p.format == KMMU_SPTE_FORMAT_EPT ?
 	       "ept" : "default", kmmu_backing_name(p.backing), p.vcpus,
 	       (unsigned long long)p.bytes_per_vcpu, p.reps);
-	floor_ns = floor_ns_per_entry(faults);
+	floor_ns = bench_floor_cmpxchg(faults);
 	printf("floor: one cmpxchg per 8-byte entry, %llu entries in 4 KiB pages: %.2f ns/entry\n",
 	       (unsigned long long)faults, floor_ns);
 
