@@ -87,8 +87,10 @@ static int fast_page_fault(struct kmmu_vcpu *vcpu, struct kmmu_page_fault *fault
 
 		if (try_cmpxchg64(sptep, &spte, new_spte)) {
 			/* The first write since the page was protected: log it. */
-			if (fault->slot && (new_spte & ~spte & f->writable))
+			if (fault->slot && (new_spte & ~spte & f->writable)) {
+				tdp_mmu_mark_host_dirty(f, new_spte);
 				kmmu_mark_page_dirty(kmmu, fault->slot, fault->gfn);
+			}
 			ret = RET_PF_FIXED;
 			break;
 		}

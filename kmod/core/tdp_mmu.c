@@ -61,6 +61,22 @@ static void tdp_mmu_free_sp_rcu_callback(struct rcu_head *head)
 
 /* ---- writing SPTEs ---- */
 
+/**
+ * tdp_mmu_mark_host_dirty() - the guest may write the page from now on
+ * @f: format
+ * @spte: a leaf that was just made writable
+ *
+ * The host page is marked dirty when an SPTE starts allowing writes, as
+ * KVM does since 6.13, not when the D bit is found later: D and W are
+ * cleared by dirty logging and roots are zapped whole without a look at
+ * their leaves, and a write the host never hears of is data lost.
+ */
+void tdp_mmu_mark_host_dirty(const struct kmmu_spte_fmt *f, u64 spte)
+{
+	if (is_refcounted_spte(f, spte))
+		os_mark_pfn_dirty(spte_to_pfn(spte));
+}
+
 /*
  * A leaf whose A/D or W bits the CPU or the fast path may set behind our
  * back is written with xchg, so the value we hand to handle_changed_spte()
@@ -93,8 +109,10 @@ static void __handle_changed_spte(struct kmmu *kmmu, int as_id, gfn_t gfn, u64 o
  *
  * Each entry is frozen so that a fast-path cmpxchg that still holds a
  * pointer into the table fails, and its children are torn down in turn.
- * Accessed/dirty are not propagated from here: a whole subtree going away
- * (a root, a collapsible range) says nothing about the guest's use of it.
+ * Accessed is not propagated from here: a whole subtree going away (a root,
+ * a collapsible range) says nothing about the guest's use of it.  Dirty
+ * needs nothing either: the host page was marked when its SPTE became
+ * writable (tdp_mmu_mark_host_dirty()).
  * The page itself is freed after an RCU grace period, when no lockless
  * walker can be reading it.
  */
@@ -540,9 +558,11 @@ static int tdp_mmu_map_handle_target_level(struct kmmu_vcpu *vcpu,
 		return RET_PF_SPURIOUS;
 	if (tdp_mmu_set_spte_atomic(kmmu, iter, new_spte))
 		return RET_PF_RETRY;
-	if (fault->slot && is_writable_spte(f, new_spte) &&
-	    kmmu->dirty_log_mode == KMMU_DIRTY_LOG_MODE_WRPROT)
-		kmmu_mark_page_dirty(kmmu, fault->slot, fault->gfn);
+	if (fault->slot && is_writable_spte(f, new_spte)) {
+		tdp_mmu_mark_host_dirty(f, new_spte);
+		if (kmmu->dirty_log_mode == KMMU_DIRTY_LOG_MODE_WRPROT)
+			kmmu_mark_page_dirty(kmmu, fault->slot, fault->gfn);
+	}
 	/* A huge leaf replaced a table: its old translations must go. */
 	if (is_shadow_present_spte(iter->old_spte) &&
 	    !is_last_spte(f, iter->old_spte, iter->level))
@@ -751,19 +771,22 @@ static void tdp_mmu_age_spte(struct kmmu *kmmu, struct tdp_iter *iter)
 	} while (!try_cmpxchg64(iter->sptep, &iter->old_spte, new_spte));
 }
 
-static void tdp_mmu_age_leaf(struct kmmu *kmmu, struct tdp_iter *iter, bool clear,
-			     struct kmmu_age_result *res)
+static void tdp_mmu_age_leaf(struct kmmu *kmmu, struct tdp_iter *iter, gfn_t start, gfn_t end,
+			     bool clear, struct kmmu_age_result *res)
 {
 	const struct kmmu_spte_fmt *f = &kmmu->fmt;
+	/* A huge leaf counts for the part of it the caller asked about. */
+	u64 pages = min(end, iter->gfn + kmmu_pages_per_level(iter->level)) -
+		    max(start, iter->gfn);
 
 	if (!is_shadow_present_spte(iter->old_spte) ||
 	    !is_last_spte(f, iter->old_spte, iter->level))
 		return;
 	if (!is_accessed_spte(f, iter->old_spte)) {
-		res->old += kmmu_pages_per_level(iter->level);
+		res->old += pages;
 		return;
 	}
-	res->young += kmmu_pages_per_level(iter->level);
+	res->young += pages;
 	if (clear)
 		tdp_mmu_age_spte(kmmu, iter);
 }
@@ -785,7 +808,7 @@ static void tdp_mmu_age_leaf_table(struct kmmu *kmmu, struct tdp_iter *iter, gfn
 	for (leaf.gfn = iter->gfn + i; leaf.gfn < last; leaf.gfn++, i++) {
 		leaf.sptep = pt + i;
 		leaf.old_spte = kmmu_tdp_read_spte(leaf.sptep);
-		tdp_mmu_age_leaf(kmmu, &leaf, clear, res);
+		tdp_mmu_age_leaf(kmmu, &leaf, start, end, clear, res);
 	}
 }
 
@@ -800,7 +823,7 @@ static void tdp_mmu_age_root(struct kmmu *kmmu, struct kmmu_mmu_page *root, gfn_
 		    !is_last_spte(f, iter.old_spte, iter.level))
 			tdp_mmu_age_leaf_table(kmmu, &iter, start, end, clear, res);
 		else
-			tdp_mmu_age_leaf(kmmu, &iter, clear, res);
+			tdp_mmu_age_leaf(kmmu, &iter, start, end, clear, res);
 	}
 }
 

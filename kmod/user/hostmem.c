@@ -382,10 +382,27 @@ int os_host_mapping_level(struct kmmu *kmmu, unsigned long hva)
 	return level;
 }
 
+/* The host page (folio) that holds @hva: 4K, or the region's huge page. */
+static void hm_host_page(struct hm_region *r, unsigned long hva, unsigned long *first,
+			 unsigned long *n)
+{
+	unsigned long size = kmmu_pages_per_level(r->level) * KMMU_PAGE_SIZE;
+	unsigned long base = hva & ~(size - 1);
+
+	if (r->level == KMMU_LEVEL_4K || base < r->start || base + size > r->end) {
+		base = hva & ~(KMMU_PAGE_SIZE - 1);
+		size = KMMU_PAGE_SIZE;
+	}
+	*first = (base - r->start) / KMMU_PAGE_SIZE;
+	*n = size / KMMU_PAGE_SIZE;
+}
+
+/* Mark the whole host page, as the kernel marks a folio. */
 static void hm_mark(kmmu_pfn_t pfn, bool dirty)
 {
-	unsigned long hva = pfn << KMMU_PAGE_SHIFT;
+	unsigned long hva = pfn << KMMU_PAGE_SHIFT, first, n, i;
 	struct hm_region *r;
+	unsigned long *bits;
 
 	rcu_read_lock();
 	r = hm_find(hva);
@@ -396,7 +413,11 @@ static void hm_mark(kmmu_pfn_t pfn, bool dirty)
 		WARN_ON(1);
 		goto out;
 	}
-	set_bit((hva - r->start) / KMMU_PAGE_SIZE, dirty ? r->dirty : r->accessed);
+	bits = dirty ? r->dirty : r->accessed;
+	hm_host_page(r, hva, &first, &n);
+	for (i = first; i < first + n; i++)
+		if (!test_bit(i, bits))
+			set_bit(i, bits);
 out:
 	rcu_read_unlock();
 }
