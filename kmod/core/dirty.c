@@ -103,17 +103,26 @@ static int kmmu_get_and_reset_dirty_log(struct kmmu *kmmu, struct kmmu_memory_sl
 	read_lock(&kmmu->mmu_lock);
 	if (dbit)
 		flush = kmmu_tdp_mmu_harvest_dirty(kmmu, slot, true);
-	for (i = 0; i < longs; i++)
+	for (i = 0; i < longs; i++) {
 		buf[i] = xchg(&bitmap[i], 0);
+		/* A TLB may let a reported page be written even where no SPTE changes. */
+		flush |= buf[i] != 0;
+	}
 	if (!dbit)
-		flush |= kmmu_tdp_mmu_clear_dirty_bitmap(kmmu, slot, slot->base_gfn, buf,
-							 slot->npages, false);
+		kmmu_tdp_mmu_clear_dirty_bitmap(kmmu, slot, slot->base_gfn, buf, slot->npages,
+						false);
 	read_unlock(&kmmu->mmu_lock);
 
 	/* A write after this must fault (or set D) again before anyone copies. */
 	if (flush)
 		kmmu_flush_remote_tlbs(kmmu);
-	return os_copy_to_user(uaddr, buf, longs * sizeof(long));
+	if (!os_copy_to_user(uaddr, buf, longs * sizeof(long)))
+		return 0;
+	/* Nothing is lost to a bad pointer: the pages are logged again. */
+	for (i = 0; i < longs; i++)
+		if (buf[i])
+			atomic_long_or(buf[i], (atomic_long_t *)&bitmap[i]);
+	return -EFAULT;
 }
 
 /**
@@ -193,11 +202,14 @@ int kmmu_clear_dirty_log(struct kmmu *kmmu, const struct kmmu_clear_dirty_log *l
 						  slot->base_gfn + log->first_page + log->num_pages,
 						  KMMU_LEVEL_4K, false);
 	/* Only what was set and is cleared now needs protecting again. */
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		if (buf[i])
 			buf[i] &= atomic_long_fetch_andnot(buf[i], (atomic_long_t *)&bitmap[i]);
-	flush = kmmu_tdp_mmu_clear_dirty_bitmap(kmmu, slot, slot->base_gfn + log->first_page, buf,
-						log->num_pages, dbit);
+		/* A TLB may let a cleared page be written even where no SPTE changes. */
+		flush |= buf[i] != 0;
+	}
+	kmmu_tdp_mmu_clear_dirty_bitmap(kmmu, slot, slot->base_gfn + log->first_page, buf,
+					log->num_pages, dbit);
 	read_unlock(&kmmu->mmu_lock);
 	if (flush)
 		kmmu_flush_remote_tlbs(kmmu);

@@ -101,6 +101,30 @@ static void tdp_mmu_update_page_stats(struct kmmu *kmmu, int level, s64 delta)
 static void __handle_changed_spte(struct kmmu *kmmu, int as_id, gfn_t gfn, u64 old_spte,
 				  u64 new_spte, int level, bool shared);
 
+/*
+ * D-bit logging keeps a page's dirty state in its leaf until GET or CLEAR
+ * harvests it: a dirty leaf that goes away first hands it to the log.
+ */
+static void tdp_mmu_log_zapped_dirty(struct kmmu *kmmu, int as_id, gfn_t gfn, u64 old_spte,
+				     int level)
+{
+	struct kmmu_memory_slot *slot;
+	u64 pages = kmmu_pages_per_level(level);
+	gfn_t start, end;
+	int idx;
+
+	if (kmmu->dirty_log_mode != KMMU_DIRTY_LOG_MODE_DBIT || !(old_spte & kmmu->fmt.dirty))
+		return;
+	idx = srcu_read_lock(&kmmu->srcu);
+	slot = kmmu_gfn_to_memslot(kmmu_memslots(kmmu, as_id), gfn);
+	if (slot && slot->dirty_bitmap) {
+		start = max(gfn, slot->base_gfn);
+		end = min(gfn + pages, kmmu_slot_end(slot));
+		kmmu_mark_dirty_range(kmmu, slot, start, end - start);
+	}
+	srcu_read_unlock(&kmmu->srcu, idx);
+}
+
 /**
  * handle_removed_pt() - tear down a page table that was unlinked
  * @kmmu: the VM
@@ -147,9 +171,10 @@ static void handle_removed_pt(struct kmmu *kmmu, u64 *pt, bool shared)
 			old_spte = kmmu_tdp_mmu_write_spte(f, sptep, old_spte, f->frozen, level);
 		}
 		/* A leaf going away only changes the statistics: count them once. */
-		if (is_last_spte(f, old_spte, level))
+		if (is_last_spte(f, old_spte, level)) {
 			leaves++;
-		else
+			tdp_mmu_log_zapped_dirty(kmmu, sp->as_id, gfn, old_spte, level);
+		} else
 			__handle_changed_spte(kmmu, sp->as_id, gfn, old_spte, f->frozen, level,
 					      shared);
 	}
@@ -201,7 +226,8 @@ static void __handle_changed_spte(struct kmmu *kmmu, int as_id, gfn_t gfn, u64 o
  * A leaf stops mapping its page: tell the host what the guest did with it,
  * for pages whose struct page may be touched.
  */
-static void handle_changed_spte_ad(struct kmmu *kmmu, u64 old_spte, u64 new_spte, int level)
+static void handle_changed_spte_ad(struct kmmu *kmmu, int as_id, gfn_t gfn, u64 old_spte,
+				   u64 new_spte, int level)
 {
 	const struct kmmu_spte_fmt *f = &kmmu->fmt;
 
@@ -210,6 +236,7 @@ static void handle_changed_spte_ad(struct kmmu *kmmu, u64 old_spte, u64 new_spte
 	/* Still mapped (a split, a permission change): nothing was zapped. */
 	if (is_shadow_present_spte(new_spte))
 		return;
+	tdp_mmu_log_zapped_dirty(kmmu, as_id, gfn, old_spte, level);
 	if (!is_refcounted_spte(f, old_spte))
 		return;
 
@@ -238,7 +265,7 @@ static void handle_changed_spte(struct kmmu *kmmu, int as_id, gfn_t gfn, u64 old
 				u64 new_spte, int level, bool shared)
 {
 	__handle_changed_spte(kmmu, as_id, gfn, old_spte, new_spte, level, shared);
-	handle_changed_spte_ad(kmmu, old_spte, new_spte, level);
+	handle_changed_spte_ad(kmmu, as_id, gfn, old_spte, new_spte, level);
 }
 
 /**
@@ -1003,6 +1030,33 @@ static bool tdp_bitmap_hits(const struct tdp_bitmap_args *a, gfn_t gfn, int leve
 	return false;
 }
 
+/*
+ * D-bit logging, a huge leaf whose pages are being cleared: one D bit
+ * cannot say which 4K pages are written next, so the leaf goes and faults
+ * map 4K.  Its D bit first goes to the pages outside the bitmap, which
+ * keep their word; the pages inside start clean.
+ */
+static int tdp_mmu_clear_huge_dbit(struct kmmu *kmmu, struct tdp_iter *iter,
+				   struct tdp_bitmap_args *a)
+{
+	const struct kmmu_spte_fmt *f = &kmmu->fmt;
+	gfn_t gfn, end = min(iter->gfn + kmmu_pages_per_level(iter->level),
+			     kmmu_slot_end(a->slot));
+
+	if (iter->old_spte & f->dirty) {
+		for (gfn = max(iter->gfn, a->slot->base_gfn); gfn < end; gfn++)
+			if (gfn < a->base || gfn - a->base >= a->nbits ||
+			    !test_bit(gfn - a->base, a->bits))
+				kmmu_mark_page_dirty(kmmu, a->slot, gfn);
+		if (tdp_mmu_clear_leaf_bit(iter, f->dirty))
+			return -EBUSY;
+	}
+	if (tdp_mmu_zap_spte_atomic(kmmu, iter))
+		return -EBUSY;
+	a->flush = true;
+	return 0;
+}
+
 static int tdp_mmu_clear_bitmap_spte(struct kmmu *kmmu, struct tdp_iter *iter, void *data)
 {
 	const struct kmmu_spte_fmt *f = &kmmu->fmt;
@@ -1010,12 +1064,13 @@ static int tdp_mmu_clear_bitmap_spte(struct kmmu *kmmu, struct tdp_iter *iter, v
 	u64 bit = a->dbit ? f->dirty : f->writable;
 
 	if (!is_shadow_present_spte(iter->old_spte) ||
-	    !is_last_spte(f, iter->old_spte, iter->level) || !(iter->old_spte & bit) ||
+	    !is_last_spte(f, iter->old_spte, iter->level) ||
 	    !tdp_bitmap_hits(a, iter->gfn, iter->level))
 		return 0;
-	/* A huge D bit speaks for pages outside the bitmap too: keep their word. */
 	if (a->dbit && iter->level > KMMU_LEVEL_4K)
-		kmmu_mark_dirty_range(kmmu, a->slot, iter->gfn, kmmu_pages_per_level(iter->level));
+		return tdp_mmu_clear_huge_dbit(kmmu, iter, a);
+	if (!(iter->old_spte & bit))
+		return 0;
 	if (tdp_mmu_clear_leaf_bit(iter, bit))
 		return -EBUSY;
 	a->flush = true;

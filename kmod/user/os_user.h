@@ -192,6 +192,11 @@ static inline bool test_bit(unsigned long nr, const unsigned long *addr)
 
 typedef struct { long counter; } atomic_long_t;
 
+static inline void atomic_long_or(unsigned long mask, atomic_long_t *v)
+{
+	__atomic_fetch_or(&v->counter, mask, __ATOMIC_SEQ_CST);
+}
+
 static inline unsigned long atomic_long_fetch_andnot(unsigned long mask, atomic_long_t *v)
 {
 	return __atomic_fetch_and(&v->counter, ~mask, __ATOMIC_SEQ_CST);
