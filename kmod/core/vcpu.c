@@ -308,9 +308,15 @@ static int vcpu_handle_fault_result(struct kmmu_vcpu *vcpu, struct kmmu_run *run
 
 	run->faults++;
 	switch (ret) {
+	case RET_PF_RETRY:
+		/*
+		 * Waiting out an invalidation or a memslot change, however
+		 * long it takes: not a sign of a broken MMU.
+		 */
+		return 0;
 	case RET_PF_FIXED:
 	case RET_PF_SPURIOUS:
-	case RET_PF_RETRY:
+		/* The access should go through now; if it keeps faulting, kmmu is broken. */
 		if (++s->refaults < KMMU_MAX_REFAULTS)
 			return 0;
 		run->exit_reason = KMMU_EXIT_INTERNAL_ERROR;
