@@ -22,12 +22,9 @@
 #define MAX_REPS	100
 
 struct params {
-	int vcpus;
-	uint64_t bytes_per_vcpu;
-	enum kmmu_backing backing;
+	struct bench_common cm;
 	int reps;
 	uint64_t accesses;
-	uint32_t format;
 	uint32_t flags;
 };
 
@@ -35,56 +32,36 @@ static void help(const char *name)
 {
 	printf("usage: %s [-h] [-v vcpus] [-b bytes] [-s backing] [-r reps] [-a accesses]\n"
 	       "          [-F format] [-A]\n\n", name);
-	printf(" -v: vCPUs, each on its own range (default: 1)\n");
-	printf(" -b: bytes of guest memory per vCPU, with k/m/g suffixes (default: 1g)\n");
+	printf(BENCH_COMMON_HELP);
 	printf(" -s: backing (default: anonymous, so every SPTE is a 4K leaf)\n");
 	printf(" -r: aging passes timed per path; the median is reported (default: 5)\n");
 	printf(" -a: random accesses per vCPU for the throughput figures (default: 2000000)\n");
-	printf(" -F: SPTE format: default, ept, npt (default: default)\n");
 	printf(" -A: A/D bits off (EPT only): aging marks SPTEs for access tracking\n");
 	printf("\nBackend: KMMU_BACKEND=dev|user (default: dev when /dev/kmmu exists).\n");
 }
 
 static int parse_args(int argc, char **argv, struct params *p)
 {
-	int c;
+	int c, ret;
 
-	while ((c = getopt(argc, argv, "hv:b:s:r:a:F:A")) != -1) {
+	while ((c = getopt(argc, argv, "h" BENCH_COMMON_OPTS "r:a:A")) != -1) {
+		ret = bench_parse_common(c, optarg, &p->cm);
+		if (ret < 0)
+			goto bad;
+		if (ret)
+			continue;
 		switch (c) {
-		case 'v':
-			p->vcpus = atoi(optarg);
-			if (p->vcpus < 1 || p->vcpus > KMMU_LIB_MAX_VCPUS)
-				goto bad;
-			break;
-		case 'b':
-			if (bench_parse_size(optarg, &p->bytes_per_vcpu) || p->bytes_per_vcpu % PAGE)
-				goto bad;
-			break;
-		case 's':
-			if (kmmu_backing_parse(optarg, &p->backing) ||
-			    p->backing == KMMU_BACKING_PFNMAP)
-				goto bad;
-			break;
 		case 'r':
-			p->reps = atoi(optarg);
-			if (p->reps < 1 || p->reps > MAX_REPS)
+			if (bench_parse_int(optarg, 1, MAX_REPS, &p->reps))
 				goto bad;
 			break;
 		case 'a':
 			if (bench_parse_size(optarg, &p->accesses))
 				goto bad;
 			break;
-		case 'F':
-			if (!strcmp(optarg, "ept"))
-				p->format = KMMU_SPTE_FORMAT_EPT;
-			else if (!strcmp(optarg, "npt"))
-				p->format = KMMU_SPTE_FORMAT_NPT;
-			else if (strcmp(optarg, "default"))
-				goto bad;
-			break;
 		case 'A':
 			p->flags |= KMMU_VM_AD_DISABLED;
-			p->format = KMMU_SPTE_FORMAT_EPT;
+			p->cm.format = KMMU_SPTE_FORMAT_EPT;
 			break;
 		case 'h':
 			help(argv[0]);
@@ -194,12 +171,14 @@ static double throughput(struct kmmu_vm *vm, struct vcpu_job *jobs, int n, uint6
 int main(int argc, char **argv)
 {
 	struct params p = {
-		.vcpus = 1,
-		.bytes_per_vcpu = 1ULL << 30,
-		.backing = KMMU_BACKING_ANON,
+		.cm = {
+			.vcpus = 1,
+			.bytes_per_vcpu = 1ULL << 30,
+			.backing = KMMU_BACKING_ANON,
+			.format = KMMU_SPTE_FORMAT_DEFAULT,
+		},
 		.reps = 5,
 		.accesses = 2000000,
-		.format = KMMU_SPTE_FORMAT_DEFAULT,
 	};
 	struct vcpu_job jobs[KMMU_LIB_MAX_VCPUS] = {};
 	uint64_t total, pages, ns[2][MAX_REPS], young, old, passes;
@@ -215,39 +194,39 @@ int main(int argc, char **argv)
 		fprintf(stderr, "aging: backend %s not available\n", kmmu_backend_name());
 		return 1;
 	}
-	total = p.bytes_per_vcpu * p.vcpus;
+	total = p.cm.bytes_per_vcpu * p.cm.vcpus;
 	pages = total / PAGE;
-	cfg = (struct kmmu_vm_config){ .spte_format = p.format, .flags = p.flags };
+	cfg = (struct kmmu_vm_config){ .spte_format = p.cm.format, .flags = p.flags };
 	printf("aging: backend=%s backing=%s vcpus=%d bytes/vcpu=%llu passes=%d%s\n",
-	       kmmu_backend_name(), kmmu_backing_name(p.backing), p.vcpus,
-	       (unsigned long long)p.bytes_per_vcpu, p.reps,
+	       kmmu_backend_name(), kmmu_backing_name(p.cm.backing), p.cm.vcpus,
+	       (unsigned long long)p.cm.bytes_per_vcpu, p.reps,
 	       p.flags & KMMU_VM_AD_DISABLED ? " A/D off" : "");
 	floor_ns = bench_floor_locked_rmw(pages);
 	printf("floor: one locked RMW per 8-byte entry, %llu entries in 4 KiB pages: %.2f ns/entry\n",
 	       (unsigned long long)pages, floor_ns);
 
-	must(kmmu_mem_alloc(&mem, p.backing, total), "backing");
+	must(kmmu_mem_alloc(&mem, p.cm.backing, total), "backing");
 	must(kmmu_vm_create(&cfg, &vm), "VM");
 	must(kmmu_vm_set_memslot(vm, 0, 0, GUEST_GPA, total, mem.addr), "memslot");
-	for (i = 0; i < p.vcpus; i++) {
+	for (i = 0; i < p.cm.vcpus; i++) {
 		must(kmmu_vcpu_create(vm, i, &jobs[i].vcpu), "vCPU");
 		jobs[i].wl = (struct kmmu_workload){
-			.gpa = GUEST_GPA + i * p.bytes_per_vcpu,
-			.size = p.bytes_per_vcpu,
+			.gpa = GUEST_GPA + i * p.cm.bytes_per_vcpu,
+			.size = p.cm.bytes_per_vcpu,
 			.iterations = 1,
 			.write_percent = 50,
 			.pattern = KMMU_PATTERN_SEQUENTIAL,
 		};
 	}
-	run_vcpus(jobs, p.vcpus);
+	run_vcpus(jobs, p.cm.vcpus);
 
 	/* Each timed pass finds every page young: the vCPUs touch all between passes. */
 	for (path = 0; path < 2; path++) {
 		must(kmmu_vm_enable_cap(vm, KMMU_CAP_LOCKLESS_AGING, path), "aging path");
 		for (r = 0; r < p.reps; r++) {
-			for (i = 0; i < p.vcpus; i++)
+			for (i = 0; i < p.cm.vcpus; i++)
 				jobs[i].wl.pattern = KMMU_PATTERN_SEQUENTIAL;
-			run_vcpus(jobs, p.vcpus);
+			run_vcpus(jobs, p.cm.vcpus);
 			ns[path][r] = kmmu_now_ns();
 			must(kmmu_vm_age(vm, GUEST_GPA, total, 0, KMMU_AGE_FLUSH, &young, &old), "age");
 			ns[path][r] = kmmu_now_ns() - ns[path][r];
@@ -258,13 +237,13 @@ int main(int argc, char **argv)
 		}
 	}
 
-	for (i = 0; i < p.vcpus; i++) {
-		uint64_t steps = p.accesses / (p.bytes_per_vcpu / PAGE);
+	for (i = 0; i < p.cm.vcpus; i++) {
+		uint64_t steps = p.accesses / (p.cm.bytes_per_vcpu / PAGE);
 
 		jobs[i].wl.iterations = steps ? steps : 1;
 	}
 	for (path = -1; path < 2; path++) {
-		tput[path + 1] = throughput(vm, jobs, p.vcpus, total, path, &passes);
+		tput[path + 1] = throughput(vm, jobs, p.cm.vcpus, total, path, &passes);
 		printf("vCPU throughput, %-17s %10.0f accesses/s (%llu aging passes meanwhile)\n",
 		       path < 0 ? "no aging:" : path ? "lockless aging:" : "locked aging:",
 		       tput[path + 1], (unsigned long long)passes);

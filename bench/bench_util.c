@@ -59,6 +59,48 @@ double bench_floor_locked_rmw(uint64_t entries)
 	return floor_run(entries, false);
 }
 
+int bench_parse_int(const char *s, int lo, int hi, int *out)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+
+	if (*end || end == s || v < lo || v > hi)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+int bench_parse_common(int c, const char *arg, struct bench_common *cm)
+{
+	enum kmmu_backing b;
+
+	switch (c) {
+	case 'v':
+		return bench_parse_int(arg, 1, KMMU_LIB_MAX_VCPUS, &cm->vcpus) ?: 1;
+	case 'b':
+		if (bench_parse_size(arg, &cm->bytes_per_vcpu) || cm->bytes_per_vcpu % 4096)
+			return -EINVAL;
+		return 1;
+	case 's':
+		if (kmmu_backing_parse(arg, &b) || b == KMMU_BACKING_PFNMAP)
+			return -EINVAL;
+		cm->backing = b;
+		return 1;
+	case 'F':
+		if (!strcmp(arg, "ept"))
+			cm->format = KMMU_SPTE_FORMAT_EPT;
+		else if (!strcmp(arg, "npt"))
+			cm->format = KMMU_SPTE_FORMAT_NPT;
+		else if (!strcmp(arg, "default"))
+			cm->format = KMMU_SPTE_FORMAT_DEFAULT;
+		else
+			return -EINVAL;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 int bench_parse_size(const char *s, uint64_t *out)
 {
 	char *end;

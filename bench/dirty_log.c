@@ -23,24 +23,20 @@
 #define MAX_REPS	100
 
 struct params {
-	int vcpus;
-	uint64_t bytes_per_vcpu;
-	enum kmmu_backing backing;
+	struct bench_common cm;
 	int iterations;
 	int reps;
 	int write_percent;
 	bool manual;
 	uint32_t mode;
 	uint64_t split_chunk;
-	uint32_t format;
 };
 
 static void help(const char *name)
 {
 	printf("usage: %s [-h] [-v vcpus] [-b bytes] [-s backing] [-i iterations] [-r reps]\n"
 	       "          [-f fraction] [-g] [-m wrprot|dbit] [-e chunk] [-F format]\n\n", name);
-	printf(" -v: vCPUs, each dirtying its own range (default: 1)\n");
-	printf(" -b: bytes of guest memory per vCPU, with k/m/g suffixes (default: 1g)\n");
+	printf(BENCH_COMMON_HELP);
 	printf(" -s: backing: anonymous, anonymous_thp, anonymous_hugetlb_2mb,\n"
 	       "     anonymous_hugetlb_1gb, shmem (default: anonymous_hugetlb_1gb)\n");
 	printf(" -i: dirty/get/clear iterations per run (default: 3)\n");
@@ -49,43 +45,30 @@ static void help(const char *name)
 	printf(" -g: do not enable manual protection (GET protects; no CLEAR) (default: manual)\n");
 	printf(" -m: tracking mode: wrprot or dbit (default: wrprot)\n");
 	printf(" -e: eager split chunk size with k/m/g suffixes, 0 = split on fault (default: 64m)\n");
-	printf(" -F: SPTE format: default, ept, npt (default: default)\n");
 	printf("\nBackend: KMMU_BACKEND=dev|user (default: dev when /dev/kmmu exists).\n");
 }
 
 static int parse_args(int argc, char **argv, struct params *p)
 {
-	int c, f;
+	int c, f, ret;
 
-	while ((c = getopt(argc, argv, "hv:b:s:i:r:f:gm:e:F:")) != -1) {
+	while ((c = getopt(argc, argv, "h" BENCH_COMMON_OPTS "i:r:f:gm:e:")) != -1) {
+		ret = bench_parse_common(c, optarg, &p->cm);
+		if (ret < 0)
+			goto bad;
+		if (ret)
+			continue;
 		switch (c) {
-		case 'v':
-			p->vcpus = atoi(optarg);
-			if (p->vcpus < 1 || p->vcpus > KMMU_LIB_MAX_VCPUS)
-				goto bad;
-			break;
-		case 'b':
-			if (bench_parse_size(optarg, &p->bytes_per_vcpu) || p->bytes_per_vcpu % PAGE)
-				goto bad;
-			break;
-		case 's':
-			if (kmmu_backing_parse(optarg, &p->backing) ||
-			    p->backing == KMMU_BACKING_PFNMAP)
-				goto bad;
-			break;
 		case 'i':
-			p->iterations = atoi(optarg);
-			if (p->iterations < 1 || p->iterations > 1000)
+			if (bench_parse_int(optarg, 1, 1000, &p->iterations))
 				goto bad;
 			break;
 		case 'r':
-			p->reps = atoi(optarg);
-			if (p->reps < 1 || p->reps > MAX_REPS)
+			if (bench_parse_int(optarg, 1, MAX_REPS, &p->reps))
 				goto bad;
 			break;
 		case 'f':
-			f = atoi(optarg);
-			if (f < 1 || f > 100)
+			if (bench_parse_int(optarg, 1, 100, &f))
 				goto bad;
 			p->write_percent = 100 / f;
 			break;
@@ -104,14 +87,6 @@ static int parse_args(int argc, char **argv, struct params *p)
 			if (!strcmp(optarg, "0"))
 				p->split_chunk = 0;
 			else if (bench_parse_size(optarg, &p->split_chunk))
-				goto bad;
-			break;
-		case 'F':
-			if (!strcmp(optarg, "ept"))
-				p->format = KMMU_SPTE_FORMAT_EPT;
-			else if (!strcmp(optarg, "npt"))
-				p->format = KMMU_SPTE_FORMAT_NPT;
-			else if (strcmp(optarg, "default"))
 				goto bad;
 			break;
 		case 'h':
@@ -186,8 +161,8 @@ static void must(int ret, const char *what)
 
 static void one_run(const struct params *p, int rep, struct run_result *r)
 {
-	struct kmmu_vm_config cfg = { .spte_format = p->format };
-	uint64_t total = p->bytes_per_vcpu * p->vcpus, pages = total / PAGE;
+	struct kmmu_vm_config cfg = { .spte_format = p->cm.format };
+	uint64_t total = p->cm.bytes_per_vcpu * p->cm.vcpus, pages = total / PAGE;
 	struct vcpu_job jobs[KMMU_LIB_MAX_VCPUS] = {};
 	uint64_t *bitmap = calloc(pages / 64 + 1, sizeof(uint64_t)), t0, ns;
 	struct kmmu_vm_stats st;
@@ -195,7 +170,7 @@ static void one_run(const struct params *p, int rep, struct run_result *r)
 	struct kmmu_vm *vm;
 	int i, it;
 
-	must(kmmu_mem_alloc(&mem, p->backing, total), "backing");
+	must(kmmu_mem_alloc(&mem, p->cm.backing, total), "backing");
 	must(kmmu_vm_create(&cfg, &vm), "VM");
 	if (p->manual)
 		must(kmmu_vm_enable_cap(vm, KMMU_CAP_MANUAL_DIRTY_LOG_PROTECT,
@@ -203,17 +178,17 @@ static void one_run(const struct params *p, int rep, struct run_result *r)
 	must(kmmu_vm_enable_cap(vm, KMMU_CAP_DIRTY_LOG_MODE, p->mode), "mode");
 	must(kmmu_vm_enable_cap(vm, KMMU_CAP_EAGER_SPLIT_CHUNK_SIZE, p->split_chunk), "chunk");
 	must(kmmu_vm_set_memslot(vm, 0, 0, GUEST_GPA, total, mem.addr), "memslot");
-	for (i = 0; i < p->vcpus; i++) {
+	for (i = 0; i < p->cm.vcpus; i++) {
 		must(kmmu_vcpu_create(vm, i, &jobs[i].vcpu), "vCPU");
 		jobs[i].wl = (struct kmmu_workload){
-			.gpa = GUEST_GPA + i * p->bytes_per_vcpu,
-			.size = p->bytes_per_vcpu,
+			.gpa = GUEST_GPA + i * p->cm.bytes_per_vcpu,
+			.size = p->cm.bytes_per_vcpu,
 			.iterations = 1,
 			.pattern = KMMU_PATTERN_SEQUENTIAL,
 		};
 	}
 
-	r->populate = run_vcpus(jobs, p->vcpus, 100, 1);
+	r->populate = run_vcpus(jobs, p->cm.vcpus, 100, 1);
 	kmmu_vm_stats(vm, &st);
 	printf("run %d: populated: %llu 4K, %llu 2M, %llu 1G leaves in %.1f ms\n", rep,
 	       st.pages_4k, st.pages_2m, st.pages_1g, r->populate / 1e6);
@@ -228,7 +203,7 @@ static void one_run(const struct params *p, int rep, struct run_result *r)
 
 	r->dirty = r->get = r->clear = 0;
 	for (it = 1; it <= p->iterations; it++) {
-		ns = run_vcpus(jobs, p->vcpus, p->write_percent, it + 1);
+		ns = run_vcpus(jobs, p->cm.vcpus, p->write_percent, it + 1);
 		r->dirty += ns;
 		t0 = kmmu_now_ns();
 		must(kmmu_vm_get_dirty_log(vm, 0, bitmap), "get dirty log");
@@ -271,16 +246,18 @@ static void report(const char *what, uint64_t *v, int n, uint64_t pages, double 
 int main(int argc, char **argv)
 {
 	struct params p = {
-		.vcpus = 1,
-		.bytes_per_vcpu = 1ULL << 30,
-		.backing = KMMU_BACKING_HUGETLB_1G,
+		.cm = {
+			.vcpus = 1,
+			.bytes_per_vcpu = 1ULL << 30,
+			.backing = KMMU_BACKING_HUGETLB_1G,
+			.format = KMMU_SPTE_FORMAT_DEFAULT,
+		},
 		.iterations = 3,
 		.reps = 3,
 		.write_percent = 100,
 		.manual = true,
 		.mode = KMMU_DIRTY_LOG_MODE_WRPROT,
 		.split_chunk = 64ULL << 20,
-		.format = KMMU_SPTE_FORMAT_DEFAULT,
 	};
 	uint64_t en[MAX_REPS], dis[MAX_REPS], get[MAX_REPS], clr[MAX_REPS], dirty[MAX_REPS];
 	struct run_result r;
@@ -294,10 +271,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "dirty_log: backend %s not available\n", kmmu_backend_name());
 		return 1;
 	}
-	pages = p.bytes_per_vcpu * p.vcpus / PAGE;
+	pages = p.cm.bytes_per_vcpu * p.cm.vcpus / PAGE;
 	printf("dirty_log: backend=%s backing=%s vcpus=%d bytes/vcpu=%llu mode=%s manual=%d "
 	       "split_chunk=%llu iterations=%d runs=%d\n", kmmu_backend_name(),
-	       kmmu_backing_name(p.backing), p.vcpus, (unsigned long long)p.bytes_per_vcpu,
+	       kmmu_backing_name(p.cm.backing), p.cm.vcpus, (unsigned long long)p.cm.bytes_per_vcpu,
 	       p.mode == KMMU_DIRTY_LOG_MODE_DBIT ? "dbit" : "wrprot", p.manual,
 	       (unsigned long long)p.split_chunk, p.iterations, p.reps);
 	floor_ns = bench_floor_locked_rmw(pages);

@@ -25,25 +25,20 @@
 #define PAGE		4096ULL
 
 struct params {
-	int vcpus;
-	uint64_t bytes_per_vcpu;
-	enum kmmu_backing backing;
+	struct bench_common cm;
 	int reps;
-	uint32_t format;
 	int prefault;		/* 1 = only prefaulted, 0 = only not, -1 = both */
 	bool scaling;
 };
 
 static void help(const char *name)
 {
-	printf("usage: %s [-h] [-v vcpus] [-b bytes] [-s backing] [-r reps] [-f format]\n"
+	printf("usage: %s [-h] [-v vcpus] [-b bytes] [-s backing] [-r reps] [-F format]\n"
 	       "          [-p yes|no|both] [--scaling]\n\n", name);
-	printf(" -v: vCPUs, each on its own range (default: 1)\n");
-	printf(" -b: bytes of guest memory per vCPU, with k/m/g suffixes (default: 1g)\n");
+	printf(BENCH_COMMON_HELP);
 	printf(" -s: backing: anonymous, anonymous_thp, anonymous_hugetlb_2mb,\n"
 	       "     anonymous_hugetlb_1gb, shmem (default: anonymous)\n");
 	printf(" -r: repetitions of each figure; the median is reported (default: 5)\n");
-	printf(" -f: SPTE format: default, ept, npt (default: default, the CPU's)\n");
 	printf(" -p: backing faulted in on the host before the run: yes, no or both (default: both)\n");
 	printf(" --scaling: also run 1 vCPU over vcpus x bytes and report the throughput\n"
 	       "     of -v vCPUs relative to it (default: off)\n");
@@ -57,35 +52,17 @@ static int parse_args(int argc, char **argv, struct params *p)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c;
+	int c, ret;
 
-	while ((c = getopt_long(argc, argv, "hv:b:s:r:f:p:", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "h" BENCH_COMMON_OPTS "r:p:", longopts, NULL)) != -1) {
+		ret = bench_parse_common(c, optarg, &p->cm);
+		if (ret < 0)
+			goto bad;
+		if (ret)
+			continue;
 		switch (c) {
-		case 'v':
-			p->vcpus = atoi(optarg);
-			if (p->vcpus < 1 || p->vcpus > KMMU_LIB_MAX_VCPUS)
-				goto bad;
-			break;
-		case 'b':
-			if (bench_parse_size(optarg, &p->bytes_per_vcpu) || p->bytes_per_vcpu % PAGE)
-				goto bad;
-			break;
-		case 's':
-			if (kmmu_backing_parse(optarg, &p->backing) ||
-			    p->backing == KMMU_BACKING_PFNMAP)
-				goto bad;
-			break;
 		case 'r':
-			p->reps = atoi(optarg);
-			if (p->reps < 1 || p->reps > 1000)
-				goto bad;
-			break;
-		case 'f':
-			if (!strcmp(optarg, "ept"))
-				p->format = KMMU_SPTE_FORMAT_EPT;
-			else if (!strcmp(optarg, "npt"))
-				p->format = KMMU_SPTE_FORMAT_NPT;
-			else if (strcmp(optarg, "default"))
+			if (bench_parse_int(optarg, 1, 1000, &p->reps))
 				goto bad;
 			break;
 		case 'p':
@@ -120,7 +97,7 @@ struct vcpu_job {
 	struct kmmu_vcpu *vcpu;
 	uint64_t gpa, size;
 	pthread_barrier_t *start;
-	uint64_t ns;
+	uint64_t t_start, t_end;	/* each vCPU's own clock readings */
 	int err;
 };
 
@@ -136,18 +113,17 @@ static void *vcpu_thread(void *arg)
 		.value = 1,
 	};
 	struct kmmu_run run;
-	uint64_t t0;
 
 	j->err = kmmu_vcpu_set_workload(j->vcpu, &wl);
 	pthread_barrier_wait(j->start);
 	if (j->err)
 		return NULL;
-	t0 = kmmu_now_ns();
+	j->t_start = kmmu_now_ns();
 	do {
 		memset(&run, 0, sizeof(run));
 		j->err = kmmu_vcpu_run(j->vcpu, &run);
 	} while (!j->err && run.exit_reason == KMMU_EXIT_INTR);
-	j->ns = kmmu_now_ns() - t0;
+	j->t_end = kmmu_now_ns();
 	if (!j->err && run.exit_reason != KMMU_EXIT_DONE)
 		j->err = -EIO;
 	return NULL;
@@ -155,12 +131,12 @@ static void *vcpu_thread(void *arg)
 
 /*
  * Populate @total bytes with @nvcpus vCPUs on equal disjoint parts, in a
- * fresh VM.  Returns the wall time from the common start to the last vCPU
- * done, in ns, or 0 on error.
+ * fresh VM.  Returns the wall time from the first vCPU's start to the last
+ * one's end, in ns, or 0 on error.
  */
 static uint64_t populate_once(const struct params *p, int nvcpus, uint64_t total, bool prefault)
 {
-	struct kmmu_vm_config cfg = { .spte_format = p->format };
+	struct kmmu_vm_config cfg = { .spte_format = p->cm.format };
 	struct vcpu_job jobs[KMMU_LIB_MAX_VCPUS];
 	pthread_t threads[KMMU_LIB_MAX_VCPUS];
 	pthread_barrier_t start;
@@ -170,10 +146,10 @@ static uint64_t populate_once(const struct params *p, int nvcpus, uint64_t total
 	uint64_t t0, ns = 0;
 	int i, ret;
 
-	ret = kmmu_mem_alloc(&mem, p->backing, total);
+	ret = kmmu_mem_alloc(&mem, p->cm.backing, total);
 	if (ret) {
 		fprintf(stderr, "populate: cannot allocate %s: %s\n",
-			kmmu_backing_name(p->backing), strerror(-ret));
+			kmmu_backing_name(p->cm.backing), strerror(-ret));
 		return 0;
 	}
 	if (prefault)
@@ -201,11 +177,16 @@ static uint64_t populate_once(const struct params *p, int nvcpus, uint64_t total
 		pthread_create(&threads[i], NULL, vcpu_thread, &jobs[i]);
 	}
 	pthread_barrier_wait(&start);
-	t0 = kmmu_now_ns();
 	for (i = 0; i < nvcpus; i++)
 		pthread_join(threads[i], NULL);
-	ns = kmmu_now_ns() - t0;
 	pthread_barrier_destroy(&start);
+	/* From the first vCPU's start to the last one's end, as the vCPUs saw it. */
+	t0 = jobs[0].t_start;
+	for (i = 0; i < nvcpus; i++) {
+		t0 = jobs[i].t_start < t0 ? jobs[i].t_start : t0;
+		ns = jobs[i].t_end > ns ? jobs[i].t_end : ns;
+	}
+	ns -= t0;
 
 	for (i = 0; i < nvcpus; i++) {
 		if (jobs[i].err) {
@@ -247,11 +228,13 @@ static uint64_t figure(const struct params *p, const char *label, int nvcpus, ui
 int main(int argc, char **argv)
 {
 	struct params p = {
-		.vcpus = 1,
-		.bytes_per_vcpu = 1ULL << 30,
-		.backing = KMMU_BACKING_ANON,
+		.cm = {
+			.vcpus = 1,
+			.bytes_per_vcpu = 1ULL << 30,
+			.backing = KMMU_BACKING_ANON,
+			.format = KMMU_SPTE_FORMAT_DEFAULT,
+		},
 		.reps = 5,
-		.format = KMMU_SPTE_FORMAT_DEFAULT,
 		.prefault = -1,
 		.scaling = false,
 	};
@@ -264,37 +247,37 @@ int main(int argc, char **argv)
 		fprintf(stderr, "populate: backend %s not available\n", kmmu_backend_name());
 		return 1;
 	}
-	total = p.bytes_per_vcpu * p.vcpus;
+	total = p.cm.bytes_per_vcpu * p.cm.vcpus;
 	faults = total / PAGE;
 
 	printf("populate: backend=%s format=%s backing=%s vcpus=%d bytes/vcpu=%llu reps=%d\n",
 	       kmmu_backend_name(),
-	       p.format == KMMU_SPTE_FORMAT_NPT ? "npt" : p.format == KMMU_SPTE_FORMAT_EPT ?
-	       "ept" : "default", kmmu_backing_name(p.backing), p.vcpus,
-	       (unsigned long long)p.bytes_per_vcpu, p.reps);
+	       p.cm.format == KMMU_SPTE_FORMAT_NPT ? "npt" : p.cm.format == KMMU_SPTE_FORMAT_EPT ?
+	       "ept" : "default", kmmu_backing_name(p.cm.backing), p.cm.vcpus,
+	       (unsigned long long)p.cm.bytes_per_vcpu, p.reps);
 	floor_ns = bench_floor_cmpxchg(faults);
 	printf("floor: one cmpxchg per 8-byte entry, %llu entries in 4 KiB pages: %.2f ns/entry\n",
 	       (unsigned long long)faults, floor_ns);
 
 	if (p.prefault != 0)
-		med_pre = figure(&p, "prefaulted", p.vcpus, total, true);
+		med_pre = figure(&p, "prefaulted", p.cm.vcpus, total, true);
 	if (p.prefault != 1)
-		med_nopre = figure(&p, "not prefaulted", p.vcpus, total, false);
+		med_nopre = figure(&p, "not prefaulted", p.cm.vcpus, total, false);
 	if (p.scaling)
 		med_one = figure(&p, "prefaulted, 1 vCPU, all", 1, total, true);
 
 	printf("\nsummary (median of %d):\n", p.reps);
 	if (med_pre)
 		printf("  populate prefaulted     %2d vCPU: %8.1f ns/fault per vCPU (%.1fx floor)\n",
-		       p.vcpus, (double)med_pre * p.vcpus / faults,
-		       (double)med_pre * p.vcpus / faults / floor_ns);
+		       p.cm.vcpus, (double)med_pre * p.cm.vcpus / faults,
+		       (double)med_pre * p.cm.vcpus / faults / floor_ns);
 	if (med_nopre)
 		printf("  populate not prefaulted %2d vCPU: %8.1f ns/fault per vCPU (%.1fx floor)\n",
-		       p.vcpus, (double)med_nopre * p.vcpus / faults,
-		       (double)med_nopre * p.vcpus / faults / floor_ns);
+		       p.cm.vcpus, (double)med_nopre * p.cm.vcpus / faults,
+		       (double)med_nopre * p.cm.vcpus / faults / floor_ns);
 	if (med_one && med_pre)
 		printf("  scaling: %d vCPUs fault %.2fx as many pages per second as 1 vCPU\n",
-		       p.vcpus, (double)med_one / med_pre);
+		       p.cm.vcpus, (double)med_one / med_pre);
 	printf("  floor: %.2f ns/entry\n", floor_ns);
 	return 0;
 }

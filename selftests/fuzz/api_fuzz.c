@@ -28,17 +28,6 @@ static const unsigned long cmds[] = {
 
 static struct kmmu_mem mem;
 
-static bool errno_documented(long ret)
-{
-	switch (ret) {
-	case -EINVAL: case -EFAULT: case -ENOTTY: case -EEXIST: case -ENOMEM: case -E2BIG:
-	case -EOPNOTSUPP: case -EBUSY: case -EBADF: case -EINTR: case -EMFILE:
-		return true;
-	default:
-		return ret >= 0;
-	}
-}
-
 /* Take @n bytes from the input, zero-padded when it runs out. */
 static void take(const uint8_t **d, size_t *n, void *out, size_t want)
 {
@@ -95,7 +84,7 @@ static void run_program(const uint8_t *d, size_t n)
 			buf.mem.userspace_addr = (uintptr_t)mem.addr;
 
 		ret = kmmu_ioctl(fd, cmd, arg);
-		if (!errno_documented(ret)) {
+		if (!kmmu_ioctl_result_documented(ret)) {
 			fprintf(stderr, "api_fuzz: cmd %#lx returned %ld\n", cmd, ret);
 			abort();
 		}

@@ -53,17 +53,6 @@ static const unsigned long cmds[] = {
 	KMMU_SET_WORKLOAD, KMMU_RUN, KMMU_KICK,
 };
 
-static bool errno_documented(long ret)
-{
-	switch (ret) {
-	case -EINVAL: case -EFAULT: case -ENOTTY: case -EEXIST: case -ENOMEM: case -E2BIG:
-	case -EOPNOTSUPP: case -EBUSY: case -EBADF: case -EINTR: case -EMFILE:
-		return true;
-	default:
-		return ret >= 0;
-	}
-}
-
 TEST(random_ioctls)
 {
 	const int iterations = kmmu_backend() == KMMU_BACKEND_USER ? 40000 : 8000;
@@ -132,7 +121,7 @@ TEST(random_ioctls)
 			buf.mem.userspace_addr = (uintptr_t)mem.addr;
 
 		ret = kmmu_ioctl(fd, cmd, arg);
-		if (!errno_documented(ret)) {
+		if (!kmmu_ioctl_result_documented(ret)) {
 			TH_LOG("iteration %d: cmd %#lx on fd %d returned %ld", i, cmd, fd, ret);
 			err++;
 		}

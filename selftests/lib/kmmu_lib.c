@@ -494,6 +494,17 @@ int kmmu_lib_leak_check(void)
 	return -1;
 }
 
+bool kmmu_ioctl_result_documented(long ret)
+{
+	switch (ret) {
+	case -EINVAL: case -EFAULT: case -ENOTTY: case -EEXIST: case -ENOMEM: case -E2BIG:
+	case -EOPNOTSUPP: case -EBUSY: case -EBADF: case -EINTR: case -EMFILE: case -ENOENT:
+		return true;
+	default:
+		return ret >= 0;
+	}
+}
+
 uint64_t kmmu_now_ns(void)
 {
 	struct timespec ts;

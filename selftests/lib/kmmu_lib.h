@@ -138,6 +138,9 @@ int kmmu_host_age(void *addr, size_t len, bool clear);
  */
 int kmmu_lib_leak_check(void);
 
+/* An ioctl's return value is a value, or one of the errnos the ABI documents. */
+bool kmmu_ioctl_result_documented(long ret);
+
 /* Monotonic time in nanoseconds. */
 uint64_t kmmu_now_ns(void);
 
