@@ -942,15 +942,34 @@ typedef int (*tdp_spte_fn)(struct kmmu *kmmu, struct tdp_iter *iter, void *data)
 static void tdp_mmu_walk_shared(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t end,
 				int min_level, tdp_spte_fn fn, void *data)
 {
+	const struct kmmu_spte_fmt *f = &kmmu->fmt;
 	struct kmmu_mmu_page *root;
-	struct tdp_iter iter;
+	struct tdp_iter iter, leaf;
 
 	lockdep_assert_held_read(&kmmu->mmu_lock);
 	for_each_tdp_mmu_root_yield_safe(kmmu, root, as_id, true) {
 		rcu_read_lock();
-		for_each_tdp_pte_min_level(iter, kmmu, root, min_level, start, end) {
+		/* 4K leaves are visited by the plain loop below, a table at a time. */
+		for_each_tdp_pte_min_level(iter, kmmu, root, max(min_level, KMMU_LEVEL_2M),
+					   start, end) {
 			if (tdp_mmu_iter_cond_resched(kmmu, &iter, false, true))
 				continue;
+			if (min_level == KMMU_LEVEL_4K && iter.level == KMMU_LEVEL_2M &&
+			    is_shadow_present_spte(iter.old_spte) &&
+			    !is_last_spte(f, iter.old_spte, iter.level)) {
+				u64 *pt = spte_to_child_pt(f, iter.old_spte, iter.level);
+				gfn_t last = min(end, iter.gfn + kmmu_pages_per_level(KMMU_LEVEL_2M));
+
+				leaf = iter;
+				leaf.level = KMMU_LEVEL_4K;
+				for (leaf.gfn = max(start, iter.gfn); leaf.gfn < last; leaf.gfn++) {
+					leaf.sptep = pt + kmmu_spte_index(leaf.gfn, KMMU_LEVEL_4K);
+					leaf.old_spte = kmmu_tdp_read_spte(leaf.sptep);
+					while (fn(kmmu, &leaf, data) == -EBUSY)
+						;
+				}
+				continue;
+			}
 			while (fn(kmmu, &iter, data) == -EBUSY)
 				;
 		}
