@@ -114,8 +114,9 @@ done
 # libFuzzer over the ioctl dispatch, a fixed number of runs from a fixed seed.
 fuzz() {
 	corpus=$BUILD/fuzz-corpus/$(basename "$1")
-	mkdir -p "$corpus"
-	"$1" -runs="${KMMU_FUZZ_RUNS:-100000}" -seed=1 "$corpus"
+	mkdir -p "$corpus" "$BUILD/fuzz-artifacts"
+	"$1" -runs="${KMMU_FUZZ_RUNS:-100000}" -seed=1 -artifact_prefix="$BUILD/fuzz-artifacts/" \
+		"$corpus"
 }
 for bin in ${FUZZ_BINS:-}; do
 	check "fuzz-$(basename "$bin")" fuzz "$bin"

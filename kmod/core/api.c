@@ -126,6 +126,9 @@ static int kmmu_check_memory_region(const struct kmmu_userspace_memory_region *m
 		return -EINVAL;
 	if (!gpa_range_ok(mem->guest_phys_addr, mem->memory_size))
 		return -EINVAL;
+	/* As KVM_MEM_MAX_NR_PAGES: bitmaps and disallow counts stay allocatable. */
+	if ((mem->memory_size >> KMMU_PAGE_SHIFT) > KMMU_MEM_MAX_NR_PAGES)
+		return -EINVAL;
 	if (mem->memory_size && !os_user_range_ok(mem->userspace_addr, mem->memory_size))
 		return -EINVAL;
 	return 0;

@@ -9,6 +9,9 @@
 
 #include "kmmu.h"
 
+/* Pages in one slot at most, as KVM_MEM_MAX_NR_PAGES (8 TiB). */
+#define KMMU_MEM_MAX_NR_PAGES	((1ULL << 31) - 1)
+
 /* Number of huge levels that carry disallow counts: 2M and 1G. */
 #define KMMU_NR_HUGE_LEVELS	2
 

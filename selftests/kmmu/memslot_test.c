@@ -269,6 +269,8 @@ TEST_F(memslot, bad_region_changes_nothing)
 		BAD("gpa + 8", -EINVAL, 1, 0, FREE_GPA + 8, SLOT_SIZE, hva2),
 		BAD("size + 2K", -EINVAL, 1, 0, FREE_GPA, SLOT_SIZE + 0x800, hva2),
 		BAD("size 2K", -EINVAL, 1, 0, FREE_GPA, 0x800, hva2),
+		/* 2^31 pages: over KVM's limit, so bitmaps stay allocatable. */
+		BAD("2^31 pages", -EINVAL, 1, 0, 0, 1ULL << 43, hva2),
 		BAD("hva + 8", -EINVAL, 1, 0, FREE_GPA, SLOT_SIZE, hva2 + 8),
 		BAD("hva + 2K", -EINVAL, 1, 0, FREE_GPA, SLOT_SIZE, hva2 + 0x800),
 		BAD("gpa + size past 2^48", -EINVAL, 1, 0, GPA_LIMIT - SZ_4K, 2 * SZ_4K, hva2),

@@ -51,7 +51,7 @@ struct kmmu_userspace_memory_region {
 	__u32 slot;		/* in: (as_id << 16) | id */
 	__u32 flags;		/* in: KMMU_MEM_* */
 	__u64 guest_phys_addr;	/* in: 4 KiB aligned */
-	__u64 memory_size;	/* in: bytes, 4 KiB aligned; 0 deletes the slot */
+	__u64 memory_size;	/* in: bytes, 4 KiB aligned, < 2^31 pages; 0 deletes the slot */
 	__u64 userspace_addr;	/* in: 4 KiB aligned */
 };
 
