@@ -192,6 +192,16 @@ static int kmmu_faultin_pfn(struct kmmu_vcpu *vcpu, struct kmmu_page_fault *faul
 	smp_rmb();
 
 	fault->req.hva = kmmu_gfn_to_hva(slot, fault->gfn);
+	/*
+	 * An invalidation of this page is running: the fault would only be
+	 * retried under mmu_lock, after making the zapper yield to it.  Read
+	 * without the lock (as KVM's mmu_invalidate_retry_gfn_unsafe()): a
+	 * stale answer costs one more fault, and the locked check stays.
+	 */
+	if (READ_ONCE(kmmu->mmu_invalidate_in_progress) &&
+	    fault->req.hva >= READ_ONCE(kmmu->mmu_invalidate_range_start) &&
+	    fault->req.hva < READ_ONCE(kmmu->mmu_invalidate_range_end))
+		return RET_PF_RETRY;
 	fault->req.write = fault->write;
 	fault->req.slot_writable = !(slot->flags & KMMU_MEM_READONLY);
 	ret = os_hva_to_pfn(kmmu, &fault->req);

@@ -212,14 +212,17 @@ void kmmu_invalidate_range_start(struct kmmu *kmmu, unsigned long start, unsigne
 	bool flush;
 
 	write_lock(&kmmu->mmu_lock);
-	kmmu->mmu_invalidate_in_progress++;
+	/* WRITE_ONCE: faults peek at these without mmu_lock (kmmu_faultin_pfn()). */
+	WRITE_ONCE(kmmu->mmu_invalidate_in_progress, kmmu->mmu_invalidate_in_progress + 1);
 	if (kmmu->mmu_invalidate_in_progress == 1) {
-		kmmu->mmu_invalidate_range_start = start;
-		kmmu->mmu_invalidate_range_end = end;
+		WRITE_ONCE(kmmu->mmu_invalidate_range_start, start);
+		WRITE_ONCE(kmmu->mmu_invalidate_range_end, end);
 	} else {
 		/* Overlapping invalidations: cover them all, as KVM does. */
-		kmmu->mmu_invalidate_range_start = min(kmmu->mmu_invalidate_range_start, start);
-		kmmu->mmu_invalidate_range_end = max(kmmu->mmu_invalidate_range_end, end);
+		WRITE_ONCE(kmmu->mmu_invalidate_range_start,
+			   min(kmmu->mmu_invalidate_range_start, start));
+		WRITE_ONCE(kmmu->mmu_invalidate_range_end,
+			   max(kmmu->mmu_invalidate_range_end, end));
 	}
 	flush = kmmu_handle_hva_range(kmmu, start, end, kmmu_unmap_gfn_range, &may_block);
 	if (flush)
@@ -238,7 +241,7 @@ void kmmu_invalidate_range_end(struct kmmu *kmmu, unsigned long start, unsigned 
 	 * other; pairs with smp_rmb() in kmmu_faultin_pfn().
 	 */
 	smp_wmb();
-	kmmu->mmu_invalidate_in_progress--;
+	WRITE_ONCE(kmmu->mmu_invalidate_in_progress, kmmu->mmu_invalidate_in_progress - 1);
 	WARN_ON_ONCE(kmmu->mmu_invalidate_in_progress < 0);
 	write_unlock(&kmmu->mmu_lock);
 }

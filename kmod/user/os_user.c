@@ -362,6 +362,16 @@ void cond_resched(void)
 {
 }
 
+void cpu_relax(void)
+{
+	static __thread unsigned int spins;
+
+	if (++spins % 64)
+		__builtin_ia32_pause();
+	else
+		sched_yield();
+}
+
 void os_guest_enter(struct kmmu_vcpu *vcpu)
 {
 	(void)vcpu;

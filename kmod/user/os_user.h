@@ -109,7 +109,12 @@ void kmmu_user_warn(const char *file, int line, const char *cond);
 #define smp_store_release(p, v)	__atomic_store_n(p, v, __ATOMIC_RELEASE)
 #define smp_store_mb(x, v)	__atomic_store_n(&(x), (v), __ATOMIC_SEQ_CST)
 #define xchg(p, v)		__atomic_exchange_n(p, v, __ATOMIC_SEQ_CST)
-#define cpu_relax()		__builtin_ia32_pause()
+/*
+ * A spinning thread here may be waiting for one the OS has preempted (a
+ * vCPU in guest mode, which the kernel would never preempt): pause, and
+ * now and then give the CPU away.
+ */
+void cpu_relax(void);
 
 /* Kernel semantics: on failure *old is updated with the current value. */
 static inline bool try_cmpxchg64(u64 *ptr, u64 *old, u64 new)

@@ -511,6 +511,7 @@ KMMU_TEST_F(data, vcpu_writes_host_reads)
 	st = data_stats(_metadata, self);
 	EXPECT_LT(0, st.faults);
 	EXPECT_EQ(DATA_SIZE / SZ_4K, st.pages_4k + st.pages_2m * (SZ_2M / SZ_4K));
+	/* EXPECT_*() is two statements: braces keep both under their if. */
 	if (kmmu_backend() == KMMU_BACKEND_USER) {
 		EXPECT_EQ(0, st.pages_2m);
 	}
@@ -595,7 +596,7 @@ KMMU_TEST_F(data, thp_partial_and_misaligned_slots)
 	all_phases(_metadata, self);
 
 	st = data_stats(_metadata, self);
-	/* EXPECT_* are loops: braces keep the else with its if. */
+	/* EXPECT_*() is two statements: braces keep both under their if. */
 	if (kmmu_backend() == KMMU_BACKEND_USER) {
 		EXPECT_EQ(1, st.pages_2m);
 	} else {
