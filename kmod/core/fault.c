@@ -164,11 +164,11 @@ static int kmmu_faultin_pfn(struct kmmu_vcpu *vcpu, struct kmmu_page_fault *faul
 {
 	struct kmmu *kmmu = vcpu->kmmu;
 	struct kmmu_memslots *slots = kmmu_memslots(kmmu, fault->as_id);
-	struct kmmu_memory_slot *slot = kmmu_gfn_to_memslot(slots, fault->gfn);
+	/* kmmu_page_fault() looked the slot up in this same set (same srcu section). */
+	struct kmmu_memory_slot *slot = fault->slot;
 	int ret;
 
 	fault->slots_gen = slots->generation;
-	fault->slot = slot;
 	fault->goal_level = KMMU_LEVEL_4K;
 
 	/* No slot: an MMIO SPTE at 4K makes the next access exit at once. */

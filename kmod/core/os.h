@@ -74,6 +74,8 @@ int os_host_mapping_level(struct kmmu *kmmu, unsigned long hva);
 /* Called only for refcounted pages, when a leaf SPTE that mapped them goes. */
 void os_mark_pfn_accessed(kmmu_pfn_t pfn);
 void os_mark_pfn_dirty(kmmu_pfn_t pfn);
+/* The same for the page a request returned, while the request holds it. */
+void os_mark_req_dirty(struct os_pfn_req *req);
 /* The address through which the vCPU reads and writes guest data, or NULL. */
 void *os_guest_pfn_to_va(kmmu_pfn_t pfn);
 

@@ -586,7 +586,8 @@ static int tdp_mmu_map_handle_target_level(struct kmmu_vcpu *vcpu,
 	if (tdp_mmu_set_spte_atomic(kmmu, iter, new_spte))
 		return RET_PF_RETRY;
 	if (fault->slot && is_writable_spte(f, new_spte)) {
-		tdp_mmu_mark_host_dirty(f, new_spte);
+		if (fault->req.refcounted)
+			os_mark_req_dirty(&fault->req);
 		if (kmmu->dirty_log_mode == KMMU_DIRTY_LOG_MODE_WRPROT)
 			kmmu_mark_page_dirty(kmmu, fault->slot, fault->gfn);
 	}

@@ -244,6 +244,11 @@ void os_mark_pfn_dirty(kmmu_pfn_t pfn)
 		SetPageDirty(pfn_to_page(pfn));
 }
 
+void os_mark_req_dirty(struct os_pfn_req *req)
+{
+	os_mark_pfn_dirty(req->pfn);
+}
+
 void *os_guest_pfn_to_va(kmmu_pfn_t pfn)
 {
 	return pfn_valid(pfn) ? pfn_to_kaddr(pfn) : NULL;

@@ -432,6 +432,18 @@ void os_mark_pfn_dirty(kmmu_pfn_t pfn)
 	hm_mark(pfn, true);
 }
 
+/* The region is known (the request holds it alive): no lookup. */
+void os_mark_req_dirty(struct os_pfn_req *req)
+{
+	struct hm_region *r = req->host;
+	unsigned long first, n, i;
+
+	hm_host_page(r, req->hva, &first, &n);
+	for (i = first; i < first + n; i++)
+		if (!test_bit(i, r->dirty))
+			set_bit(i, r->dirty);
+}
+
 void *os_guest_pfn_to_va(kmmu_pfn_t pfn)
 {
 	return (void *)(unsigned long)(pfn << KMMU_PAGE_SHIFT);
