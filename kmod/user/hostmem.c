@@ -397,10 +397,26 @@ static void hm_host_page(struct hm_region *r, unsigned long hva, unsigned long *
 	*n = size / KMMU_PAGE_SIZE;
 }
 
+/*
+ * Mark @n pages from @first, the way a folio is marked: all at once.  A
+ * folio already marked at both ends is taken as marked (marks only ever
+ * come in whole folios), so a write to a 1G page does not walk 262144 bits.
+ */
+static void hm_mark_folio(unsigned long *bits, unsigned long first, unsigned long n)
+{
+	unsigned long i;
+
+	if (test_bit(first, bits) && test_bit(first + n - 1, bits))
+		return;
+	for (i = first; i < first + n; i++)
+		if (!test_bit(i, bits))
+			set_bit(i, bits);
+}
+
 /* Mark the whole host page, as the kernel marks a folio. */
 static void hm_mark(kmmu_pfn_t pfn, bool dirty)
 {
-	unsigned long hva = pfn << KMMU_PAGE_SHIFT, first, n, i;
+	unsigned long hva = pfn << KMMU_PAGE_SHIFT, first, n;
 	struct hm_region *r;
 	unsigned long *bits;
 
@@ -415,9 +431,7 @@ static void hm_mark(kmmu_pfn_t pfn, bool dirty)
 	}
 	bits = dirty ? r->dirty : r->accessed;
 	hm_host_page(r, hva, &first, &n);
-	for (i = first; i < first + n; i++)
-		if (!test_bit(i, bits))
-			set_bit(i, bits);
+	hm_mark_folio(bits, first, n);
 out:
 	rcu_read_unlock();
 }
@@ -436,12 +450,10 @@ void os_mark_pfn_dirty(kmmu_pfn_t pfn)
 void os_mark_req_dirty(struct os_pfn_req *req)
 {
 	struct hm_region *r = req->host;
-	unsigned long first, n, i;
+	unsigned long first, n;
 
 	hm_host_page(r, req->hva, &first, &n);
-	for (i = first; i < first + n; i++)
-		if (!test_bit(i, r->dirty))
-			set_bit(i, r->dirty);
+	hm_mark_folio(r->dirty, first, n);
 }
 
 void *os_guest_pfn_to_va(kmmu_pfn_t pfn)
