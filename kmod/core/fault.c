@@ -163,12 +163,10 @@ int kmmu_max_mapping_level(struct kmmu *kmmu, const struct kmmu_memory_slot *slo
 static int kmmu_faultin_pfn(struct kmmu_vcpu *vcpu, struct kmmu_page_fault *fault)
 {
 	struct kmmu *kmmu = vcpu->kmmu;
-	struct kmmu_memslots *slots = kmmu_memslots(kmmu, fault->as_id);
-	/* kmmu_page_fault() looked the slot up in this same set (same srcu section). */
+	/* Slot and generation were read from one set by kmmu_page_fault(). */
 	struct kmmu_memory_slot *slot = fault->slot;
 	int ret;
 
-	fault->slots_gen = slots->generation;
 	fault->goal_level = KMMU_LEVEL_4K;
 
 	/* No slot: an MMIO SPTE at 4K makes the next access exit at once. */
@@ -268,10 +266,17 @@ static int direct_page_fault(struct kmmu_vcpu *vcpu, struct kmmu_page_fault *fau
  */
 int kmmu_page_fault(struct kmmu_vcpu *vcpu, struct kmmu_page_fault *fault)
 {
+	struct kmmu_memslots *slots;
 	int ret;
 
 	kmmu_stat_inc(vcpu->kmmu, KMMU_STAT_FAULTS);
-	fault->slot = kmmu_gfn_to_memslot(kmmu_memslots(vcpu->kmmu, fault->as_id), fault->gfn);
+	/*
+	 * One read of the set for both: a set published in between would give
+	 * "no slot" with the new generation, an MMIO SPTE that never goes stale.
+	 */
+	slots = kmmu_memslots(vcpu->kmmu, fault->as_id);
+	fault->slot = kmmu_gfn_to_memslot(slots, fault->gfn);
+	fault->slots_gen = slots->generation;
 
 	if (fault->rsvd) {
 		ret = handle_mmio_page_fault(vcpu, fault);
