@@ -507,13 +507,19 @@ KMMU_TEST_F(data, vcpu_writes_host_reads)
 	phase_write(_metadata, self, KMMU_PATTERN_STRIDE, SZ_4K - 8, STRIDE_COARSE);
 	phase_write_random(_metadata, self);
 
-	/* Every page mapped once; a kernel with THP always may map some 2M at once. */
+	/*
+	 * Every page mapped once; a kernel with THP always may map some 2M at
+	 * once, and under memory pressure may have taken some away since
+	 * (migration zaps them), so on dev this is an upper bound.
+	 */
 	st = data_stats(_metadata, self);
 	EXPECT_LT(0, st.faults);
-	EXPECT_EQ(DATA_SIZE / SZ_4K, st.pages_4k + st.pages_2m * (SZ_2M / SZ_4K));
 	/* EXPECT_*() is two statements: braces keep both under their if. */
 	if (kmmu_backend() == KMMU_BACKEND_USER) {
+		EXPECT_EQ(DATA_SIZE / SZ_4K, st.pages_4k);
 		EXPECT_EQ(0, st.pages_2m);
+	} else {
+		EXPECT_GE(DATA_SIZE / SZ_4K, st.pages_4k + st.pages_2m * (SZ_2M / SZ_4K));
 	}
 }
 

@@ -285,7 +285,8 @@ static void populate(struct __test_metadata *_metadata, struct split_ctx *c)
 			level = leaf_at(_metadata, c, gpa, &spte);
 			if (level || is_user() || try == 5)
 				break;
-			read_words(_metadata, c, h * c->huge / c->stride, 1);
+			/* A write, so that the leaf is dirty like the others. */
+			write_words(_metadata, c, h * c->huge / c->stride, 1, POPULATE_VALUE);
 		}
 		if (level == c->level) {
 			c->huge_pfn[h] = spte_pfn(spte);
@@ -707,7 +708,10 @@ static void check_split_on_fault(struct __test_metadata *_metadata, struct split
 
 	ASSERT_EQ(0, set_logging(c, false));
 	ASSERT_EQ(0, kmmu_vm_stats(c->vm, &st1));
-	EXPECT_EQ(st2.recoveries, st1.recoveries);
+	/* Unless a dev host moved a THP and the reads above mapped it back 4K. */
+	if (c->stable) {
+		EXPECT_EQ(st2.recoveries, st1.recoveries);
+	}
 	/* One table under a 2M backing; a 1G one may zap its 2M tables first. */
 	if (c->level == KMMU_LEVEL_2M && is_user()) {
 		EXPECT_EQ(1, st1.collapsible_zaps - st2.collapsible_zaps);

@@ -110,7 +110,14 @@ check_boot() {
 		e=$(echo "$totals" | tr ' ' '\n' | sed -n 's/^error://p')
 		passed=$((passed + p))
 		skipped=$((skipped + s))
-		[ $((f + e)) -gt 0 ] && fail "$name $(echo "$t" | sed "s,/tests/,,")" $((f + e))
+		if [ $((f + e)) -gt 0 ]; then
+			fail "$name $(echo "$t" | sed "s,/tests/,,")" $((f + e))
+			# What each failed test printed, from its RUN line on.
+			echo "$block" | awk '
+				/^#  RUN / { n = 0 }
+				{ buf[n++] = $0 }
+				/^not ok / { for (i = 0; i < n && i < 60; i++) print "#   " buf[i] }'
+		fi
 	done
 	# The kernel log from the insmod on, dumped by init after the rmmod.
 	klog=$(sed -n '/^KMMU-VM: DMESG BEGIN/,/^KMMU-VM: DMESG END/p' "$log" |
