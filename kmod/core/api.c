@@ -8,6 +8,7 @@
  * are left to the code that owns that state.
  */
 #include "api.h"
+#include "dirty_ring.h"
 #include "memslot.h"
 #include "tdp_mmu.h"
 #include "vcpu.h"
@@ -50,6 +51,8 @@ static long kmmu_check_extension(unsigned long cap)
 		return KMMU_DIRTY_LOG_MANUAL_PROTECT_ENABLE | KMMU_DIRTY_LOG_INITIALLY_SET;
 	case KMMU_CAP_DIRTY_LOG_MODE:
 		return BIT(KMMU_DIRTY_LOG_MODE_WRPROT) | BIT(KMMU_DIRTY_LOG_MODE_DBIT);
+	case KMMU_CAP_DIRTY_LOG_RING:
+		return KMMU_DIRTY_RING_MAX_ENTRIES * sizeof(struct kmmu_dirty_gfn);
 	default:
 		return 0;
 	}
@@ -319,6 +322,10 @@ long kmmu_vm_ioctl(struct kmmu *kmmu, unsigned int cmd, unsigned long arg)
 		return kmmu_vm_clear_dirty_log(kmmu, arg);
 	case KMMU_ENABLE_CAP:
 		return kmmu_vm_enable_cap(kmmu, arg);
+	case KMMU_RESET_DIRTY_RINGS:
+		if (arg)
+			return -EINVAL;
+		return kmmu_reset_dirty_rings(kmmu);
 	default:
 		return -ENOTTY;
 	}

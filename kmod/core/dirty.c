@@ -7,6 +7,7 @@
  * protects the pages userspace names.  Either way the TLBs are flushed
  * before the log goes out, so no write after it can be missed.
  */
+#include "dirty_ring.h"
 #include "memslot.h"
 #include "tdp_mmu.h"
 
@@ -31,6 +32,9 @@ int kmmu_dirty_bitmap_alloc(struct kmmu *kmmu, struct kmmu_memory_slot *slot)
 {
 	unsigned long longs = kmmu_dirty_bitmap_longs(slot), i;
 
+	/* The VM logs into its vCPUs' rings. */
+	if (kmmu->dirty_ring_size)
+		return 0;
 	slot->dirty_bitmap = os_zalloc(2 * longs * sizeof(long));
 	if (!slot->dirty_bitmap)
 		return -ENOMEM;
@@ -69,7 +73,8 @@ void kmmu_slot_logging_changed(struct kmmu *kmmu, struct kmmu_memory_slot *slot,
 	read_lock(&kmmu->mmu_lock);
 	if (!on) {
 		kmmu_tdp_mmu_recover_huge_pages(kmmu, slot);
-	} else if (!(kmmu->manual_dirty_log_protect && kmmu->dirty_log_initially_set)) {
+	} else if (kmmu->dirty_ring_size ||
+		   !(kmmu->manual_dirty_log_protect && kmmu->dirty_log_initially_set)) {
 		/* Split leaves start write-protected, so the pass after skips them. */
 		if (kmmu->eager_split_chunk)
 			kmmu_tdp_mmu_try_split_huge_pages(kmmu, slot, slot->base_gfn,
@@ -130,13 +135,16 @@ static int kmmu_get_and_reset_dirty_log(struct kmmu *kmmu, struct kmmu_memory_sl
  * @kmmu: the VM
  * @log: slot and user bitmap, checked by api.c
  *
- * Return: 0, -ENOENT when the slot does not exist or does not log, -EFAULT.
+ * Return: 0, -ENOENT when the slot does not exist or does not log, -EFAULT,
+ * -ENXIO when the VM logs into dirty rings.
  */
 int kmmu_get_dirty_log(struct kmmu *kmmu, const struct kmmu_dirty_log *log)
 {
 	struct kmmu_memory_slot *slot;
 	int ret = -ENOENT;
 
+	if (READ_ONCE(kmmu->dirty_ring_size))
+		return -ENXIO;
 	mutex_lock(&kmmu->slots_lock);
 	slot = kmmu_logging_slot(kmmu, log->slot);
 	if (!slot)
@@ -166,7 +174,7 @@ out:
  * a range in a log that started all set also splits its huge mappings.
  *
  * Return: 0, -ENOENT when the slot does not log, -EINVAL for a range
- * outside the slot, -EFAULT.
+ * outside the slot, -EFAULT, -ENXIO when the VM logs into dirty rings.
  */
 int kmmu_clear_dirty_log(struct kmmu *kmmu, const struct kmmu_clear_dirty_log *log)
 {
@@ -175,6 +183,8 @@ int kmmu_clear_dirty_log(struct kmmu *kmmu, const struct kmmu_clear_dirty_log *l
 	unsigned long n, i, *bitmap, *buf;
 	int ret = -ENOENT;
 
+	if (READ_ONCE(kmmu->dirty_ring_size))
+		return -ENXIO;
 	mutex_lock(&kmmu->slots_lock);
 	slot = kmmu_logging_slot(kmmu, log->slot);
 	if (!slot)
@@ -224,7 +234,8 @@ out:
  * @cap: the capability, flags and reserved fields already checked
  *
  * Return: 0; -EINVAL for an unknown capability or argument; -EBUSY for a
- * dirty-logging setting changed while a slot is logging.
+ * dirty-logging setting changed while a slot is logging; for the dirty
+ * ring, see kmmu_dirty_ring_enable().
  */
 int kmmu_enable_cap(struct kmmu *kmmu, const struct kmmu_enable_cap *cap)
 {
@@ -263,6 +274,9 @@ int kmmu_enable_cap(struct kmmu *kmmu, const struct kmmu_enable_cap *cap)
 			ret = -EBUSY;
 		else
 			kmmu->eager_split_chunk = arg;
+		break;
+	case KMMU_CAP_DIRTY_LOG_RING:
+		ret = kmmu_dirty_ring_enable(kmmu, arg);
 		break;
 	case KMMU_CAP_LOCKLESS_AGING:
 		if (arg > 1)

@@ -7,6 +7,7 @@
  * mmu_lock -- unless an invalidation ran meanwhile, in which case the vCPU
  * simply faults again.
  */
+#include "dirty_ring.h"
 #include "fault.h"
 #include "tdp_mmu.h"
 
@@ -78,7 +79,7 @@ static int fast_page_fault(struct kmmu_vcpu *vcpu, struct kmmu_page_fault *fault
 			new_spte = restore_acc_track_spte(new_spte);
 		if (fault->write && is_mmu_writable_spte(f, spte)) {
 			/* A logging slot is tracked per 4 KiB page: split on the slow path. */
-			if (level > KMMU_LEVEL_4K && fault->slot && fault->slot->dirty_bitmap)
+			if (level > KMMU_LEVEL_4K && fault->slot && kmmu_slot_logging(fault->slot))
 				break;
 			new_spte |= f->writable;
 		}
@@ -89,7 +90,7 @@ static int fast_page_fault(struct kmmu_vcpu *vcpu, struct kmmu_page_fault *fault
 			/* The first write since the page was protected: log it. */
 			if (fault->slot && (new_spte & ~spte & f->writable)) {
 				tdp_mmu_mark_host_dirty(f, new_spte);
-				kmmu_mark_page_dirty(kmmu, fault->slot, fault->gfn);
+				kmmu_vcpu_mark_page_dirty(vcpu, fault->slot, fault->gfn);
 			}
 			ret = RET_PF_FIXED;
 			break;
@@ -144,7 +145,7 @@ int kmmu_max_mapping_level(struct kmmu *kmmu, const struct kmmu_memory_slot *slo
 	int host_level;
 
 	/* Logging is per 4 KiB page: so are the mappings. */
-	if (slot->dirty_bitmap)
+	if (kmmu_slot_logging(slot))
 		return KMMU_LEVEL_4K;
 	for (; max_level > KMMU_LEVEL_4K; max_level--)
 		if (!kmmu_lpage_disallowed(slot, gfn, max_level))

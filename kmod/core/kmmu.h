@@ -84,6 +84,7 @@ struct kmmu {
 	u32 dirty_log_mode;		/* KMMU_DIRTY_LOG_MODE_* */
 	u64 eager_split_chunk;		/* bytes split per batch; 0 = split on fault */
 	bool lockless_aging;		/* aging walks under RCU only */
+	u32 dirty_ring_size;		/* entries per vCPU ring; 0 = bitmaps */
 	int nr_logging_slots;		/* under slots_lock */
 
 	struct kmmu_stat_shard stats[KMMU_STAT_SHARDS];
@@ -98,6 +99,7 @@ struct kmmu {
 /* Requests, as bit numbers in vcpu->requests. */
 #define KMMU_REQ_TLB_FLUSH	0
 #define KMMU_REQ_MMU_RELOAD	1
+#define KMMU_REQ_DIRTY_RING_FULL 2	/* the vCPU's own: leave RUN before the next access */
 
 #define KMMU_TLB_ENTRIES	512
 
@@ -130,6 +132,19 @@ struct kmmu_wl_state {
 
 struct kmmu_mmu_page;
 
+/*
+ * A vCPU's dirty ring.  @dirty_index is written by the vCPU's thread only
+ * (the push), @reset_index by KMMU_RESET_DIRTY_RINGS only, under
+ * slots_lock; each reads the other's with acquire.
+ */
+struct kmmu_dirty_ring {
+	u32 dirty_index;		/* next entry to push */
+	u32 reset_index;		/* next entry to reset */
+	u32 size;			/* entries, a power of two; 0 = no ring */
+	u32 soft_limit;			/* entries in use at which the vCPU exits */
+	struct kmmu_dirty_gfn *gfns;
+};
+
 struct kmmu_vcpu {
 	struct kmmu *kmmu;
 	int id;
@@ -148,6 +163,7 @@ struct kmmu_vcpu {
 
 	struct kmmu_tlb_entry tlb[KMMU_TLB_ENTRIES];
 	struct kmmu_wl_state wls;
+	struct kmmu_dirty_ring dirty_ring;
 };
 
 /* ---- statistics ---- */

@@ -251,7 +251,7 @@ static int memslot_remove(struct kmmu *kmmu, int as_id, struct kmmu_memory_slot 
 	os_free(invalid_slot);
 	memslot_free_lpage_info(old);
 	/* A moved slot keeps logging into the same bitmap. */
-	if (!moved && old->dirty_bitmap) {
+	if (!moved && kmmu_slot_logging(old)) {
 		kmmu_dirty_bitmap_free(old);
 		kmmu->nr_logging_slots--;
 	}
@@ -294,7 +294,7 @@ static int memslot_create(struct kmmu *kmmu, int as_id, int id,
 	if (!next)
 		goto free_bitmap;
 	memslots_install(kmmu, as_id, next);
-	if (slot->dirty_bitmap)
+	if (kmmu_slot_logging(slot))
 		kmmu->nr_logging_slots++;
 	return 0;
 

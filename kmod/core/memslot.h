@@ -36,11 +36,18 @@ struct kmmu_memory_slot {
 	 */
 	int *disallow_lpage[KMMU_NR_HUGE_LEVELS];
 	/*
-	 * With KMMU_MEM_LOG_DIRTY_PAGES: one bit per page, then as many
-	 * words again used as the buffer GET_DIRTY_LOG hands out.
+	 * With KMMU_MEM_LOG_DIRTY_PAGES, unless the VM logs into dirty rings:
+	 * one bit per page, then as many words again used as the buffer
+	 * GET_DIRTY_LOG hands out.
 	 */
 	unsigned long *dirty_bitmap;
 };
+
+/* The slot logs dirty pages (into its bitmap, or into the vCPUs' rings). */
+static inline bool kmmu_slot_logging(const struct kmmu_memory_slot *slot)
+{
+	return slot->flags & KMMU_MEM_LOG_DIRTY_PAGES;
+}
 
 static inline unsigned long kmmu_dirty_bitmap_longs(const struct kmmu_memory_slot *slot)
 {

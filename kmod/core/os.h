@@ -37,6 +37,13 @@ void *os_zalloc(size_t size);
 void os_free(void *p);
 
 /*
+ * Memory userspace maps (the dirty rings): zeroed, page aligned, @size a
+ * multiple of the page size.  NULL on failure.
+ */
+void *os_ring_alloc(size_t size);
+void os_ring_free(void *p);
+
+/*
  * Page-table pages.  os_pt_alloc() returns one zeroed, 4 KiB aligned page
  * whose pfn the hardware walker can follow; os_pt_set_owner() records the
  * struct that describes it so the core can go from an SPTE back to its page.

@@ -4,6 +4,7 @@
  * side of mmu_lock with cmpxchg, zapping under the write side, and the one
  * place (handle_changed_spte) that keeps the books when an SPTE changes.
  */
+#include "dirty_ring.h"
 #include "tdp_mmu.h"
 #include "tdp_iter.h"
 #include "fault.h"
@@ -576,7 +577,7 @@ static int tdp_mmu_map_handle_target_level(struct kmmu_vcpu *vcpu,
 		a.refcounted = fault->req.refcounted;
 		a.prefetch = false;
 		/* Write-protection logging: only a write makes (and logs) it writable. */
-		a.wrprot = fault->slot->dirty_bitmap && !fault->write &&
+		a.wrprot = kmmu_slot_logging(fault->slot) && !fault->write &&
 			   kmmu->dirty_log_mode == KMMU_DIRTY_LOG_MODE_WRPROT;
 		new_spte = make_spte(f, &a);
 	}
@@ -588,8 +589,9 @@ static int tdp_mmu_map_handle_target_level(struct kmmu_vcpu *vcpu,
 	if (fault->slot && is_writable_spte(f, new_spte)) {
 		if (fault->req.refcounted)
 			os_mark_req_dirty(&fault->req);
+		/* D-bit logging: the access, retried, sets D and is logged then. */
 		if (kmmu->dirty_log_mode == KMMU_DIRTY_LOG_MODE_WRPROT)
-			kmmu_mark_page_dirty(kmmu, fault->slot, fault->gfn);
+			kmmu_vcpu_mark_page_dirty(vcpu, fault->slot, fault->gfn);
 	}
 	/* A huge leaf replaced a table: its old translations must go. */
 	if (is_shadow_present_spte(iter->old_spte) &&
@@ -1008,6 +1010,18 @@ static int tdp_mmu_clear_dirty_spte(struct kmmu *kmmu, struct tdp_iter *iter, vo
 	return 0;
 }
 
+/*
+ * D-bit logging into dirty rings pushes a page when its D bit is set, one
+ * 4 KiB page per access: a huge leaf cannot say which of its pages are
+ * written after the first, so it is write-protected and faults to 4K.
+ */
+static int tdp_mmu_protect_ring_dbit_spte(struct kmmu *kmmu, struct tdp_iter *iter, void *data)
+{
+	if (iter->level > KMMU_LEVEL_4K)
+		return tdp_mmu_wrprot_spte(kmmu, iter, data);
+	return tdp_mmu_clear_dirty_spte(kmmu, iter, data);
+}
+
 /**
  * kmmu_tdp_mmu_protect_slot() - start tracking writes to a slot
  * @kmmu: the VM, mmu_lock held for read
@@ -1019,11 +1033,14 @@ static int tdp_mmu_clear_dirty_spte(struct kmmu *kmmu, struct tdp_iter *iter, vo
 bool kmmu_tdp_mmu_protect_slot(struct kmmu *kmmu, const struct kmmu_memory_slot *slot,
 			       bool dbit)
 {
+	tdp_spte_fn fn = tdp_mmu_wrprot_spte;
 	bool flush = false;
 
+	if (dbit)
+		fn = kmmu->dirty_ring_size ? tdp_mmu_protect_ring_dbit_spte :
+					     tdp_mmu_clear_dirty_spte;
 	tdp_mmu_walk_shared(kmmu, slot->as_id, slot->base_gfn, kmmu_slot_end(slot),
-			    KMMU_LEVEL_4K, dbit ? tdp_mmu_clear_dirty_spte : tdp_mmu_wrprot_spte,
-			    &flush);
+			    KMMU_LEVEL_4K, fn, &flush);
 	return flush;
 }
 

@@ -10,6 +10,7 @@
  * remote TLB flush only ever waits a few accesses for its ack.
  */
 #include "vcpu.h"
+#include "dirty_ring.h"
 #include "fault.h"
 #include "tdp_mmu.h"
 #include "walker.h"
@@ -25,6 +26,7 @@ enum {
 	STOP_DONE,
 	STOP_BUDGET,
 	STOP_INTERNAL,
+	STOP_RING_FULL,		/* the dirty ring reached its soft limit */
 };
 
 struct kmmu_vcpu *kmmu_create_vcpu(struct kmmu *kmmu, int id, int *err)
@@ -48,6 +50,12 @@ struct kmmu_vcpu *kmmu_create_vcpu(struct kmmu *kmmu, int id, int *err)
 		*err = -EEXIST;
 		return NULL;
 	}
+	*err = kmmu_dirty_ring_alloc(vcpu);
+	if (*err) {
+		mutex_unlock(&kmmu->lock);
+		os_free(vcpu);
+		return NULL;
+	}
 	/* The vCPU's fd holds a reference to the VM. */
 	kmmu_get(kmmu);
 	rcu_assign_pointer(kmmu->vcpus[id], vcpu);
@@ -67,6 +75,7 @@ static void vcpu_free(struct kmmu_vcpu *vcpu)
 		os_pt_free(vcpu->pt_cache[--vcpu->nr_pt_cache]);
 	while (vcpu->nr_sp_cache)
 		os_free(vcpu->sp_cache[--vcpu->nr_sp_cache]);
+	kmmu_dirty_ring_free(vcpu);
 	os_free(vcpu);
 }
 
@@ -213,6 +222,15 @@ static int vcpu_access(struct kmmu_vcpu *vcpu, gpa_t gpa, bool write, struct kmm
 			run->internal.level = w.level;
 			return STOP_INTERNAL;
 		}
+		/* D-bit logging into rings: the walk logs what it dirtied, as PML does. */
+		if (w.dirtied && vcpu->dirty_ring.size &&
+		    kmmu->dirty_log_mode == KMMU_DIRTY_LOG_MODE_DBIT) {
+			struct kmmu_memory_slot *slot =
+				kmmu_gfn_to_memslot(kmmu_memslots(kmmu, s->as_id), gfn);
+
+			if (slot)
+				kmmu_vcpu_mark_page_dirty(vcpu, slot, gfn);
+		}
 		e->gfn = gfn;
 		e->hva = hva;
 		e->as_id = s->as_id;
@@ -240,6 +258,8 @@ static int vcpu_guest_chunk(struct kmmu_vcpu *vcpu, struct kmmu_run *run,
 		if (unlikely(READ_ONCE(vcpu->requests))) {
 			if (test_bit(KMMU_REQ_MMU_RELOAD, &vcpu->requests))
 				return STOP_RELOAD;
+			if (test_bit(KMMU_REQ_DIRTY_RING_FULL, &vcpu->requests))
+				return STOP_RING_FULL;
 			if (test_bit(KMMU_REQ_TLB_FLUSH, &vcpu->requests)) {
 				vcpu_flush_tlb(vcpu);
 				clear_bit(KMMU_REQ_TLB_FLUSH, &vcpu->requests);
@@ -363,6 +383,15 @@ static int vcpu_run_loop(struct kmmu_vcpu *vcpu, struct kmmu_run *run)
 		if (os_signal_pending()) {
 			run->exit_reason = KMMU_EXIT_INTR;
 			return -EINTR;
+		}
+		/* Like KVM: no guest entry while the ring has no room left. */
+		if (unlikely(vcpu->dirty_ring.size)) {
+			if (test_bit(KMMU_REQ_DIRTY_RING_FULL, &vcpu->requests))
+				clear_bit(KMMU_REQ_DIRTY_RING_FULL, &vcpu->requests);
+			if (kmmu_dirty_ring_soft_full(vcpu)) {
+				run->exit_reason = KMMU_EXIT_DIRTY_RING_FULL;
+				return 1;
+			}
 		}
 		ret = vcpu_load_root(vcpu);
 		if (ret)

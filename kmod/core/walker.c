@@ -141,6 +141,7 @@ restart:
 	if (new_e != e && !try_cmpxchg64(ep, &e, new_e))
 		goto restart;
 
+	w->dirtied = new_e & ~e & dirty;
 	w->pfn = spte_to_pfn(e) + (gfn & (kmmu_pages_per_level(w->level) - 1));
 	w->writable = perm.r && perm.w && (!ad || (new_e & dirty));
 	return KMMU_WALK_OK;

@@ -22,6 +22,7 @@ struct kmmu_walk {
 	bool present;		/* out, violations: a present leaf denied the access */
 	kmmu_pfn_t pfn;		/* out, OK: the 4 KiB frame of gpa */
 	bool writable;		/* out, OK: later writes may skip the walk (W, and D if A/D) */
+	bool dirtied;		/* out, OK: this walk set the leaf's D bit (what PML logs) */
 };
 
 enum kmmu_walk_result kmmu_walk_tdp(const struct kmmu_spte_fmt *f, u64 *root_pt,

@@ -21,9 +21,11 @@
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include <linux/version.h>
+#include <linux/vmalloc.h>
 #include <asm/processor.h>
 
 #include "../core/api.h"
+#include "../core/dirty_ring.h"
 #include "../core/kmmu.h"
 
 static uint spte_format;
@@ -60,6 +62,17 @@ void *os_zalloc(size_t size)
 void os_free(void *p)
 {
 	kvfree(p);
+}
+
+void *os_ring_alloc(size_t size)
+{
+	/* VM_USERMAP, for remap_vmalloc_range(); zeroed. */
+	return vmalloc_user(size);
+}
+
+void os_ring_free(void *p)
+{
+	vfree(p);
 }
 
 u64 *os_pt_alloc(void)
@@ -434,6 +447,26 @@ static long kmmu_vcpu_fop_ioctl(struct file *file, unsigned int cmd, unsigned lo
 	return kmmu_vcpu_ioctl(vcpu, cmd, arg);
 }
 
+/*
+ * The dirty ring.  The mapping holds the file, hence the vCPU and its
+ * ring, until it goes away.  Userspace writes RESET into the entries:
+ * the mapping must be shared, and is never executable.
+ */
+static int kmmu_vcpu_fop_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct kmmu_vcpu *vcpu = file->private_data;
+	void *ring;
+
+	if (!kmmu_caller_ok(vcpu->kmmu))
+		return -EIO;
+	if (!(vma->vm_flags & VM_SHARED) || (vma->vm_flags & VM_EXEC))
+		return -EINVAL;
+	ring = kmmu_dirty_ring_mmap(vcpu, vma->vm_pgoff, vma->vm_end - vma->vm_start);
+	if (!ring)
+		return -EINVAL;
+	return remap_vmalloc_range(vma, ring, 0);
+}
+
 static int kmmu_vcpu_fop_release(struct inode *inode, struct file *file)
 {
 	kmmu_vcpu_release(file->private_data);
@@ -444,6 +477,7 @@ static const struct file_operations kmmu_vcpu_fops = {
 	.owner		= THIS_MODULE,
 	.unlocked_ioctl	= kmmu_vcpu_fop_ioctl,
 	.compat_ioctl	= compat_ptr_ioctl,
+	.mmap		= kmmu_vcpu_fop_mmap,
 	.release	= kmmu_vcpu_fop_release,
 	.llseek		= noop_llseek,
 };

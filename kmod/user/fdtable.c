@@ -6,6 +6,7 @@
  * the module.
  */
 #include "../core/api.h"
+#include "../core/dirty_ring.h"
 #include "internal.h"
 #include "kmmu_user.h"
 
@@ -133,6 +134,73 @@ int kmmu_user_close(int fd)
 	pthread_mutex_unlock(&uf_lock);
 	if (!f)
 		return -EBADF;
+	uf_put(f);
+	return 0;
+}
+
+/*
+ * mmap of a vCPU fd, which maps its dirty ring: the "mapping" is the ring
+ * itself, and holds the file as a vma does until kmmu_user_munmap().
+ */
+struct umap {
+	void *addr;
+	struct ufile *f;
+};
+
+static struct umap maps[UF_MAX];
+
+int kmmu_user_mmap(int fd, unsigned long pgoff, size_t len, void **addr)
+{
+	struct ufile *f;
+	void *ring;
+	int i;
+
+	kmmu_user_thread_enter();
+	f = uf_get(fd);
+	if (!f)
+		return -EBADF;
+	if (f->type != UF_VCPU) {
+		uf_put(f);
+		return -ENODEV;
+	}
+	ring = kmmu_dirty_ring_mmap(f->obj, pgoff, len);
+	if (!ring) {
+		uf_put(f);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&uf_lock);
+	for (i = 0; i < UF_MAX && maps[i].f; i++)
+		;
+	if (i < UF_MAX) {
+		maps[i].addr = ring;
+		maps[i].f = f;
+	}
+	pthread_mutex_unlock(&uf_lock);
+	if (i == UF_MAX) {
+		uf_put(f);
+		return -ENOMEM;
+	}
+	*addr = ring;
+	return 0;
+}
+
+int kmmu_user_munmap(void *addr)
+{
+	struct ufile *f = NULL;
+	int i;
+
+	kmmu_user_thread_enter();
+	pthread_mutex_lock(&uf_lock);
+	for (i = 0; i < UF_MAX; i++) {
+		if (maps[i].f && maps[i].addr == addr) {
+			f = maps[i].f;
+			maps[i].f = NULL;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&uf_lock);
+	if (!f)
+		return -EINVAL;
 	uf_put(f);
 	return 0;
 }

@@ -18,6 +18,13 @@ int kmmu_user_open(void);
 /* Return the ioctl's value (>= 0) or -errno. */
 long kmmu_user_ioctl(int fd, unsigned long cmd, unsigned long arg);
 int kmmu_user_close(int fd);
+/*
+ * mmap/munmap of a vCPU fd (its dirty ring, KMMU_DIRTY_LOG_PAGE_OFFSET):
+ * the ring itself is returned; the mapping holds the fd's file until
+ * unmapped.  Return 0 or -errno (-EBADF, -ENODEV, -EINVAL).
+ */
+int kmmu_user_mmap(int fd, unsigned long pgoff, size_t len, void **addr);
+int kmmu_user_munmap(void *addr);
 
 /* ---- host memory model ---- */
 

@@ -79,6 +79,25 @@ void *os_zalloc(size_t size)
 	return p;
 }
 
+void *os_ring_alloc(size_t size)
+{
+	void *p;
+
+	if (alloc_should_fail())
+		return NULL;
+	p = aligned_alloc(KMMU_PAGE_SIZE, size);
+	if (!p)
+		return NULL;
+	memset(p, 0, size);
+	__atomic_add_fetch(&objects_alive, 1, __ATOMIC_RELAXED);
+	return p;
+}
+
+void os_ring_free(void *p)
+{
+	os_free(p);
+}
+
 void os_free(void *p)
 {
 	if (!p)

@@ -23,7 +23,8 @@
 static const unsigned long cmds[] = {
 	KMMU_GET_API_VERSION, KMMU_CREATE_VM, KMMU_CHECK_EXTENSION, KMMU_CREATE_VCPU,
 	KMMU_SET_USER_MEMORY_REGION, KMMU_GET_STATS, KMMU_GET_SPTE, KMMU_ZAP,
-	KMMU_SET_WORKLOAD, KMMU_RUN, KMMU_KICK,
+	KMMU_SET_WORKLOAD, KMMU_RUN, KMMU_KICK, KMMU_AGE, KMMU_ENABLE_CAP,
+	KMMU_GET_DIRTY_LOG, KMMU_CLEAR_DIRTY_LOG, KMMU_RESET_DIRTY_RINGS,
 };
 
 static struct kmmu_mem mem;
@@ -49,6 +50,10 @@ static void run_program(const uint8_t *d, size_t n)
 		struct kmmu_spte_query q;
 		struct kmmu_zap z;
 		struct kmmu_vm_stats st;
+		struct kmmu_age age;
+		struct kmmu_enable_cap cap;
+		struct kmmu_dirty_log dl;
+		struct kmmu_clear_dirty_log cdl;
 		uint64_t raw[40];
 	} buf;
 	int extra[8], nr_extra = 0, fds[3], steps = 0;
@@ -82,6 +87,20 @@ static void run_program(const uint8_t *d, size_t n)
 			buf.run.max_accesses = 1 + buf.run.max_accesses % 4096;
 		if (cmd == KMMU_SET_USER_MEMORY_REGION && (buf.mem.userspace_addr & 1))
 			buf.mem.userspace_addr = (uintptr_t)mem.addr;
+		/*
+		 * A bitmap is as big as its slot, which may be 2^31 pages: only
+		 * pointers kmmu rejects, as nothing of this size is at hand.
+		 */
+		if (cmd == KMMU_GET_DIRTY_LOG)
+			buf.dl.dirty_bitmap %= 4096;
+		if (cmd == KMMU_CLEAR_DIRTY_LOG)
+			buf.cdl.dirty_bitmap %= 4096;
+		/* Capabilities that exist, with flags clear most of the time. */
+		if (cmd == KMMU_ENABLE_CAP) {
+			buf.cap.cap %= 16;
+			if (buf.cap.flags % 4)
+				buf.cap.flags = 0;
+		}
 
 		ret = kmmu_ioctl(fd, cmd, arg);
 		if (!kmmu_ioctl_result_documented(ret)) {

@@ -100,7 +100,12 @@ struct log_cfg {
 	bool manual;		/* KMMU_DIRTY_LOG_MANUAL_PROTECT_ENABLE */
 	bool initially_set;	/* KMMU_DIRTY_LOG_INITIALLY_SET (implies manual) */
 	bool no_eager_split;	/* KMMU_CAP_EAGER_SPLIT_CHUNK_SIZE 0 */
+	uint32_t ring;		/* KMMU_CAP_DIRTY_LOG_RING bytes, 0 = bitmaps */
 };
+
+/* Rings of 256 entries fill within a round; of 4096, never in these tests. */
+#define SMALL_RING	4096
+#define BIG_RING	65536
 
 #define WRPROT		KMMU_DIRTY_LOG_MODE_WRPROT
 #define DBIT		KMMU_DIRTY_LOG_MODE_DBIT
@@ -110,6 +115,7 @@ struct round_ctl {
 	unsigned int round;	/* the stamp to write from now on */
 	int pause;		/* park between RUNs until cleared */
 	int stop;
+	bool ring;		/* the VM logs into rings: they may fill */
 };
 
 /* A vCPU thread writing the current round's stamp in short RUNs. */
@@ -121,6 +127,7 @@ struct worker {
 	bool started;
 	/* Written by the worker, read by the host at any time. */
 	unsigned long runs;
+	unsigned long ring_full;	/* RUNs that exited with a full ring */
 	unsigned int round;	/* the stamp of every RUN from now on */
 	int parked;
 	int exited;
@@ -153,6 +160,7 @@ FIXTURE(dirty_log) {
 	struct worker w[NR_WORKERS];
 	struct noise noise;
 	uint64_t bm[LOG_LONGS];
+	bool lockless;			/* KMMU_CAP_LOCKLESS_AGING of every VM made */
 	uint64_t snap[LOG_PAGES];	/* words at the previous collection */
 	bool pending[LOG_PAGES];	/* stamp seen, not yet in any log */
 };
@@ -232,14 +240,39 @@ static uint64_t read_page(FIXTURE_DATA(dirty_log) *self, unsigned int page)
 	return __atomic_load_n(page_word(self, page), __ATOMIC_RELAXED);
 }
 
+/* Rings come before vCPUs: a new VM with rings of @bytes, and new vCPUs. */
+static void remake_vm_with_rings(struct __test_metadata *_metadata,
+				 FIXTURE_DATA(dirty_log) *self,
+				 const struct kmmu_vm_config *vm_cfg, uint32_t bytes)
+{
+	int i;
+
+	kmmu_vm_free(self->vm);
+	self->vm = NULL;
+	ASSERT_EQ(0, kmmu_vm_create(vm_cfg, &self->vm));
+	ASSERT_EQ(0, kmmu_vm_enable_cap(self->vm, KMMU_CAP_DIRTY_LOG_RING, bytes));
+	ASSERT_EQ(0, kmmu_vm_enable_cap(self->vm, KMMU_CAP_LOCKLESS_AGING, self->lockless));
+	for (i = 0; i < NR_WORKERS; i++) {
+		ASSERT_EQ(0, kmmu_vcpu_create(self->vm, i, &self->vcpu[i]));
+		ASSERT_NE(NULL, self->vcpu[i]->ring);
+	}
+	self->ctl.ring = true;
+}
+
 /*
- * Set the VM's logging capabilities.  D-bit mode needs A/D bits: without
- * them ENABLE_CAP refuses it, and false tells the caller to skip.
+ * Set the VM's logging capabilities (for rings, on a new VM).  D-bit mode
+ * needs A/D bits: without them ENABLE_CAP refuses it, and false tells the
+ * caller to skip.
  */
-static bool enable_log_caps(struct __test_metadata *_metadata, struct kmmu_vm *vm,
+static bool enable_log_caps(struct __test_metadata *_metadata, FIXTURE_DATA(dirty_log) *self,
 			    const struct kmmu_vm_config *vm_cfg, const struct log_cfg *cfg)
 {
+	struct kmmu_vm *vm;
 	uint64_t manual = 0;
+
+	if (cfg->ring)
+		remake_vm_with_rings(_metadata, self, vm_cfg, cfg->ring);
+	vm = self->vm;
 
 	if (cfg->mode == DBIT && (vm_cfg->flags & KMMU_VM_AD_DISABLED)) {
 		EXPECT_EQ(-EINVAL, kmmu_vm_enable_cap(vm, KMMU_CAP_DIRTY_LOG_MODE, DBIT));
@@ -268,10 +301,54 @@ static int set_log_slot(FIXTURE_DATA(dirty_log) *self, uint32_t flags)
  * One collection, the way a migration loop does it: GET, and with manual
  * protection CLEAR exactly what GET reported.  The log is left in self->bm.
  */
+struct ring_sink {
+	uint64_t *bm;
+	unsigned long bad;
+	uint32_t bad_slot;
+	uint64_t bad_offset;
+};
+
+static void ring_to_bitmap(void *arg, uint32_t slot, uint64_t offset)
+{
+	struct ring_sink *sink = arg;
+
+	if (slot != LOG_SLOT || offset >= LOG_PAGES) {
+		sink->bad++;
+		sink->bad_slot = slot;
+		sink->bad_offset = offset;
+		return;
+	}
+	set_bit64(sink->bm, offset);
+}
+
+/*
+ * With rings: collect every vCPU's new entries into self->bm, then reset
+ * them, as a migration loop does before it copies the pages.
+ */
+static void collect_rings(struct __test_metadata *_metadata, FIXTURE_DATA(dirty_log) *self)
+{
+	struct ring_sink sink = { .bm = self->bm };
+	long n = 0;
+	int i;
+
+	for (i = 0; i < NR_WORKERS; i++)
+		n += kmmu_vcpu_collect_dirty_ring(self->vcpu[i], ring_to_bitmap, &sink);
+	ASSERT_EQ(0, sink.bad) {
+		TH_LOG("ring entry for slot %#x offset %llu", sink.bad_slot,
+		       (unsigned long long)sink.bad_offset);
+	}
+	/* Exactly what was collected is reset, however much was pushed since. */
+	ASSERT_EQ(n, kmmu_vm_reset_dirty_rings(self->vm));
+}
+
 static void collect(struct __test_metadata *_metadata, FIXTURE_DATA(dirty_log) *self,
 		    const struct log_cfg *cfg)
 {
 	memset(self->bm, 0, sizeof(self->bm));
+	if (cfg->ring) {
+		collect_rings(_metadata, self);
+		return;
+	}
 	ASSERT_EQ(0, kmmu_vm_get_dirty_log(self->vm, LOG_SLOT, self->bm));
 	if (cfg->manual || cfg->initially_set) {
 		ASSERT_EQ(0, kmmu_vm_clear_dirty_log(self->vm, LOG_SLOT, 0, LOG_PAGES, self->bm));
@@ -403,8 +480,10 @@ static struct kmmu_workload worker_workload(const struct worker *w, unsigned int
 }
 
 /* Is this an exit a worker's RUN may take?  Anything else is a failure. */
-static bool worker_exit_ok(const struct kmmu_run *run)
+static bool worker_exit_ok(const struct worker *w, const struct kmmu_run *run)
 {
+	if (run->exit_reason == KMMU_EXIT_DIRTY_RING_FULL)
+		return w->ctl->ring;
 	return run->exit_reason == KMMU_EXIT_BUDGET || run->exit_reason == KMMU_EXIT_DONE ||
 	       run->exit_reason == KMMU_EXIT_INTR;
 }
@@ -448,10 +527,15 @@ static void *worker_fn(void *arg)
 			w->err = ret;
 			break;
 		}
-		if (!worker_exit_ok(&run)) {
+		if (!worker_exit_ok(w, &run)) {
 			w->bad = true;
 			w->bad_run = run;
 			break;
+		}
+		/* Full: nothing runs until the host collects and resets. */
+		if (run.exit_reason == KMMU_EXIT_DIRTY_RING_FULL) {
+			__atomic_add_fetch(&w->ring_full, 1, __ATOMIC_RELAXED);
+			backoff();
 		}
 		need_wl = run.exit_reason == KMMU_EXIT_DONE;
 		__atomic_add_fetch(&w->runs, 1, __ATOMIC_RELEASE);
@@ -548,6 +632,16 @@ static void expect_all_set(struct __test_metadata *_metadata, const uint64_t *bm
 	expect_log(_metadata, bm, all, false, "initially set");
 }
 
+static unsigned long ring_full_exits(FIXTURE_DATA(dirty_log) *self)
+{
+	unsigned long full = 0;
+	int i;
+
+	for (i = 0; i < NR_WORKERS; i++)
+		full += load(&self->w[i].ring_full);
+	return full;
+}
+
 /*
  * The workers are parked before each collection.  A page whose word changed
  * since the previous collection was written in this round and must be in
@@ -560,7 +654,7 @@ static void quiescent_rounds(struct __test_metadata *_metadata, FIXTURE_DATA(dir
 {
 	unsigned int k, p;
 
-	if (!enable_log_caps(_metadata, self->vm, &variant->cfg, cfg))
+	if (!enable_log_caps(_metadata, self, &variant->cfg, cfg))
 		SKIP(return, NO_DBIT);
 	ASSERT_EQ(0, set_log_slot(self, KMMU_MEM_LOG_DIRTY_PAGES));
 	for (p = 0; p < LOG_PAGES; p++)
@@ -570,10 +664,17 @@ static void quiescent_rounds(struct __test_metadata *_metadata, FIXTURE_DATA(dir
 	start_workers(_metadata, self);
 	for (k = 1; k <= QUIESCENT_ROUNDS; k++) {
 		bool first_all_set = cfg->initially_set && k == 1;
-		bool exact = user_backend() && !first_all_set;
+		unsigned long full = ring_full_exits(self);
+		bool exact;
 
 		wait_runs(_metadata, self);
 		pause_workers(_metadata, self);
+		/*
+		 * A full ring stops the vCPU between the fault that logged a
+		 * page and the write it was for, like KVM: the log may name a
+		 * page not written yet.
+		 */
+		exact = user_backend() && !first_all_set && full == ring_full_exits(self);
 		collect(_metadata, self, cfg);
 		if (first_all_set)
 			expect_all_set(_metadata, self->bm);
@@ -615,7 +716,7 @@ static void concurrent_rounds(struct __test_metadata *_metadata, FIXTURE_DATA(di
 {
 	unsigned int k, p;
 
-	if (!enable_log_caps(_metadata, self->vm, &variant->cfg, cfg))
+	if (!enable_log_caps(_metadata, self, &variant->cfg, cfg))
 		SKIP(return, NO_DBIT);
 	ASSERT_EQ(0, set_log_slot(self, KMMU_MEM_LOG_DIRTY_PAGES));
 
@@ -670,6 +771,34 @@ COLLECTION_TESTS(dbit, DBIT, false, false)
 COLLECTION_TESTS(dbit_manual, DBIT, true, false)
 COLLECTION_TESTS(dbit_initially_set, DBIT, true, true)
 
+/* The same with dirty rings instead of bitmaps, small enough to fill. */
+#define RING_COLLECTION_TESTS(_name, _mode)					\
+KMMU_TEST_F(dirty_log, quiescent_##_name)					\
+{										\
+	const struct log_cfg cfg = { .mode = (_mode), .ring = SMALL_RING };	\
+										\
+	quiescent_rounds(_metadata, self, variant, &cfg);			\
+	ring_full_seen(_metadata, self);					\
+}										\
+KMMU_TEST_F(dirty_log, concurrent_##_name)					\
+{										\
+	const struct log_cfg cfg = { .mode = (_mode), .ring = SMALL_RING };	\
+										\
+	concurrent_rounds(_metadata, self, variant, &cfg);			\
+	ring_full_seen(_metadata, self);					\
+}
+
+/* Rings of SMALL_RING fill in these rounds: the full exit was exercised. */
+static void ring_full_seen(struct __test_metadata *_metadata, FIXTURE_DATA(dirty_log) *self)
+{
+	if (self->ctl.ring && !_metadata->skip) {
+		EXPECT_LT(0, ring_full_exits(self));
+	}
+}
+
+RING_COLLECTION_TESTS(wrprot_ring, WRPROT)
+RING_COLLECTION_TESTS(dbit_ring, DBIT)
+
 /* ---- 2. logging turned on, off and on again under existing mappings ---- */
 
 static uint64_t stat_dirty_pages(struct __test_metadata *_metadata, struct kmmu_vm *vm)
@@ -700,7 +829,7 @@ static void toggle_logging(struct __test_metadata *_metadata, FIXTURE_DATA(dirty
 	uint64_t dirty;
 	int pass;
 
-	if (!enable_log_caps(_metadata, self->vm, &variant->cfg, cfg))
+	if (!enable_log_caps(_metadata, self, &variant->cfg, cfg))
 		SKIP(return, NO_DBIT);
 	ASSERT_EQ(0, set_log_slot(self, 0));
 	write_range(_metadata, self, 0, LOG_PAGES, 1);
@@ -815,7 +944,7 @@ static void initially_set(struct __test_metadata *_metadata, FIXTURE_DATA(dirty_
 	const bool exact = user_backend();
 	uint64_t ones[LOG_LONGS], want[LOG_LONGS] = { 0 };
 
-	if (!enable_log_caps(_metadata, self->vm, &variant->cfg, cfg))
+	if (!enable_log_caps(_metadata, self, &variant->cfg, cfg))
 		SKIP(return, NO_DBIT);
 	ASSERT_EQ(0, set_log_slot(self, 0));
 	write_range(_metadata, self, 0, LOG_PAGES, 1);
@@ -958,8 +1087,10 @@ static void race_rounds(struct __test_metadata *_metadata, FIXTURE_DATA(dirty_lo
 	unsigned int k, p;
 	char what[64];
 
-	if (!enable_log_caps(_metadata, self->vm, &variant->cfg, cfg))
+	if (!enable_log_caps(_metadata, self, &variant->cfg, cfg))
 		return;
+	/* Rings came with a new VM. */
+	self->noise.vm = self->vm;
 	ASSERT_EQ(0, set_log_slot(self, KMMU_MEM_LOG_DIRTY_PAGES));
 	self->noise.stop = 0;
 	self->noise.exited = 0;
@@ -1006,6 +1137,9 @@ static void race_all_modes(struct __test_metadata *_metadata, FIXTURE_DATA(dirty
 		{ .mode = WRPROT, .manual = true },
 		{ .mode = DBIT },
 		{ .mode = DBIT, .manual = true },
+		/* Last: rings need a VM of their own. */
+		{ .mode = WRPROT, .ring = BIG_RING },
+		{ .mode = DBIT, .ring = BIG_RING },
 	};
 	unsigned int i, round = 0;
 
@@ -1014,6 +1148,7 @@ static void race_all_modes(struct __test_metadata *_metadata, FIXTURE_DATA(dirty
 	self->noise.discard = discard;
 	self->noise.age_flags = age_flags;
 	self->noise.rng = 0x4015e + variant->cfg.spte_format * 16 + variant->cfg.flags;
+	self->lockless = lockless;
 	ASSERT_EQ(0, kmmu_vm_enable_cap(self->vm, KMMU_CAP_LOCKLESS_AGING, lockless));
 	for (i = 0; i < ARRAY_SIZE(cfgs); i++)
 		race_rounds(_metadata, self, variant, &cfgs[i], &round);
@@ -1051,7 +1186,7 @@ static void zap_before_collect(struct __test_metadata *_metadata, FIXTURE_DATA(d
 	uint64_t want[LOG_LONGS] = { 0 };
 	int how;
 
-	if (!enable_log_caps(_metadata, self->vm, &variant->cfg, cfg))
+	if (!enable_log_caps(_metadata, self, &variant->cfg, cfg))
 		SKIP(return, NO_DBIT);
 	ASSERT_EQ(0, set_log_slot(self, KMMU_MEM_LOG_DIRTY_PAGES));
 	set_range(want, 100, 64);
@@ -1079,6 +1214,18 @@ KMMU_TEST_F(dirty_log, zap_before_collect_dbit)
 	zap_before_collect(_metadata, self, variant, &(struct log_cfg){ .mode = DBIT });
 }
 
+KMMU_TEST_F(dirty_log, zap_before_collect_wrprot_ring)
+{
+	zap_before_collect(_metadata, self, variant,
+			   &(struct log_cfg){ .mode = WRPROT, .ring = BIG_RING });
+}
+
+KMMU_TEST_F(dirty_log, zap_before_collect_dbit_ring)
+{
+	zap_before_collect(_metadata, self, variant,
+			   &(struct log_cfg){ .mode = DBIT, .ring = BIG_RING });
+}
+
 KMMU_TEST_F(dirty_log, zap_before_collect_dbit_manual)
 {
 	zap_before_collect(_metadata, self, variant,
@@ -1101,7 +1248,7 @@ static void age_between_writes(struct __test_metadata *_metadata, FIXTURE_DATA(d
 	char what[64];
 	int how;
 
-	if (!enable_log_caps(_metadata, self->vm, &variant->cfg, cfg))
+	if (!enable_log_caps(_metadata, self, &variant->cfg, cfg))
 		SKIP(return, NO_DBIT);
 	ASSERT_EQ(0, set_log_slot(self, KMMU_MEM_LOG_DIRTY_PAGES));
 	set_range(want, 0, LOG_PAGES);
@@ -1175,7 +1322,7 @@ static int clear_log_raw(struct kmmu_vm *vm, const struct kmmu_clear_dirty_log *
 static void bad_input_setup(struct __test_metadata *_metadata, FIXTURE_DATA(dirty_log) *self,
 			    const FIXTURE_VARIANT(dirty_log) *variant, const struct log_cfg *cfg)
 {
-	ASSERT_TRUE(enable_log_caps(_metadata, self->vm, &variant->cfg, cfg));
+	ASSERT_TRUE(enable_log_caps(_metadata, self, &variant->cfg, cfg));
 	ASSERT_EQ(0, set_log_slot(self, KMMU_MEM_LOG_DIRTY_PAGES));
 	ASSERT_EQ(0, kmmu_vm_set_memslot(self->vm, PLAIN_SLOT, 0, PLAIN_GPA, PLAIN_SIZE,
 					 (uint8_t *)self->mem.addr + LOG_SIZE));

@@ -50,7 +50,8 @@ static void fill(void *buf, size_t size)
 static const unsigned long cmds[] = {
 	KMMU_GET_API_VERSION, KMMU_CREATE_VM, KMMU_CHECK_EXTENSION, KMMU_CREATE_VCPU,
 	KMMU_SET_USER_MEMORY_REGION, KMMU_GET_STATS, KMMU_GET_SPTE, KMMU_ZAP,
-	KMMU_SET_WORKLOAD, KMMU_RUN, KMMU_KICK,
+	KMMU_SET_WORKLOAD, KMMU_RUN, KMMU_KICK, KMMU_AGE, KMMU_ENABLE_CAP,
+	KMMU_GET_DIRTY_LOG, KMMU_CLEAR_DIRTY_LOG, KMMU_RESET_DIRTY_RINGS,
 };
 
 TEST(random_ioctls)
@@ -64,6 +65,10 @@ TEST(random_ioctls)
 		struct kmmu_vm_stats st;
 		struct kmmu_spte_query q;
 		struct kmmu_zap z;
+		struct kmmu_age age;
+		struct kmmu_enable_cap cap;
+		struct kmmu_dirty_log dl;
+		struct kmmu_clear_dirty_log cdl;
 		uint64_t raw[64];
 	} buf;
 	int extra[MAX_EXTRA_FDS], nr_extra = 0, fds[3], ok = 0, err = 0, i;
@@ -119,6 +124,21 @@ TEST(random_ioctls)
 		if (cmd == KMMU_SET_USER_MEMORY_REGION && arg == (unsigned long)&buf &&
 		    buf.mem.userspace_addr && rnd() % 2)
 			buf.mem.userspace_addr = (uintptr_t)mem.addr;
+		/*
+		 * A bitmap is as big as its slot, which may be 2^31 pages: only
+		 * pointers kmmu rejects.  A wild one might hit this process's
+		 * own data, which the kernel would then overwrite.
+		 */
+		if (cmd == KMMU_GET_DIRTY_LOG)
+			buf.dl.dirty_bitmap %= 4096;
+		if (cmd == KMMU_CLEAR_DIRTY_LOG)
+			buf.cdl.dirty_bitmap %= 4096;
+		/* Capabilities that exist, with flags and reserved clear most of the time. */
+		if (cmd == KMMU_ENABLE_CAP && rnd() % 4) {
+			buf.cap.cap = rnd() % 16;
+			buf.cap.flags = 0;
+			memset(buf.cap.reserved, 0, sizeof(buf.cap.reserved));
+		}
 
 		ret = kmmu_ioctl(fd, cmd, arg);
 		if (!kmmu_ioctl_result_documented(ret)) {

@@ -85,6 +85,27 @@ int kmmu_close(int fd)
 	return close(fd) ? -errno : 0;
 }
 
+int kmmu_mmap(int fd, unsigned long pgoff, size_t len, void **addr)
+{
+	void *p;
+
+	if (kmmu_backend() == KMMU_BACKEND_USER)
+		return kmmu_user_mmap(fd, pgoff, len, addr);
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+		 (off_t)pgoff * sysconf(_SC_PAGESIZE));
+	if (p == MAP_FAILED)
+		return -errno;
+	*addr = p;
+	return 0;
+}
+
+int kmmu_munmap(void *addr, size_t len)
+{
+	if (kmmu_backend() == KMMU_BACKEND_USER)
+		return kmmu_user_munmap(addr);
+	return munmap(addr, len) ? -errno : 0;
+}
+
 /* ---- VMs and vCPUs ---- */
 
 int kmmu_vm_create(const struct kmmu_vm_config *cfg, struct kmmu_vm **out)
@@ -124,6 +145,8 @@ void kmmu_vm_free(struct kmmu_vm *vm)
 		return;
 	for (i = 0; i < KMMU_LIB_MAX_VCPUS; i++) {
 		if (vm->vcpus[i]) {
+			if (vm->vcpus[i]->ring)
+				kmmu_munmap(vm->vcpus[i]->ring, vm->dirty_ring_bytes);
 			kmmu_close(vm->vcpus[i]->fd);
 			free(vm->vcpus[i]);
 		}
@@ -185,8 +208,37 @@ int kmmu_vm_zap(struct kmmu_vm *vm, uint64_t gpa, uint64_t size, uint32_t as_id,
 int kmmu_vm_enable_cap(struct kmmu_vm *vm, uint32_t cap, uint64_t arg)
 {
 	struct kmmu_enable_cap c = { .cap = cap, .args = { arg } };
+	long ret = kmmu_ioctl(vm->fd, KMMU_ENABLE_CAP, (unsigned long)&c);
 
-	return kmmu_ioctl(vm->fd, KMMU_ENABLE_CAP, (unsigned long)&c);
+	if (!ret && cap == KMMU_CAP_DIRTY_LOG_RING)
+		vm->dirty_ring_bytes = arg;
+	return ret;
+}
+
+long kmmu_vm_reset_dirty_rings(struct kmmu_vm *vm)
+{
+	return kmmu_ioctl(vm->fd, KMMU_RESET_DIRTY_RINGS, 0);
+}
+
+uint32_t kmmu_vcpu_collect_dirty_ring(struct kmmu_vcpu *vcpu,
+				      void (*fn)(void *arg, uint32_t slot, uint64_t offset),
+				      void *arg)
+{
+	uint32_t n = 0;
+
+	for (;;) {
+		struct kmmu_dirty_gfn *e = &vcpu->ring[vcpu->ring_fetch & (vcpu->ring_entries - 1)];
+		/* Acquire: pairs with kmmu's release of DIRTY after slot and offset. */
+		uint32_t flags = __atomic_load_n(&e->flags, __ATOMIC_ACQUIRE);
+
+		if (!(flags & KMMU_DIRTY_GFN_F_DIRTY) || (flags & KMMU_DIRTY_GFN_F_RESET))
+			break;
+		fn(arg, e->slot, e->offset);
+		__atomic_store_n(&e->flags, flags | KMMU_DIRTY_GFN_F_RESET, __ATOMIC_RELEASE);
+		vcpu->ring_fetch++;
+		n++;
+	}
+	return n;
 }
 
 int kmmu_vm_get_dirty_log(struct kmmu_vm *vm, uint32_t slot, uint64_t *bitmap)
@@ -240,6 +292,17 @@ int kmmu_vcpu_create(struct kmmu_vm *vm, int id, struct kmmu_vcpu **out)
 	vcpu->vm = vm;
 	vcpu->fd = fd;
 	vcpu->id = id;
+	if (vm->dirty_ring_bytes) {
+		int ret = kmmu_mmap(fd, KMMU_DIRTY_LOG_PAGE_OFFSET, vm->dirty_ring_bytes,
+				    (void **)&vcpu->ring);
+
+		if (ret) {
+			kmmu_close(fd);
+			free(vcpu);
+			return ret;
+		}
+		vcpu->ring_entries = vm->dirty_ring_bytes / sizeof(struct kmmu_dirty_gfn);
+	}
 	vm->vcpus[id] = vcpu;
 	*out = vcpu;
 	return 0;
@@ -499,6 +562,7 @@ bool kmmu_ioctl_result_documented(long ret)
 	switch (ret) {
 	case -EINVAL: case -EFAULT: case -ENOTTY: case -EEXIST: case -ENOMEM: case -E2BIG:
 	case -EOPNOTSUPP: case -EBUSY: case -EBADF: case -EINTR: case -EMFILE: case -ENOENT:
+	case -ENXIO:
 		return true;
 	default:
 		return ret >= 0;

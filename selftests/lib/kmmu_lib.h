@@ -29,6 +29,9 @@ bool kmmu_backend_available(void);
 int kmmu_open_dev(void);
 long kmmu_ioctl(int fd, unsigned long cmd, unsigned long arg);
 int kmmu_close(int fd);
+/* mmap (shared, read-write) of @len bytes at page @pgoff of @fd, and munmap. */
+int kmmu_mmap(int fd, unsigned long pgoff, size_t len, void **addr);
+int kmmu_munmap(void *addr, size_t len);
 
 #define KMMU_LIB_MAX_VCPUS	64
 
@@ -36,6 +39,7 @@ struct kmmu_vm {
 	int sys_fd;
 	int fd;
 	struct kmmu_vm_config cfg;
+	uint64_t dirty_ring_bytes;	/* KMMU_CAP_DIRTY_LOG_RING, 0 if not enabled */
 	struct kmmu_vcpu *vcpus[KMMU_LIB_MAX_VCPUS];
 };
 
@@ -43,6 +47,10 @@ struct kmmu_vcpu {
 	struct kmmu_vm *vm;
 	int fd;
 	int id;
+	/* The dirty ring, mapped by kmmu_vcpu_create() when the VM has rings. */
+	struct kmmu_dirty_gfn *ring;
+	uint32_t ring_entries;
+	uint32_t ring_fetch;		/* next entry to collect */
 };
 
 /* @cfg may be NULL for the defaults.  Return 0 and *@out, or -errno. */
@@ -61,7 +69,18 @@ int kmmu_vm_zap(struct kmmu_vm *vm, uint64_t gpa, uint64_t size, uint32_t as_id,
 		uint32_t flags);
 
 /* KMMU_ENABLE_CAP with args[0] = @arg. */
+/* KMMU_CAP_DIRTY_LOG_RING is remembered, so vCPUs map their rings. */
 int kmmu_vm_enable_cap(struct kmmu_vm *vm, uint32_t cap, uint64_t arg);
+/* KMMU_RESET_DIRTY_RINGS: entries reset, or -errno. */
+long kmmu_vm_reset_dirty_rings(struct kmmu_vm *vm);
+/*
+ * Collect the entries kmmu pushed into @vcpu's ring since the last call,
+ * in order: @fn is called with each one's slot and offset, and the entry
+ * is marked RESET.  Return the number collected.
+ */
+uint32_t kmmu_vcpu_collect_dirty_ring(struct kmmu_vcpu *vcpu,
+				      void (*fn)(void *arg, uint32_t slot, uint64_t offset),
+				      void *arg);
 /* Dirty logging: @bitmap has one bit per page of the slot (rounded up to 64). */
 int kmmu_vm_get_dirty_log(struct kmmu_vm *vm, uint32_t slot, uint64_t *bitmap);
 int kmmu_vm_clear_dirty_log(struct kmmu_vm *vm, uint32_t slot, uint64_t first_page,

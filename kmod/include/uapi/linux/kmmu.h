@@ -91,6 +91,7 @@ struct kmmu_workload {
 #define KMMU_EXIT_INTR		3	/* a signal or a kick; RUN again to go on */
 #define KMMU_EXIT_BUDGET	4	/* kmmu_run.max_accesses were done; RUN again to go on */
 #define KMMU_EXIT_INTERNAL_ERROR 5	/* the walk met a malformed entry: a kmmu bug */
+#define KMMU_EXIT_DIRTY_RING_FULL 6	/* the vCPU's dirty ring is full: harvest, reset, RUN */
 
 /* kmmu_run.mmio.flags / memory_fault.flags */
 #define KMMU_ACCESS_WRITE	(1u << 0)
@@ -217,6 +218,29 @@ struct kmmu_enable_cap {
 #define KMMU_DIRTY_LOG_MODE_WRPROT	0	/* first write faults and is logged */
 #define KMMU_DIRTY_LOG_MODE_DBIT	1	/* D bits are harvested (A/D enabled only) */
 
+/*
+ * The per-vCPU dirty ring (KMMU_CAP_DIRTY_LOG_RING), after KVM's: an array
+ * of entries mmap'd from the vCPU fd at KMMU_DIRTY_LOG_PAGE_OFFSET pages.
+ * kmmu pushes one entry per page the vCPU dirties, in order, and sets
+ * DIRTY last (release); userspace reads entries in order from its own
+ * index while DIRTY is set (acquire), collects slot/offset and sets RESET
+ * (release).  KMMU_RESET_DIRTY_RINGS protects the collected pages again and
+ * frees their entries (flags back to 0).  A vCPU whose ring is nearly full
+ * exits with KMMU_EXIT_DIRTY_RING_FULL and will not run until it is reset.
+ */
+struct kmmu_dirty_gfn {
+	__u32 flags;		/* KMMU_DIRTY_GFN_F_* */
+	__u32 slot;		/* (as_id << 16) | id */
+	__u64 offset;		/* page in the slot */
+};
+
+#define KMMU_DIRTY_GFN_F_DIRTY		(1u << 0)	/* set by kmmu: the entry is valid */
+#define KMMU_DIRTY_GFN_F_RESET		(1u << 1)	/* set by userspace: collected */
+#define KMMU_DIRTY_GFN_F_MASK		3u
+
+#define KMMU_DIRTY_LOG_PAGE_OFFSET	64		/* vCPU fd mmap offset, in pages */
+#define KMMU_DIRTY_RING_MAX_ENTRIES	65536
+
 /* KMMU_CHECK_EXTENSION */
 #define KMMU_CAP_SPTE_FORMATS	1	/* bitmask of 1 << KMMU_SPTE_FORMAT_* */
 #define KMMU_CAP_MAX_LEVEL	2	/* largest mapping level */
@@ -230,6 +254,13 @@ struct kmmu_enable_cap {
 #define KMMU_CAP_DIRTY_LOG_MODE	10	/* enable: args[0] = KMMU_DIRTY_LOG_MODE_*, no slot logging */
 #define KMMU_CAP_EAGER_SPLIT_CHUNK_SIZE 11	/* enable: args[0] = bytes per batch, 0 = off */
 #define KMMU_CAP_LOCKLESS_AGING	12	/* enable: args[0] = 0 (locked) or 1 (lockless) */
+/*
+ * Check: the largest ring in bytes.  Enable, before any vCPU exists and
+ * while no slot logs: args[0] = ring bytes, a power of two from 4 KiB.
+ * Slots then log into the rings only: no bitmap, GET/CLEAR_DIRTY_LOG
+ * fail with -ENXIO.
+ */
+#define KMMU_CAP_DIRTY_LOG_RING	13
 
 /* System ioctls, on /dev/kmmu */
 #define KMMU_GET_API_VERSION	_IO(KMMUIO, 0x00)
@@ -246,6 +277,8 @@ struct kmmu_enable_cap {
 #define KMMU_GET_DIRTY_LOG	_IOW(KMMUIO, 0x42, struct kmmu_dirty_log)
 #define KMMU_CLEAR_DIRTY_LOG	_IOWR(KMMUIO, 0xc0, struct kmmu_clear_dirty_log)
 #define KMMU_ENABLE_CAP		_IOW(KMMUIO, 0xa3, struct kmmu_enable_cap)
+/* Returns the number of entries reset, over every vCPU. */
+#define KMMU_RESET_DIRTY_RINGS	_IO(KMMUIO, 0xc7)
 
 /* vCPU ioctls */
 #define KMMU_SET_WORKLOAD	_IOW(KMMUIO, 0x81, struct kmmu_workload)
