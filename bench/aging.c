@@ -4,8 +4,15 @@
  * (RCU and a cmpxchg per SPTE), and what it costs the vCPUs running
  * meanwhile, in the manner of KVM's access_tracking_perf_test.  The pass is
  * reported per 4 KiB page next to the same-run floor, one locked
- * read-modify-write per 8-byte entry; vCPU throughput is reported with no
- * aging, with locked and with lockless aging running beside it.
+ * read-modify-write per 8-byte entry.
+ *
+ * The vCPUs' side: their memory is zapped and they fault it all back in
+ * (a write per 4 KiB page, one fault each) while a thread ages the whole
+ * slot every -i microseconds -- nothing, the locked path, or the lockless
+ * one.  Faults
+ * take mmu_lock for read, so a locked pass holds them up where a lockless
+ * one does not.  The three are run in turn, each repetition in a new
+ * order, and the medians are compared.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -13,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench_util.h"
 #include "kmmu_lib.h"
@@ -24,18 +32,18 @@
 struct params {
 	struct bench_common cm;
 	int reps;
-	uint64_t accesses;
+	int interval_us;
 	uint32_t flags;
 };
 
 static void help(const char *name)
 {
-	printf("usage: %s [-h] [-v vcpus] [-b bytes] [-s backing] [-r reps] [-a accesses]\n"
+	printf("usage: %s [-h] [-v vcpus] [-b bytes] [-s backing] [-r reps] [-i usecs]\n"
 	       "          [-F format] [-A]\n\n", name);
 	printf(BENCH_COMMON_HELP);
 	printf(" -s: backing (default: anonymous, so every SPTE is a 4K leaf)\n");
-	printf(" -r: aging passes timed per path; the median is reported (default: 5)\n");
-	printf(" -a: random accesses per vCPU for the throughput figures (default: 2000000)\n");
+	printf(" -r: repetitions of each timed figure; the median is reported (default: 5)\n");
+	printf(" -i: pause between aging passes while the vCPUs fault (default: 1000)\n");
 	printf(" -A: A/D bits off (EPT only): aging marks SPTEs for access tracking\n");
 	printf("\nBackend: KMMU_BACKEND=dev|user (default: dev when /dev/kmmu exists).\n");
 }
@@ -44,7 +52,7 @@ static int parse_args(int argc, char **argv, struct params *p)
 {
 	int c, ret;
 
-	while ((c = getopt(argc, argv, "h" BENCH_COMMON_OPTS "r:a:A")) != -1) {
+	while ((c = getopt(argc, argv, "h" BENCH_COMMON_OPTS "r:i:A")) != -1) {
 		ret = bench_parse_common(c, optarg, &p->cm);
 		if (ret < 0)
 			goto bad;
@@ -55,8 +63,8 @@ static int parse_args(int argc, char **argv, struct params *p)
 			if (bench_parse_int(optarg, 1, MAX_REPS, &p->reps))
 				goto bad;
 			break;
-		case 'a':
-			if (bench_parse_size(optarg, &p->accesses))
+		case 'i':
+			if (bench_parse_int(optarg, 0, 10000000, &p->interval_us))
 				goto bad;
 			break;
 		case 'A':
@@ -127,10 +135,12 @@ static uint64_t run_vcpus(struct vcpu_job *jobs, int n)
 struct ager {
 	struct kmmu_vm *vm;
 	uint64_t size;
+	unsigned int interval_us;
 	volatile int stop;
 	uint64_t passes;
 };
 
+/* An aging pass, then a pause, as the host's reclaim would do them. */
 static void *ager_thread(void *arg)
 {
 	struct ager *a = arg;
@@ -138,26 +148,26 @@ static void *ager_thread(void *arg)
 	while (!a->stop) {
 		must(kmmu_vm_age(a->vm, GUEST_GPA, a->size, 0, 0, NULL, NULL), "age");
 		a->passes++;
+		usleep(a->interval_us);
 	}
 	return NULL;
 }
 
-/* vCPU accesses per second while @path aging runs beside them (-1: none). */
-static double throughput(struct kmmu_vm *vm, struct vcpu_job *jobs, int n, uint64_t size,
-			 int path, uint64_t *passes)
+/*
+ * Pages per second the vCPUs fault back in while @path aging (-1: none)
+ * runs beside them; the aging passes done meanwhile in *@passes.
+ */
+static double fault_in_rate(struct kmmu_vm *vm, struct vcpu_job *jobs, int n, uint64_t size,
+			    int path, unsigned int interval_us, uint64_t *passes)
 {
-	struct ager a = { .vm = vm, .size = size };
+	struct ager a = { .vm = vm, .size = size, .interval_us = interval_us };
 	pthread_t t;
 	uint64_t ns;
-	int i;
 
+	must(kmmu_vm_zap(vm, GUEST_GPA, size, 0, 0), "zap");
 	if (path >= 0) {
 		must(kmmu_vm_enable_cap(vm, KMMU_CAP_LOCKLESS_AGING, path), "aging path");
 		pthread_create(&t, NULL, ager_thread, &a);
-	}
-	for (i = 0; i < n; i++) {
-		jobs[i].wl.pattern = KMMU_PATTERN_RANDOM;
-		jobs[i].wl.seed++;
 	}
 	ns = run_vcpus(jobs, n);
 	if (path >= 0) {
@@ -165,7 +175,7 @@ static double throughput(struct kmmu_vm *vm, struct vcpu_job *jobs, int n, uint6
 		pthread_join(t, NULL);
 	}
 	*passes = a.passes;
-	return (double)jobs[0].wl.iterations * (jobs[0].wl.size / PAGE) * n / (ns / 1e9);
+	return (double)(size / PAGE) / (ns / 1e9);
 }
 
 int main(int argc, char **argv)
@@ -178,11 +188,12 @@ int main(int argc, char **argv)
 			.format = KMMU_SPTE_FORMAT_DEFAULT,
 		},
 		.reps = 5,
-		.accesses = 2000000,
+		.interval_us = 1000,
 	};
 	struct vcpu_job jobs[KMMU_LIB_MAX_VCPUS] = {};
-	uint64_t total, pages, ns[2][MAX_REPS], young, old, passes;
-	double floor_ns, tput[3];
+	uint64_t total, pages, ns[2][MAX_REPS], young, old, passes[3] = {};
+	double floor_ns, rate[3][MAX_REPS];
+	static const char * const path_name[] = { "no aging", "locked aging", "lockless aging" };
 	struct kmmu_vm_config cfg;
 	struct kmmu_mem mem;
 	struct kmmu_vm *vm;
@@ -237,16 +248,20 @@ int main(int argc, char **argv)
 		}
 	}
 
-	for (i = 0; i < p.cm.vcpus; i++) {
-		uint64_t steps = p.accesses / (p.cm.bytes_per_vcpu / PAGE);
+	/* Each repetition starts with a different path, so none always goes first. */
+	for (i = 0; i < p.cm.vcpus; i++)
+		jobs[i].wl.write_percent = 100;
+	for (r = 0; r < p.reps; r++) {
+		for (i = 0; i < 3; i++) {
+			uint64_t n;
 
-		jobs[i].wl.iterations = steps ? steps : 1;
-	}
-	for (path = -1; path < 2; path++) {
-		tput[path + 1] = throughput(vm, jobs, p.cm.vcpus, total, path, &passes);
-		printf("vCPU throughput, %-17s %10.0f accesses/s (%llu aging passes meanwhile)\n",
-		       path < 0 ? "no aging:" : path ? "lockless aging:" : "locked aging:",
-		       tput[path + 1], (unsigned long long)passes);
+			path = (r + i) % 3;
+			rate[path][r] = fault_in_rate(vm, jobs, p.cm.vcpus, total, path - 1,
+						       p.interval_us, &n);
+			passes[path] += n;
+			printf("fault-in %d, %-15s %10.0f pages/s (%llu aging passes meanwhile)\n",
+			       r + 1, path_name[path], rate[path][r], (unsigned long long)n);
+		}
 	}
 
 	printf("\nsummary (median of %d passes, per 4 KiB page):\n", p.reps);
@@ -256,8 +271,11 @@ int main(int argc, char **argv)
 	printf("  aging pass, lockless      %8.2f ns/4K  (%5.1fx floor)\n",
 	       (double)bench_median(ns[1], p.reps) / pages,
 	       (double)bench_median(ns[1], p.reps) / pages / floor_ns);
-	printf("  vCPU throughput with locked aging:   %.2fx of none\n", tput[1] / tput[0]);
-	printf("  vCPU throughput with lockless aging: %.2fx of none\n", tput[2] / tput[0]);
+	for (path = 0; path < 3; path++)
+		printf("  vCPU fault-in, %-15s %10.0f pages/s  (%.2fx of no aging; %llu passes)\n",
+		       path_name[path], bench_median_d(rate[path], p.reps),
+		       bench_median_d(rate[path], p.reps) / bench_median_d(rate[0], p.reps),
+		       (unsigned long long)passes[path]);
 	printf("  floor: %.2f ns/entry\n", floor_ns);
 
 	kmmu_vm_free(vm);

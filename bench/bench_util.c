@@ -136,3 +136,16 @@ uint64_t bench_median(uint64_t *v, int n)
 	qsort(v, n, sizeof(*v), cmp_u64);
 	return v[n / 2];
 }
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+double bench_median_d(double *v, int n)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	return v[n / 2];
+}

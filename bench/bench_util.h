@@ -39,6 +39,8 @@ int bench_parse_int(const char *s, int lo, int hi, int *out);
 
 /* "1g", "512m", "4096": bytes; -EINVAL when it is none of those. */
 int bench_parse_size(const char *s, uint64_t *out);
+/* The median of @n values; sorts @v. */
 uint64_t bench_median(uint64_t *v, int n);
+double bench_median_d(double *v, int n);
 
 #endif /* KMMU_BENCH_UTIL_H */
