@@ -141,6 +141,7 @@ static int kmmu_get_and_reset_dirty_log(struct kmmu *kmmu, struct kmmu_memory_sl
 int kmmu_get_dirty_log(struct kmmu *kmmu, const struct kmmu_dirty_log *log)
 {
 	struct kmmu_memory_slot *slot;
+	unsigned long longs, i;
 	int ret = -ENOENT;
 
 	if (READ_ONCE(kmmu->dirty_ring_size))
@@ -158,8 +159,15 @@ int kmmu_get_dirty_log(struct kmmu *kmmu, const struct kmmu_dirty_log *log)
 		kmmu_tdp_mmu_harvest_dirty(kmmu, slot, false);
 		read_unlock(&kmmu->mmu_lock);
 	}
-	ret = os_copy_to_user(log->dirty_bitmap, slot->dirty_bitmap,
-			      kmmu_dirty_bitmap_longs(slot) * sizeof(long));
+	/*
+	 * vCPUs set bits meanwhile: a snapshot word by word, each read once,
+	 * into the buffer half (slots_lock keeps CLEAR out of it).
+	 */
+	longs = kmmu_dirty_bitmap_longs(slot);
+	for (i = 0; i < longs; i++)
+		slot->dirty_bitmap[longs + i] = READ_ONCE(slot->dirty_bitmap[i]);
+	ret = os_copy_to_user(log->dirty_bitmap, slot->dirty_bitmap + longs,
+			      longs * sizeof(long));
 out:
 	mutex_unlock(&kmmu->slots_lock);
 	return ret;

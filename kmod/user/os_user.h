@@ -29,6 +29,19 @@ typedef unsigned long long u64;
 typedef int32_t s32;
 typedef long long s64;
 
+#ifdef __SANITIZE_THREAD__
+/*
+ * liburcu publishes with a barrier and a volatile store, which TSan takes
+ * for plain accesses: say release/acquire instead, so that what was built
+ * before a pointer was published happens-before what is read through it.
+ * Here, before any inline helper below uses them.
+ */
+#undef rcu_dereference
+#undef rcu_assign_pointer
+#define rcu_dereference(p)		__atomic_load_n(&(p), __ATOMIC_ACQUIRE)
+#define rcu_assign_pointer(p, v)	__atomic_store_n(&(p), (v), __ATOMIC_RELEASE)
+#endif
+
 #ifndef EHWPOISON
 #define EHWPOISON 133
 #endif
@@ -339,17 +352,6 @@ static inline void srcu_read_unlock(struct srcu_struct *s, int idx)
 
 #define synchronize_srcu(s)		synchronize_rcu()
 
-#ifdef __SANITIZE_THREAD__
-/*
- * liburcu publishes with a barrier and a volatile store, which TSan takes
- * for plain accesses: say release/acquire instead, so that what was built
- * before a pointer was published happens-before what is read through it.
- */
-#undef rcu_dereference
-#undef rcu_assign_pointer
-#define rcu_dereference(p)		__atomic_load_n(&(p), __ATOMIC_ACQUIRE)
-#define rcu_assign_pointer(p, v)	__atomic_store_n(&(p), (v), __ATOMIC_RELEASE)
-#endif
 #define srcu_dereference(p, s)		rcu_dereference(p)
 #define rcu_dereference_protected(p, c)	(p)
 #define rcu_access_pointer(p)		READ_ONCE(p)

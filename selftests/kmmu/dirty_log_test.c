@@ -176,6 +176,7 @@ FIXTURE_SETUP(dirty_log)
 	int i;
 
 	KMMU_REQUIRE_BACKEND();
+	KMMU_REQUIRE_FORMAT(&variant->cfg);
 	ASSERT_EQ(0, kmmu_vm_create(&variant->cfg, &self->vm));
 	/* THP: a slot that does not log yet is mapped with 2M leaves where it can. */
 	ASSERT_EQ(0, kmmu_mem_alloc(&self->mem, KMMU_BACKING_ANON_THP, LOG_SIZE + PLAIN_SIZE));
