@@ -84,9 +84,9 @@ $(BUILD)/$(1)/kmmu/%: $(BUILD)/$(1)/obj/selftests/kmmu/%.o $(BUILD)/$(1)/libkmmu
 	$$(CC) $$(CFLAGS_$(1)) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LDLIBS)
 
 $(BUILD)/$(1)/bench/%: $(BUILD)/$(1)/obj/bench/%.o $(BUILD)/$(1)/obj/bench/bench_util.o \
-		       $(BUILD)/$(1)/libkmmu.a
+		       $(BUILD)/$(1)/obj/bench/results.o $(BUILD)/$(1)/libkmmu.a
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CFLAGS_$(1)) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LDLIBS)
+	$$(CC) $$(CFLAGS_$(1)) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LDLIBS) -ljansson
 
 $(BUILD)/$(1)/fuzz/%: $(BUILD)/$(1)/obj/selftests/fuzz/%.o $(BUILD)/$(1)/libkmmu.a
 	@mkdir -p $$(dir $$@)
@@ -111,12 +111,18 @@ vm-test: deps
 # prefaulted, then 2 vCPUs on disjoint halves against one vCPU on the
 # whole; dirty logging on 1 GiB of 1G pages in both tracking modes; aging
 # passes, locked and lockless.
+# Every driver appends to one JSON document under results/ (schema:
+# bench/README.md); a table of it is printed at the end.
+RESULTS		:= results/$(shell date -u +%Y%m%dT%H%M%SZ)-$(shell git rev-parse --short HEAD 2>/dev/null || echo nogit).json
+
 bench: deps $(BENCH_BINS)
-	$(BUILD)/rel/bench/populate -v 1 -b 1g
-	$(BUILD)/rel/bench/populate -v 2 -b 512m -p yes --scaling
-	$(BUILD)/rel/bench/dirty_log -m wrprot
-	$(BUILD)/rel/bench/dirty_log -m dbit
-	$(BUILD)/rel/bench/aging
+	@mkdir -p results
+	$(BUILD)/rel/bench/populate -v 1 -b 1g -o $(RESULTS)
+	$(BUILD)/rel/bench/populate -v 2 -b 512m -p yes --scaling -o $(RESULTS)
+	$(BUILD)/rel/bench/dirty_log -m wrprot -o $(RESULTS)
+	$(BUILD)/rel/bench/dirty_log -m dbit -o $(RESULTS)
+	$(BUILD)/rel/bench/aging -o $(RESULTS)
+	@python3 bench/report.py $(RESULTS)
 
 clean:
 	rm -rf $(BUILD)

@@ -192,7 +192,11 @@ int main(int argc, char **argv)
 	};
 	struct vcpu_job jobs[KMMU_LIB_MAX_VCPUS] = {};
 	uint64_t total, pages, ns[2][MAX_REPS], young, old, passes[3] = {};
-	double floor_ns, rate[3][MAX_REPS];
+	double floor_ns, rate[3][MAX_REPS], floor_samples[BENCH_FLOOR_RUNS];
+	struct bench_results *res = bench_results_new("aging");
+	static const char * const rate_metric[] = {
+		"fault_in_no_aging", "fault_in_locked_aging", "fault_in_lockless_aging"
+	};
 	static const char * const path_name[] = { "no aging", "locked aging", "lockless aging" };
 	struct kmmu_vm_config cfg;
 	struct kmmu_mem mem;
@@ -212,7 +216,12 @@ int main(int argc, char **argv)
 	       kmmu_backend_name(), kmmu_backing_name(p.cm.backing), p.cm.vcpus,
 	       (unsigned long long)p.cm.bytes_per_vcpu, p.reps,
 	       p.flags & KMMU_VM_AD_DISABLED ? " A/D off" : "");
-	floor_ns = bench_floor_locked_rmw(pages);
+	if (!res)
+		return 1;
+	bench_common_params(res, &p.cm);
+	bench_results_param_str(res, "ad", p.flags & KMMU_VM_AD_DISABLED ? "off" : "on");
+	floor_ns = bench_floor_locked_rmw(pages, floor_samples);
+	bench_results_floor(res, "locked_rmw", pages, floor_samples, BENCH_FLOOR_RUNS);
 	printf("floor: one locked RMW per 8-byte entry, %llu entries in 4 KiB pages: %.2f ns/entry\n",
 	       (unsigned long long)pages, floor_ns);
 
@@ -264,6 +273,13 @@ int main(int argc, char **argv)
 		}
 	}
 
+	bench_add_per_page(res, "aging_pass_locked", ns[0], p.reps, pages, "locked_rmw");
+	bench_add_per_page(res, "aging_pass_lockless", ns[1], p.reps, pages, "locked_rmw");
+	bench_results_param_int(res, "aging_interval_us", p.interval_us);
+	for (path = 0; path < 3; path++)
+		bench_results_add(res, rate_metric[path], "pages/s", false, rate[path], p.reps,
+				  NULL);
+
 	printf("\nsummary (median of %d passes, per 4 KiB page):\n", p.reps);
 	printf("  aging pass, locked        %8.2f ns/4K  (%5.1fx floor)\n",
 	       (double)bench_median(ns[0], p.reps) / pages,
@@ -280,5 +296,5 @@ int main(int argc, char **argv)
 
 	kmmu_vm_free(vm);
 	kmmu_mem_free(&mem);
-	return 0;
+	return bench_results_finish(res, &p.cm);
 }

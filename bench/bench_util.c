@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* The same-run floors and small helpers of the bench drivers. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -8,7 +9,7 @@
 #include "bench_util.h"
 #include "kmmu_lib.h"
 
-#define FLOOR_RUNS	5
+#define FLOOR_RUNS	BENCH_FLOOR_RUNS
 
 static uint64_t *floor_entries(uint64_t entries, size_t *bytes)
 {
@@ -22,7 +23,7 @@ static uint64_t *floor_entries(uint64_t entries, size_t *bytes)
 	return e;
 }
 
-static double floor_run(uint64_t entries, bool cmpxchg)
+static double floor_run(uint64_t entries, bool cmpxchg, double *samples)
 {
 	uint64_t ns[FLOOR_RUNS], i, t0, *e;
 	size_t bytes;
@@ -44,19 +45,56 @@ static double floor_run(uint64_t entries, bool cmpxchg)
 			}
 		}
 		ns[r] = kmmu_now_ns() - t0;
+		if (samples)
+			samples[r] = (double)ns[r] / entries;
 	}
 	munmap(e, bytes);
 	return (double)bench_median(ns, FLOOR_RUNS) / entries;
 }
 
-double bench_floor_cmpxchg(uint64_t entries)
+double bench_floor_cmpxchg(uint64_t entries, double *samples)
 {
-	return floor_run(entries, true);
+	return floor_run(entries, true, samples);
 }
 
-double bench_floor_locked_rmw(uint64_t entries)
+double bench_floor_locked_rmw(uint64_t entries, double *samples)
 {
-	return floor_run(entries, false);
+	return floor_run(entries, false, samples);
+}
+
+void bench_common_params(struct bench_results *r, const struct bench_common *cm)
+{
+	bench_results_param_int(r, "vcpus", cm->vcpus);
+	bench_results_param_int(r, "bytes_per_vcpu", cm->bytes_per_vcpu);
+	bench_results_param_str(r, "backing", kmmu_backing_name(cm->backing));
+	bench_results_param_str(r, "spte_format", cm->format == KMMU_SPTE_FORMAT_EPT ? "ept" :
+				cm->format == KMMU_SPTE_FORMAT_NPT ? "npt" : "default");
+}
+
+void bench_add_per_page(struct bench_results *r, const char *metric, const uint64_t *ns, int n,
+			uint64_t pages, const char *floor)
+{
+	double v[1000];
+	int i;
+
+	for (i = 0; i < n && i < 1000; i++)
+		v[i] = (double)ns[i] / pages;
+	bench_results_add(r, metric, "ns/4K", true, v, i, floor);
+}
+
+int bench_results_finish(struct bench_results *r, const struct bench_common *cm)
+{
+	int ret = 0;
+
+	if (r && cm->out) {
+		ret = bench_results_write(r, cm->out);
+		if (ret)
+			fprintf(stderr, "cannot write results to %s: %s\n", cm->out, strerror(-ret));
+		else
+			printf("results: appended to %s\n", cm->out);
+	}
+	bench_results_free(r);
+	return !!ret;
 }
 
 int bench_parse_int(const char *s, int lo, int hi, int *out)
@@ -85,6 +123,9 @@ int bench_parse_common(int c, const char *arg, struct bench_common *cm)
 		if (kmmu_backing_parse(arg, &b) || b == KMMU_BACKING_PFNMAP)
 			return -EINVAL;
 		cm->backing = b;
+		return 1;
+	case 'o':
+		cm->out = arg;
 		return 1;
 	case 'F':
 		if (!strcmp(arg, "ept"))

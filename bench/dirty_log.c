@@ -260,9 +260,10 @@ int main(int argc, char **argv)
 		.split_chunk = 64ULL << 20,
 	};
 	uint64_t en[MAX_REPS], dis[MAX_REPS], get[MAX_REPS], clr[MAX_REPS], dirty[MAX_REPS];
+	struct bench_results *res = bench_results_new("dirty_log");
+	double floor_ns, floor_samples[BENCH_FLOOR_RUNS];
 	struct run_result r;
 	uint64_t pages;
-	double floor_ns;
 	int i;
 
 	if (parse_args(argc, argv, &p))
@@ -277,7 +278,16 @@ int main(int argc, char **argv)
 	       kmmu_backing_name(p.cm.backing), p.cm.vcpus, (unsigned long long)p.cm.bytes_per_vcpu,
 	       p.mode == KMMU_DIRTY_LOG_MODE_DBIT ? "dbit" : "wrprot", p.manual,
 	       (unsigned long long)p.split_chunk, p.iterations, p.reps);
-	floor_ns = bench_floor_locked_rmw(pages);
+	if (!res)
+		return 1;
+	bench_common_params(res, &p.cm);
+	bench_results_param_int(res, "iterations", p.iterations);
+	bench_results_param_int(res, "write_percent", p.write_percent);
+	bench_results_param_str(res, "manual_protect", p.manual ? "yes" : "no");
+	bench_results_param_str(res, "mode", p.mode == KMMU_DIRTY_LOG_MODE_DBIT ? "dbit" : "wrprot");
+	bench_results_param_int(res, "split_chunk", p.split_chunk);
+	floor_ns = bench_floor_locked_rmw(pages, floor_samples);
+	bench_results_floor(res, "locked_rmw", pages, floor_samples, BENCH_FLOOR_RUNS);
 	printf("floor: one locked RMW per 8-byte entry, %llu entries in 4 KiB pages: %.2f ns/entry\n",
 	       (unsigned long long)pages, floor_ns);
 
@@ -291,6 +301,13 @@ int main(int argc, char **argv)
 		fflush(stdout);
 	}
 
+	bench_add_per_page(res, "enable_logging", en, p.reps, pages, "locked_rmw");
+	bench_add_per_page(res, "get_dirty_log", get, p.reps, pages, "locked_rmw");
+	if (p.manual)
+		bench_add_per_page(res, "clear_dirty_log", clr, p.reps, pages, "locked_rmw");
+	bench_add_per_page(res, "disable_logging", dis, p.reps, pages, "locked_rmw");
+	bench_add_per_page(res, "dirty_memory", dirty, p.reps, pages, "locked_rmw");
+
 	printf("\nsummary (median of %d runs, per 4 KiB page of guest memory):\n", p.reps);
 	report("enable logging (+ split)", en, p.reps, pages, floor_ns);
 	report("get dirty log", get, p.reps, pages, floor_ns);
@@ -299,5 +316,5 @@ int main(int argc, char **argv)
 	report("disable logging (+ recovery)", dis, p.reps, pages, floor_ns);
 	report("dirty memory (vCPU pass)", dirty, p.reps, pages, floor_ns);
 	printf("  floor: %.2f ns/entry\n", floor_ns);
-	return 0;
+	return bench_results_finish(res, &p.cm);
 }

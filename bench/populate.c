@@ -206,22 +206,32 @@ out_mem:
 	return ns;
 }
 
-/* Run one figure p->reps times, print each, return the median wall time. */
-static uint64_t figure(const struct params *p, const char *label, int nvcpus, uint64_t total,
-		       bool prefault)
+/*
+ * Run one figure p->reps times, print each, add it to @res as @metric
+ * (ns per fault per vCPU), return the median wall time; the wall times in
+ * @ns when not NULL.
+ */
+static uint64_t figure(const struct params *p, struct bench_results *res, const char *metric,
+		       const char *label, int nvcpus, uint64_t total, bool prefault, uint64_t *out)
 {
 	uint64_t ns[1000], faults = total / PAGE;
+	double per[1000];
 	int r;
 
 	for (r = 0; r < p->reps; r++) {
 		ns[r] = populate_once(p, nvcpus, total, prefault);
 		if (!ns[r])
 			exit(1);
+		per[r] = (double)ns[r] * nvcpus / faults;
 		printf("%-28s rep %d: %2d vCPU %9llu faults %9.1f ms %8.1f ns/fault\n", label,
-		       r + 1, nvcpus, (unsigned long long)faults, ns[r] / 1e6,
-		       (double)ns[r] * nvcpus / faults);
+		       r + 1, nvcpus, (unsigned long long)faults, ns[r] / 1e6, per[r]);
 		fflush(stdout);
+		if (out)
+			out[r] = ns[r];
 	}
+	bench_results_param_int(res, "fault_vcpus", nvcpus);
+	bench_results_param_str(res, "prefaulted", prefault ? "yes" : "no");
+	bench_results_add(res, metric, "ns/fault", true, per, p->reps, "cmpxchg");
 	return bench_median(ns, p->reps);
 }
 
@@ -239,7 +249,10 @@ int main(int argc, char **argv)
 		.scaling = false,
 	};
 	uint64_t total, faults, med_pre = 0, med_nopre = 0, med_one = 0;
-	double floor_ns;
+	uint64_t ns_pre[1000], ns_one[1000];
+	double floor_ns, floor_samples[BENCH_FLOOR_RUNS], ratio[1000];
+	struct bench_results *res = bench_results_new("populate");
+	int r;
 
 	if (parse_args(argc, argv, &p))
 		return 2;
@@ -255,16 +268,30 @@ int main(int argc, char **argv)
 	       p.cm.format == KMMU_SPTE_FORMAT_NPT ? "npt" : p.cm.format == KMMU_SPTE_FORMAT_EPT ?
 	       "ept" : "default", kmmu_backing_name(p.cm.backing), p.cm.vcpus,
 	       (unsigned long long)p.cm.bytes_per_vcpu, p.reps);
-	floor_ns = bench_floor_cmpxchg(faults);
+	if (!res)
+		return 1;
+	bench_common_params(res, &p.cm);
+	floor_ns = bench_floor_cmpxchg(faults, floor_samples);
+	bench_results_floor(res, "cmpxchg", faults, floor_samples, BENCH_FLOOR_RUNS);
 	printf("floor: one cmpxchg per 8-byte entry, %llu entries in 4 KiB pages: %.2f ns/entry\n",
 	       (unsigned long long)faults, floor_ns);
 
 	if (p.prefault != 0)
-		med_pre = figure(&p, "prefaulted", p.cm.vcpus, total, true);
+		med_pre = figure(&p, res, "populate", "prefaulted", p.cm.vcpus, total, true,
+				 ns_pre);
 	if (p.prefault != 1)
-		med_nopre = figure(&p, "not prefaulted", p.cm.vcpus, total, false);
-	if (p.scaling)
-		med_one = figure(&p, "prefaulted, 1 vCPU, all", 1, total, true);
+		med_nopre = figure(&p, res, "populate", "not prefaulted", p.cm.vcpus, total,
+				   false, NULL);
+	if (p.scaling) {
+		med_one = figure(&p, res, "populate", "prefaulted, 1 vCPU, all", 1, total, true,
+				 ns_one);
+		/* Pages per second with all vCPUs over with one, repetition by repetition. */
+		for (r = 0; med_pre && r < p.reps; r++)
+			ratio[r] = (double)ns_one[r] / ns_pre[r];
+		bench_results_param_int(res, "fault_vcpus", p.cm.vcpus);
+		if (med_pre)
+			bench_results_add(res, "scaling", "x", false, ratio, p.reps, NULL);
+	}
 
 	printf("\nsummary (median of %d):\n", p.reps);
 	if (med_pre)
@@ -279,5 +306,5 @@ int main(int argc, char **argv)
 		printf("  scaling: %d vCPUs fault %.2fx as many pages per second as 1 vCPU\n",
 		       p.cm.vcpus, (double)med_one / med_pre);
 	printf("  floor: %.2f ns/entry\n", floor_ns);
-	return 0;
+	return bench_results_finish(res, &p.cm);
 }

@@ -4,7 +4,8 @@
 #   scripts/install-deps.sh [group...]    groups: build, kernel, vm (default: all)
 set -eu
 
-pkgs_build="gcc make liburcu-dev linux-libc-dev clang libclang-rt-14-dev"
+pkgs_build="gcc make liburcu-dev linux-libc-dev clang libclang-rt-14-dev libjansson-dev
+	    python3-jsonschema git"
 pkgs_kernel="linux-source-6.1 linux-headers-amd64 sparse xz-utils"
 pkgs_vm="qemu-system-x86 busybox-static cpio stress-ng linux-image-amd64
 	 linux-image-6.12-amd64 linux-headers-6.12-amd64"

@@ -117,6 +117,40 @@ for bin in "$@"; do
 	run_ksft "$bin"
 done
 
+# Every bench driver once, tiny, on the user backend: its JSON must be a
+# valid results document with every figure the driver promises.
+bench_json() {
+	out=$BUILD/bench-test.json
+	rm -f "$out"
+	for run in "populate -b 8m -r 2 --scaling -v 2" \
+		   "dirty_log -b 8m -s anonymous_thp -r 2 -i 2" \
+		   "dirty_log -b 8m -s anonymous_thp -r 2 -i 2 -m dbit -g" \
+		   "aging -b 8m -r 2 -i 100"; do
+		# shellcheck disable=SC2086
+		KMMU_BACKEND=user "$BUILD/rel/bench/"$run -o "$out" || return 1
+	done
+	python3 bench/check_results.py "$out" populate:populate populate:scaling \
+		dirty_log:enable_logging dirty_log:get_dirty_log dirty_log:clear_dirty_log \
+		dirty_log:disable_logging dirty_log:dirty_memory aging:aging_pass_locked \
+		aging:aging_pass_lockless aging:fault_in_no_aging aging:fault_in_locked_aging \
+		aging:fault_in_lockless_aging
+}
+
+# A bad flag or value: a usage message and exit status 2, from every driver.
+bench_bad_flags() {
+	for run in "populate -x" "populate -v 0" "populate -b 5000" "dirty_log -m nope" \
+		   "dirty_log -i 0" "aging -r 0" "aging -i -1" "populate -s nope" "aging extra"; do
+		# shellcheck disable=SC2086
+		KMMU_BACKEND=user "$BUILD/rel/bench/"$run >"$LOGS/bench-bad.out" 2>&1
+		rc=$?
+		grep -q usage "$LOGS/bench-bad.out" || { echo "$run: no usage"; return 1; }
+		[ "$rc" -eq 2 ] || { echo "$run: exit $rc, not 2"; return 1; }
+	done
+}
+
+check bench-json bench_json
+check bench-bad-flags bench_bad_flags
+
 # libFuzzer over the ioctl dispatch, a fixed number of runs from a fixed seed.
 fuzz() {
 	corpus=$BUILD/fuzz-corpus/$(basename "$1")

@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Print a kmmu bench results document as a table: each figure's median over
+its repetitions, its spread, and its ratio to the floor it is compared with.
+
+    bench/report.py results.json
+"""
+import json
+import statistics
+import sys
+
+# Parameters every figure of a bench shares are said once, in its heading.
+SHOWN = ("vcpus", "fault_vcpus", "bytes_per_vcpu", "backing", "mode", "manual_protect",
+         "prefaulted", "ad")
+
+
+def size(n):
+    for unit, shift in (("g", 30), ("m", 20), ("k", 10)):
+        if n and n % (1 << shift) == 0:
+            return "%d%s" % (n >> shift, unit)
+    return str(n)
+
+
+def describe(params):
+    out = []
+    for k in SHOWN:
+        if k in params:
+            v = params[k]
+            out.append("%s=%s" % (k, size(v) if k == "bytes_per_vcpu" else v))
+    return " ".join(out)
+
+
+def main(argv):
+    if len(argv) != 2:
+        print(__doc__.strip(), file=sys.stderr)
+        return 2
+    with open(argv[1]) as f:
+        doc = json.load(f)
+    host, commit = doc["host"], doc["commit"]
+    print("kmmu bench, commit %s%s on %s (%s, %d cores), backend %s, kernel %s"
+          % (commit["sha"][:12], " (dirty)" if commit["dirty"] else "", host["name"],
+             host["cpu_model"], host["cores"], host["backend"], host["kernel"]))
+    floors = {(f["run"], f["metric"]): statistics.median(f["samples"]) for f in doc["floors"]}
+    print()
+    print("%-30s %12s %-9s %8s %8s  %s" % ("figure", "median", "unit", "spread", "x floor",
+                                            "parameters"))
+    for r in doc["results"]:
+        med = statistics.median(r["samples"])
+        spread = (max(r["samples"]) - min(r["samples"])) / med * 100 if med else 0
+        floor = floors.get((r["run"], r.get("floor")))
+        print("%-30s %12.2f %-9s %7.1f%% %8s  %s"
+              % (r["bench"] + "." + r["metric"], med, r["unit"], spread,
+                 "%.1f" % (med / floor) if floor else "-", describe(r["params"])))
+    print()
+    for f in doc["floors"]:
+        print("floor of run %d (%s): %s %.2f ns/entry" % (f["run"], f["bench"], f["metric"],
+                                                         statistics.median(f["samples"])))
+    print("\nresults: %s" % argv[1])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
