@@ -149,11 +149,19 @@ for kv in $KMMU_VM_KERNELS; do
 		[ "$PRESSURE" = all ] || [ $((nth % nv)) -eq "$vi" ] && pressure=1
 		vi=$((vi + 1))
 		echo "# booting $name (pressure run: $pressure)"
-		timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu "$(cpu_model "$vendor")" \
-			-m 3G -smp 2 -nographic -no-reboot \
-			-kernel "/boot/vmlinuz-$kv" -initrd "$OUT/initramfs-$kv.cpio.gz" \
-			-append "console=ttyS0 quiet panic=-1 hugepagesz=2M hugepages=64 hugepagesz=1G hugepages=1 transparent_hugepage=always kmmu_vm_pressure=$pressure" \
-			</dev/null 2>&1 | tr -d '\r' >"$log"
+		# A kernel that dies before /init runs (TCG has been seen to oops
+		# in early text patching) has not run anything of kmmu's: boot it
+		# again, twice at most.  Anything later counts.
+		for try in 1 2 3; do
+			timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu "$(cpu_model "$vendor")" \
+				-m 3G -smp 2 -nographic -no-reboot \
+				-kernel "/boot/vmlinuz-$kv" -initrd "$OUT/initramfs-$kv.cpio.gz" \
+				-append "console=ttyS0 quiet panic=-1 hugepagesz=2M hugepages=64 hugepagesz=1G hugepages=1 transparent_hugepage=always kmmu_vm_pressure=$pressure" \
+				</dev/null 2>&1 | tr -d '\r' >"$log"
+			grep -q '^KMMU-VM: kernel' "$log" && break
+			echo "# $name: the kernel died before /init ran (boot $try):"
+			grep -E 'Oops|BUG|panic|RIP' "$log" | head -n 5 | sed 's/^/#   /'
+		done
 		check_boot "$name" "$log"
 	done
 	nth=$((nth + 1))
