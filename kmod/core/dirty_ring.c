@@ -135,27 +135,26 @@ void kmmu_vcpu_mark_page_dirty(struct kmmu_vcpu *vcpu, const struct kmmu_memory_
  * as the ring names it.  Userspace wrote the entry last: a slot that is
  * gone, does not log or is too small is skipped, like KVM does.
  */
-static bool kmmu_dirty_ring_reset_gfns(struct kmmu *kmmu, u32 slot_id, u64 offset,
+static void kmmu_dirty_ring_reset_gfns(struct kmmu *kmmu, u32 slot_id, u64 offset,
 				       unsigned long mask)
 {
 	u32 as_id = slot_id >> 16, id = slot_id & 0xffff;
 	struct kmmu_memory_slot *slot;
-	bool flush;
 
 	if (as_id >= KMMU_ADDRESS_SPACE_NUM || id >= KMMU_USER_MEM_SLOTS)
-		return false;
+		return;
 	/* slots_lock held: the slots cannot change. */
 	slot = rcu_dereference_protected(kmmu->memslots[as_id], 1)->by_id[id];
 	if (!slot || !kmmu_slot_logging(slot) || offset >= slot->npages ||
 	    __fls(mask) >= slot->npages - offset)
-		return false;
+		return;
 
+	/* The caller flushes whether or not an SPTE changed. */
 	read_lock(&kmmu->mmu_lock);
-	flush = kmmu_tdp_mmu_clear_dirty_bitmap(kmmu, slot, slot->base_gfn + offset, &mask,
+	kmmu_tdp_mmu_clear_dirty_bitmap(kmmu, slot, slot->base_gfn + offset, &mask,
 						min_t(u64, BITS_PER_LONG, slot->npages - offset),
 						kmmu->dirty_log_mode == KMMU_DIRTY_LOG_MODE_DBIT);
 	read_unlock(&kmmu->mmu_lock);
-	return flush;
 }
 
 /*
@@ -163,7 +162,7 @@ static bool kmmu_dirty_ring_reset_gfns(struct kmmu *kmmu, u32 slot_id, u64 offse
  * the first one userspace has not collected.  Consecutive pages of one
  * slot are protected in one walk, up to a word of them.
  */
-static u64 kmmu_dirty_ring_reset(struct kmmu *kmmu, struct kmmu_dirty_ring *ring, bool *flush)
+static u64 kmmu_dirty_ring_reset(struct kmmu *kmmu, struct kmmu_dirty_ring *ring)
 {
 	u64 cur_offset = 0, offset, count = 0;
 	u32 end, cur_slot = 0, slot;
@@ -191,14 +190,14 @@ static u64 kmmu_dirty_ring_reset(struct kmmu *kmmu, struct kmmu_dirty_ring *ring
 			continue;
 		}
 		if (mask)
-			*flush |= kmmu_dirty_ring_reset_gfns(kmmu, cur_slot, cur_offset, mask);
+			kmmu_dirty_ring_reset_gfns(kmmu, cur_slot, cur_offset, mask);
 		cur_slot = slot;
 		cur_offset = offset;
 		mask = 1;
 		cond_resched();
 	}
 	if (mask)
-		*flush |= kmmu_dirty_ring_reset_gfns(kmmu, cur_slot, cur_offset, mask);
+		kmmu_dirty_ring_reset_gfns(kmmu, cur_slot, cur_offset, mask);
 	return count;
 }
 
@@ -212,7 +211,6 @@ static u64 kmmu_dirty_ring_reset(struct kmmu *kmmu, struct kmmu_dirty_ring *ring
 long kmmu_reset_dirty_rings(struct kmmu *kmmu)
 {
 	struct kmmu_vcpu *vcpu;
-	bool flush = false;
 	u64 count = 0;
 	int i;
 
@@ -223,7 +221,7 @@ long kmmu_reset_dirty_rings(struct kmmu *kmmu)
 	for (i = 0; i < KMMU_MAX_VCPUS; i++) {
 		vcpu = rcu_dereference_protected(kmmu->vcpus[i], 1);
 		if (vcpu)
-			count += kmmu_dirty_ring_reset(kmmu, &vcpu->dirty_ring, &flush);
+			count += kmmu_dirty_ring_reset(kmmu, &vcpu->dirty_ring);
 	}
 	mutex_unlock(&kmmu->lock);
 	/*
@@ -231,7 +229,7 @@ long kmmu_reset_dirty_rings(struct kmmu *kmmu)
 	 * again.  Whether or not an SPTE changed: one that aging made
 	 * access-tracked lost W already, but a TLB may still allow writes.
 	 */
-	if (flush || count)
+	if (count)
 		kmmu_flush_remote_tlbs(kmmu);
 	mutex_unlock(&kmmu->slots_lock);
 	/* At most KMMU_MAX_VCPUS full rings. */
