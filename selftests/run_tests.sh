@@ -148,7 +148,25 @@ bench_bad_flags() {
 	done
 }
 
+# A results document that cannot be written, or is not a results document:
+# an error and a failed exit, and a foreign file left as it was.
+bench_bad_output() {
+	bad=$BUILD/bench-not-results.json
+	echo '{"schema": "something-else", "schema_version": 1}' >"$bad"
+	cp "$bad" "$bad.orig"
+	for out in "$bad" "$BUILD/no-such-dir/r.json"; do
+		if KMMU_BACKEND=user "$BUILD/rel/bench/aging" -b 4m -r 1 -i 100 -o "$out" \
+			>"$LOGS/bench-bad-out.out" 2>&1; then
+			echo "-o $out: exit 0"
+			return 1
+		fi
+		grep -q "$out" "$LOGS/bench-bad-out.out" || { echo "-o $out: no error"; return 1; }
+	done
+	cmp "$bad" "$bad.orig"
+}
+
 check bench-json bench_json
+check bench-bad-output bench_bad_output
 check bench-bad-flags bench_bad_flags
 
 # libFuzzer over the ioctl dispatch, a fixed number of runs from a fixed seed.
