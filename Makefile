@@ -24,7 +24,7 @@ UNIT_TESTS	:= $(sort $(basename $(notdir $(wildcard selftests/unit/*_test.c))))
 KMMU_TESTS	:= $(sort $(basename $(notdir $(wildcard selftests/kmmu/*_test.c))))
 # The concurrency tests, built once more under ThreadSanitizer.
 TSAN_TESTS	:= $(filter stress_test dirty_log_test,$(KMMU_TESTS))
-BENCHES		:= populate dirty_log aging
+BENCHES		:= populate dirty_log aging split floor
 
 # -Wno-unused-parameter: kernel-style callbacks and os.h hooks take
 # arguments that one host or the other does not use.
@@ -107,21 +107,15 @@ vm-test: deps
 	@$(MAKE) --no-print-directory $(VM_TEST_BINS)
 	@BUILD=$(BUILD) sh selftests/vm/run_vm_tests.sh $(VM_TEST_BINS)
 
-# The default suite: populate 1 GiB per vCPU, with and without the backing
-# prefaulted, then 2 vCPUs on disjoint halves against one vCPU on the
-# whole; dirty logging on 1 GiB of 1G pages in both tracking modes; aging
-# passes, locked and lockless.
-# Every driver appends to one JSON document under results/ (schema:
-# bench/README.md); a table of it is printed at the end.
+# The default suite (a few minutes at most on 2 cores), or BENCH_SUITE=full
+# (an hour or more): what each runs is in bench/suite.sh.  Every driver
+# appends to one JSON document under results/ (schema: bench/README.md); a
+# table of it is printed at the end.
 RESULTS		:= results/$(shell date -u +%Y%m%dT%H%M%SZ)-$(shell git rev-parse --short HEAD 2>/dev/null || echo nogit).json
 
 bench: deps $(BENCH_BINS)
 	@mkdir -p results
-	$(BUILD)/rel/bench/populate -v 1 -b 1g -o $(RESULTS)
-	$(BUILD)/rel/bench/populate -v 2 -b 512m -p yes --scaling -o $(RESULTS)
-	$(BUILD)/rel/bench/dirty_log -m wrprot -o $(RESULTS)
-	$(BUILD)/rel/bench/dirty_log -m dbit -o $(RESULTS)
-	$(BUILD)/rel/bench/aging -o $(RESULTS)
+	@BUILD=$(BUILD) BENCH_SUITE=$(or $(BENCH_SUITE),default) sh bench/suite.sh $(RESULTS)
 	@python3 bench/report.py $(RESULTS)
 
 clean:

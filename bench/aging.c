@@ -15,7 +15,6 @@
  * order, and the medians are compared.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,10 +22,9 @@
 #include <unistd.h>
 
 #include "bench_util.h"
-#include "kmmu_lib.h"
 
-#define GUEST_GPA	(1ULL << 32)
-#define PAGE		4096ULL
+#define GUEST_GPA	BENCH_GUEST_GPA
+#define PAGE		BENCH_PAGE
 #define MAX_REPS	100
 
 struct params {
@@ -39,98 +37,40 @@ struct params {
 static void help(const char *name)
 {
 	printf("usage: %s [-h] [-v vcpus] [-b bytes] [-s backing] [-r reps] [-i usecs]\n"
-	       "          [-F format] [-A]\n\n", name);
+	       "          [-F format] [-A] [-o results.json] [--pressure tool]\n\n", name);
 	printf(BENCH_COMMON_HELP);
 	printf(" -s: backing (default: anonymous, so every SPTE is a 4K leaf)\n");
 	printf(" -r: repetitions of each timed figure; the median is reported (default: 5)\n");
-	printf(" -i: pause between aging passes while the vCPUs fault (default: 1000)\n");
-	printf(" -A: A/D bits off (EPT only): aging marks SPTEs for access tracking\n");
-	printf("\nBackend: KMMU_BACKEND=dev|user (default: dev when /dev/kmmu exists).\n");
+	printf(" -i: pause between aging passes while the vCPUs fault, in microseconds\n"
+	       "     (default: 1000)\n");
+	printf(" -A: A/D bits off (EPT only): aging marks SPTEs for access tracking (default: on)\n");
+	printf(BENCH_BACKEND_HELP);
 }
 
-static int parse_args(int argc, char **argv, struct params *p)
+static int parse(int c, const char *arg, void *data)
 {
-	int c, ret;
+	struct params *p = data;
 
-	while ((c = getopt(argc, argv, "h" BENCH_COMMON_OPTS "r:i:A")) != -1) {
-		ret = bench_parse_common(c, optarg, &p->cm);
-		if (ret < 0)
-			goto bad;
-		if (ret)
-			continue;
-		switch (c) {
-		case 'r':
-			if (bench_parse_int(optarg, 1, MAX_REPS, &p->reps))
-				goto bad;
-			break;
-		case 'i':
-			if (bench_parse_int(optarg, 0, 10000000, &p->interval_us))
-				goto bad;
-			break;
-		case 'A':
-			p->flags |= KMMU_VM_AD_DISABLED;
-			p->cm.format = KMMU_SPTE_FORMAT_EPT;
-			break;
-		case 'h':
-			help(argv[0]);
-			exit(0);
-		default:
-			goto usage;
-		}
-	}
-	if (optind == argc)
+	switch (c) {
+	case 'r':
+		return bench_parse_int(arg, 1, MAX_REPS, &p->reps);
+	case 'i':
+		return bench_parse_int(arg, 0, 10000000, &p->interval_us);
+	case 'A':
+		p->flags |= KMMU_VM_AD_DISABLED;
+		p->cm.format = KMMU_SPTE_FORMAT_EPT;
 		return 0;
-bad:
-	fprintf(stderr, "%s: bad argument%s%s\n", argv[0], optarg ? ": " : "", optarg ?: "");
-usage:
-	help(argv[0]);
-	return -EINVAL;
-}
-
-static void must(int ret, const char *what)
-{
-	if (ret) {
-		fprintf(stderr, "aging: %s: %s\n", what, strerror(-ret));
-		exit(1);
+	default:
+		return -EINVAL;
 	}
 }
 
-struct vcpu_job {
-	struct kmmu_vcpu *vcpu;
-	struct kmmu_workload wl;
-	uint64_t ns;
-	int err;
+static const struct bench_args args = {
+	.name = "aging",
+	.opts = "r:i:A",
+	.parse = parse,
+	.help = help,
 };
-
-static void *vcpu_thread(void *arg)
-{
-	struct vcpu_job *j = arg;
-	struct kmmu_run run;
-	uint64_t t0 = kmmu_now_ns();
-
-	j->err = kmmu_vcpu_run_workload(j->vcpu, &j->wl, &run);
-	if (!j->err && run.exit_reason != KMMU_EXIT_DONE)
-		j->err = -EIO;
-	j->ns = kmmu_now_ns() - t0;
-	return NULL;
-}
-
-/* Run every vCPU's workload to the end; the slowest vCPU's time, in ns. */
-static uint64_t run_vcpus(struct vcpu_job *jobs, int n)
-{
-	pthread_t t[KMMU_LIB_MAX_VCPUS];
-	uint64_t ns = 0;
-	int i;
-
-	for (i = 0; i < n; i++)
-		pthread_create(&t[i], NULL, vcpu_thread, &jobs[i]);
-	for (i = 0; i < n; i++) {
-		pthread_join(t[i], NULL);
-		must(jobs[i].err, "vCPU");
-		ns = jobs[i].ns > ns ? jobs[i].ns : ns;
-	}
-	return ns;
-}
 
 struct ager {
 	struct kmmu_vm *vm;
@@ -146,7 +86,7 @@ static void *ager_thread(void *arg)
 	struct ager *a = arg;
 
 	while (!a->stop) {
-		must(kmmu_vm_age(a->vm, GUEST_GPA, a->size, 0, 0, NULL, NULL), "age");
+		bench_must(kmmu_vm_age(a->vm, GUEST_GPA, a->size, 0, 0, NULL, NULL), "age");
 		a->passes++;
 		usleep(a->interval_us);
 	}
@@ -157,25 +97,25 @@ static void *ager_thread(void *arg)
  * Pages per second the vCPUs fault back in while @path aging (-1: none)
  * runs beside them; the aging passes done meanwhile in *@passes.
  */
-static double fault_in_rate(struct kmmu_vm *vm, struct vcpu_job *jobs, int n, uint64_t size,
-			    int path, unsigned int interval_us, uint64_t *passes)
+static double fault_in_rate(struct bench_vm *bv, int path, unsigned int interval_us,
+			    uint64_t *passes)
 {
-	struct ager a = { .vm = vm, .size = size, .interval_us = interval_us };
+	struct ager a = { .vm = bv->vm, .size = bv->size, .interval_us = interval_us };
 	pthread_t t;
 	uint64_t ns;
 
-	must(kmmu_vm_zap(vm, GUEST_GPA, size, 0, 0), "zap");
+	bench_must(kmmu_vm_zap(bv->vm, GUEST_GPA, bv->size, 0, 0), "zap");
 	if (path >= 0) {
-		must(kmmu_vm_enable_cap(vm, KMMU_CAP_LOCKLESS_AGING, path), "aging path");
-		pthread_create(&t, NULL, ager_thread, &a);
+		bench_must(kmmu_vm_enable_cap(bv->vm, KMMU_CAP_LOCKLESS_AGING, path), "aging path");
+		bench_must(-pthread_create(&t, NULL, ager_thread, &a), "aging thread");
 	}
-	ns = run_vcpus(jobs, n);
+	ns = bench_vm_run(bv);
 	if (path >= 0) {
 		a.stop = 1;
 		pthread_join(t, NULL);
 	}
 	*passes = a.passes;
-	return (double)(size / PAGE) / (ns / 1e9);
+	return (double)(bv->size / PAGE) / (ns / 1e9);
 }
 
 int main(int argc, char **argv)
@@ -190,25 +130,24 @@ int main(int argc, char **argv)
 		.reps = 5,
 		.interval_us = 1000,
 	};
-	struct vcpu_job jobs[KMMU_LIB_MAX_VCPUS] = {};
 	uint64_t total, pages, ns[2][MAX_REPS], young, old, passes[3] = {};
-	double floor_ns, rate[3][MAX_REPS], floor_samples[BENCH_FLOOR_RUNS];
-	struct bench_results *res = bench_results_new("aging");
+	double floor_ns, rate[3][MAX_REPS];
+	struct bench_results *res;
 	static const char * const rate_metric[] = {
 		"fault_in_no_aging", "fault_in_locked_aging", "fault_in_lockless_aging"
 	};
 	static const char * const path_name[] = { "no aging", "locked aging", "lockless aging" };
 	struct kmmu_vm_config cfg;
-	struct kmmu_mem mem;
-	struct kmmu_vm *vm;
+	struct bench_vm bv;
 	int i, path, r;
 
-	if (parse_args(argc, argv, &p))
+	if (bench_parse_args(argc, argv, &args, &p.cm, &p))
 		return 2;
-	if (!kmmu_backend_available()) {
-		fprintf(stderr, "aging: backend %s not available\n", kmmu_backend_name());
+	if (bench_begin(&p.cm))
 		return 1;
-	}
+	res = bench_results_new("aging");
+	if (!res)
+		return 1;
 	total = p.cm.bytes_per_vcpu * p.cm.vcpus;
 	pages = total / PAGE;
 	cfg = (struct kmmu_vm_config){ .spte_format = p.cm.format, .flags = p.flags };
@@ -216,65 +155,53 @@ int main(int argc, char **argv)
 	       kmmu_backend_name(), kmmu_backing_name(p.cm.backing), p.cm.vcpus,
 	       (unsigned long long)p.cm.bytes_per_vcpu, p.reps,
 	       p.flags & KMMU_VM_AD_DISABLED ? " A/D off" : "");
-	if (!res)
-		return 1;
 	bench_common_params(res, &p.cm);
 	bench_results_param_str(res, "ad", p.flags & KMMU_VM_AD_DISABLED ? "off" : "on");
-	floor_ns = bench_floor_locked_rmw(pages, floor_samples);
-	bench_results_floor(res, "locked_rmw", pages, floor_samples, BENCH_FLOOR_RUNS);
-	printf("floor: one locked RMW per 8-byte entry, %llu entries in 4 KiB pages: %.2f ns/entry\n",
-	       (unsigned long long)pages, floor_ns);
+	floor_ns = bench_floor(res, BENCH_FLOOR_LOCKED_RMW, pages);
 
-	must(kmmu_mem_alloc(&mem, p.cm.backing, total), "backing");
-	must(kmmu_vm_create(&cfg, &vm), "VM");
-	must(kmmu_vm_set_memslot(vm, 0, 0, GUEST_GPA, total, mem.addr), "memslot");
-	for (i = 0; i < p.cm.vcpus; i++) {
-		must(kmmu_vcpu_create(vm, i, &jobs[i].vcpu), "vCPU");
-		jobs[i].wl = (struct kmmu_workload){
-			.gpa = GUEST_GPA + i * p.cm.bytes_per_vcpu,
-			.size = p.cm.bytes_per_vcpu,
-			.iterations = 1,
-			.write_percent = 50,
-			.pattern = KMMU_PATTERN_SEQUENTIAL,
-		};
+	bench_vm_create(&bv, p.cm.backing, total, &cfg);
+	bench_vm_setup(&bv, p.cm.vcpus);
+	for (i = 0; i < bv.nr_vcpus; i++) {
+		bv.vcpus[i].wl.write_percent = 50;
+		bv.vcpus[i].wl.value = 0;
 	}
-	run_vcpus(jobs, p.cm.vcpus);
+	bench_vm_run(&bv);
 
 	/* Each timed pass finds every page young: the vCPUs touch all between passes. */
 	for (path = 0; path < 2; path++) {
-		must(kmmu_vm_enable_cap(vm, KMMU_CAP_LOCKLESS_AGING, path), "aging path");
+		bench_must(kmmu_vm_enable_cap(bv.vm, KMMU_CAP_LOCKLESS_AGING, path), "aging path");
 		for (r = 0; r < p.reps; r++) {
-			for (i = 0; i < p.cm.vcpus; i++)
-				jobs[i].wl.pattern = KMMU_PATTERN_SEQUENTIAL;
-			run_vcpus(jobs, p.cm.vcpus);
+			bench_vm_run(&bv);
 			ns[path][r] = kmmu_now_ns();
-			must(kmmu_vm_age(vm, GUEST_GPA, total, 0, KMMU_AGE_FLUSH, &young, &old), "age");
+			bench_must(kmmu_vm_age(bv.vm, GUEST_GPA, total, 0, KMMU_AGE_FLUSH, &young,
+					       &old), "age");
 			ns[path][r] = kmmu_now_ns() - ns[path][r];
-			printf("%-8s pass %d: %8.3f ms, %llu young, %llu old, %.2f ns/4K\n",
-			       path ? "lockless" : "locked", r + 1, ns[path][r] / 1e6,
+			printf("%-8s pass %d/%d: %8.3f ms, %llu young, %llu old, %.2f ns/4K\n",
+			       path ? "lockless" : "locked", r + 1, p.reps, ns[path][r] / 1e6,
 			       (unsigned long long)young, (unsigned long long)old,
 			       (double)ns[path][r] / pages);
 		}
 	}
 
 	/* Each repetition starts with a different path, so none always goes first. */
-	for (i = 0; i < p.cm.vcpus; i++)
-		jobs[i].wl.write_percent = 100;
+	for (i = 0; i < bv.nr_vcpus; i++)
+		bv.vcpus[i].wl.write_percent = 100;
 	for (r = 0; r < p.reps; r++) {
 		for (i = 0; i < 3; i++) {
 			uint64_t n;
 
 			path = (r + i) % 3;
-			rate[path][r] = fault_in_rate(vm, jobs, p.cm.vcpus, total, path - 1,
-						       p.interval_us, &n);
+			rate[path][r] = fault_in_rate(&bv, path - 1, p.interval_us, &n);
 			passes[path] += n;
-			printf("fault-in %d, %-15s %10.0f pages/s (%llu aging passes meanwhile)\n",
-			       r + 1, path_name[path], rate[path][r], (unsigned long long)n);
+			printf("fault-in %d/%d, %-15s %10.0f pages/s (%llu aging passes "
+			       "meanwhile)\n", r + 1, p.reps, path_name[path], rate[path][r],
+			       (unsigned long long)n);
 		}
 	}
 
-	bench_add_per_page(res, "aging_pass_locked", ns[0], p.reps, pages, "locked_rmw");
-	bench_add_per_page(res, "aging_pass_lockless", ns[1], p.reps, pages, "locked_rmw");
+	bench_add_per_page(res, "aging_pass_locked", ns[0], p.reps, pages, BENCH_FLOOR_LOCKED_RMW);
+	bench_add_per_page(res, "aging_pass_lockless", ns[1], p.reps, pages,
+			   BENCH_FLOOR_LOCKED_RMW);
 	bench_results_param_int(res, "aging_interval_us", p.interval_us);
 	for (path = 0; path < 3; path++)
 		bench_results_add(res, rate_metric[path], "pages/s", false, rate[path], p.reps,
@@ -294,7 +221,6 @@ int main(int argc, char **argv)
 		       (unsigned long long)passes[path]);
 	printf("  floor: %.2f ns/entry\n", floor_ns);
 
-	kmmu_vm_free(vm);
-	kmmu_mem_free(&mem);
+	bench_vm_free(&bv);
 	return bench_results_finish(res, &p.cm);
 }

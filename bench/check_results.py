@@ -2,9 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0
 """Check a kmmu bench results document: valid against bench/results.schema.json,
 every figure's floor present in the document, and every metric named on the
-command line present.
+command line present (with the parameters named after it, when there are).
 
-    bench/check_results.py results.json [bench:metric ...]
+    bench/check_results.py results.json [bench:metric[:param=value...] ...]
 """
 import json
 import os
@@ -30,10 +30,12 @@ def main(argv):
             if "floor" in r and (r["run"], r["floor"]) not in floors:
                 errors.append("%s:%s compared with floor %s, which run %d did not measure"
                               % (r["bench"], r["metric"], r["floor"], r["run"]))
-        have = {(r["bench"], r["metric"]) for r in doc["results"]}
         for want in argv[2:]:
-            bench, _, metric = want.partition(":")
-            if (bench, metric) not in have:
+            bench, metric, *params = want.split(":")
+            params = [p.partition("=") for p in params]
+            if not any(r["bench"] == bench and r["metric"] == metric and
+                       all(str(r["params"].get(k)) == v for k, _, v in params)
+                       for r in doc["results"]):
                 errors.append("no figure %s" % want)
     for e in errors:
         print("%s: %s" % (argv[1], e), file=sys.stderr)

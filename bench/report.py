@@ -10,8 +10,10 @@ import statistics
 import sys
 
 # Parameters every figure of a bench shares are said once, in its heading.
-SHOWN = ("vcpus", "fault_vcpus", "bytes_per_vcpu", "backing", "mode", "manual_protect",
-         "prefaulted", "ad")
+SHOWN = ("vcpus", "fault_vcpus", "bytes_per_vcpu", "backing", "mode", "log", "manual_protect",
+         "prefaulted", "ad", "pressure")
+# Values not worth a word: the defaults of parameters added later.
+QUIET = {"pressure": "none", "log": "bitmap"}
 
 
 def size(n):
@@ -24,7 +26,7 @@ def size(n):
 def describe(params):
     out = []
     for k in SHOWN:
-        if k in params:
+        if k in params and QUIET.get(k) != params[k]:
             v = params[k]
             out.append("%s=%s" % (k, size(v) if k == "bytes_per_vcpu" else v))
     return " ".join(out)
@@ -42,15 +44,16 @@ def main(argv):
              host["cpu_model"], host["cores"], host["backend"], host["kernel"]))
     floors = {(f["run"], f["metric"]): statistics.median(f["samples"]) for f in doc["floors"]}
     print()
-    print("%-30s %12s %-9s %8s %8s  %s" % ("figure", "median", "unit", "spread", "x floor",
-                                            "parameters"))
+    print("%-30s %12s %-9s %8s %8s %-10s  %s" % ("figure", "median", "unit", "spread", "x floor",
+                                                  "floor", "parameters"))
     for r in doc["results"]:
         med = statistics.median(r["samples"])
         spread = (max(r["samples"]) - min(r["samples"])) / med * 100 if med else 0
         floor = floors.get((r["run"], r.get("floor")))
-        print("%-30s %12.2f %-9s %7.1f%% %8s  %s"
+        print("%-30s %12.2f %-9s %7.1f%% %8s %-10s  %s"
               % (r["bench"] + "." + r["metric"], med, r["unit"], spread,
-                 "%.1f" % (med / floor) if floor else "-", describe(r["params"])))
+                 "%.1f" % (med / floor) if floor else "-", r.get("floor", "-"),
+                 describe(r["params"])))
     print()
     for f in doc["floors"]:
         print("floor of run %d (%s): %s %.2f ns/entry" % (f["run"], f["bench"], f["metric"],

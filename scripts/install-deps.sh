@@ -8,7 +8,7 @@ pkgs_build="gcc make liburcu-dev linux-libc-dev clang libclang-rt-14-dev libjans
 	    python3-jsonschema git"
 pkgs_kernel="linux-source-6.1 linux-headers-amd64 sparse xz-utils"
 pkgs_vm="qemu-system-x86 busybox-static cpio stress-ng linux-image-amd64
-	 linux-image-6.12-amd64 linux-headers-6.12-amd64"
+	 linux-image-6.12-amd64 linux-headers-6.12-amd64 fio"
 
 want=""
 for group in ${*:-build kernel vm}; do

@@ -118,28 +118,53 @@ for bin in "$@"; do
 done
 
 # Every bench driver once, tiny, on the user backend: its JSON must be a
-# valid results document with every figure the driver promises.
+# valid results document with every figure the driver promises; one run
+# beside stress-ng and one beside fio (skipped when fio is not installed)
+# must say so in their figures' parameters.
 bench_json() {
 	out=$BUILD/bench-test.json
 	rm -f "$out"
-	for run in "populate -b 8m -r 2 --scaling -v 2" \
-		   "dirty_log -b 8m -s anonymous_thp -r 2 -i 2" \
-		   "dirty_log -b 8m -s anonymous_thp -r 2 -i 2 -m dbit -g" \
-		   "aging -b 8m -r 2 -i 100"; do
+	set -- "populate -b 8m -r 2 --scaling -v 2" \
+	       "dirty_log -b 8m -s anonymous_thp -r 2 -i 2" \
+	       "dirty_log -b 8m -s anonymous_thp -r 2 -i 2 -m dbit -g" \
+	       "dirty_log -b 8m -s anonymous_thp -r 2 -i 2 -l ring -R 256" \
+	       "aging -b 8m -r 2 -i 100" \
+	       "split -b 8m -r 2" \
+	       "split -b 8m -r 2 -s anonymous_thp -m dbit" \
+	       "floor -b 8m -r 2" \
+	       "split -b 4m -r 1 --pressure stress-ng"
+	want="populate:populate populate:scaling dirty_log:enable_logging
+	      dirty_log:get_dirty_log dirty_log:clear_dirty_log dirty_log:disable_logging
+	      dirty_log:dirty_memory dirty_log:collect_dirty_ring:log=ring
+	      dirty_log:reset_dirty_rings:log=ring:ring_entries=256 aging:aging_pass_locked
+	      aging:aging_pass_lockless aging:fault_in_no_aging aging:fault_in_locked_aging
+	      aging:fault_in_lockless_aging split:enable_logging:backing=anonymous_hugetlb_2mb
+	      split:disable_logging:backing=anonymous_thp split:huge_pages_split
+	      split:huge_pages_recovered floor:read floor:read_write floor:locked_rmw
+	      floor:cmpxchg split:enable_logging:pressure=stress-ng"
+	if command -v fio >/dev/null; then
+		set -- "$@" "floor -b 4m -r 1 --pressure fio"
+		want="$want floor:read:pressure=fio"
+	else
+		echo "fio is not installed: no run with --pressure fio"
+	fi
+	for run in "$@"; do
+		echo "== $run"
 		# shellcheck disable=SC2086
 		KMMU_BACKEND=user "$BUILD/rel/bench/"$run -o "$out" || return 1
 	done
-	python3 bench/check_results.py "$out" populate:populate populate:scaling \
-		dirty_log:enable_logging dirty_log:get_dirty_log dirty_log:clear_dirty_log \
-		dirty_log:disable_logging dirty_log:dirty_memory aging:aging_pass_locked \
-		aging:aging_pass_lockless aging:fault_in_no_aging aging:fault_in_locked_aging \
-		aging:fault_in_lockless_aging
+	# shellcheck disable=SC2086
+	python3 bench/check_results.py "$out" $want
 }
 
 # A bad flag or value: a usage message and exit status 2, from every driver.
 bench_bad_flags() {
 	for run in "populate -x" "populate -v 0" "populate -b 5000" "dirty_log -m nope" \
-		   "dirty_log -i 0" "aging -r 0" "aging -i -1" "populate -s nope" "aging extra"; do
+		   "dirty_log -i 0" "aging -r 0" "aging -i -1" "populate -s nope" "aging extra" \
+		   "populate --pressure bogus" "aging --pressure" "dirty_log -l nope" \
+		   "dirty_log -l ring -R 1000" "dirty_log -l ring -R 128" "dirty_log -R 256" \
+		   "dirty_log -l ring -g" "split -s anonymous" "split -e 0" "split -r 0" \
+		   "split -x" "floor -r 0" "floor extra" "floor --pressure bogus"; do
 		# shellcheck disable=SC2086
 		KMMU_BACKEND=user "$BUILD/rel/bench/"$run >"$LOGS/bench-bad.out" 2>&1
 		rc=$?
@@ -165,9 +190,45 @@ bench_bad_output() {
 	cmp "$bad" "$bad.orig"
 }
 
+# --pressure: a tool that is not installed is an error (exit 1), not a run
+# without pressure; a driver stopped by SIGINT stops its tool, every process
+# of it, and removes its files.
+bench_pressure() {
+	tmp=$BUILD/bench-pressure-tmp
+	log=$LOGS/bench-pressure.out
+	rm -rf "$tmp"
+	mkdir -p "$tmp"
+	PATH=/nonexistent KMMU_BACKEND=user "$BUILD/rel/bench/floor" -b 4m --pressure stress-ng \
+		>"$log" 2>&1
+	rc=$?
+	[ "$rc" -eq 1 ] || { echo "stress-ng not in PATH: exit $rc, not 1"; return 1; }
+	grep -q "stress-ng is not installed" "$log" || { echo "missing tool: no error"; return 1; }
+
+	TMPDIR=$tmp KMMU_BACKEND=user "$BUILD/rel/bench/dirty_log" -b 64m -s anonymous_thp -r 100 \
+		--pressure stress-ng >"$log" 2>&1 &
+	bench=$!
+	pid=""
+	for _ in $(seq 50); do
+		pid=$(sed -n 's/^pressure: stress-ng (pid \([0-9]*\)) running.*/\1/p' "$log")
+		[ -n "$pid" ] && grep -q '^run 1:' "$log" && break
+		sleep 0.1
+	done
+	kill -INT "$bench"
+	wait "$bench"
+	rc=$?
+	cat "$log"
+	[ -n "$pid" ] || { echo "stress-ng did not start"; return 1; }
+	[ "$rc" -eq 130 ] || { echo "SIGINT: exit $rc, not 130"; return 1; }
+	left=$(ps -e -o pgid=,stat=,comm= | awk -v g="$pid" '$1 == g && $2 !~ /^Z/')
+	[ -z "$left" ] || { echo "left running after SIGINT: $left"; return 1; }
+	[ -z "$(ls -A "$tmp")" ] || { echo "left in $tmp: $(ls -A "$tmp")"; return 1; }
+	rmdir "$tmp"
+}
+
 check bench-json bench_json
 check bench-bad-output bench_bad_output
 check bench-bad-flags bench_bad_flags
+check bench-pressure bench_pressure
 
 # libFuzzer over the ioctl dispatch, a fixed number of runs from a fixed seed.
 fuzz() {

@@ -1,0 +1,118 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# Run a bench suite: every driver of it appends to one results document.
+#
+#   BENCH_SUITE=default|full BUILD=build sh bench/suite.sh RESULTS.json
+#
+# default (a few minutes at most on 2 cores): the floors; populate 1 GiB
+#   per vCPU, with and without the backing prefaulted, then 2 vCPUs on
+#   disjoint halves against one vCPU on the whole; dirty logging on 1 GiB of
+#   1G pages in both tracking modes with the bitmap, and with the rings;
+#   eager split and recovery on 1 GiB of 2M and of 1G pages; aging passes,
+#   locked and lockless.
+# full (an hour or more): the same with 4 GiB, 4 vCPUs, every backing, both
+#   logs and tracking modes, split on 2M, 1G and THP; then a part of it
+#   again under --pressure stress-ng and under --pressure fio.  The dev
+#   backend needs 2M and 1G huge pages reserved for it.
+#
+# Before each driver a line "[i/N] driver options" goes to stderr, and after
+# it the time it took; the first driver that fails stops the suite, which
+# exits with that driver's status.
+set -u
+
+if [ $# -ne 1 ]; then
+	echo "usage: BENCH_SUITE=default|full BUILD=build sh bench/suite.sh RESULTS.json" >&2
+	exit 2
+fi
+out=$1
+suite=${BENCH_SUITE:-default}
+bin=${BUILD:-build}/rel/bench
+
+BACKINGS="anonymous anonymous_thp anonymous_hugetlb_2mb anonymous_hugetlb_1gb shmem"
+
+default_runs() {
+	echo "floor -b 1g"
+	echo "populate -v 1 -b 1g"
+	echo "populate -v 2 -b 512m -p yes --scaling"
+	echo "dirty_log -m wrprot"
+	echo "dirty_log -m dbit"
+	echo "dirty_log -m wrprot -l ring"
+	echo "split -s anonymous_hugetlb_2mb"
+	echo "split -s anonymous_hugetlb_1gb"
+	echo "aging"
+}
+
+# What runs again under each --pressure.
+pressure_runs() {
+	p="--pressure $1"
+	echo "floor -v 4 -b 1g $p"
+	echo "populate -v 4 -b 1g -p no $p"
+	echo "dirty_log -v 4 -b 1g -s anonymous_thp -m wrprot $p"
+	echo "dirty_log -v 4 -b 1g -s anonymous_thp -m wrprot -l ring $p"
+	echo "split -v 4 -b 1g -s anonymous_hugetlb_2mb $p"
+	echo "split -v 4 -b 1g -s anonymous_thp $p"
+	echo "aging -v 4 -b 1g $p"
+}
+
+full_runs() {
+	echo "floor -v 4 -b 1g"
+	for s in $BACKINGS; do
+		echo "populate -v 1 -b 4g -s $s"
+		echo "populate -v 4 -b 1g -p yes --scaling -s $s"
+	done
+	for s in $BACKINGS; do
+		for m in wrprot dbit; do
+			echo "dirty_log -v 4 -b 1g -s $s -m $m"
+			echo "dirty_log -v 4 -b 1g -s $s -m $m -l ring"
+		done
+	done
+	echo "dirty_log -v 4 -b 1g -m wrprot -g"
+	echo "dirty_log -v 4 -b 1g -m wrprot -e 0"
+	for s in anonymous_hugetlb_2mb anonymous_hugetlb_1gb anonymous_thp; do
+		for m in wrprot dbit; do
+			echo "split -v 4 -b 1g -s $s -m $m"
+		done
+	done
+	echo "aging -v 4 -b 1g"
+	echo "aging -v 4 -b 1g -s anonymous_thp"
+	pressure_runs stress-ng
+	pressure_runs fio
+}
+
+case $suite in
+default) runs=$(default_runs) ;;
+full) runs=$(full_runs) ;;
+*)
+	echo "suite: BENCH_SUITE=$suite: not default or full" >&2
+	exit 2
+	;;
+esac
+
+for tool in $(echo "$runs" | awk '{ print $1 }' | sort -u); do
+	if [ ! -x "$bin/$tool" ]; then
+		echo "suite: $bin/$tool is not built (make $bin/$tool)" >&2
+		exit 1
+	fi
+done
+
+n=$(echo "$runs" | wc -l)
+i=0
+start=$(date +%s)
+echo "$runs" | {
+	while read -r run; do
+		i=$((i + 1))
+		echo "[$i/$n] $run" >&2
+		t0=$(date +%s)
+		# shellcheck disable=SC2086
+		"$bin/"$run -o "$out" </dev/null
+		rc=$?
+		if [ "$rc" -ne 0 ]; then
+			echo "suite: [$i/$n] $run: failed with exit status $rc" >&2
+			exit "$rc"
+		fi
+		echo "[$i/$n] $run: done in $(($(date +%s) - t0)) s" >&2
+	done
+}
+rc=$?
+[ "$rc" -eq 0 ] || exit "$rc"
+echo "suite $suite: $n runs in $(($(date +%s) - start)) s, results in $out" >&2
