@@ -6,6 +6,8 @@
 #   make vm-test run the selftests on the dev backend in QEMU guests booting
 #                Debian's kernels, with Intel- and AMD-vendor CPUs
 #   make bench   build the benchmark drivers and run the default suite
+#   make serve   the regression dashboard on 127.0.0.1:8080, with a
+#                project-local PostgreSQL and the results/ imported
 #   make         build everything without running it
 #
 # Installs the Debian packages it needs when they are missing
@@ -29,7 +31,8 @@ BENCHES		:= populate dirty_log aging split floor
 # -Wno-unused-parameter: kernel-style callbacks and os.h hooks take
 # arguments that one host or the other does not use.
 WARN		:= -Wall -Wextra -Werror -Wno-unused-parameter
-CPPFLAGS	:= -D_GNU_SOURCE -Ikmod/include/uapi -Ikmod/user -Iselftests/lib -isystem $(BUILD)/ksft
+CPPFLAGS	:= -D_GNU_SOURCE -Ikmod/include/uapi -Ikmod/user -Iselftests/lib -isystem $(BUILD)/ksft \
+		   -isystem /usr/include/postgresql
 CFLAGS_asan	:= -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 		   -fno-sanitize-recover=all
 # TSan does not model fences; every access they order is atomic anyway.
@@ -49,13 +52,18 @@ TEST_BINS	:= $(addprefix $(BUILD)/asan/unit/,$(UNIT_TESTS)) \
 		   $(addprefix $(BUILD)/tsan/kmmu/,$(TSAN_TESTS))
 BENCH_BINS	:= $(addprefix $(BUILD)/rel/bench/,$(BENCHES))
 FUZZ_BINS	:= $(BUILD)/fuzz/fuzz/api_fuzz
+# The regression service: the daemon, and its tests built under ASan+UBSan.
+SERVICE_SRCS	:= $(sort $(wildcard service/*.c))
+SERVICE_LIBS	:= -lmicrohttpd -ljansson -lpq -lm -lpthread
+SERVICE_BINS	:= $(BUILD)/asan/service/kmmu-regressd $(BUILD)/rel/service/kmmu-regressd
+SERVICE_TEST_BINS := $(addprefix $(BUILD)/asan/service/,detect_test jsonschema_test jsonschema_cli)
 # What the QEMU guests run on the dev backend: static, no sanitizers.
 VM_TEST_BINS	:= $(addprefix $(BUILD)/static/kmmu/,$(KMMU_TESTS))
 
-all: $(TEST_BINS) $(BENCH_BINS) kmod
+all: $(TEST_BINS) $(BENCH_BINS) $(SERVICE_BINS) kmod
 
 deps:
-	@sh scripts/install-deps.sh build kernel vm
+	@sh scripts/install-deps.sh build kernel vm service
 
 # kselftest_harness.h comes from Debian's linux-source, not from this tree.
 $(BUILD)/ksft/kselftest_harness.h:
@@ -88,6 +96,18 @@ $(BUILD)/$(1)/bench/%: $(BUILD)/$(1)/obj/bench/%.o $(BUILD)/$(1)/obj/bench/bench
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CFLAGS_$(1)) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LDLIBS) -ljansson
 
+$(BUILD)/$(1)/service/kmmu-regressd: $(patsubst %.c,$(BUILD)/$(1)/obj/%.o,$(SERVICE_SRCS))
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS_$(1)) $$(LDFLAGS_$(1)) -o $$@ $$^ $(SERVICE_LIBS)
+
+$(BUILD)/$(1)/service/detect_test: $(BUILD)/$(1)/obj/service/tests/detect_test.o \
+				    $(BUILD)/$(1)/obj/service/detect.o
+	$$(CC) $$(CFLAGS_$(1)) $$(LDFLAGS_$(1)) -o $$@ $$^ -lm
+
+$(BUILD)/$(1)/service/jsonschema_%: $(BUILD)/$(1)/obj/service/tests/jsonschema_%.o \
+				    $(BUILD)/$(1)/obj/service/jsonschema.o
+	$$(CC) $$(CFLAGS_$(1)) $$(LDFLAGS_$(1)) -o $$@ $$^ -ljansson
+
 $(BUILD)/$(1)/fuzz/%: $(BUILD)/$(1)/obj/selftests/fuzz/%.o $(BUILD)/$(1)/libkmmu.a
 	@mkdir -p $$(dir $$@)
 	$$(or $$(CC_$(1)),$$(CC)) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LDLIBS)
@@ -98,9 +118,10 @@ kmod:
 	$(MAKE) -C kmod W=1
 
 test: deps
-	@$(MAKE) --no-print-directory -j$(shell nproc) $(TEST_BINS) $(BENCH_BINS) $(VM_TEST_BINS) $(FUZZ_BINS)
+	@$(MAKE) --no-print-directory -j$(shell nproc) $(TEST_BINS) $(BENCH_BINS) $(VM_TEST_BINS) \
+		$(FUZZ_BINS) $(SERVICE_BINS) $(SERVICE_TEST_BINS)
 	@BUILD=$(BUILD) KSRC_TAR=$(KSRC_TAR) VM_TEST_BINS="$(VM_TEST_BINS)" FUZZ_BINS="$(FUZZ_BINS)" \
-		sh selftests/run_tests.sh $(TEST_BINS)
+		SERVICE_TEST_BINS="$(SERVICE_TEST_BINS)" sh selftests/run_tests.sh $(TEST_BINS)
 
 # Only the QEMU test bench (dev backend, every installed kernel, both vendors).
 vm-test: deps
@@ -117,12 +138,22 @@ bench: deps $(BENCH_BINS)
 	@mkdir -p results
 	@BUILD=$(BUILD) BENCH_SUITE=$(or $(BENCH_SUITE),default) sh bench/suite.sh $(RESULTS)
 	@python3 bench/report.py $(RESULTS)
+	@# With a service: send this document and any earlier one it has not
+	@# got yet; one it cannot take now stays pending for the next run.
+	@if [ -n "$${KMMU_SERVICE_URL:-}" ]; then \
+		python3 scripts/submit-results.py results; rc=$$?; \
+		[ $$rc -ne 3 ] || echo "bench: the service is unreachable; results/ keeps the run"; \
+		[ $$rc -eq 0 ] || [ $$rc -eq 3 ]; \
+	fi
+
+serve: deps $(BUILD)/rel/service/kmmu-regressd
+	@BUILD=$(BUILD) sh scripts/serve.sh
 
 clean:
 	rm -rf $(BUILD)
 	-$(MAKE) -C kmod clean
 
-.PHONY: all deps kmod test vm-test bench clean
+.PHONY: all deps kmod test vm-test bench serve clean
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,7 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 # Install the Debian packages kmmu needs, if any is missing.  Usage:
-#   scripts/install-deps.sh [group...]    groups: build, kernel, vm (default: all)
+#   scripts/install-deps.sh [group...]    groups: build, kernel, vm, service
+#                                          (default: all)
 set -eu
 
 pkgs_build="gcc make liburcu-dev linux-libc-dev clang libclang-rt-14-dev libjansson-dev
@@ -9,13 +10,17 @@ pkgs_build="gcc make liburcu-dev linux-libc-dev clang libclang-rt-14-dev libjans
 pkgs_kernel="linux-source-6.1 linux-headers-amd64 sparse xz-utils"
 pkgs_vm="qemu-system-x86 busybox-static cpio stress-ng linux-image-amd64
 	 linux-image-6.12-amd64 linux-headers-6.12-amd64 fio"
+# The regression service, its tests and make serve.
+pkgs_service="libmicrohttpd-dev libpq-dev postgresql gnuplot-nox chromium fonts-dejavu-core
+	      python3"
 
 want=""
-for group in ${*:-build kernel vm}; do
+for group in ${*:-build kernel vm service}; do
 	case "$group" in
 	build) want="$want $pkgs_build" ;;
 	kernel) want="$want $pkgs_kernel" ;;
 	vm) want="$want $pkgs_vm" ;;
+	service) want="$want $pkgs_service" ;;
 	*) echo "install-deps: unknown group '$group'" >&2; exit 2 ;;
 	esac
 done

@@ -230,6 +230,43 @@ check bench-bad-output bench_bad_output
 check bench-bad-flags bench_bad_flags
 check bench-pressure bench_pressure
 
+# A TAP program ("ok N name" / "not ok N name [# SKIP why]" lines): each
+# line counts; a non-zero exit without a failed line is one failure.
+run_tap() {
+	name=$1
+	shift
+	log=$LOGS/$name.log
+	"$@" >"$log" 2>&1
+	rc=$?
+	p=$(grep -cE '^ok [0-9]+ ' "$log" | head -n 1)
+	s=$(grep -cE '^ok [0-9]+ .*# SKIP' "$log" | head -n 1)
+	f=$(grep -cE '^not ok [0-9]+ ' "$log" | head -n 1)
+	grep -E '^(ok|not ok) [0-9]+ ' "$log" | sed "s/^/[$name] /"
+	grep -E '^# (screenshot|detect:)' "$log"
+	passed=$((passed + p - s))
+	skipped=$((skipped + s))
+	if [ "$f" -gt 0 ] || [ "$rc" -ne 0 ] || [ "$p" -eq 0 ]; then
+		[ "$f" -eq 0 ] && f=1
+		note_fail "$name" "$f"
+		echo "not ok - $name: exit $rc (see $log)"
+		grep -A12 '^not ok' "$log" | head -n 60 | sed 's/^/#   /'
+	fi
+}
+
+# The regression service: its units under ASan+UBSan, then the daemon
+# against a PostgreSQL the test starts, and its pages in headless Chromium.
+# jsonschema_cli is no test of its own: the differential test runs it
+# against python3-jsonschema on thousands of documents.
+for bin in ${SERVICE_TEST_BINS:-}; do
+	case $bin in
+	*/jsonschema_cli) check service-jsonschema-diff python3 service/tests/jsonschema_diff.py "$bin" ;;
+	*) run_tap "service-$(basename "$bin")" "$bin" ;;
+	esac
+done
+if [ -n "${SERVICE_TEST_BINS:-}" ]; then
+	run_tap service-api python3 service/tests/service_test.py
+fi
+
 # libFuzzer over the ioctl dispatch, a fixed number of runs from a fixed seed.
 fuzz() {
 	corpus=$BUILD/fuzz-corpus/$(basename "$1")

@@ -1,0 +1,737 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The dashboard, the series pages and their plots.  Pages are plain HTML
+ * that works without JavaScript; plots are SVG that gnuplot renders from
+ * the templates in plots/, kept in cache_dir until their series changes.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "regressd.h"
+
+extern char **environ;
+
+void buf_add(struct buf *b, const void *p, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		char *np;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		np = realloc(b->p, cap);
+		if (!np) {
+			b->oom = true;
+			return;
+		}
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, p, n);
+	b->len += n;
+	b->p[b->len] = 0;
+}
+
+void buf_printf(struct buf *b, const char *fmt, ...)
+{
+	char small[512], *big = NULL;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(small, sizeof(small), fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		b->oom = true;
+		return;
+	}
+	if ((size_t)n < sizeof(small)) {
+		buf_add(b, small, n);
+		return;
+	}
+	big = malloc(n + 1);
+	if (!big) {
+		b->oom = true;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(big, n + 1, fmt, ap);
+	va_end(ap);
+	buf_add(b, big, n);
+	free(big);
+}
+
+void buf_html(struct buf *b, const char *s)
+{
+	for (; *s; s++) {
+		switch (*s) {
+		case '<': buf_add(b, "&lt;", 4); break;
+		case '>': buf_add(b, "&gt;", 4); break;
+		case '&': buf_add(b, "&amp;", 5); break;
+		case '"': buf_add(b, "&quot;", 6); break;
+		case '\'': buf_add(b, "&#39;", 5); break;
+		default: buf_add(b, s, 1);
+		}
+	}
+}
+
+void buf_free(struct buf *b)
+{
+	free(b->p);
+	memset(b, 0, sizeof(*b));
+}
+
+/* A string for a single-quoted gnuplot literal: '' is a quote. */
+static void buf_gp(struct buf *b, const char *s, size_t max)
+{
+	buf_add(b, "'", 1);
+	for (size_t i = 0; s[i] && i < max; i++) {
+		if (s[i] == '\'')
+			buf_add(b, "''", 2);
+		else if ((unsigned char)s[i] >= ' ')
+			buf_add(b, s + i, 1);
+	}
+	buf_add(b, "'", 1);
+}
+
+static const char head[] =
+	"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+	"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+	"<style>\n"
+	"body{font-family:DejaVu Sans,sans-serif;margin:1.5em;color:#222;max-width:1100px}\n"
+	"table{border-collapse:collapse;margin:.5em 0 1.5em}\n"
+	"td,th{border-bottom:1px solid #ddd;padding:.25em .6em;text-align:left;"
+	"font-size:.9em}\n"
+	"th{background:#f4f4f4}.num{text-align:right;font-variant-numeric:tabular-nums}\n"
+	".regression{color:#b00020}.improvement{color:#1b7f35}\n"
+	"figure{margin:0 0 1.5em}figcaption{font-size:.9em;margin:.2em 0}\n"
+	"img.plot,svg{max-width:100%;height:auto}code{font-size:.85em}\n"
+	"</style>\n";
+
+static void page_start(struct buf *b, const char *title)
+{
+	buf_add(b, head, sizeof(head) - 1);
+	buf_add(b, "<title>", 7);
+	buf_html(b, title);
+	buf_printf(b, "</title></head><body>\n<p><a href=\"/\">kmmu performance</a></p>\n<h1>");
+	buf_html(b, title);
+	buf_printf(b, "</h1>\n");
+}
+
+static void commit_link(struct buf *b, const char *sha)
+{
+	char url[1024];
+
+	if (*conf->commit_url && strcmp(sha, "unknown")) {
+		snprintf(url, sizeof(url), conf->commit_url, sha);
+		buf_printf(b, "<a href=\"");
+		buf_html(b, url);
+		buf_printf(b, "\"><code>%.12s</code></a>", sha);
+	} else {
+		buf_printf(b, "<code>%.12s</code>", sha);
+	}
+}
+
+/* A series' params as "key=value key=value", for people. */
+#define PARAMS_TEXT(col) " (SELECT coalesce(string_agg(key || '=' || value, ' ' ORDER BY key), '')" \
+	" FROM jsonb_each_text(" col "))"
+
+#define CP_COLUMNS "p.id, p.series_id, s.bench || '.' || s.metric," PARAMS_TEXT("s.params") \
+	", p.host_class, c.sha, p.old_median, p.new_median, " \
+	"p.rel_change, p.pvalue, s.unit, p.kind, p.state, s.backend"
+
+static void cp_table(struct buf *b, PGresult *res)
+{
+	buf_printf(b, "<table><tr><th>series</th><th>host class</th><th>first commit</th>"
+		   "<th class=\"num\">change</th><th class=\"num\">before</th>"
+		   "<th class=\"num\">after</th><th class=\"num\">p</th><th>state</th>"
+		   "<th>id</th></tr>\n");
+	for (int i = 0; i < PQntuples(res); i++) {
+		const char *kind = PQgetvalue(res, i, 11);
+
+		buf_printf(b, "<tr class=\"%s\"><td><a href=\"/series/%s\">", kind,
+			   PQgetvalue(res, i, 1));
+		buf_html(b, PQgetvalue(res, i, 2));
+		buf_printf(b, "</a> <small>");
+		buf_html(b, PQgetvalue(res, i, 13));
+		buf_printf(b, " ");
+		buf_html(b, PQgetvalue(res, i, 3));
+		buf_printf(b, "</small></td><td>");
+		buf_html(b, PQgetvalue(res, i, 4));
+		buf_printf(b, "</td><td>");
+		commit_link(b, PQgetvalue(res, i, 5));
+		buf_printf(b, "</td><td class=\"num\">%+.1f%% %s</td>"
+			   "<td class=\"num\">%.4g</td><td class=\"num\">%.4g ",
+			   100 * atof(PQgetvalue(res, i, 8)), kind, atof(PQgetvalue(res, i, 6)),
+			   atof(PQgetvalue(res, i, 7)));
+		buf_html(b, PQgetvalue(res, i, 10));
+		buf_printf(b, "</td><td class=\"num\">%.2g</td><td>%s</td><td>%s</td></tr>\n",
+			   atof(PQgetvalue(res, i, 9)), PQgetvalue(res, i, 12),
+			   PQgetvalue(res, i, 0));
+	}
+	buf_printf(b, "</table>\n");
+}
+
+int page_dashboard(PGconn *c, struct buf *b)
+{
+	PGresult *res;
+	const char *bench = NULL;
+	int ret;
+
+	page_start(b, "kmmu performance");
+	ret = db_exec(c, &res, "SELECT " CP_COLUMNS " FROM change_points p"
+		      " JOIN series s ON s.id = p.series_id JOIN commits c ON c.id = p.commit_id"
+		      " WHERE p.kind = 'regression' AND p.state IN ('new', 'acknowledged')"
+		      " ORDER BY c.committed DESC, p.id DESC", 0, NULL);
+	if (ret)
+		return ret;
+	buf_printf(b, "<h2>Open regressions (%d)</h2>\n", PQntuples(res));
+	if (PQntuples(res))
+		cp_table(b, res);
+	else
+		buf_printf(b, "<p>None.</p>\n");
+	PQclear(res);
+
+	ret = db_exec(c, &res, "SELECT " CP_COLUMNS " FROM change_points p"
+		      " JOIN series s ON s.id = p.series_id JOIN commits c ON c.id = p.commit_id"
+		      " WHERE p.kind = 'improvement' AND p.state = 'new'"
+		      " ORDER BY c.committed DESC, p.id DESC LIMIT 20", 0, NULL);
+	if (ret)
+		return ret;
+	if (PQntuples(res)) {
+		buf_printf(b, "<h2>New improvements</h2>\n");
+		cp_table(b, res);
+	}
+	PQclear(res);
+
+	ret = db_exec(c, &res, "SELECT s.id, s.bench, s.metric, s.backend,"
+		      PARAMS_TEXT("s.params") ", s.unit,"
+		      " (SELECT count(DISTINCT u.commit_id) FROM results r JOIN runs u"
+		      " ON u.id = r.run_id WHERE r.series_id = s.id)"
+		      " FROM series s WHERE NOT s.params ? 'mmu'"
+		      " ORDER BY s.bench, s.metric, s.backend, s.params_key", 0, NULL);
+	if (ret)
+		return ret;
+	buf_printf(b, "<h2>Benchmarks</h2>\n");
+	if (!PQntuples(res))
+		buf_printf(b, "<p>No results yet: <code>make bench</code> with "
+			   "<code>KMMU_SERVICE_URL</code> and <code>KMMU_SERVICE_TOKEN</code> set "
+			   "sends them here.</p>\n");
+	for (int i = 0; i < PQntuples(res); i++) {
+		const char *id = PQgetvalue(res, i, 0);
+
+		if (!bench || strcmp(bench, PQgetvalue(res, i, 1))) {
+			bench = PQgetvalue(res, i, 1);
+			buf_printf(b, "<h3>");
+			buf_html(b, bench);
+			buf_printf(b, "</h3>\n");
+		}
+		buf_printf(b, "<figure><figcaption><a href=\"/series/%s\">", id);
+		buf_html(b, PQgetvalue(res, i, 2));
+		buf_printf(b, "</a> (");
+		buf_html(b, PQgetvalue(res, i, 5));
+		buf_printf(b, ", %s commits) <small>", PQgetvalue(res, i, 6));
+		buf_html(b, PQgetvalue(res, i, 3));
+		buf_printf(b, " ");
+		buf_html(b, PQgetvalue(res, i, 4));
+		buf_printf(b, "</small></figcaption><img class=\"plot\" loading=\"lazy\" "
+			   "width=\"900\" height=\"420\" src=\"/plots/series/%s.svg\" alt=\"plot of "
+			   "series %s\"></figure>\n", id, id);
+	}
+	PQclear(res);
+	buf_printf(b, "<p><small>API: <code>/api/v1/hosts</code>, <code>/api/v1/benchmarks"
+		   "</code>, <code>/api/v1/series</code>, <code>/api/v1/change-points</code>, "
+		   "<code>/api/v1/annotations</code></small></p>\n</body></html>\n");
+	return 0;
+}
+
+/* The inline SVG of a rendered plot: without its XML prologue. */
+static void inline_svg(struct buf *b, const struct buf *svg)
+{
+	const char *p = strstr(svg->p, "<svg");
+
+	if (p)
+		buf_add(b, p, svg->len - (p - svg->p));
+}
+
+static long long kvm_counterpart(PGconn *c, const char *id)
+{
+	PGresult *res;
+	long long kvm = 0;
+
+	if (db_exec(c, &res, "SELECT k.id FROM series s JOIN series k ON k.bench = s.bench"
+		    " AND k.metric = s.metric AND k.backend = s.backend"
+		    " AND k.params = s.params || '{\"mmu\": \"kvm\"}'::jsonb"
+		    " WHERE s.id = $1 AND NOT s.params ? 'mmu'", 1, &id))
+		return -1;
+	if (PQntuples(res))
+		kvm = atoll(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return kvm;
+}
+
+int page_series(PGconn *c, long long id, struct buf *b)
+{
+	char id_s[24], title[512];
+	const char *p[1] = { id_s };
+	struct buf svg = { 0 };
+	PGresult *res;
+	long long kvm;
+	int ret;
+
+	snprintf(id_s, sizeof(id_s), "%lld", id);
+	ret = db_exec(c, &res, "SELECT bench, metric, backend, unit, lower_is_better,"
+		      PARAMS_TEXT("params") " FROM series WHERE id = $1", 1, p);
+	if (ret)
+		return ret;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		return -ENOENT;
+	}
+	snprintf(title, sizeof(title), "%s.%s", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+	page_start(b, title);
+	buf_printf(b, "<p>");
+	buf_html(b, PQgetvalue(res, 0, 3));
+	buf_printf(b, ", %s is better; backend ", *PQgetvalue(res, 0, 4) == 't' ? "lower" :
+		   "higher");
+	buf_html(b, PQgetvalue(res, 0, 2));
+	buf_printf(b, "; <code>");
+	buf_html(b, PQgetvalue(res, 0, 5));
+	buf_printf(b, "</code>. <a href=\"/api/v1/series/%s\">data</a></p>\n", id_s);
+	PQclear(res);
+
+	ret = plot_series(c, id, false, &svg);
+	if (ret)
+		goto out;
+	buf_printf(b, "<figure>");
+	inline_svg(b, &svg);
+	buf_printf(b, "</figure>\n");
+	kvm = kvm_counterpart(c, id_s);
+	if (kvm > 0) {
+		svg.len = 0;
+		ret = plot_series(c, id, true, &svg);
+		if (ret)
+			goto out;
+		buf_printf(b, "<h2>kmmu and KVM</h2>\n<figure>");
+		inline_svg(b, &svg);
+		buf_printf(b, "</figure>\n");
+	}
+
+	ret = db_exec(c, &res, "SELECT " CP_COLUMNS " FROM change_points p"
+		      " JOIN series s ON s.id = p.series_id JOIN commits c ON c.id = p.commit_id"
+		      " WHERE p.series_id = $1 ORDER BY c.committed, p.id", 1, p);
+	if (ret)
+		goto out;
+	buf_printf(b, "<h2>Change points (%d)</h2>\n", PQntuples(res));
+	if (PQntuples(res))
+		cp_table(b, res);
+	PQclear(res);
+
+	ret = db_exec(c, &res, "SELECT c.sha, coalesce(a.host_class, 'all'), a.text"
+		      " FROM annotations a JOIN commits c ON c.id = a.commit_id"
+		      " WHERE (a.bench IS NULL OR a.bench = (SELECT bench FROM series"
+		      " WHERE id = $1)) ORDER BY c.committed, a.id", 1, p);
+	if (ret)
+		goto out;
+	if (PQntuples(res)) {
+		buf_printf(b, "<h2>Annotations</h2>\n<ul>\n");
+		for (int i = 0; i < PQntuples(res); i++) {
+			buf_printf(b, "<li>");
+			commit_link(b, PQgetvalue(res, i, 0));
+			buf_printf(b, " (");
+			buf_html(b, PQgetvalue(res, i, 1));
+			buf_printf(b, "): ");
+			buf_html(b, PQgetvalue(res, i, 2));
+			buf_printf(b, "</li>\n");
+		}
+		buf_printf(b, "</ul>\n");
+	}
+	PQclear(res);
+	buf_printf(b, "</body></html>\n");
+out:
+	buf_free(&svg);
+	return ret;
+}
+
+/* ---- plots ---- */
+
+struct line {
+	char		title[64];
+	FILE		*medians, *samples;
+	unsigned int	points;
+};
+
+#define MAX_LINES 16
+
+struct plot {
+	char		dir[4096];
+	struct line	lines[MAX_LINES];
+	unsigned int	nlines;
+	long long	*commits;	/* x -> commit id */
+	char		(*shas)[13];
+	size_t		ncommits;
+};
+
+static int commit_x(struct plot *pl, long long commit)
+{
+	for (size_t i = 0; i < pl->ncommits; i++)
+		if (pl->commits[i] == commit)
+			return i;
+	return -1;
+}
+
+static struct line *line_of(struct plot *pl, const char *title)
+{
+	char path[4200];
+	struct line *l;
+
+	for (unsigned int i = 0; i < pl->nlines; i++)
+		if (!strcmp(pl->lines[i].title, title))
+			return &pl->lines[i];
+	if (pl->nlines == MAX_LINES)
+		return NULL;
+	l = &pl->lines[pl->nlines];
+	snprintf(l->title, sizeof(l->title), "%s", title);
+	snprintf(path, sizeof(path), "%s/%u.median", pl->dir, pl->nlines + 1);
+	l->medians = fopen(path, "w");
+	snprintf(path, sizeof(path), "%s/%u.samples", pl->dir, pl->nlines + 1);
+	l->samples = fopen(path, "w");
+	if (!l->medians || !l->samples) {
+		if (l->medians)
+			fclose(l->medians);
+		if (l->samples)
+			fclose(l->samples);
+		return NULL;
+	}
+	/* gnuplot takes the line's title from this header. */
+	fprintf(l->medians, "x \"%s\"\n", title);
+	pl->nlines++;
+	return l;
+}
+
+/* Points of one series, per host class, on the x of their commits. */
+static int add_series(PGconn *c, struct plot *pl, const char *id, const char *prefix)
+{
+	PGresult *res;
+	int ret;
+
+	ret = db_exec(c, &res, "SELECT h.host_class, c.id, array_agg(s.v) FROM results r"
+		      " JOIN runs u ON u.id = r.run_id JOIN hosts h ON h.id = u.host_id"
+		      " JOIN commits c ON c.id = u.commit_id"
+		      " CROSS JOIN LATERAL unnest(r.samples) AS s(v)"
+		      " WHERE r.series_id = $1 GROUP BY h.host_class, c.id"
+		      " ORDER BY h.host_class, c.committed, c.id", 1, &id);
+	if (ret)
+		return ret;
+	for (int i = 0; i < PQntuples(res); i++) {
+		char title[64];
+		struct line *l;
+		double *v;
+		size_t n;
+		int x = commit_x(pl, atoll(PQgetvalue(res, i, 1)));
+
+		snprintf(title, sizeof(title), "%s%s", prefix, PQgetvalue(res, i, 0));
+		l = line_of(pl, title);
+		if (x < 0 || !l || parse_float_array(PQgetvalue(res, i, 2), &v, &n) || !n) {
+			ret = -EIO;
+			break;
+		}
+		for (size_t k = 0; k < n; k++)
+			fprintf(l->samples, "%d %.17g\n", x, v[k]);
+		fprintf(l->medians, "%d %.17g\n", x, median_of(v, n));
+		l->points++;
+		free(v);
+	}
+	PQclear(res);
+	return ret;
+}
+
+static int slurp(const char *path, struct buf *b);
+
+static int run_gnuplot(struct plot *pl, const char *template)
+{
+	char vars[8300], out[4200], log[4200];
+	char *argv[] = { "gnuplot", "-e", vars, (char *)template, NULL };
+	posix_spawn_file_actions_t fa;
+	int status, ret;
+	pid_t pid;
+
+	snprintf(vars, sizeof(vars), "dir='%s'; nlines=%u", pl->dir, pl->nlines);
+	snprintf(out, sizeof(out), "%s/plot.svg", pl->dir);
+	snprintf(log, sizeof(log), "%s/gnuplot.log", pl->dir);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	posix_spawn_file_actions_addopen(&fa, 2, log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	ret = posix_spawnp(&pid, "gnuplot", &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (ret) {
+		log_err("gnuplot: %s", strerror(ret));
+		return -EIO;
+	}
+	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status)) {
+		struct buf msg = { 0 };
+
+		slurp(log, &msg);
+		log_err("gnuplot %s failed: %.500s", template, msg.p ? msg.p : "");
+		buf_free(&msg);
+		return -EIO;
+	}
+	return 0;
+}
+
+static int slurp(const char *path, struct buf *b)
+{
+	char chunk[16384];
+	size_t n;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return -errno;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		buf_add(b, chunk, n);
+	fclose(f);
+	return b->oom ? -ENOMEM : 0;
+}
+
+static void remove_dir(const char *dir)
+{
+	struct dirent *e;
+	char path[4400];
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.') {
+			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+			unlink(path);
+		}
+	closedir(d);
+	rmdir(dir);
+}
+
+/* Older renders of a plot whose data has changed since. */
+static void drop_stale(const char *kind, const char *id, const char *keep)
+{
+	const char *base = strrchr(keep, '/') + 1;
+	char prefix[64], path[4400];
+	struct dirent *e;
+	DIR *d;
+
+	snprintf(prefix, sizeof(prefix), "%s-%s-", kind, id);
+	d = opendir(conf->cache_dir);
+	if (!d)
+		return;
+	while ((e = readdir(d)))
+		if (!strncmp(e->d_name, prefix, strlen(prefix)) && strcmp(e->d_name, base)) {
+			snprintf(path, sizeof(path), "%s/%s", conf->cache_dir, e->d_name);
+			unlink(path);
+		}
+	closedir(d);
+}
+
+/* Settings of this plot: title, commits on x, change points, annotations. */
+static int write_setup(PGconn *c, struct plot *pl, const char *id, bool compare)
+{
+	struct buf b = { 0 };
+	char path[4200];
+	PGresult *res;
+	size_t step;
+	FILE *f;
+	int ret;
+
+	ret = db_exec(c, &res, "SELECT bench || '.' || metric, unit," PARAMS_TEXT("params")
+		      ", backend FROM series WHERE id = $1", 1, &id);
+	if (ret)
+		return ret;
+	buf_printf(&b, "set title ");
+	buf_gp(&b, PQgetvalue(res, 0, 0), 200);
+	buf_printf(&b, compare ? ".' (kmmu and KVM)'" : "");
+	buf_printf(&b, " noenhanced\nset label 100 ");
+	buf_gp(&b, PQgetvalue(res, 0, 2), 300);
+	buf_printf(&b, " at graph 0, graph 1.03 left font ',8' noenhanced\nset ylabel ");
+	buf_gp(&b, PQgetvalue(res, 0, 1), 40);
+	buf_printf(&b, " noenhanced\nset xrange [-0.5:%zu.5]\nset xtics (", pl->ncommits - 1);
+	PQclear(res);
+	step = pl->ncommits / 8 + 1;
+	for (size_t x = 0; x < pl->ncommits; x += step)
+		buf_printf(&b, "%s'%.7s' %zu", x ? ", " : "", pl->shas[x], x);
+	buf_printf(&b, ")\ndashes = '");
+	for (unsigned int i = 0; i < pl->nlines; i++)
+		buf_printf(&b, "%s%d", i ? " " : "", strncmp(pl->lines[i].title, "KVM ", 4) ? 1 : 2);
+	buf_printf(&b, "'\n");
+
+	ret = db_exec(c, &res, "SELECT p.commit_id, p.new_median, p.rel_change, p.kind, p.state,"
+		      " p.host_class FROM change_points p WHERE p.series_id = $1", 1, &id);
+	if (ret)
+		goto out;
+	for (int i = 0; i < PQntuples(res); i++) {
+		int x = commit_x(pl, atoll(PQgetvalue(res, i, 0)));
+		bool reg = !strcmp(PQgetvalue(res, i, 3), "regression");
+		char label[160];
+
+		if (x < 0)
+			continue;
+		snprintf(label, sizeof(label), "%+.1f%% %s %s (%s)",
+			 100 * atof(PQgetvalue(res, i, 2)), PQgetvalue(res, i, 5),
+			 PQgetvalue(res, i, 3), PQgetvalue(res, i, 4));
+		buf_printf(&b, "set label %d ", 200 + i);
+		buf_gp(&b, label, sizeof(label));
+		buf_printf(&b, " at %d, %.17g point pt 7 ps 1.4 lc rgb '%s' offset 0.8,0.8 front"
+			   " tc rgb '%s' font ',9' noenhanced\n", x, atof(PQgetvalue(res, i, 1)),
+			   reg ? "#c62828" : "#2e7d32", reg ? "#c62828" : "#2e7d32");
+	}
+	PQclear(res);
+
+	ret = db_exec(c, &res, "SELECT a.commit_id, coalesce(a.host_class || ': ', '') || a.text"
+		      " FROM annotations a WHERE a.bench IS NULL OR a.bench ="
+		      " (SELECT bench FROM series WHERE id = $1) ORDER BY a.id", 1, &id);
+	if (ret)
+		goto out;
+	for (int i = 0; i < PQntuples(res); i++) {
+		int x = commit_x(pl, atoll(PQgetvalue(res, i, 0)));
+
+		if (x < 0)
+			continue;
+		buf_printf(&b, "set arrow %d from %d, graph 0 to %d, graph 1 nohead dt 2 lw 1.5"
+			   " lc rgb '#6a1b9a' back\nset label %d ", 1 + i, x, x, 1000 + i);
+		buf_gp(&b, PQgetvalue(res, i, 1), 120);
+		buf_printf(&b, " at %d, graph 0.97 rotate by 90 right offset -0.6,0 font ',8'"
+			   " tc rgb '#6a1b9a' noenhanced\n", x);
+	}
+	PQclear(res);
+	res = NULL;
+	snprintf(path, sizeof(path), "%s/setup.gp", pl->dir);
+	f = fopen(path, "w");
+	if (!f || b.oom || fwrite(b.p, 1, b.len, f) != b.len)
+		ret = -EIO;
+	if (f && fclose(f))
+		ret = -EIO;
+out:
+	buf_free(&b);
+	return ret;
+}
+
+/* Commits of the series (and of its KVM counterpart) in commit order. */
+static int load_commits(PGconn *c, struct plot *pl, const char *const *ids)
+{
+	PGresult *res;
+	int ret, n;
+
+	ret = db_exec(c, &res, "SELECT DISTINCT c.id, c.sha, c.committed FROM results r"
+		      " JOIN runs u ON u.id = r.run_id JOIN commits c ON c.id = u.commit_id"
+		      " WHERE r.series_id IN ($1, $2) ORDER BY c.committed, c.id", 2, ids);
+	if (ret)
+		return ret;
+	n = PQntuples(res);
+	if (!n) {
+		PQclear(res);
+		return -ENOENT;
+	}
+	pl->commits = calloc(n, sizeof(*pl->commits));
+	pl->shas = calloc(n, sizeof(*pl->shas));
+	if (!pl->commits || !pl->shas) {
+		PQclear(res);
+		return -ENOMEM;
+	}
+	for (int i = 0; i < n; i++) {
+		pl->commits[i] = atoll(PQgetvalue(res, i, 0));
+		snprintf(pl->shas[i], sizeof(pl->shas[i]), "%s", PQgetvalue(res, i, 1));
+	}
+	pl->ncommits = n;
+	PQclear(res);
+	return 0;
+}
+
+/*
+ * The SVG of a series, or with compare of the series and its KVM
+ * counterpart; rendered when the cache has none for this version of
+ * the data.
+ */
+int plot_series(PGconn *c, long long id, bool compare, struct buf *svg)
+{
+	char id_s[24], kvm_s[24] = "0", key[4400], tmpl[4200];
+	const char *ids[2] = { id_s, kvm_s };
+	struct plot pl = { 0 };
+	PGresult *res;
+	int ret;
+
+	snprintf(id_s, sizeof(id_s), "%lld", id);
+	if (compare) {
+		long long kvm = kvm_counterpart(c, id_s);
+
+		if (kvm <= 0)
+			return kvm < 0 ? -EIO : -ENOENT;
+		snprintf(kvm_s, sizeof(kvm_s), "%lld", kvm);
+	}
+	ret = db_exec(c, &res, "SELECT (SELECT version FROM series WHERE id = $1),"
+		      " coalesce((SELECT version FROM series WHERE id = $2), 0),"
+		      " (SELECT coalesce(max(id), 0) FROM annotations)", 2, ids);
+	if (ret)
+		return ret;
+	if (PQgetisnull(res, 0, 0)) {
+		PQclear(res);
+		return -ENOENT;
+	}
+	snprintf(key, sizeof(key), "%s/%s-%s-%s.%s.%s.%s.svg", conf->cache_dir,
+		 compare ? "compare" : "series", id_s, PQgetvalue(res, 0, 0), kvm_s,
+		 PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
+	PQclear(res);
+	if (!slurp(key, svg))
+		return 0;
+	svg->len = 0;
+	svg->oom = false;
+
+	snprintf(pl.dir, sizeof(pl.dir), "%s/render-XXXXXX", conf->cache_dir);
+	if (!mkdtemp(pl.dir)) {
+		log_err("plot: %s: %s", pl.dir, strerror(errno));
+		return -EIO;
+	}
+	ret = load_commits(c, &pl, ids);
+	if (!ret)
+		ret = add_series(c, &pl, id_s, compare ? "kmmu " : "");
+	if (!ret && compare)
+		ret = add_series(c, &pl, kvm_s, "KVM ");
+	for (unsigned int i = 0; i < pl.nlines; i++) {
+		if (fclose(pl.lines[i].medians) | fclose(pl.lines[i].samples))
+			ret = ret ? ret : -EIO;
+	}
+	if (!ret)
+		ret = write_setup(c, &pl, id_s, compare);
+	if (!ret) {
+		snprintf(tmpl, sizeof(tmpl), "%s/series.gp", conf->plots_dir);
+		ret = run_gnuplot(&pl, tmpl);
+	}
+	if (!ret) {
+		char out[4200];
+
+		snprintf(out, sizeof(out), "%s/plot.svg", pl.dir);
+		ret = slurp(out, svg);
+		/* Concurrent renders of one key write the same bytes. */
+		if (!ret && rename(out, key))
+			log_warn("plot cache %s: %s", key, strerror(errno));
+		if (!ret)
+			drop_stale(compare ? "compare" : "series", id_s, key);
+	}
+	if (!ret && (!svg->len || !strstr(svg->p, "<svg"))) {
+		log_err("plot of series %s: gnuplot wrote no SVG", id_s);
+		ret = -EIO;
+	}
+	remove_dir(pl.dir);
+	free(pl.commits);
+	free(pl.shas);
+	return ret;
+}

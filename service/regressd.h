@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * kmmu-regressd: stores bench results in PostgreSQL, finds change points
+ * per series and serves the dashboard.  What the pieces share.
+ */
+#ifndef KMMU_REGRESSD_H
+#define KMMU_REGRESSD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#include "detect.h"
+
+#define REGRESSD_SCHEMA		"kmmu-bench-results"
+#define REGRESSD_SCHEMA_VERSION	1
+
+struct config {
+	char		*listen;	/* IPv4 or IPv6 address */
+	unsigned int	port;
+	char		*dsn;
+	char		*tokens_file;
+	char		*schema_file;	/* bench/results.schema.json */
+	char		*sql_dir;	/* migrations */
+	char		*plots_dir;	/* gnuplot templates */
+	char		*cache_dir;	/* rendered SVG */
+	char		*commit_url;	/* printf format with one %s: the sha */
+	size_t		max_body;
+	unsigned int	threads;	/* HTTP threads, one DB connection each */
+	unsigned int	max_results;	/* figures in one document */
+	struct detect_config detect;
+};
+
+void config_init(struct config *cfg);
+void config_free(struct config *cfg);
+/* Parse "key = value" lines of path, then KMMU_REGRESSD_* variables. */
+int config_load_file(struct config *cfg, const char *path);
+int config_load_env(struct config *cfg);
+int config_set(struct config *cfg, const char *key, const char *value,
+	       const char *where);
+int config_check(const struct config *cfg);
+void config_help(void);
+
+extern const struct config *conf;
+
+__attribute__((format(printf, 2, 3)))
+void log_msg(const char *level, const char *fmt, ...);
+#define log_info(...)	log_msg("info", __VA_ARGS__)
+#define log_warn(...)	log_msg("warn", __VA_ARGS__)
+#define log_err(...)	log_msg("error", __VA_ARGS__)
+
+/*
+ * Database access.  Each HTTP request takes one connection of the pool for
+ * its whole life, so no two threads ever share a connection.  Errors:
+ * -ENOTCONN when the server is unreachable (answered with 503), -EIO for
+ * any other failure (500); the SQLSTATE is logged.  -EEXIST and -EINVAL
+ * come back for unique and check violations, which are the client's fault.
+ */
+int db_pool_init(const char *dsn, unsigned int size);
+void db_pool_destroy(void);
+PGconn *db_get(void);
+void db_put(PGconn *c);
+int db_exec(PGconn *c, PGresult **res, const char *sql, int n,
+	    const char *const *params);
+int db_cmd(PGconn *c, const char *sql, int n, const char *const *params);
+int db_begin(PGconn *c);
+int db_commit(PGconn *c);
+void db_rollback(PGconn *c);
+int db_migrate(PGconn *c, const char *sql_dir);
+int db_sync_tokens(PGconn *c, const char *tokens_file);
+
+/* Submissions and detection (store.c). */
+struct submit_result {
+	long long	run_id;
+	bool		duplicate;
+	unsigned int	results;
+	unsigned int	series;
+	unsigned int	change_points;
+};
+int store_run(PGconn *c, long long token_id, const json_t *doc,
+	      struct submit_result *out, char *err, size_t errlen);
+int detect_series(PGconn *c, long long series_id, const char *host_class,
+		  unsigned int *found);
+int detect_all(PGconn *c);
+
+/* Numbers. */
+double median_of(double *v, size_t n);
+int parse_float_array(const char *pg, double **out, size_t *n);
+
+/* HTML and plots (pages.c). */
+struct buf {
+	char	*p;
+	size_t	len, cap;
+	bool	oom;
+};
+void buf_add(struct buf *b, const void *p, size_t n);
+__attribute__((format(printf, 2, 3)))
+void buf_printf(struct buf *b, const char *fmt, ...);
+void buf_html(struct buf *b, const char *s);	/* escaped for HTML */
+void buf_free(struct buf *b);
+
+int page_dashboard(PGconn *c, struct buf *out);
+int page_series(PGconn *c, long long id, struct buf *out);
+int plot_series(PGconn *c, long long id, bool compare, struct buf *svg);
+
+/* Parse a decimal id from a URL; -1 when it is not one. */
+long long parse_id(const char *s);
+
+#endif

@@ -1,0 +1,547 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * A submitted results document into the database, in one transaction, and
+ * detection on the series it touched.
+ */
+#include <errno.h>
+#include <math.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "regressd.h"
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Sorts v. */
+double median_of(double *v, size_t n)
+{
+	if (!n)
+		return NAN;
+	qsort(v, n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* A PostgreSQL float8[] in text form, "{1.5,2,3e-05}". */
+int parse_float_array(const char *s, double **out, size_t *n)
+{
+	size_t cap = 8, k = 0;
+	double *v;
+
+	if (*s++ != '{')
+		return -EINVAL;
+	v = malloc(cap * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	while (*s && *s != '}') {
+		char *end;
+
+		if (k == cap) {
+			double *nv = realloc(v, 2 * cap * sizeof(*v));
+
+			if (!nv) {
+				free(v);
+				return -ENOMEM;
+			}
+			v = nv;
+			cap *= 2;
+		}
+		v[k++] = strtod(s, &end);
+		if (end == s) {
+			free(v);
+			return -EINVAL;
+		}
+		s = end;
+		if (*s == ',')
+			s++;
+	}
+	*out = v;
+	*n = k;
+	return 0;
+}
+
+static const char *host_class_of(const char *vendor)
+{
+	if (!strcmp(vendor, "GenuineIntel"))
+		return "intel";
+	if (!strcmp(vendor, "AuthenticAMD"))
+		return "amd";
+	return "other";
+}
+
+static const char *str(const json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s ? s : "";
+}
+
+/* Appends samples as a float8[] literal; their median in *median. */
+static int samples_param(const json_t *samples, struct buf *b, double *median)
+{
+	size_t n = json_array_size(samples), i;
+	double *v = calloc(n ? n : 1, sizeof(*v));
+	json_t *x;
+
+	if (!v)
+		return -ENOMEM;
+	buf_add(b, "{", 1);
+	json_array_foreach(samples, i, x) {
+		v[i] = json_number_value(x);
+		buf_printf(b, "%s%.17g", i ? "," : "", v[i]);
+	}
+	buf_add(b, "}", 1);
+	*median = median_of(v, n);
+	free(v);
+	return b->oom ? -ENOMEM : 0;
+}
+
+struct touched {
+	long long	*ids;
+	size_t		n, cap;
+};
+
+static int touch(struct touched *t, long long id)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (t->ids[i] == id)
+			return 0;
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? 2 * t->cap : 16;
+		long long *p = realloc(t->ids, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		t->ids = p;
+		t->cap = cap;
+	}
+	t->ids[t->n++] = id;
+	return 0;
+}
+
+/* The median of the floor named metric that driver run measured. */
+static bool floor_median(const json_t *floors, json_int_t run, const char *metric, double *m)
+{
+	size_t i, n;
+	json_t *f;
+
+	json_array_foreach(floors, i, f) {
+		const json_t *s = json_object_get(f, "samples");
+		double *v;
+
+		if (json_integer_value(json_object_get(f, "run")) != run ||
+		    strcmp(str(f, "metric"), metric))
+			continue;
+		n = json_array_size(s);
+		v = calloc(n ? n : 1, sizeof(*v));
+		if (!v)
+			return false;
+		for (size_t k = 0; k < n; k++)
+			v[k] = json_number_value(json_array_get(s, k));
+		*m = median_of(v, n);
+		free(v);
+		return true;
+	}
+	return false;
+}
+
+#define FAIL(code, ...) do { snprintf(err, errlen, __VA_ARGS__); ret = (code); goto out; } while (0)
+
+static int insert_results(PGconn *c, long long run_id, const char *backend, const json_t *doc,
+			  struct touched *t, char *err, size_t errlen)
+{
+	const json_t *floors = json_object_get(doc, "floors");
+	char run_s[24], drv_s[24], med_s[40], fmed_s[40], entries_s[24];
+	struct buf samples = { 0 };
+	char *params_key = NULL;
+	PGresult *res = NULL;
+	int ret = 0;
+	size_t i;
+	json_t *f;
+
+	snprintf(run_s, sizeof(run_s), "%lld", run_id);
+	json_array_foreach(floors, i, f) {
+		const char *p[8] = { run_s, drv_s, str(f, "bench"), str(f, "metric"),
+				     str(f, "unit"), entries_s, NULL, med_s };
+		double median;
+
+		samples.len = 0;
+		ret = samples_param(json_object_get(f, "samples"), &samples, &median);
+		if (ret)
+			FAIL(ret, "out of memory");
+		p[6] = samples.p;
+		snprintf(drv_s, sizeof(drv_s), "%" JSON_INTEGER_FORMAT,
+			 json_integer_value(json_object_get(f, "run")));
+		snprintf(entries_s, sizeof(entries_s), "%" JSON_INTEGER_FORMAT,
+			 json_integer_value(json_object_get(f, "entries")));
+		snprintf(med_s, sizeof(med_s), "%.17g", median);
+		ret = db_cmd(c, "INSERT INTO floors (run_id, driver_run, bench, metric, unit,"
+			     " entries, samples, median) VALUES ($1, $2, $3, $4, $5, $6,"
+			     " $7::float8[], $8)", 8, p);
+		if (ret)
+			FAIL(ret, "floor %zu: not stored", i);
+	}
+
+	json_array_foreach(json_object_get(doc, "results"), i, f) {
+		const json_t *params = json_object_get(f, "params");
+		const char *floor = json_string_value(json_object_get(f, "floor"));
+		json_int_t drv = json_integer_value(json_object_get(f, "run"));
+		bool lib = json_is_true(json_object_get(f, "lower_is_better"));
+		const char *sp[7], *rp[7];
+		double median, fmed;
+		long long series;
+
+		free(params_key);
+		params_key = json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS);
+		if (!params_key)
+			FAIL(-ENOMEM, "out of memory");
+		sp[0] = str(f, "bench");
+		sp[1] = str(f, "metric");
+		sp[2] = backend;
+		sp[3] = params_key;
+		sp[4] = str(f, "unit");
+		sp[5] = lib ? "t" : "f";
+		ret = db_exec(c, &res, "INSERT INTO series (bench, metric, backend, params,"
+			      " params_key, unit, lower_is_better)"
+			      " VALUES ($1, $2, $3, $4::jsonb, $4, $5, $6)"
+			      " ON CONFLICT (bench, metric, backend, params_key)"
+			      " DO UPDATE SET version = series.version + 1"
+			      " RETURNING id, unit, lower_is_better", 6, sp);
+		if (ret)
+			FAIL(ret, "results[%zu]: series not stored", i);
+		series = atoll(PQgetvalue(res, 0, 0));
+		if (strcmp(PQgetvalue(res, 0, 1), sp[4]) || strcmp(PQgetvalue(res, 0, 2), sp[5]))
+			FAIL(-EINVAL, "results[%zu]: %s:%s is in %s (%s is better), not in %s",
+			     i, sp[0], sp[1], PQgetvalue(res, 0, 1),
+			     *PQgetvalue(res, 0, 2) == 't' ? "lower" : "higher", sp[4]);
+		PQclear(res);
+		res = NULL;
+
+		samples.len = 0;
+		ret = samples_param(json_object_get(f, "samples"), &samples, &median);
+		if (ret)
+			FAIL(ret, "out of memory");
+		snprintf(med_s, sizeof(med_s), "%.17g", median);
+		snprintf(drv_s, sizeof(drv_s), "%" JSON_INTEGER_FORMAT, drv);
+		snprintf(entries_s, sizeof(entries_s), "%lld", series);
+		rp[0] = run_s;
+		rp[1] = entries_s;
+		rp[2] = drv_s;
+		rp[3] = samples.p;
+		rp[4] = med_s;
+		rp[5] = floor;
+		rp[6] = NULL;
+		if (floor) {
+			if (!floor_median(floors, drv, floor, &fmed))
+				FAIL(-EINVAL, "results[%zu]: compared with floor '%s', which run %"
+				     JSON_INTEGER_FORMAT " did not measure", i, floor, drv);
+			snprintf(fmed_s, sizeof(fmed_s), "%.17g", fmed);
+			rp[6] = fmed_s;
+		}
+		ret = db_cmd(c, "INSERT INTO results (run_id, series_id, driver_run, samples,"
+			     " median, floor_metric, floor_median)"
+			     " VALUES ($1, $2, $3, $4::float8[], $5, $6, $7)", 7, rp);
+		if (ret)
+			FAIL(ret, "results[%zu]: not stored", i);
+		ret = touch(t, series);
+		if (ret)
+			FAIL(ret, "out of memory");
+	}
+out:
+	PQclear(res);
+	free(params_key);
+	buf_free(&samples);
+	return ret;
+}
+
+/*
+ * An ISO 8601 date and time.  PostgreSQL would also take 'yesterday' or
+ * 'epoch', which are no commit's time.
+ */
+static bool iso_time(const char *s)
+{
+	static const char re[] = "^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}"
+		"(:[0-9]{2}([.][0-9]{1,9})?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)?$";
+	regex_t r;
+	bool ok;
+
+	if (regcomp(&r, re, REG_EXTENDED | REG_NOSUB))
+		return false;
+	ok = !regexec(&r, s, 0, NULL, 0);
+	regfree(&r);
+	return ok;
+}
+
+int store_run(PGconn *c, long long token_id, const json_t *doc, struct submit_result *out,
+	      char *err, size_t errlen)
+{
+	const json_t *host = json_object_get(doc, "host");
+	const json_t *commit = json_object_get(doc, "commit");
+	const char *class = host_class_of(str(host, "cpu_vendor"));
+	char host_id[24], commit_id[24], token_s[24], cores[24], mem[24];
+	struct touched t = { 0 };
+	PGresult *res = NULL;
+	char *canon;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	canon = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+	if (!canon) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	snprintf(token_s, sizeof(token_s), "%lld", token_id);
+	snprintf(cores, sizeof(cores), "%" JSON_INTEGER_FORMAT,
+		 json_integer_value(json_object_get(host, "cores")));
+	snprintf(mem, sizeof(mem), "%" JSON_INTEGER_FORMAT,
+		 json_integer_value(json_object_get(host, "memory_bytes")));
+
+	if (!iso_time(str(commit, "time")) || !iso_time(str(doc, "created"))) {
+		snprintf(err, errlen, "commit.time and created must be ISO 8601 times");
+		free(canon);
+		return -EINVAL;
+	}
+	ret = db_begin(c);
+	if (ret)
+		FAIL(ret, "database unavailable");
+	{
+		const char *p[7] = { str(host, "name"), str(host, "cpu_vendor"),
+				     str(host, "cpu_model"), cores, mem, str(host, "kernel"),
+				     class };
+
+		ret = db_exec(c, &res, "INSERT INTO hosts (name, cpu_vendor, cpu_model, cores,"
+			      " memory_bytes, kernel, host_class)"
+			      " VALUES ($1, $2, $3, $4, $5, $6, $7)"
+			      " ON CONFLICT (name, cpu_vendor, cpu_model, cores, memory_bytes, kernel)"
+			      " DO UPDATE SET host_class = EXCLUDED.host_class RETURNING id", 7, p);
+		if (ret)
+			FAIL(ret, "host: not stored");
+		snprintf(host_id, sizeof(host_id), "%s", PQgetvalue(res, 0, 0));
+		PQclear(res);
+	}
+	{
+		const char *p[3] = { str(commit, "sha"), str(commit, "time"), str(commit, "branch") };
+
+		ret = db_exec(c, &res, "INSERT INTO commits (sha, committed, branch)"
+			      " VALUES ($1, $2::timestamptz, $3)"
+			      " ON CONFLICT (sha) DO UPDATE SET sha = EXCLUDED.sha RETURNING id",
+			      3, p);
+		if (ret)
+			FAIL(ret, "commit: not stored (is time an ISO 8601 date?)");
+		snprintf(commit_id, sizeof(commit_id), "%s", PQgetvalue(res, 0, 0));
+		PQclear(res);
+	}
+	{
+		const char *p[8] = { canon, host_id, commit_id, str(host, "backend"),
+				     str(host, "spte_format"),
+				     json_is_true(json_object_get(commit, "dirty")) ? "t" : "f",
+				     str(doc, "created"), token_s };
+
+		ret = db_exec(c, &res, "INSERT INTO runs (digest, document, host_id, commit_id,"
+			      " backend, spte_format, dirty, created, token_id)"
+			      " VALUES (sha256(convert_to($1, 'UTF8')), $1::jsonb, $2, $3, $4, $5,"
+			      " $6, $7::timestamptz, $8)"
+			      " ON CONFLICT (digest) DO NOTHING RETURNING id", 8, p);
+		if (ret)
+			FAIL(ret, "run: not stored");
+		if (PQntuples(res) == 0) {
+			/* The same document again: the run that is already stored. */
+			PQclear(res);
+			db_rollback(c);
+			ret = db_exec(c, &res, "SELECT id FROM runs"
+				      " WHERE digest = sha256(convert_to($1, 'UTF8'))", 1, p);
+			if (ret || PQntuples(res) != 1)
+				FAIL(ret ? ret : -EIO, "run: lookup failed");
+			out->run_id = atoll(PQgetvalue(res, 0, 0));
+			out->duplicate = true;
+			goto out;
+		}
+		out->run_id = atoll(PQgetvalue(res, 0, 0));
+		PQclear(res);
+		res = NULL;
+	}
+	ret = insert_results(c, out->run_id, str(host, "backend"), doc, &t, err, errlen);
+	if (ret)
+		goto out;
+	ret = db_commit(c);
+	if (ret)
+		FAIL(ret, "commit failed");
+	out->results = json_array_size(json_object_get(doc, "results"));
+	out->series = t.n;
+
+	/* The run is stored; detection failing does not undo it. */
+	for (size_t i = 0; i < t.n; i++) {
+		unsigned int found = 0;
+
+		if (!detect_series(c, t.ids[i], class, &found))
+			out->change_points += found;
+	}
+out:
+	if (ret)
+		db_rollback(c);
+	PQclear(res);
+	free(canon);
+	free(t.ids);
+	return ret;
+}
+
+static int load_points(PGresult *res, struct detect_point **pts, size_t *n)
+{
+	size_t rows = PQntuples(res);
+	struct detect_point *p = calloc(rows ? rows : 1, sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	for (size_t i = 0; i < rows; i++) {
+		double *v;
+		size_t k;
+
+		if (parse_float_array(PQgetvalue(res, i, 1), &v, &k) || !k) {
+			while (i--)
+				free((double *)p[i].samples);
+			free(p);
+			return -EIO;
+		}
+		p[i].median = median_of(v, k);
+		p[i].samples = v;
+		p[i].nsamples = k;
+	}
+	*pts = p;
+	*n = rows;
+	return 0;
+}
+
+static void free_points(struct detect_point *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free((double *)p[i].samples);
+	free(p);
+}
+
+/*
+ * Detect again on the whole series of one host class and bring its stored
+ * change points in line: new ones are added, the figures of known ones
+ * updated, and those nobody looked at that are no longer found removed.
+ * A state people set (acknowledged, invalid, fixed) is kept.
+ */
+int detect_series(PGconn *c, long long series_id, const char *host_class, unsigned int *found)
+{
+	struct detect_change *cps = NULL;
+	struct detect_point *pts = NULL;
+	char id_s[24], keep[64 * 1024];
+	const char *p[2] = { id_s, host_class };
+	PGresult *res = NULL, *rows = NULL;
+	size_t n = 0, kn;
+	bool lib;
+	int ret, k;
+
+	*found = 0;
+	snprintf(id_s, sizeof(id_s), "%lld", series_id);
+	ret = db_begin(c);
+	if (!ret)
+		ret = db_cmd(c, "SELECT pg_advisory_xact_lock(7106, $1::int)", 1, p);
+	if (!ret)
+		ret = db_exec(c, &res, "SELECT lower_is_better FROM series WHERE id = $1", 1, p);
+	if (ret)
+		goto out;
+	lib = PQntuples(res) == 1 && *PQgetvalue(res, 0, 0) == 't';
+	PQclear(res);
+	res = NULL;
+	ret = db_exec(c, &rows, "SELECT c.id, array_agg(s.v) FROM results r"
+		      " JOIN runs u ON u.id = r.run_id JOIN hosts h ON h.id = u.host_id"
+		      " JOIN commits c ON c.id = u.commit_id"
+		      " CROSS JOIN LATERAL unnest(r.samples) AS s(v)"
+		      " WHERE r.series_id = $1 AND h.host_class = $2"
+		      " GROUP BY c.id ORDER BY c.committed, c.id", 2, p);
+	if (!ret)
+		ret = load_points(rows, &pts, &n);
+	if (ret)
+		goto out;
+	cps = calloc(n ? n : 1, sizeof(*cps));
+	if (!cps) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	k = detect_changes(pts, n, &conf->detect, cps, n);
+	if (k < 0) {
+		log_err("detection on series %lld/%s: %s", series_id, host_class, strerror(-k));
+		ret = -EIO;
+		goto out;
+	}
+	kn = snprintf(keep, sizeof(keep), "{");
+	for (int i = 0; i < k && !ret; i++) {
+		const struct detect_change *d = &cps[i];
+		char o[40], nw[40], rel[40], pv[40], mp[40];
+		const char *cp[9] = { id_s, host_class, PQgetvalue(rows, d->index, 0), o, nw, rel,
+				      pv, mp, NULL };
+
+		cp[8] = detect_kind(d, lib) == DETECT_REGRESSION ? "regression" : "improvement";
+		snprintf(o, sizeof(o), "%.17g", d->old_median);
+		snprintf(nw, sizeof(nw), "%.17g", d->new_median);
+		/* From a level of 0 the change is infinite: stored as a huge one. */
+		snprintf(rel, sizeof(rel), "%.17g", fmax(-1e9, fmin(1e9, d->rel_change)));
+		snprintf(pv, sizeof(pv), "%.17g", d->pvalue);
+		snprintf(mp, sizeof(mp), "%.17g", d->mwu_pvalue);
+		ret = db_cmd(c, "INSERT INTO change_points (series_id, host_class, commit_id,"
+			     " old_median, new_median, rel_change, pvalue, mwu_pvalue, kind)"
+			     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+			     " ON CONFLICT (series_id, host_class, commit_id) DO UPDATE SET"
+			     " old_median = EXCLUDED.old_median, new_median = EXCLUDED.new_median,"
+			     " rel_change = EXCLUDED.rel_change, pvalue = EXCLUDED.pvalue,"
+			     " mwu_pvalue = EXCLUDED.mwu_pvalue, kind = EXCLUDED.kind,"
+			     " updated = now()", 9, cp);
+		if (kn < sizeof(keep) - 24)
+			kn += snprintf(keep + kn, sizeof(keep) - kn, "%s%s", i ? "," : "", cp[2]);
+	}
+	snprintf(keep + kn, sizeof(keep) - kn, "}");
+	if (!ret) {
+		const char *dp[3] = { id_s, host_class, keep };
+
+		ret = db_cmd(c, "DELETE FROM change_points WHERE series_id = $1 AND host_class = $2"
+			     " AND state = 'new' AND NOT (commit_id = ANY ($3::bigint[]))", 3, dp);
+	}
+	if (!ret)
+		ret = db_cmd(c, "UPDATE series SET version = version + 1 WHERE id = $1", 1, p);
+	if (!ret)
+		ret = db_commit(c);
+	if (!ret)
+		*found = k;
+out:
+	if (ret)
+		db_rollback(c);
+	PQclear(res);
+	PQclear(rows);
+	free(cps);
+	free_points(pts, n);
+	return ret;
+}
+
+/* At start: the thresholds may have changed since the series were last seen. */
+int detect_all(PGconn *c)
+{
+	PGresult *res;
+	unsigned int total = 0;
+	int ret;
+
+	ret = db_exec(c, &res, "SELECT DISTINCT r.series_id, h.host_class FROM results r"
+		      " JOIN runs u ON u.id = r.run_id JOIN hosts h ON h.id = u.host_id", 0, NULL);
+	if (ret)
+		return ret;
+	for (int i = 0; i < PQntuples(res) && !ret; i++) {
+		unsigned int found;
+
+		ret = detect_series(c, atoll(PQgetvalue(res, i, 0)), PQgetvalue(res, i, 1), &found);
+		total += found;
+	}
+	if (!ret)
+		log_info("detection: %u change point%s over %d series", total,
+			 total == 1 ? "" : "s", PQntuples(res));
+	PQclear(res);
+	return ret;
+}

@@ -1,0 +1,787 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""kmmu-regressd against a real PostgreSQL that this test starts: the API,
+bad input, detection end to end, plots and pages, the database going away
+under the daemon, shutdown, and the dashboard in headless Chromium.
+
+    BUILD=build service/tests/service_test.py
+
+Prints one "ok N - name" / "not ok N - name" line per case and a kselftest
+"# Totals:" line; exits non-zero when a case failed.  The daemon is the
+ASan+UBSan build: any sanitizer report in its log fails the run.
+"""
+import concurrent.futures
+import copy
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.error
+import urllib.request
+import zlib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("BUILD", "build")
+DAEMON = os.path.join(ROOT, BUILD, "asan/service/kmmu-regressd")
+TOKEN = "tok-" + "a1b2c3d4e5f6a7b8c9d0"
+OTHER = "tok-" + "ffffeeeeddddccccbbbb"
+SHOTS = os.path.join(ROOT, BUILD, "service-test")
+
+results = []
+
+
+def case(fn):
+    results.append(fn)
+    return fn
+
+
+class Fail(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise Fail(what)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Env:
+    def __init__(self):
+        self.tmp = tempfile.mkdtemp(prefix="kmmu-service-test-")
+        os.chmod(self.tmp, 0o755)
+        self.pgdir = os.path.join(self.tmp, "pg")
+        self.pgenv = dict(os.environ, KMMU_PG_PORT=str(free_port()),
+                          KMMU_PG_OPTIONS="-c fsync=off -c full_page_writes=off")
+        self.port = free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.log = os.path.join(self.tmp, "daemon.log")
+        self.proc = None
+
+    def pg(self, cmd):
+        r = subprocess.run([os.path.join(ROOT, "scripts/pg.sh"), cmd, self.pgdir],
+                           env=self.pgenv, capture_output=True, text=True)
+        if r.returncode:
+            raise Fail("pg.sh %s: %s" % (cmd, r.stderr))
+        return r.stdout.strip()
+
+    def psql(self, sql):
+        bindir = sorted(os.listdir("/usr/lib/postgresql"))[-1]
+        r = subprocess.run(["/usr/lib/postgresql/%s/bin/psql" % bindir, self.dsn, "-tAc", sql],
+                           capture_output=True, text=True)
+        if r.returncode:
+            raise Fail("psql: %s" % r.stderr)
+        return r.stdout.strip()
+
+    def write(self, name, text):
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def start(self, extra_env=None, wait=True):
+        self.tokens = self.write("tokens", "# submitters\nbench %s\nops %s\n" % (TOKEN, OTHER))
+        self.conf = self.write("regressd.conf", "\n".join([
+            "# kmmu-regressd for the service test",
+            "listen = 127.0.0.1",
+            "port = %d" % self.port,
+            "dsn = %s" % self.dsn,
+            "tokens_file = %s" % self.tokens,
+            "schema_file = %s/bench/results.schema.json" % ROOT,
+            "sql_dir = %s/sql" % ROOT,
+            "plots_dir = %s/plots" % ROOT,
+            "cache_dir = %s/cache" % self.tmp,
+            "commit_url = https://example.org/kmmu/commit/%s",
+            "max_body = 1048576",
+            "threads = 4", ""]))
+        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
+                   UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
+        env.update(extra_env or {})
+        self.logf = open(self.log, "a")
+        self.proc = subprocess.Popen([DAEMON, "-c", self.conf], stdout=self.logf,
+                                     stderr=self.logf, env=env)
+        if wait:
+            for _ in range(200):
+                try:
+                    if http("GET", self.url + "/healthz")[0] == 200:
+                        return
+                except OSError:
+                    pass
+                if self.proc.poll() is not None:
+                    raise Fail("daemon exited %d: %s" % (self.proc.returncode,
+                                                         open(self.log).read()[-2000:]))
+                time.sleep(0.1)
+            raise Fail("daemon did not start")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self.logf.close()
+        return self.proc.returncode if self.proc else None
+
+
+def http(method, url, body=None, token=None, ctype="application/json", headers=None):
+    h = dict(headers or {})
+    if body is not None and ctype:
+        h["Content-Type"] = ctype
+    if token:
+        h["Authorization"] = "Bearer " + token
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body).encode()
+    elif isinstance(body, str):
+        body = body.encode()
+    req = urllib.request.Request(url, data=body, method=method, headers=h)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, r.read(), dict(r.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, e.read(), dict(e.headers)
+
+
+def jget(env, path):
+    status, body, _ = http("GET", env.url + path)
+    check(status == 200, "GET %s: %d %s" % (path, status, body[:300]))
+    return json.loads(body)
+
+
+def sha(n):
+    return hashlib.sha1(b"commit %d" % n).hexdigest()
+
+
+def make_doc(n, host="bench-amd-1", vendor="AuthenticAMD", figures=None, sha_=None):
+    """A results document for commit n: figures is [(bench, metric, params,
+    samples, lower_is_better)]."""
+    t = time.gmtime(1_700_000_000 + 3600 * n)
+    figures = figures or [("populate", "populate", {"vcpus": 1, "backing": "anonymous"},
+                           [100.0, 101.0, 99.5], True)]
+    return {
+        "schema": "kmmu-bench-results",
+        "schema_version": 1,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", t),
+        "commit": {"sha": sha_ or sha(n), "time": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", t),
+                   "branch": "main", "dirty": False},
+        "host": {"name": host, "cpu_vendor": vendor, "cpu_model": "Test CPU", "cores": 2,
+                 "memory_bytes": 1 << 34, "kernel": "6.1.0-test", "backend": "user",
+                 "spte_format": "npt" if vendor == "AuthenticAMD" else "ept"},
+        "floors": [{"run": 0, "bench": "populate", "metric": "cmpxchg", "unit": "ns/entry",
+                    "entries": 512, "samples": [6.0, 6.1, 5.9]}],
+        "results": [{"run": 0, "bench": b, "params": p, "metric": m, "unit": "ns/4K",
+                     "lower_is_better": lib, "samples": s, "floor": "cmpxchg"}
+                    for (b, m, p, s, lib) in figures],
+    }
+
+
+def counts(env):
+    return env.psql("SELECT (SELECT count(*) FROM runs) || ' ' || (SELECT count(*) FROM"
+                    " results) || ' ' || (SELECT count(*) FROM floors) || ' ' ||"
+                    " (SELECT count(*) FROM commits) || ' ' || (SELECT count(*) FROM hosts)"
+                    " || ' ' || (SELECT count(*) FROM series)")
+
+
+def post_run(env, doc, token=TOKEN):
+    return http("POST", env.url + "/api/v1/runs", doc, token=token)
+
+
+@case
+def submit_and_read_back(env):
+    doc = make_doc(1)
+    st, body, _ = post_run(env, doc)
+    check(st == 201, "first submission: %d %s" % (st, body))
+    ans = json.loads(body)
+    check(ans["results"] == 1 and not ans["duplicate"], "answer %s" % ans)
+    run = jget(env, "/api/v1/runs/%d" % ans["id"])
+    check(run["document"] == doc, "stored document differs")
+    check(run["submitter"] == "bench" and run["host_class"] == "amd", "run %s" % run)
+    hosts = jget(env, "/api/v1/hosts")
+    check(any(h["name"] == "bench-amd-1" and h["host_class"] == "amd" for h in hosts),
+          "hosts %s" % hosts)
+    series = jget(env, "/api/v1/series?bench=populate")
+    check(len(series) == 1 and series[0]["params"] == doc["results"][0]["params"],
+          "series %s" % series)
+    pts = jget(env, "/api/v1/series/%d" % series[0]["id"])["points"]
+    check(len(pts) == 1 and pts[0]["samples"] == [100.0, 101.0, 99.5] and
+          pts[0]["median"] == 100.0 and pts[0]["floor_median"] == 6.0, "points %s" % pts)
+    bm = jget(env, "/api/v1/benchmarks")
+    check(any(b["bench"] == "populate" and b["metric"] == "populate" for b in bm), "%s" % bm)
+
+
+@case
+def resubmission_is_idempotent(env):
+    doc = make_doc(2)
+    st, body, _ = post_run(env, doc)
+    check(st == 201, "first: %d" % st)
+    first = json.loads(body)["id"]
+    before = counts(env)
+    # The same document, with its keys in another order and other spacing.
+    text = json.dumps(doc, sort_keys=True, indent=3)
+    st, body, _ = post_run(env, text)
+    check(st == 200 and json.loads(body) == {"id": first, "duplicate": True, "results": 0,
+                                             "series": 0, "change_points": 0},
+          "again: %d %s" % (st, body))
+    # Eight at once: one run.
+    doc = make_doc(3)
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        answers = list(ex.map(lambda _: post_run(env, doc), range(8)))
+    codes = sorted(a[0] for a in answers)
+    ids = {json.loads(a[1])["id"] for a in answers}
+    check(codes == [200] * 7 + [201] and len(ids) == 1, "concurrent: %s %s" % (codes, ids))
+    after = counts(env).split()
+    check(int(after[0]) == int(before.split()[0]) + 1, "runs %s -> %s" % (before, after))
+
+
+def refused(env, body, want, what, token=TOKEN, ctype="application/json", path="/api/v1/runs"):
+    before = counts(env)
+    st, text, hdr = http("POST", env.url + path, body, token=token, ctype=ctype)
+    check(st == want, "%s: got %d, want %d: %s" % (what, st, want, text[:300]))
+    msg = json.loads(text)
+    check(msg["status"] == want and msg["error"], "%s: error body %s" % (what, text))
+    check(counts(env) == before, "%s: something was stored" % what)
+    return msg["error"], hdr
+
+
+@case
+def bad_documents_store_nothing(env):
+    doc = make_doc(4)
+    raw = json.dumps(doc)
+    refused(env, raw[: len(raw) // 2], 400, "truncated JSON")
+    refused(env, "{\"schema\": ", 400, "malformed JSON")
+    refused(env, b"\xff\xfe{}", 400, "not UTF-8")
+    refused(env, "[1, 2]", 400, "an array")
+    refused(env, "", 400, "empty body")
+    refused(env, raw.replace('"schema_version": 1', '"schema_version": 1, "schema_version": 1'),
+            400, "duplicate key")
+    e, _ = refused(env, dict(doc, schema_version=2), 422, "schema version 2")
+    check("schema_version" in e, e)
+    refused(env, dict(doc, schema="other"), 422, "other schema")
+    bad = copy.deepcopy(doc)
+    bad["results"][0]["samples"] = ["1.0"]
+    e, _ = refused(env, bad, 422, "string sample")
+    check("/results/0/samples/0" in e, "error names the path: %s" % e)
+    bad = copy.deepcopy(doc)
+    bad["host"]["cores"] = "two"
+    refused(env, bad, 422, "string cores")
+    bad = copy.deepcopy(doc)
+    bad["results"][0]["samples"] = [-1.0]
+    refused(env, bad, 422, "negative sample")
+    bad = copy.deepcopy(doc)
+    del bad["commit"]["sha"]
+    refused(env, bad, 422, "no sha")
+    bad = copy.deepcopy(doc)
+    bad["commit"]["sha"] = "abc"
+    refused(env, bad, 422, "short sha")
+    bad = copy.deepcopy(doc)
+    bad["extra"] = 1
+    refused(env, bad, 422, "unknown field")
+    bad = copy.deepcopy(doc)
+    bad["results"][0]["floor"] = "read"
+    e, _ = refused(env, bad, 422, "floor not measured")
+    check("floor" in e, e)
+    bad = copy.deepcopy(doc)
+    bad["commit"]["time"] = "yesterday"
+    refused(env, bad, 422, "time not a date")
+    bad = copy.deepcopy(doc)
+    bad["results"].append(copy.deepcopy(bad["results"][0]))
+    bad["results"][1]["unit"] = "ms"
+    bad["results"][1]["metric"] = "populate"
+    st, _, _ = post_run(env, make_doc(40))
+    check(st == 201, "setup: %d" % st)
+    e, _ = refused(env, bad, 422, "unit of a known series changed (second figure)")
+    check("ns/4K" in e, e)
+    refused(env, "{" + "\"a\":[" * 5000 + "]" * 5000 + "}", 400, "nested too deep")
+    refused(env, json.dumps(doc), 415, "form content type", ctype="text/plain")
+
+
+@case
+def body_size_limit(env):
+    doc = make_doc(5)
+    doc["results"][0]["params"]["pad"] = "x" * (1 << 20)
+    refused(env, doc, 413, "body over max_body")
+    # Without a Content-Length: chunked.
+    before = counts(env)
+
+    def chunks():
+        yield b"{\"pad\": \""
+        for _ in range(300):
+            yield b"y" * 4096
+        yield b"\"}"
+    req = urllib.request.Request(env.url + "/api/v1/runs", data=chunks(), method="POST",
+                                 headers={"Content-Type": "application/json",
+                                          "Authorization": "Bearer " + TOKEN,
+                                          "Transfer-Encoding": "chunked"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            st = r.status
+    except urllib.error.HTTPError as e:
+        st = e.code
+    check(st == 413, "chunked over the limit: %d" % st)
+    check(counts(env) == before, "stored")
+
+
+@case
+def tokens(env):
+    doc = make_doc(6)
+    _, hdr = refused(env, doc, 401, "no token", token=None)
+    check("Bearer" in hdr.get("WWW-Authenticate", ""), "WWW-Authenticate: %s" % hdr)
+    refused(env, doc, 401, "wrong token", token="tok-0000000000000000000")
+    refused(env, doc, 401, "token with SQL", token="x' OR '1'='1")
+    refused(env, doc, 401, "a token's hash", token=env.psql(
+        "SELECT encode(hash, 'hex') FROM tokens LIMIT 1"))
+    check(TOKEN not in env.psql("SELECT string_agg(encode(hash, 'escape'), ',') FROM tokens"),
+          "a token is stored in clear")
+    st, _, _ = post_run(env, doc, token=OTHER)
+    check(st == 201, "second submitter: %d" % st)
+
+
+@case
+def sql_metacharacters_are_data(env):
+    evil = ["'; DROP TABLE runs; --", "\" OR 1=1 --", "$1", "\\x00\\", "%s%n", "}{,\"",
+            "Robert'); DELETE FROM results;--", "ä漢字🙂", "a\tb\nc"]
+    before = int(counts(env).split()[0])
+    for i, s in enumerate(evil):
+        doc = make_doc(50 + i, host=s, figures=[(s, "m_%d" % i, {s: s, "k": s}, [1.0], True)])
+        doc["host"]["cpu_model"] = s
+        doc["host"]["kernel"] = s
+        doc["commit"]["branch"] = s
+        st, body, _ = post_run(env, doc)
+        check(st == 201, "%r: %d %s" % (s, st, body))
+        run = jget(env, "/api/v1/runs/%d" % json.loads(body)["id"])
+        check(run["document"] == doc and run["host"] == s, "%r did not come back" % s)
+        q = urllib.parse.quote(s)
+        got = jget(env, "/api/v1/series?bench=%s" % q)
+        check(len(got) == 1 and got[0]["params"][s] == s, "%r: series %s" % (s, got))
+        check(jget(env, "/api/v1/change-points?bench=%s" % q) == [], "%r: change points" % s)
+    check(int(counts(env).split()[0]) == before + len(evil), "runs")
+    check(env.psql("SELECT count(*) FROM pg_tables WHERE tablename = 'runs'") == "1", "runs")
+    # The dashboard escapes them.
+    st, page, _ = http("GET", env.url + "/")
+    check(st == 200 and b"'; DROP TABLE" not in page and b"&#39;; DROP TABLE" in page,
+          "dashboard escaping")
+
+
+@case
+def get_endpoints_refuse_bad_queries(env):
+    for path, want in [("/api/v1/change-points?state=bogus", 400),
+                       ("/api/v1/change-points?kind=worse", 400),
+                       ("/api/v1/change-points?color=red", 400),
+                       ("/api/v1/series?bench=populate&x=1", 400),
+                       ("/api/v1/hosts?x=1", 400),
+                       ("/api/v1/series/999999", 404),
+                       ("/api/v1/series/abc", 404),
+                       ("/api/v1/series/-1", 404),
+                       ("/api/v1/runs/0", 404),
+                       ("/api/v1/nothing", 404),
+                       ("/series/999999", 404),
+                       ("/plots/series/999999.svg", 404),
+                       ("/plots/series/1.png", 404),
+                       ("/plots/compare/1.svg", 404),
+                       ("/etc/passwd", 404),
+                       ("/series/1/../../etc", 404)]:
+        st, body, _ = http("GET", env.url + path)
+        check(st == want, "%s: %d, want %d" % (path, st, want))
+        check(json.loads(body)["status"] == want, path)
+    st, _, hdr = http("GET", env.url + "/api/v1/runs")
+    check(st == 405 and "POST" in hdr.get("Allow", ""), "GET runs: %d" % st)
+    st, _, _ = http("DELETE", env.url + "/api/v1/hosts")
+    check(st == 405, "DELETE: %d" % st)
+    st, _, _ = http("POST", env.url + "/", "{}", token=TOKEN)
+    check(st == 405, "POST /: %d" % st)
+
+
+def step_series(env, host, vendor, n, step_at, step, lower_is_better=True, seed=1,
+                params=None, base=100.0, noise=0.01):
+    rnd = random.Random(seed)
+    params = params or {"vcpus": 1, "backing": "anonymous_thp", "step": step_at}
+    answers = []
+    for i in range(n):
+        level = base * (1 + step if i >= step_at else 1)
+        samples = [round(level * (1 + rnd.gauss(0, noise)), 4) for _ in range(5)]
+        doc = make_doc(100 + i, host=host, vendor=vendor,
+                       figures=[("dirty_log", "clear_dirty_log", params, samples,
+                                 lower_is_better)])
+        st, body, _ = post_run(env, doc)
+        check(st == 201, "commit %d: %d %s" % (i, st, body))
+        answers.append(json.loads(body))
+    return answers
+
+
+@case
+def detection_finds_the_step(env):
+    # 40 commits on AMD, +10% from commit 25: a regression (lower is better).
+    step_series(env, "amd-1", "AuthenticAMD", 40, 25, 0.10)
+    # The same series on Intel without a step, and an improvement on
+    # another params: higher figures, higher is better.
+    step_series(env, "intel-1", "GenuineIntel", 40, 99, 0.0, seed=2)
+    step_series(env, "amd-1", "AuthenticAMD", 30, 12, 0.08, lower_is_better=False, seed=3,
+                params={"vcpus": 2, "backing": "anonymous_thp", "step": 12})
+    cps = jget(env, "/api/v1/change-points?bench=dirty_log")
+    reg = [c for c in cps if c["params"]["step"] == 25]
+    check(len(reg) == 1, "want one change point on the step at 25: %s" % reg)
+    c = reg[0]
+    check(c["commit"] == sha(125) and c["kind"] == "regression" and c["host_class"] == "amd"
+          and abs(c["rel_change"] - 0.10) < 0.02 and c["state"] == "new", "%s" % c)
+    check(c["pvalue"] <= 0.001, "p %s" % c["pvalue"])
+    imp = [c for c in cps if c["params"]["step"] == 12]
+    check(len(imp) == 1 and imp[0]["kind"] == "improvement" and imp[0]["commit"] == sha(112),
+          "improvement: %s" % imp)
+    check(not [c for c in cps if c["host_class"] == "intel"], "noise on intel: %s" % cps)
+    check(jget(env, "/api/v1/change-points?state=new&kind=regression&host_class=amd&"
+                    "bench=dirty_log") == reg, "filters")
+    env.regression = c
+
+
+@case
+def change_point_states(env):
+    c = env.regression
+    path = "/api/v1/change-points/%d" % c["id"]
+    refused(env, {"state": "gone"}, 400, "bad state", path=path)
+    refused(env, {"state": "fixed", "color": 1}, 400, "unknown field", path=path)
+    refused(env, {"note": "x"}, 400, "no state", path=path)
+    refused(env, {"state": "fixed"}, 401, "no token", path=path, token=None)
+    st, _, _ = http("POST", env.url + "/api/v1/change-points/999999", {"state": "fixed"},
+                    token=TOKEN)
+    check(st == 404, "unknown change point: %d" % st)
+    st, body, _ = http("POST", env.url + path, {"state": "acknowledged", "note": "bisected"},
+                       token=TOKEN)
+    check(st == 200, "acknowledge: %d %s" % (st, body))
+    got = json.loads(body)
+    check(got["state"] == "acknowledged" and got["note"] == "bisected", "%s" % got)
+    check(jget(env, path)["state"] == "acknowledged", "state not kept")
+    # A new submission re-runs detection: the state people set stays.
+    step_series(env, "amd-1", "AuthenticAMD", 1, 0, 0.10, seed=9,
+                params={"vcpus": 1, "backing": "anonymous_thp", "step": 25})
+    check(jget(env, path)["state"] == "acknowledged", "state lost on re-detection")
+
+
+@case
+def annotations(env):
+    refused(env, {"commit": sha(130), "text": ""}, 400, "empty text",
+            path="/api/v1/annotations")
+    refused(env, {"commit": sha(130)}, 400, "no text", path="/api/v1/annotations")
+    refused(env, {"commit": sha(130), "text": "x", "when": 1}, 400, "unknown field",
+            path="/api/v1/annotations")
+    refused(env, {"commit": sha(130), "text": 5}, 400, "text not a string",
+            path="/api/v1/annotations")
+    refused(env, {"commit": sha(99999), "text": "x"}, 422, "unknown commit",
+            path="/api/v1/annotations")
+    refused(env, {"commit": sha(130), "text": "x"}, 401, "no token",
+            path="/api/v1/annotations", token=None)
+    st, body, _ = http("POST", env.url + "/api/v1/annotations",
+                       {"commit": sha(130), "text": "kernel upgraded on amd hosts",
+                        "host_class": "amd"}, token=TOKEN)
+    check(st == 201, "annotate: %d %s" % (st, body))
+    got = jget(env, "/api/v1/annotations?host_class=amd")
+    check(any(a["text"] == "kernel upgraded on amd hosts" and a["commit"] == sha(130) and
+              a["author"] == "bench" for a in got), "%s" % got)
+    check(jget(env, "/api/v1/annotations?host_class=intel") == [], "host class filter")
+
+
+def svg_ok(svg, title):
+    text = svg.decode()
+    return "<svg" in text and "</svg>" in text and title in text and "<path" in text
+
+
+@case
+def plots_and_pages(env):
+    sid = env.regression["series_id"]
+    st, svg, hdr = http("GET", env.url + "/plots/series/%d.svg" % sid)
+    check(st == 200 and hdr["Content-Type"] == "image/svg+xml", "plot: %d %s" % (st, hdr))
+    check(svg_ok(svg, "dirty_log.clear_dirty_log"), "plot has no title or lines")
+    check(b"kernel upgraded on amd hosts" in svg, "annotation not drawn")
+    check(b"+10" in svg or b"+9" in svg or b"+11" in svg, "change point not labelled")
+    check(b"regression" in svg, "change point kind not labelled")
+    st2, svg2, _ = http("GET", env.url + "/plots/series/%d.svg" % sid)
+    check(st2 == 200 and svg2 == svg, "cached plot differs")
+    cached = os.listdir(os.path.join(env.tmp, "cache"))
+    check(any(f.startswith("series-%d-" % sid) for f in cached), "not cached: %s" % cached)
+    # A state change is a new version of the plot.
+    http("POST", env.url + "/api/v1/change-points/%d" % env.regression["id"],
+         {"state": "fixed"}, token=TOKEN)
+    st, svg3, _ = http("GET", env.url + "/plots/series/%d.svg" % sid)
+    check(st == 200 and b"(fixed)" in svg3, "plot not redrawn after a state change")
+    cached = [f for f in os.listdir(os.path.join(env.tmp, "cache"))
+              if f.startswith("series-%d-" % sid)]
+    check(len(cached) == 1, "stale renders kept: %s" % cached)
+    http("POST", env.url + "/api/v1/change-points/%d" % env.regression["id"],
+         {"state": "new"}, token=TOKEN)
+
+    st, page, _ = http("GET", env.url + "/")
+    page = page.decode()
+    check(st == 200 and "Open regressions" in page, "dashboard: %d" % st)
+    first = page.index("Open regressions")
+    check(first < page.index("Benchmarks"), "regressions are not first")
+    check('href="/series/%d"' % sid in page, "no link to the series")
+    check("https://example.org/kmmu/commit/%s" % sha(125) in page, "no link to the commit")
+    check('src="/plots/series/%d.svg"' % sid in page, "no plot on the dashboard")
+    check("<script" not in page, "the dashboard uses JavaScript")
+    st, page, _ = http("GET", env.url + "/series/%d" % sid)
+    check(st == 200 and svg_ok(page, "dirty_log.clear_dirty_log"), "series page: %d" % st)
+    check(b"kernel upgraded on amd hosts" in page, "annotation not on the series page")
+
+
+@case
+def kvm_comparison_plot(env):
+    params = {"vcpus": 1, "bytes_per_vcpu": 67108864, "backing": "anonymous"}
+    figs = []
+    for mmu, level in (("kmmu", 2.0), ("kvm", 2.5)):
+        p = dict(params, mmu=mmu) if mmu == "kvm" else params
+        figs.append(("dirty_log", "enable_logging", p, [level, level * 1.01, level * 0.99],
+                     True))
+    for i in range(3):
+        doc = make_doc(300 + i, host="guest", figures=figs)
+        doc["host"]["backend"] = "dev"
+        st, body, _ = post_run(env, doc)
+        check(st == 201, "%d %s" % (st, body))
+    sid = [s for s in jget(env, "/api/v1/series?metric=enable_logging&backend=dev")
+           if "mmu" not in s["params"]][0]["id"]
+    st, svg, _ = http("GET", env.url + "/plots/compare/%d.svg" % sid)
+    check(st == 200 and svg_ok(svg, "kmmu and KVM") and b"KVM amd" in svg and
+          b"kmmu amd" in svg, "comparison plot: %d" % st)
+    st, page, _ = http("GET", env.url + "/series/%d" % sid)
+    check(st == 200 and b"kmmu and KVM" in page, "comparison not on the series page")
+
+
+@case
+def database_restart(env):
+    env.pg("stop")
+    doc = make_doc(400)
+    st, body, hdr = post_run(env, doc)
+    check(st == 503 and "Retry-After" in hdr, "submission during the outage: %d %s" % (st, body))
+    st, _, _ = http("GET", env.url + "/api/v1/hosts")
+    check(st == 503, "GET during the outage: %d" % st)
+    # The bench client keeps the document and says so.
+    spool = os.path.join(env.tmp, "results")
+    os.makedirs(spool, exist_ok=True)
+    path = os.path.join(spool, "run.json")
+    with open(path, "w") as f:
+        json.dump(doc, f)
+    cenv = dict(os.environ, KMMU_SERVICE_URL=env.url, KMMU_SERVICE_TOKEN=TOKEN)
+    cli = [sys.executable, os.path.join(ROOT, "scripts/submit-results.py")]
+    r = subprocess.run(cli + ["--tries", "2", "--delay", "0.2", spool], env=cenv,
+                       capture_output=True, text=True)
+    sent = os.path.join(spool, ".sent", "127.0.0.1:%d" % env.port, "run.json")
+    check(r.returncode == 3 and not os.path.exists(sent) and "kept" in r.stderr,
+          "client during the outage: %d %s" % (r.returncode, r.stderr))
+    env.pg("start")
+    r = subprocess.run(cli + [spool], env=cenv, capture_output=True, text=True)
+    check(r.returncode == 0 and os.path.exists(sent),
+          "client after the outage: %d %s %s" % (r.returncode, r.stdout, r.stderr))
+    r = subprocess.run(cli + [spool], env=cenv, capture_output=True, text=True)
+    check(r.returncode == 0 and r.stdout == "", "sent twice: %s" % r.stdout)
+    check(jget(env, "/api/v1/hosts"), "daemon did not reconnect")
+    # Refused documents are not retried; a bad token is the client's error.
+    bad = os.path.join(spool, "bad.json")
+    with open(bad, "w") as f:
+        f.write("{}")
+    r = subprocess.run(cli + [spool], env=cenv, capture_output=True, text=True)
+    check(r.returncode == 1 and os.path.exists(os.path.join(
+        spool, ".refused", "127.0.0.1:%d" % env.port, "bad.json")), "refused: %s" % r.stderr)
+    r = subprocess.run(cli + [spool], env=cenv, capture_output=True, text=True)
+    check(r.returncode == 0, "refused document retried: %s" % r.stderr)
+
+
+@case
+def still_serving_after_everything(env):
+    st, body, _ = http("GET", env.url + "/healthz")
+    check(st == 200 and body == b"ok\n", "healthz: %d" % st)
+    with socket.create_connection(("127.0.0.1", env.port)) as s:
+        s.sendall(b"GARBAGE\r\n\r\n")
+        s.settimeout(10)
+        try:
+            s.recv(100)
+        except OSError:
+            pass
+    st, _, _ = http("GET", env.url + "/healthz")
+    check(st == 200, "healthz after garbage: %d" % st)
+
+
+def png_colours(path):
+    """Distinct colours of an 8-bit RGB(A) PNG, as Chromium writes them."""
+    with open(path, "rb") as f:
+        data = f.read()
+    check(data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG")
+    pos, idat, w = 8, b"", 0
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        chunk = data[pos + 8:pos + 8 + n]
+        if kind == b"IHDR":
+            w, h, depth, ctype = struct.unpack(">IIBB", chunk[:10])
+            check(depth == 8 and ctype in (2, 6), "PNG type %d/%d" % (depth, ctype))
+            bpp = 3 if ctype == 2 else 4
+        elif kind == b"IDAT":
+            idat += chunk
+        pos += 12 + n
+    raw = zlib.decompress(idat)
+    stride = w * bpp
+    prev = bytearray(stride)
+    colours = set()
+    for y in range(h):
+        f = raw[y * (stride + 1)]
+        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for x in range(stride):
+            a = line[x - bpp] if x >= bpp else 0
+            b = prev[x]
+            c = prev[x - bpp] if x >= bpp else 0
+            if f == 1:
+                line[x] = (line[x] + a) & 255
+            elif f == 2:
+                line[x] = (line[x] + b) & 255
+            elif f == 3:
+                line[x] = (line[x] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[x] = (line[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        prev = line
+        if y % 4 == 0:
+            for x in range(0, stride, bpp * 4):
+                colours.add(bytes(line[x:x + 3]))
+    return colours
+
+
+@case
+def chromium_renders_the_dashboard(env):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not browser:
+        raise Skip("no chromium")
+    os.makedirs(SHOTS, exist_ok=True)
+    sid = env.regression["series_id"]
+    common = [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+              "--disable-dev-shm-usage", "--no-first-run", "--user-data-dir=" +
+              os.path.join(env.tmp, "chromium"), "--virtual-time-budget=5000"]
+    for name, path in (("dashboard", "/"), ("series", "/series/%d" % sid)):
+        shot = os.path.join(SHOTS, name + ".png")
+        if os.path.exists(shot):
+            os.unlink(shot)
+        r = subprocess.run(common + ["--window-size=1200,1600", "--screenshot=" + shot,
+                                     env.url + path], capture_output=True, text=True,
+                           timeout=180)
+        check(os.path.exists(shot), "%s: no screenshot (%d): %s" % (name, r.returncode,
+                                                                    r.stderr[-1000:]))
+        colours = png_colours(shot)
+        # A page of text alone has a few greys; the plots add the lines'
+        # and the samples' colours.
+        check(len(colours) >= 12, "%s: %d colours: no plot rendered" % (name, len(colours)))
+        print("# screenshot %s: %s (%d colours)" % (name, shot, len(colours)))
+    r = subprocess.run(common + ["--dump-dom", env.url + "/series/%d" % sid],
+                       capture_output=True, text=True, timeout=180)
+    dom = r.stdout
+    check("<svg" in dom and "dirty_log.clear_dirty_log" in dom and "<path" in dom,
+          "series page DOM has no rendered plot")
+
+
+@case
+def sigterm_stops_cleanly(env):
+    rc = env.stop()
+    log = open(env.log).read()
+    check(rc == 0, "exit status %s" % rc)
+    check("SIGTERM: stopping" in log and "stopped" in log, "log: %s" % log[-500:])
+
+
+@case
+def configuration_errors(env):
+    def run(args, extra_env=None):
+        e = dict(os.environ, **(extra_env or {}))
+        return subprocess.run([DAEMON] + args, capture_output=True, text=True, env=e,
+                              timeout=60)
+    r = run(["--help"])
+    check(r.returncode == 0 and "detect_max_pvalue" in r.stdout and "tokens_file" in r.stdout,
+          "--help")
+    r = run(["--bogus"])
+    check(r.returncode == 2 and "usage" in r.stderr, "bad flag: %d" % r.returncode)
+    for text, want in [("port = 0\n", "port"), ("port = 70000\n", "port"),
+                       ("port = 80x\n", "port"), ("threads = -1\n", "threads"),
+                       ("colour = blue\n", "unknown key 'colour'"),
+                       ("detect_max_pvalue = 2\n", "detect_max_pvalue"),
+                       ("detect_max_pvalue = nan\n", "detect_max_pvalue"),
+                       ("commit_url = http://x/%d\n", "commit_url"),
+                       ("just words\n", "key = value"),
+                       ("listen = not-an-address\ntokens_file = %s\n" % env.tokens, "listen"),
+                       ("tokens_file = /nonexistent\n", "/nonexistent")]:
+        conf = env.write("bad.conf", "dsn = %s\n" % env.dsn + text)
+        r = run(["-c", conf])
+        check(r.returncode != 0 and want in r.stderr, "%r: %d %s" % (text, r.returncode,
+                                                                     r.stderr[-300:]))
+    r = run(["-c", env.conf], {"KMMU_REGRESSD_PORT": "http"})
+    check(r.returncode != 0 and "KMMU_REGRESSD_PORT" in r.stderr, "bad environment value")
+    bad_tokens = env.write("bad-tokens", "bench short\n")
+    r = run(["-c", env.conf, "--check-config"], {"KMMU_REGRESSD_TOKENS_FILE": bad_tokens})
+    check(r.returncode != 0 and "bad-tokens:1" in r.stderr, "short token: %s" % r.stderr)
+    r = run(["-c", env.conf, "--check-config"])
+    check(r.returncode == 0, "good config refused: %s" % r.stderr)
+    r = run(["-c", env.conf, "--check-config"], {"KMMU_REGRESSD_DSN": "host=/nonexistent"})
+    check(r.returncode != 0 and "database" in r.stderr, "unreachable database")
+
+
+class Skip(Exception):
+    pass
+
+
+def main():
+    if not os.access(DAEMON, os.X_OK):
+        print("1..0 # SKIP %s not built" % DAEMON)
+        return 1
+    env = Env()
+    passed = failed = skipped = 0
+    try:
+        env.dsn = env.pg("start")
+        env.start()
+        print("TAP version 13\n1..%d" % len(results))
+        for i, fn in enumerate(results, 1):
+            name = fn.__name__
+            try:
+                fn(env)
+                print("ok %d %s" % (i, name))
+                passed += 1
+            except Skip as e:
+                print("ok %d %s # SKIP %s" % (i, name, e))
+                skipped += 1
+            except Exception as e:
+                print("not ok %d %s" % (i, name))
+                for line in (str(e) if isinstance(e, Fail) else traceback.format_exc()
+                             ).splitlines():
+                    print("#   " + line[:400])
+                failed += 1
+            sys.stdout.flush()
+    finally:
+        env.stop()
+        env.pg("stop")
+    log = open(env.log).read()
+    if re.search(r"ERROR: AddressSanitizer|runtime error:|LeakSanitizer", log):
+        print("not ok %d sanitizers" % (len(results) + 1))
+        for line in log.splitlines()[-40:]:
+            print("#   " + line)
+        failed += 1
+    else:
+        print("ok %d sanitizers" % (len(results) + 1))
+        passed += 1
+    print("# daemon log: %s" % env.log)
+    print("# Totals: pass:%d fail:%d xfail:0 xpass:0 skip:%d error:0" % (passed, failed, skipped))
+    if not failed and not os.environ.get("KMMU_KEEP"):
+        shutil.rmtree(env.tmp, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
