@@ -146,6 +146,13 @@ bench: deps $(BENCH_BINS)
 		[ $$rc -eq 0 ] || [ $$rc -eq 3 ]; \
 	fi
 
+# kmmu's dirty_log against KVM's dirty_log_perf_test (built from Debian's
+# linux-source) on the same work, both in one QEMU guest whose nested SVM
+# gives KVM its TDP MMU; prints both sets of timings and their ratio.
+# Options: KVM_COMPARE_ARGS (bench/kvm-compare -h), e.g. "-b 32m -i 2".
+kvm-compare: deps
+	@BUILD=$(BUILD) KSRC_TAR=$(KSRC_TAR) sh bench/kvm-compare $(KVM_COMPARE_ARGS)
+
 serve: deps $(BUILD)/rel/service/kmmu-regressd
 	@BUILD=$(BUILD) sh scripts/serve.sh
 
@@ -153,7 +160,7 @@ clean:
 	rm -rf $(BUILD)
 	-$(MAKE) -C kmod clean
 
-.PHONY: all deps kmod test vm-test bench serve clean
+.PHONY: all deps kmod test vm-test bench kvm-compare serve clean
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -299,6 +299,39 @@ if [ -n "${VM_TEST_BINS:-}" ]; then
 	esac
 fi
 
+# kmmu's dirty_log and KVM's dirty_log_perf_test on the same work in one
+# QEMU guest: the table, and a document holding both MMUs' figures.
+kvm_compare() {
+	out=$BUILD/kvm-compare-test.json
+	rm -f "$out"
+	KSRC_TAR=$KSRC_TAR sh bench/kvm-compare -b 16m -i 2 -r 1 -o "$out" || return 1
+	python3 bench/check_results.py "$out" dirty_log:enable_logging dirty_log:clear_dirty_log \
+		dirty_log:enable_logging:mmu=kvm dirty_log:get_dirty_log:mmu=kvm \
+		dirty_log:clear_dirty_log:mmu=kvm dirty_log:disable_logging:mmu=kvm
+}
+
+kvm_compare_bad_flags() {
+	for args in "-v 0" "-b 5" "-b 12k3" "-s bogus" "-i x" "-V arm" "-x" "-o"; do
+		# shellcheck disable=SC2086
+		sh bench/kvm-compare $args >"$LOGS/kvm-compare-bad.out" 2>&1
+		rc=$?
+		[ "$rc" -eq 2 ] || { echo "$args: exit $rc, not 2"; return 1; }
+		grep -q 'bench/kvm-compare \[-h\]' "$LOGS/kvm-compare-bad.out" ||
+			{ echo "$args: no usage"; return 1; }
+	done
+}
+
+if [ -n "${VM_TEST_BINS:-}" ]; then
+	check kvm-compare-bad-flags kvm_compare_bad_flags
+	if [ -n "$KSRC_TAR" ]; then
+		check kvm-compare kvm_compare
+		tail -n 18 "$LOGS/kvm-compare.log" | sed 's/^/# /'
+	else
+		skipped=$((skipped + 1))
+		echo "ok - kvm-compare # SKIP no linux-source tarball"
+	fi
+fi
+
 [ -n "$failures" ] && echo "# failed:$failures"
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
