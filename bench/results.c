@@ -118,11 +118,18 @@ static json_t *commit_info(void)
 			dirty = json_true();
 		pclose(f);
 	}
-	return json_pack("{s:o, s:o, s:o, s:o}",
-			 "sha", command_line("git rev-parse HEAD 2>/dev/null"),
-			 "time", command_line("git show -s --format=%cI HEAD 2>/dev/null"),
-			 "branch", command_line("git rev-parse --abbrev-ref HEAD 2>/dev/null"),
-			 "dirty", dirty);
+	json_t *c = json_pack("{s:o, s:o, s:o, s:o}",
+			      "sha", command_line("git rev-parse HEAD 2>/dev/null"),
+			      "time", command_line("git show -s --format=%cI HEAD 2>/dev/null"),
+			      "branch", command_line("git rev-parse --abbrev-ref HEAD 2>/dev/null"),
+			      "dirty", dirty);
+	json_t *parent = command_line("git rev-parse --verify -q HEAD^ 2>/dev/null");
+
+	/* A root commit has none. */
+	if (c && strcmp(json_string_value(parent), "unknown"))
+		json_object_set(c, "parent", parent);
+	json_decref(parent);
+	return c;
 }
 
 /* "vendor_id" and "model name" of the first CPU in /proc/cpuinfo. */

@@ -326,12 +326,14 @@ int store_run(PGconn *c, long long token_id, const json_t *doc, struct submit_re
 		PQclear(res);
 	}
 	{
-		const char *p[3] = { str(commit, "sha"), str(commit, "time"), str(commit, "branch") };
+		const char *p[4] = { str(commit, "sha"), str(commit, "time"), str(commit, "branch"),
+				     json_string_value(json_object_get(commit, "parent")) };
 
-		ret = db_exec(c, &res, "INSERT INTO commits (sha, committed, branch)"
-			      " VALUES ($1, $2::timestamptz, $3)"
-			      " ON CONFLICT (sha) DO UPDATE SET sha = EXCLUDED.sha RETURNING id",
-			      3, p);
+		ret = db_exec(c, &res, "INSERT INTO commits (sha, committed, branch, parent_sha)"
+			      " VALUES ($1, $2::timestamptz, $3, $4)"
+			      " ON CONFLICT (sha) DO UPDATE SET"
+			      " parent_sha = coalesce(commits.parent_sha, EXCLUDED.parent_sha)"
+			      " RETURNING id", 4, p);
 		if (ret)
 			FAIL(ret, "commit: not stored (is time an ISO 8601 date?)");
 		snprintf(commit_id, sizeof(commit_id), "%s", PQgetvalue(res, 0, 0));

@@ -20,9 +20,9 @@ CREATE TABLE hosts (
 	UNIQUE (name, cpu_vendor, cpu_model, cores, memory_bytes, kernel)
 );
 
--- Commits in the order the series are drawn in.  The bench reports each
--- commit's committer time; position orders commits by that time, and by
--- arrival for equal times, and is what "commit order" means everywhere.
+-- Commits.  The bench reports each commit's committer time and first
+-- parent; series are drawn and detected in the order of committer time,
+-- then arrival (commits_order), which on a linear history is parent order.
 CREATE TABLE commits (
 	id		bigserial PRIMARY KEY,
 	sha		text NOT NULL UNIQUE CHECK (sha ~ '^([0-9a-f]{40}|unknown)$'),

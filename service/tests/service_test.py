@@ -181,7 +181,7 @@ def make_doc(n, host="bench-amd-1", vendor="AuthenticAMD", figures=None, sha_=No
         "schema_version": 1,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", t),
         "commit": {"sha": sha_ or sha(n), "time": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", t),
-                   "branch": "main", "dirty": False},
+                   "branch": "main", "dirty": False, "parent": sha(n - 1)},
         "host": {"name": host, "cpu_vendor": vendor, "cpu_model": "Test CPU", "cores": 2,
                  "memory_bytes": 1 << 34, "kernel": "6.1.0-test", "backend": "user",
                  "spte_format": "npt" if vendor == "AuthenticAMD" else "ept"},
@@ -214,6 +214,8 @@ def submit_and_read_back(env):
     run = jget(env, "/api/v1/runs/%d" % ans["id"])
     check(run["document"] == doc, "stored document differs")
     check(run["submitter"] == "bench" and run["host_class"] == "amd", "run %s" % run)
+    check(env.psql("SELECT parent_sha FROM commits WHERE sha = '%s'" % sha(1)) == sha(0),
+          "parent not stored")
     hosts = jget(env, "/api/v1/hosts")
     check(any(h["name"] == "bench-amd-1" and h["host_class"] == "amd" for h in hosts),
           "hosts %s" % hosts)
