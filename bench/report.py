@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
 """Print a kmmu bench results document as a table: each figure's median over
-its repetitions, its spread, and its ratio to the floor it is compared with.
+its repetitions, its spread, its ratio to the floor it is compared with, and
+its ratio to KVM's figure for the same work where the document has one
+(bench/kvm-compare writes those, with the params plus "mmu": "kvm").
 
     bench/report.py results.json
 """
@@ -11,7 +13,7 @@ import sys
 
 # Parameters every figure of a bench shares are said once, in its heading.
 SHOWN = ("vcpus", "fault_vcpus", "bytes_per_vcpu", "backing", "mode", "log", "manual_protect",
-         "prefaulted", "ad", "pressure")
+         "prefaulted", "ad", "pressure", "mmu")
 # Values not worth a word: the defaults of parameters added later.
 QUIET = {"pressure": "none", "log": "bitmap"}
 
@@ -43,17 +45,27 @@ def main(argv):
           % (commit["sha"][:12], " (dirty)" if commit["dirty"] else "", host["name"],
              host["cpu_model"], host["cores"], host["backend"], host["kernel"]))
     floors = {(f["run"], f["metric"]): statistics.median(f["samples"]) for f in doc["floors"]}
+
+    def key(r, params):
+        return (r["run"], r["bench"], r["metric"], json.dumps(params, sort_keys=True))
+    kvm = {}
+    for r in doc["results"]:
+        if r["params"].get("mmu") == "kvm":
+            p = dict(r["params"])
+            del p["mmu"]
+            kvm[key(r, p)] = statistics.median(r["samples"])
     print()
-    print("%-30s %12s %-9s %8s %8s %-10s  %s" % ("figure", "median", "unit", "spread", "x floor",
-                                                  "floor", "parameters"))
+    print("%-30s %12s %-9s %8s %8s %-10s %6s  %s" % ("figure", "median", "unit", "spread",
+                                                       "x floor", "floor", "x KVM", "parameters"))
     for r in doc["results"]:
         med = statistics.median(r["samples"])
         spread = (max(r["samples"]) - min(r["samples"])) / med * 100 if med else 0
         floor = floors.get((r["run"], r.get("floor")))
-        print("%-30s %12.2f %-9s %7.1f%% %8s %-10s  %s"
+        k = kvm.get(key(r, r["params"]))
+        print("%-30s %12.2f %-9s %7.1f%% %8s %-10s %6s  %s"
               % (r["bench"] + "." + r["metric"], med, r["unit"], spread,
                  "%.1f" % (med / floor) if floor else "-", r.get("floor", "-"),
-                 describe(r["params"])))
+                 "%.2f" % (med / k) if k else "-", describe(r["params"])))
     print()
     for f in doc["floors"]:
         print("floor of run %d (%s): %s %.2f ns/entry" % (f["run"], f["bench"], f["metric"],
