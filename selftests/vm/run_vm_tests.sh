@@ -159,7 +159,8 @@ for kv in $KMMU_VM_KERNELS; do
 				-kernel "/boot/vmlinuz-$kv" -initrd "$OUT/initramfs-$kv.cpio.gz" \
 				-append "console=ttyS0 quiet panic=-1 hugepagesz=2M hugepages=64 hugepagesz=1G hugepages=1 transparent_hugepage=always kmmu_vm_pressure=$pressure" \
 				</dev/null 2>&1 | tr -d '\r' >"$log"
-			grep -q '^KMMU-VM: kernel' "$log" && break
+			# The first line may follow the firmware's terminal reset.
+			grep -q 'KMMU-VM: kernel' "$log" && break
 			echo "# $name: the kernel died before /init ran (boot $try):"
 			grep -v 'ommand line' "$log" | tail -n 5 | sed 's/^/#   /'
 		done
