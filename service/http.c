@@ -482,13 +482,26 @@ static enum MHD_Result get_annotations(struct MHD_Connection *mc, PGconn *c)
 
 static enum MHD_Result get_series_list(struct MHD_Connection *mc, PGconn *c)
 {
-	static const char *const allowed[] = { "bench", "metric", "backend", NULL };
-	const char *p[3] = { arg(mc, "bench"), arg(mc, "metric"), arg(mc, "backend") };
+	static const char *const allowed[] = { "bench", "metric", "backend", "host_class", "params",
+					       NULL };
+	const char *p[5] = { arg(mc, "bench"), arg(mc, "metric"), arg(mc, "backend"),
+			     arg(mc, "host_class"), arg(mc, "params") };
 	const char *bad = bad_arg(mc, allowed);
+	json_t *params;
 
 	if (bad)
 		return fail(mc, MHD_HTTP_BAD_REQUEST, "unknown parameter '%.64s' (takes bench, "
-			    "metric, backend)", bad);
+			    "metric, backend, host_class, params)", bad);
+	/* params: a JSON object the series' params must contain. */
+	if (p[4]) {
+		params = json_loads(p[4], JSON_REJECT_DUPLICATES, NULL);
+		if (!json_is_object(params)) {
+			json_decref(params);
+			return fail(mc, MHD_HTTP_BAD_REQUEST, "params must be a JSON object, e.g. "
+				    "{\"backing\": \"anonymous_thp\"}");
+		}
+		json_decref(params);
+	}
 	return send_query(mc, c, "SELECT coalesce(json_agg(t ORDER BY t.bench, t.metric, t.id),"
 			  " '[]') FROM (SELECT s.id, s.bench, s.metric, s.backend, s.params, s.unit,"
 			  " s.lower_is_better, (SELECT array_agg(DISTINCT h.host_class) FROM"
@@ -496,7 +509,9 @@ static enum MHD_Result get_series_list(struct MHD_Connection *mc, PGconn *c)
 			  " u.host_id WHERE r.series_id = s.id) AS host_classes FROM series s"
 			  " WHERE ($1::text IS NULL OR s.bench = $1)"
 			  " AND ($2::text IS NULL OR s.metric = $2)"
-			  " AND ($3::text IS NULL OR s.backend = $3)) t", 3, p, false);
+			  " AND ($3::text IS NULL OR s.backend = $3)"
+			  " AND ($5::jsonb IS NULL OR s.params @> $5::jsonb)) t"
+			  " WHERE ($4::text IS NULL OR $4 = ANY (t.host_classes))", 5, p, false);
 }
 
 static enum MHD_Result get_series(struct MHD_Connection *mc, PGconn *c, long long id)

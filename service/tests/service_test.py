@@ -27,6 +27,7 @@ import tempfile
 import time
 import traceback
 import urllib.error
+import urllib.parse
 import urllib.request
 import zlib
 
@@ -225,6 +226,11 @@ def submit_and_read_back(env):
     pts = jget(env, "/api/v1/series/%d" % series[0]["id"])["points"]
     check(len(pts) == 1 and pts[0]["samples"] == [100.0, 101.0, 99.5] and
           pts[0]["median"] == 100.0 and pts[0]["floor_median"] == 6.0, "points %s" % pts)
+    q = urllib.parse.quote(json.dumps({"backing": "anonymous"}))
+    check(jget(env, "/api/v1/series?params=%s&host_class=amd" % q) == series, "params filter")
+    q = urllib.parse.quote(json.dumps({"backing": "anonymous_thp"}))
+    check(jget(env, "/api/v1/series?params=%s" % q) == [], "params filter matched")
+    check(jget(env, "/api/v1/series?host_class=intel") == [], "host class filter")
     bm = jget(env, "/api/v1/benchmarks")
     check(any(b["bench"] == "populate" and b["metric"] == "populate" for b in bm), "%s" % bm)
 
@@ -388,6 +394,8 @@ def get_endpoints_refuse_bad_queries(env):
                        ("/api/v1/change-points?kind=worse", 400),
                        ("/api/v1/change-points?color=red", 400),
                        ("/api/v1/series?bench=populate&x=1", 400),
+                       ("/api/v1/series?params=%5B1%5D", 400),
+                       ("/api/v1/series?params=%7B", 400),
                        ("/api/v1/hosts?x=1", 400),
                        ("/api/v1/series/999999", 404),
                        ("/api/v1/series/abc", 404),
