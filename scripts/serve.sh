@@ -8,7 +8,7 @@
 # results/*.json not yet sent to it, and serves until interrupted.
 #
 # Environment: KMMU_SERVE_DIR (build/serve), KMMU_SERVE_PORT (8080),
-# KMMU_REGRESSD_DSN, and any other KMMU_REGRESSD_* setting
+# KMMU_SERVE_RESULTS (the documents to import: results), KMMU_REGRESSD_DSN, and any other KMMU_REGRESSD_* setting
 # (build/rel/service/kmmu-regressd --help lists them).  The submitter token
 # of this local service is in $KMMU_SERVE_DIR/tokens; make bench sends its
 # results here with
@@ -18,6 +18,7 @@ set -eu
 BUILD=${BUILD:-build}
 dir=${KMMU_SERVE_DIR:-$BUILD/serve}
 port=${KMMU_SERVE_PORT:-8080}
+results=${KMMU_SERVE_RESULTS:-results}
 daemon=$BUILD/rel/service/kmmu-regressd
 mkdir -p "$dir"
 
@@ -56,9 +57,9 @@ until python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.
 	sleep 0.2
 done
 
-if ls results/*.json >/dev/null 2>&1; then
+if ls "$results"/*.json >/dev/null 2>&1; then
 	KMMU_SERVICE_URL=http://127.0.0.1:$port KMMU_SERVICE_TOKEN_FILE=$dir/token \
-		python3 scripts/submit-results.py results || true
+		python3 scripts/submit-results.py "$results" || true
 fi
 echo "serve: the dashboard is at http://127.0.0.1:$port/ (Ctrl-C stops it)"
 wait "$pid"

@@ -702,6 +702,52 @@ def chromium_renders_the_dashboard(env):
 
 
 @case
+def make_serve(env):
+    """scripts/serve.sh, what make serve runs: its own PostgreSQL, the
+    results imported, the dashboard served; SIGINT stops all of it."""
+    d = os.path.join(env.tmp, "serve")
+    res = os.path.join(env.tmp, "serve-results")
+    os.makedirs(res)
+    shutil.copy(os.path.join(ROOT, "service/tests/data/results-suite.json"), res)
+    port = free_port()
+    senv = dict(os.environ, KMMU_SERVE_DIR=d, KMMU_SERVE_PORT=str(port), KMMU_SERVE_RESULTS=res,
+                KMMU_PG_PORT=str(free_port()), BUILD=BUILD)
+    for k in list(senv):
+        if k.startswith("KMMU_REGRESSD_"):
+            del senv[k]
+    log = open(os.path.join(env.tmp, "serve.log"), "w")
+    p = subprocess.Popen(["sh", "scripts/serve.sh"], cwd=ROOT, env=senv, stdout=log,
+                         stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        for _ in range(300):
+            if "dashboard is at" in open(log.name).read() or p.poll() is not None:
+                break
+            time.sleep(0.1)
+        out = open(log.name).read()
+        check("dashboard is at http://127.0.0.1:%d/" % port in out, "serve: %s" % out[-800:])
+        check("results-suite.json: run 1" in out, "not imported: %s" % out[-800:])
+        st, page, _ = http("GET", "http://127.0.0.1:%d/" % port)
+        check(st == 200 and b"<h3>dirty_log</h3>" in page and b"<h3>aging</h3>" in page,
+              "imported results not on the dashboard")
+        sid = re.search(rb'src="/plots/series/(\d+).svg"', page).group(1).decode()
+        st, svg, _ = http("GET", "http://127.0.0.1:%d/plots/series/%s.svg" % (port, sid))
+        check(st == 200 and b"<svg" in svg, "plot: %d" % st)
+    finally:
+        os.killpg(p.pid, signal.SIGINT)
+        rc = p.wait(60)
+        log.close()
+    check(rc == 0, "serve.sh after SIGINT: exit %d" % rc)
+    check(not os.path.exists(os.path.join(d, "pg/data/postmaster.pid")),
+          "PostgreSQL left running")
+    st = None
+    try:
+        st = http("GET", "http://127.0.0.1:%d/healthz" % port)[0]
+    except OSError:
+        pass
+    check(st is None, "daemon left running")
+
+
+@case
 def sigterm_stops_cleanly(env):
     rc = env.stop()
     log = open(env.log).read()
