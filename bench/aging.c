@@ -9,10 +9,12 @@
  * The vCPUs' side: their memory is zapped and they fault it all back in
  * (a write per 4 KiB page, one fault each) while a thread ages the whole
  * slot every -i microseconds -- nothing, the locked path, or the lockless
- * one.  Faults
- * take mmu_lock for read, so a locked pass holds them up where a lockless
- * one does not.  The three are run in turn, each repetition in a new
- * order, and the medians are compared.
+ * one.  Faults take mmu_lock for read, so a locked pass holds them up where
+ * a lockless one does not.  The three are run in turn, each repetition in a
+ * new order, and the medians are compared.
+ *
+ * Accuracy: how far the young pages a pass finds are from the pages the
+ * vCPUs read since the last one, as a fraction of all pages.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -39,7 +41,8 @@ static void help(const char *name)
 	printf("usage: %s [-h] [-v vcpus] [-b bytes] [-s backing] [-r reps] [-i usecs]\n"
 	       "          [-F format] [-A] [-o results.json] [--pressure tool]\n\n", name);
 	printf(BENCH_COMMON_HELP);
-	printf(" -s: backing (default: anonymous, so every SPTE is a 4K leaf)\n");
+	printf(" -s: backing, as populate's, pfnmap included (default: anonymous, so every\n"
+	       "     SPTE is a 4K leaf)\n");
 	printf(" -r: repetitions of each timed figure; the median is reported (default: 5)\n");
 	printf(" -i: pause between aging passes while the vCPUs fault, in microseconds\n"
 	       "     (default: 1000)\n");
@@ -131,7 +134,8 @@ int main(int argc, char **argv)
 		.interval_us = 1000,
 	};
 	uint64_t total, pages, ns[2][MAX_REPS], young, old, passes[3] = {};
-	double floor_ns, rate[3][MAX_REPS];
+	double floor_ns, rate[3][MAX_REPS], err[2][MAX_REPS];
+	static const char * const err_metric[2] = { "age_error_locked", "age_error_lockless" };
 	struct bench_results *res;
 	static const char * const rate_metric[] = {
 		"fault_in_no_aging", "fault_in_locked_aging", "fault_in_lockless_aging"
@@ -183,6 +187,45 @@ int main(int argc, char **argv)
 		}
 	}
 
+	/*
+	 * Accuracy: after a pass that clears every A bit, the vCPUs read every
+	 * other 4 KiB page; a test-only pass should then find those young and
+	 * the rest old.  The error is |young found - pages read| over all pages:
+	 * 0 when aging sees each 4 KiB page; a huge leaf is one A bit for all
+	 * its pages, so backings with huge pages show up to 0.5 here.
+	 */
+	for (path = 0; path < 2; path++) {
+		uint64_t touched = 0;
+
+		bench_must(kmmu_vm_enable_cap(bv.vm, KMMU_CAP_LOCKLESS_AGING, path), "aging path");
+		for (r = 0; r < p.reps; r++) {
+			struct kmmu_workload saved[KMMU_LIB_MAX_VCPUS];
+
+			bench_must(kmmu_vm_age(bv.vm, GUEST_GPA, total, 0, KMMU_AGE_FLUSH, NULL, NULL),
+				   "age");
+			for (i = 0; i < bv.nr_vcpus; i++) {
+				struct kmmu_workload *wl = &bv.vcpus[i].wl;
+
+				saved[i] = *wl;
+				wl->pattern = KMMU_PATTERN_STRIDE;
+				wl->stride = 2 * PAGE;
+				wl->write_percent = 0;
+				touched = (uint64_t)bv.nr_vcpus * ((wl->size + 2 * PAGE - 1) / (2 * PAGE));
+			}
+			bench_vm_run(&bv);
+			for (i = 0; i < bv.nr_vcpus; i++)
+				bv.vcpus[i].wl = saved[i];
+			bench_must(kmmu_vm_age(bv.vm, GUEST_GPA, total, 0, KMMU_AGE_TEST_ONLY, &young,
+					       &old), "age");
+			err[path][r] = (double)(young > touched ? young - touched : touched - young) /
+				       pages;
+			printf("%-8s accuracy %d/%d: %llu young of %llu touched, %llu old of %llu "
+			       "untouched\n", path ? "lockless" : "locked", r + 1, p.reps,
+			       (unsigned long long)young, (unsigned long long)touched,
+			       (unsigned long long)old, (unsigned long long)(pages - touched));
+		}
+	}
+
 	/* Each repetition starts with a different path, so none always goes first. */
 	for (i = 0; i < bv.nr_vcpus; i++)
 		bv.vcpus[i].wl.write_percent = 100;
@@ -206,6 +249,9 @@ int main(int argc, char **argv)
 	for (path = 0; path < 3; path++)
 		bench_results_add(res, rate_metric[path], "pages/s", false, rate[path], p.reps,
 				  NULL);
+	for (path = 0; path < 2; path++)
+		bench_results_add(res, err_metric[path], "fraction", true, err[path], p.reps,
+				  NULL);
 
 	printf("\nsummary (median of %d passes, per 4 KiB page):\n", p.reps);
 	printf("  aging pass, locked        %8.2f ns/4K  (%5.1fx floor)\n",
@@ -219,6 +265,9 @@ int main(int argc, char **argv)
 		       path_name[path], bench_median_d(rate[path], p.reps),
 		       bench_median_d(rate[path], p.reps) / bench_median_d(rate[0], p.reps),
 		       (unsigned long long)passes[path]);
+	for (path = 0; path < 2; path++)
+		printf("  aging error, %-8s      %8.3f of the pages (young found vs read)\n",
+		       path ? "lockless" : "locked", bench_median_d(err[path], p.reps));
 	printf("  floor: %.2f ns/entry\n", floor_ns);
 
 	bench_vm_free(&bv);

@@ -529,7 +529,7 @@ static int parse_common(int c, const char *arg, struct bench_common *cm)
 			return -EINVAL;
 		return 1;
 	case 's':
-		if (kmmu_backing_parse(arg, &b) || b == KMMU_BACKING_PFNMAP)
+		if (kmmu_backing_parse(arg, &b))
 			return -EINVAL;
 		cm->backing = b;
 		return 1;

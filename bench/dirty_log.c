@@ -45,7 +45,8 @@ static void help(const char *name)
 	       name);
 	printf(BENCH_COMMON_HELP);
 	printf(" -s: backing: anonymous, anonymous_thp, anonymous_hugetlb_2mb,\n"
-	       "     anonymous_hugetlb_1gb, shmem (default: anonymous_hugetlb_1gb)\n");
+	       "     anonymous_hugetlb_1gb, shmem, pfnmap (VM_PFNMAP memory; on dev from\n"
+	       "     the kmmu_test module, at most 1020k in all) (default: anonymous_hugetlb_1gb)\n");
 	printf(" -i: dirty/get/clear iterations per run (default: 3)\n");
 	printf(" -r: runs, each in a fresh VM; medians are reported (default: 3)\n");
 	printf(" -f: write 1 page in f, read the others (default: 1: write every page)\n");

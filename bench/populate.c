@@ -35,7 +35,8 @@ static void help(const char *name)
 	       name);
 	printf(BENCH_COMMON_HELP);
 	printf(" -s: backing: anonymous, anonymous_thp, anonymous_hugetlb_2mb,\n"
-	       "     anonymous_hugetlb_1gb, shmem (default: anonymous)\n");
+	       "     anonymous_hugetlb_1gb, shmem, pfnmap (VM_PFNMAP memory; on dev from\n"
+	       "     the kmmu_test module, at most 1020k in all) (default: anonymous)\n");
 	printf(" -r: repetitions of each figure; the median is reported (default: 5)\n");
 	printf(" -p: backing faulted in on the host before the run: yes, no or both (default: both)\n");
 	printf(" --scaling: also run 1 vCPU over vcpus x bytes and report the throughput\n"

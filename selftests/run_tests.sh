@@ -125,6 +125,7 @@ bench_json() {
 	out=$BUILD/bench-test.json
 	rm -f "$out"
 	set -- "populate -b 8m -r 2 --scaling -v 2" \
+	       "populate -b 1020k -r 1 -s pfnmap" \
 	       "dirty_log -b 8m -s anonymous_thp -r 2 -i 2" \
 	       "dirty_log -b 8m -s anonymous_thp -r 2 -i 2 -m dbit -g" \
 	       "dirty_log -b 8m -s anonymous_thp -r 2 -i 2 -l ring -R 256" \
@@ -133,11 +134,13 @@ bench_json() {
 	       "split -b 8m -r 2 -s anonymous_thp -m dbit" \
 	       "floor -b 8m -r 2" \
 	       "split -b 4m -r 1 --pressure stress-ng"
-	want="populate:populate populate:scaling dirty_log:enable_logging
+	want="populate:populate populate:scaling populate:populate:backing=pfnmap
+	      dirty_log:enable_logging
 	      dirty_log:get_dirty_log dirty_log:clear_dirty_log dirty_log:disable_logging
 	      dirty_log:dirty_memory dirty_log:collect_dirty_ring:log=ring
 	      dirty_log:reset_dirty_rings:log=ring:ring_entries=256 aging:aging_pass_locked
 	      aging:aging_pass_lockless aging:fault_in_no_aging aging:fault_in_locked_aging
+	      aging:age_error_locked aging:age_error_lockless
 	      aging:fault_in_lockless_aging split:enable_logging:backing=anonymous_hugetlb_2mb
 	      split:disable_logging:backing=anonymous_thp split:huge_pages_split
 	      split:huge_pages_recovered floor:read floor:read_write floor:locked_rmw
