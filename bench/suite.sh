@@ -15,6 +15,10 @@
 #   again under --pressure stress-ng and under --pressure fio.  The dev
 #   backend needs 2M and 1G huge pages reserved for it.
 #
+# Where /dev/kvm (with its TDP MMU) and /dev/kmmu both exist, either suite
+# ends with bench/kvm-compare --here on dirty_log's work, and KVM's figures
+# join the document (the table shows kmmu/KVM); BENCH_KVM=no leaves it out.
+#
 # Before each driver a line "[i/N] driver options" goes to stderr, and after
 # it the time it took; the first driver that fails stops the suite, which
 # exits with that driver's status.
@@ -79,9 +83,22 @@ full_runs() {
 	pressure_runs fio
 }
 
+# Real KVM beside kmmu, when this host has both.
+kvm_runs() {
+	if [ "${BENCH_KVM:-yes}" = no ]; then
+		return
+	fi
+	if [ ! -c /dev/kvm ] || [ ! -c /dev/kmmu ]; then
+		echo "suite: no KVM comparison: it needs /dev/kvm and /dev/kmmu" >&2
+		return
+	fi
+	echo "kvm-compare --here -v 1 -b 1g -s anonymous_hugetlb_1gb -i 3"
+	[ "$1" = full ] && echo "kvm-compare --here -v 4 -b 1g -s anonymous_thp -i 3"
+}
+
 case $suite in
-default) runs=$(default_runs) ;;
-full) runs=$(full_runs) ;;
+default) runs=$(default_runs; kvm_runs default) ;;
+full) runs=$(full_runs; kvm_runs full) ;;
 *)
 	echo "suite: BENCH_SUITE=$suite: not default or full" >&2
 	exit 2
@@ -89,7 +106,7 @@ full) runs=$(full_runs) ;;
 esac
 
 for tool in $(echo "$runs" | awk '{ print $1 }' | sort -u); do
-	if [ ! -x "$bin/$tool" ]; then
+	if [ "$tool" != kvm-compare ] && [ ! -x "$bin/$tool" ]; then
 		echo "suite: $bin/$tool is not built (make $bin/$tool)" >&2
 		exit 1
 	fi
@@ -103,9 +120,21 @@ echo "$runs" | {
 		i=$((i + 1))
 		echo "[$i/$n] $run" >&2
 		t0=$(date +%s)
-		# shellcheck disable=SC2086
-		"$bin/"$run -o "$out" </dev/null
-		rc=$?
+		case $run in
+		kvm-compare*)
+			# Its own document, whose figures then join this one.
+			# shellcheck disable=SC2086
+			sh bench/kvm-compare ${run#kvm-compare} -o "$out.kvm" </dev/null &&
+				python3 bench/merge_results.py "$out" "$out.kvm"
+			rc=$?
+			rm -f "$out.kvm"
+			;;
+		*)
+			# shellcheck disable=SC2086
+			"$bin/"$run -o "$out" </dev/null
+			rc=$?
+			;;
+		esac
 		if [ "$rc" -ne 0 ]; then
 			echo "suite: [$i/$n] $run: failed with exit status $rc" >&2
 			exit "$rc"

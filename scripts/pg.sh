@@ -16,13 +16,16 @@ set -eu
 
 cmd=${1:-}
 dir=${2:-}
-[ -n "$cmd" ] && [ -n "$dir" ] || { sed -n 3,13p "$0" >&2; exit 2; }
+if [ -z "$cmd" ] || [ -z "$dir" ]; then
+	sed -n 3,13p "$0" >&2
+	exit 2
+fi
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 port=${KMMU_PG_PORT:-5433}
 
 bindir=""
-for b in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V); do
+for b in $(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V); do
 	bindir=$b
 done
 [ -x "$bindir/initdb" ] || { echo "pg.sh: no PostgreSQL server (apt-get install postgresql)" >&2; exit 1; }
