@@ -93,17 +93,22 @@ void buf_free(struct buf *b)
 	memset(b, 0, sizeof(*b));
 }
 
-/* A string for a single-quoted gnuplot literal: '' is a quote. */
+/*
+ * A double-quoted gnuplot string literal of at most @max bytes of @s:
+ * backslash and quote escaped, control characters dropped.  (gnuplot 5.4
+ * does not take '' for a quote inside single quotes.)
+ */
 static void buf_gp(struct buf *b, const char *s, size_t max)
 {
-	buf_add(b, "'", 1);
-	for (size_t i = 0; s[i] && i < max; i++) {
-		if (s[i] == '\'')
-			buf_add(b, "''", 2);
-		else if ((unsigned char)s[i] >= ' ')
+	buf_add(b, "\"", 1);
+	/* Past @max only to end a UTF-8 character: the SVG must stay UTF-8. */
+	for (size_t i = 0; s[i] && (i < max || ((unsigned char)s[i] & 0xc0) == 0x80); i++) {
+		if (s[i] == '"' || s[i] == '\\')
+			buf_add(b, "\\", 1);
+		if ((unsigned char)s[i] >= ' ')
 			buf_add(b, s + i, 1);
 	}
-	buf_add(b, "'", 1);
+	buf_add(b, "\"", 1);
 }
 
 static const char head[] =
@@ -485,6 +490,9 @@ static int run_gnuplot(struct plot *pl, const char *template)
 		struct buf msg = { 0 };
 
 		slurp(log, &msg);
+		for (size_t i = 0; i < msg.len; i++)
+			if (msg.p[i] == '\n')
+				msg.p[i] = ' ';
 		log_err("gnuplot %s failed: %.500s", template, msg.p ? msg.p : "");
 		buf_free(&msg);
 		return -EIO;
@@ -559,7 +567,7 @@ static int write_setup(PGconn *c, struct plot *pl, const char *id, bool compare)
 		return ret;
 	buf_printf(&b, "set title ");
 	buf_gp(&b, PQgetvalue(res, 0, 0), 200);
-	buf_printf(&b, compare ? ".' (kmmu and KVM)'" : "");
+	buf_printf(&b, compare ? ".\" (kmmu and KVM)\"" : "");
 	buf_printf(&b, " noenhanced\nset label 100 ");
 	buf_gp(&b, PQgetvalue(res, 0, 2), 300);
 	buf_printf(&b, " at graph 0, graph 1.03 left font ',8' noenhanced\nset ylabel ");

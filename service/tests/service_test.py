@@ -30,6 +30,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zlib
+from xml.etree import ElementTree
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("BUILD", "build")
@@ -365,7 +366,7 @@ def tokens(env):
 @case
 def sql_metacharacters_are_data(env):
     evil = ["'; DROP TABLE runs; --", "\" OR 1=1 --", "$1", "\\x00\\", "%s%n", "}{,\"",
-            "Robert'); DELETE FROM results;--", "ä漢字🙂", "a\tb\nc"]
+            "Robert'); DELETE FROM results;--", "ä漢字🙂", "a\tb\nc", "x\\", "漢" * 150]
     before = int(counts(env).split()[0])
     for i, s in enumerate(evil):
         doc = make_doc(50 + i, host=s, figures=[(s, "m_%d" % i, {s: s, "k": s}, [1.0], True)])
@@ -545,6 +546,15 @@ def plots_and_pages(env):
     check("https://example.org/kmmu/commit/%s" % sha(125) in page, "no link to the commit")
     check('src="/plots/series/%d.svg"' % sid in page, "no plot on the dashboard")
     check("<script" not in page, "the dashboard uses JavaScript")
+    # Every plot, those of series named with quotes, backslashes and long
+    # multibyte strings included, is well-formed XML.
+    for other in re.findall(r'src="(/plots/series/\d+\.svg)"', page):
+        st, svg, _ = http("GET", env.url + other)
+        check(st == 200, "%s: %d %s" % (other, st, svg[:200]))
+        try:
+            ElementTree.fromstring(svg)
+        except ElementTree.ParseError as e:
+            raise Fail("%s: not well-formed: %s" % (other, e))
     st, page, _ = http("GET", env.url + "/series/%d" % sid)
     check(st == 200 and svg_ok(page, "dirty_log.clear_dirty_log"), "series page: %d" % st)
     check(b"kernel upgraded on amd hosts" in page, "annotation not on the series page")
