@@ -260,6 +260,20 @@ out:
 	return ret;
 }
 
+/* An upsert that returns the row's id, as text into @id. */
+static int insert_id(PGconn *c, const char *sql, int n, const char *const *p, char *id,
+		     size_t len)
+{
+	PGresult *res;
+	int ret = db_exec(c, &res, sql, n, p);
+
+	if (ret)
+		return ret;
+	snprintf(id, len, "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return 0;
+}
+
 /*
  * An ISO 8601 date and time.  PostgreSQL would also take 'yesterday' or
  * 'epoch', which are no commit's time.
@@ -315,29 +329,26 @@ int store_run(PGconn *c, long long token_id, const json_t *doc, struct submit_re
 				     str(host, "cpu_model"), cores, mem, str(host, "kernel"),
 				     class };
 
-		ret = db_exec(c, &res, "INSERT INTO hosts (name, cpu_vendor, cpu_model, cores,"
-			      " memory_bytes, kernel, host_class)"
-			      " VALUES ($1, $2, $3, $4, $5, $6, $7)"
-			      " ON CONFLICT (name, cpu_vendor, cpu_model, cores, memory_bytes, kernel)"
-			      " DO UPDATE SET host_class = EXCLUDED.host_class RETURNING id", 7, p);
+		ret = insert_id(c, "INSERT INTO hosts (name, cpu_vendor, cpu_model, cores,"
+				" memory_bytes, kernel, host_class)"
+				" VALUES ($1, $2, $3, $4, $5, $6, $7)"
+				" ON CONFLICT (name, cpu_vendor, cpu_model, cores, memory_bytes, kernel)"
+				" DO UPDATE SET host_class = EXCLUDED.host_class RETURNING id", 7, p,
+				host_id, sizeof(host_id));
 		if (ret)
 			FAIL(ret, "host: not stored");
-		snprintf(host_id, sizeof(host_id), "%s", PQgetvalue(res, 0, 0));
-		PQclear(res);
 	}
 	{
 		const char *p[4] = { str(commit, "sha"), str(commit, "time"), str(commit, "branch"),
 				     json_string_value(json_object_get(commit, "parent")) };
 
-		ret = db_exec(c, &res, "INSERT INTO commits (sha, committed, branch, parent_sha)"
-			      " VALUES ($1, $2::timestamptz, $3, $4)"
-			      " ON CONFLICT (sha) DO UPDATE SET"
-			      " parent_sha = coalesce(commits.parent_sha, EXCLUDED.parent_sha)"
-			      " RETURNING id", 4, p);
+		ret = insert_id(c, "INSERT INTO commits (sha, committed, branch, parent_sha)"
+				" VALUES ($1, $2::timestamptz, $3, $4)"
+				" ON CONFLICT (sha) DO UPDATE SET"
+				" parent_sha = coalesce(commits.parent_sha, EXCLUDED.parent_sha)"
+				" RETURNING id", 4, p, commit_id, sizeof(commit_id));
 		if (ret)
 			FAIL(ret, "commit: not stored (is time an ISO 8601 date?)");
-		snprintf(commit_id, sizeof(commit_id), "%s", PQgetvalue(res, 0, 0));
-		PQclear(res);
 	}
 	{
 		const char *p[8] = { canon, host_id, commit_id, str(host, "backend"),

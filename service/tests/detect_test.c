@@ -229,25 +229,34 @@ static void score(const struct series *s, const size_t *pos, unsigned int k,
 
 static struct series s;	/* too big for the stack of a sanitized build */
 
+/* Series with 1 to MAX_STEPS steps of @size at 1% noise, scored into @t. */
+static void run_steps(double size, unsigned int scale, struct tally *t, char *what,
+		      size_t whatlen)
+{
+	struct detect_config cfg;
+	size_t pos[MAX_STEPS];
+	unsigned int i;
+
+	detect_config_default(&cfg);
+	snprintf(what, whatlen, "%.0f%% steps", 100 * size);
+	for (i = 0; i < 40 * scale; i++) {
+		unsigned int k = 1 + (unsigned int)below(MAX_STEPS);
+
+		random_steps(&s, k, size, pos);
+		score(&s, pos, k, &cfg, t, what);
+	}
+}
+
 static void test_steps(unsigned int scale, struct tally *all)
 {
 	static const double sizes[] = { 0.05, 0.07, 0.10, 0.20 };
-	struct detect_config cfg;
-	size_t pos[MAX_STEPS];
-	unsigned int z, i;
+	unsigned int z;
 
-	detect_config_default(&cfg);
 	for (z = 0; z < sizeof(sizes) / sizeof(*sizes); z++) {
 		struct tally t = { 0 };
 		char what[32];
 
-		snprintf(what, sizeof(what), "%.0f%% steps", 100 * sizes[z]);
-		for (i = 0; i < 40 * scale; i++) {
-			unsigned int k = 1 + (unsigned int)below(MAX_STEPS);
-
-			random_steps(&s, k, sizes[z], pos);
-			score(&s, pos, k, &cfg, &t, what);
-		}
+		run_steps(sizes[z], scale, &t, what, sizeof(what));
 		check(!t.missed && !t.falses && !t.errors,
 		      "%s: %u series, injected %u, found %u, missed %u, false %u",
 		      what, t.series, t.injected, t.found, t.missed, t.falses);
@@ -298,22 +307,13 @@ static unsigned int test_noise(unsigned int scale, unsigned int *nseries)
 static void test_small_steps(unsigned int scale)
 {
 	static const double sizes[] = { 0.02, 0.03, 0.04 };
-	struct detect_config cfg;
-	size_t pos[MAX_STEPS];
-	unsigned int z, i;
+	unsigned int z;
 
-	detect_config_default(&cfg);
 	for (z = 0; z < sizeof(sizes) / sizeof(*sizes); z++) {
 		struct tally t = { 0 };
 		char what[32];
 
-		snprintf(what, sizeof(what), "%.0f%% steps", 100 * sizes[z]);
-		for (i = 0; i < 40 * scale; i++) {
-			unsigned int k = 1 + (unsigned int)below(MAX_STEPS);
-
-			random_steps(&s, k, sizes[z], pos);
-			score(&s, pos, k, &cfg, &t, what);
-		}
+		run_steps(sizes[z], scale, &t, what, sizeof(what));
 		printf("# %s at 1%% noise (not asserted): injected %u, found %u, missed %u, "
 		       "false %u\n", what, t.injected, t.found, t.missed, t.falses);
 	}
