@@ -4,6 +4,7 @@
  * request on one pooled database connection.  The JSON API under /api/v1,
  * the dashboard and the plots.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -173,30 +174,37 @@ static const char *arg(struct MHD_Connection *mc, const char *key)
 	return v && *v ? v : NULL;
 }
 
-/* The token's id, 0 when the request has no valid one, <0 on error. */
-static long long authenticate(struct MHD_Connection *mc, PGconn *c)
+/* The id of a token that may submit, 0 for none, <0 on error. */
+static long long token_id(PGconn *c, const char *token)
 {
-	const char *h = MHD_lookup_connection_value(mc, MHD_HEADER_KIND,
-						    MHD_HTTP_HEADER_AUTHORIZATION);
 	PGresult *res;
 	long long id = 0;
 	int ret;
 
-	if (!h || strncasecmp(h, "Bearer ", 7))
-		return 0;
-	h += 7;
-	while (*h == ' ')
-		h++;
-	if (!*h || strlen(h) > 256)
+	if (!token || !*token || strlen(token) > 256)
 		return 0;
 	ret = db_exec(c, &res, "SELECT id FROM tokens WHERE NOT revoked AND"
-		      " hash = sha256(convert_to($1, 'UTF8'))", 1, &h);
+		      " hash = sha256(convert_to($1, 'UTF8'))", 1, &token);
 	if (ret)
 		return ret;
 	if (PQntuples(res) == 1)
 		id = atoll(PQgetvalue(res, 0, 0));
 	PQclear(res);
 	return id;
+}
+
+/* The id of the request's bearer token, 0 when it has no valid one, <0 on error. */
+static long long authenticate(struct MHD_Connection *mc, PGconn *c)
+{
+	const char *h = MHD_lookup_connection_value(mc, MHD_HEADER_KIND,
+						    MHD_HTTP_HEADER_AUTHORIZATION);
+
+	if (!h || strncasecmp(h, "Bearer ", 7))
+		return 0;
+	h += 7;
+	while (*h == ' ')
+		h++;
+	return token_id(c, h);
 }
 
 /* A body that must be a JSON object with a JSON content type. */
@@ -344,6 +352,40 @@ static enum MHD_Result get_change_points(struct MHD_Connection *mc, PGconn *c)
 			  " AND ($4::text IS NULL OR p.kind = $4)) t", 4, p, false);
 }
 
+/*
+ * A person's decision about change point @id_s: its state, and its note
+ * unless @note is NULL.  Its series' plots are drawn again.  -ENOENT when
+ * there is no such change point; its series' id in *@series.
+ */
+static int set_cp_state(PGconn *c, const char *id_s, const char *state, const char *note,
+			long long *series)
+{
+	const char *p[3] = { id_s, state, note };
+	PGresult *res = NULL;
+	int ret;
+
+	ret = db_begin(c);
+	if (!ret)
+		ret = db_exec(c, &res, "UPDATE change_points SET state = $2,"
+			      " note = coalesce($3, note), updated = now() WHERE id = $1"
+			      " RETURNING series_id", 3, p);
+	if (!ret && PQntuples(res) != 1)
+		ret = -ENOENT;
+	if (!ret) {
+		const char *sp[1] = { PQgetvalue(res, 0, 0) };
+
+		if (series)
+			*series = atoll(sp[0]);
+		ret = db_cmd(c, "UPDATE series SET version = version + 1 WHERE id = $1", 1, sp);
+	}
+	if (!ret)
+		ret = db_commit(c);
+	if (ret)
+		db_rollback(c);
+	PQclear(res);
+	return ret;
+}
+
 /* {"state": "...", "note": "..."}: what a person decided about a change point. */
 static enum MHD_Result post_change_point(struct MHD_Connection *mc, PGconn *c, long long id,
 					 struct request *r)
@@ -376,25 +418,12 @@ static enum MHD_Result post_change_point(struct MHD_Connection *mc, PGconn *c, l
 		return fail(mc, MHD_HTTP_BAD_REQUEST, "\"state\" is required");
 	}
 	snprintf(id_s, sizeof(id_s), "%lld", id);
-	{
-		const char *p[3] = { id_s, state, note };
-
-		ret = db_begin(c);
-		if (!ret)
-			ret = db_cmd(c, "UPDATE series SET version = version + 1 WHERE id ="
-				     " (SELECT series_id FROM change_points WHERE id = $1)", 1, p);
-		if (!ret)
-			ret = db_cmd(c, "UPDATE change_points SET state = $2,"
-				     " note = coalesce($3, note), updated = now() WHERE id = $1",
-				     3, p);
-		if (!ret)
-			ret = db_commit(c);
-		if (ret)
-			db_rollback(c);
-	}
+	ret = set_cp_state(c, id_s, state, note, NULL);
 	json_decref(o);
 	if (ret == -EINVAL)
 		return fail(mc, MHD_HTTP_BAD_REQUEST, "bad note");
+	if (ret == -ENOENT)
+		return fail(mc, MHD_HTTP_NOT_FOUND, "no such change point");
 	if (ret)
 		return fail_db(mc, ret);
 	return send_query(mc, c, CP_ONE, 1, (const char *[]){ id_s }, true);
@@ -556,6 +585,128 @@ static enum MHD_Result get_run(struct MHD_Connection *mc, PGconn *c, long long i
 }
 
 
+/* A short HTML page for a browser whose form could not be taken. */
+static enum MHD_Result fail_page(struct MHD_Connection *mc, unsigned int status, const char *msg,
+				 const char *back)
+{
+	struct buf b = { 0 };
+
+	buf_printf(&b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+		   "<title>%u</title></head><body><h1>Not done</h1><p>", status);
+	buf_html(&b, msg);
+	buf_printf(&b, "</p><p><a href=\"");
+	buf_html(&b, back);
+	buf_printf(&b, "\">Back</a></p></body></html>\n");
+	return respond(mc, status, "text/html; charset=utf-8", &b);
+}
+
+/* %XX and + of a form field, in place; false for a bad escape or a NUL. */
+static bool form_decode(char *s)
+{
+	char *d = s;
+
+	for (; *s; s++, d++) {
+		if (*s == '+') {
+			*d = ' ';
+		} else if (*s == '%') {
+			unsigned int v;
+
+			if (!isxdigit((unsigned char)s[1]) || !isxdigit((unsigned char)s[2]) ||
+			    sscanf(s + 1, "%2x", &v) != 1 || !v)
+				return false;
+			*d = v;
+			s += 2;
+		} else {
+			*d = *s;
+		}
+	}
+	*d = 0;
+	return true;
+}
+
+/*
+ * The series page's form: POST /change-points/ID/state with token, state
+ * and note, application/x-www-form-urlencoded; on success back to the
+ * series page (303).  The token is typed into the form, never kept in a
+ * cookie, so another site cannot make a browser send one.
+ */
+static enum MHD_Result post_cp_form(struct MHD_Connection *mc, PGconn *c, long long id,
+				    struct request *r)
+{
+	const char *type = MHD_lookup_connection_value(mc, MHD_HEADER_KIND,
+						       MHD_HTTP_HEADER_CONTENT_TYPE);
+	char *field[3] = { NULL, NULL, NULL };	/* token, state, note */
+	static const char *const names[] = { "token", "state", "note" };
+	char id_s[24], back[64] = "/";
+	struct MHD_Response *resp;
+	enum MHD_Result mret;
+	long long tok, series = 0;
+	char *body, *pair, *save;
+	int ret;
+
+	if (!type || strncasecmp(type, "application/x-www-form-urlencoded", 33))
+		return fail_page(mc, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+				 "expected a form (application/x-www-form-urlencoded)", back);
+	body = strndup(r->body.p ? r->body.p : "", r->body.len);
+	if (!body)
+		return fail_page(mc, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory", back);
+	for (pair = strtok_r(body, "&", &save); pair; pair = strtok_r(NULL, "&", &save)) {
+		char *eq = strchr(pair, '=');
+		int i;
+
+		if (!eq)
+			break;
+		*eq = 0;
+		for (i = 0; i < 3; i++)
+			if (!strcmp(pair, names[i]))
+				break;
+		if (i == 3 || field[i] || !form_decode(eq + 1))
+			break;
+		field[i] = eq + 1;
+	}
+	snprintf(id_s, sizeof(id_s), "%lld", id);
+	if (pair) {
+		mret = fail_page(mc, MHD_HTTP_BAD_REQUEST, "the form takes token, state and note, "
+				 "each once", back);
+	} else if (!field[1] || !is_state(field[1])) {
+		mret = fail_page(mc, MHD_HTTP_BAD_REQUEST, "state must be new, acknowledged, "
+				 "invalid or fixed", back);
+	} else if (field[2] && strlen(field[2]) > 1000) {
+		mret = fail_page(mc, MHD_HTTP_BAD_REQUEST, "a note is at most 1000 characters",
+				 back);
+	} else if ((tok = token_id(c, field[0])) <= 0) {
+		mret = tok < 0 ? fail_db(mc, tok) :
+			fail_page(mc, MHD_HTTP_UNAUTHORIZED, "that token may not change states",
+				  back);
+	} else {
+		/* An empty note leaves the note as it was. */
+		ret = set_cp_state(c, id_s, field[1], field[2] && *field[2] ? field[2] : NULL,
+				   &series);
+		if (ret == -ENOENT)
+			mret = fail_page(mc, MHD_HTTP_NOT_FOUND, "no such change point", back);
+		else if (ret == -EINVAL)
+			mret = fail_page(mc, MHD_HTTP_BAD_REQUEST, "bad note", back);
+		else if (ret)
+			mret = fail_db(mc, ret);
+		else
+			mret = MHD_YES;
+		if (!ret) {
+			snprintf(back, sizeof(back), "/series/%lld", series);
+			resp = MHD_create_response_from_buffer(0, (void *)"",
+							       MHD_RESPMEM_PERSISTENT);
+			if (!resp) {
+				free(body);
+				return MHD_NO;
+			}
+			MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, back);
+			mret = MHD_queue_response(mc, MHD_HTTP_SEE_OTHER, resp);
+			MHD_destroy_response(resp);
+		}
+	}
+	free(body);
+	return mret;
+}
+
 /* Routes that need the database; c is this request's connection. */
 static enum MHD_Result route_db(struct MHD_Connection *mc, PGconn *c, const char *url,
 				bool post, struct request *r)
@@ -565,6 +716,18 @@ static enum MHD_Result route_db(struct MHD_Connection *mc, PGconn *c, const char
 	const char *rest;
 	int ret;
 
+	if (post && !strncmp(url, "/change-points/", 15)) {
+		char num[24];
+		const char *slash = strchr(url + 15, '/');
+
+		if (!slash || strcmp(slash, "/state") || slash - (url + 15) >= (int)sizeof(num))
+			return fail(mc, MHD_HTTP_NOT_FOUND, "nothing at %.200s", url);
+		snprintf(num, sizeof(num), "%.*s", (int)(slash - (url + 15)), url + 15);
+		id = parse_id(num);
+		if (id < 0)
+			return fail(mc, MHD_HTTP_NOT_FOUND, "nothing at %.200s", url);
+		return post_cp_form(mc, c, id, r);
+	}
 	if (post) {
 		token = authenticate(mc, c);
 		if (token < 0)
@@ -685,10 +848,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *mc, const char *
 	if (!post && strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
 		return fail(mc, MHD_HTTP_METHOD_NOT_ALLOWED, "%.20s is not served here", method);
 	if (strncmp(url, "/api/v1/", 8) && strcmp(url, "/") && strncmp(url, "/series/", 8) &&
-	    strncmp(url, "/plots/", 7) && strcmp(url, "/healthz"))
+	    strncmp(url, "/plots/", 7) && strcmp(url, "/healthz") &&
+	    strncmp(url, "/change-points/", 15))
 		return fail(mc, MHD_HTTP_NOT_FOUND, "nothing at %.200s", url);
-	if (post && strncmp(url, "/api/v1/", 8))
+	if (post && strncmp(url, "/api/v1/", 8) && strncmp(url, "/change-points/", 15))
 		return fail(mc, MHD_HTTP_METHOD_NOT_ALLOWED, "%.100s takes GET", url);
+	if (!post && !strncmp(url, "/change-points/", 15))
+		return fail(mc, MHD_HTTP_METHOD_NOT_ALLOWED, "%.100s takes a form's POST", url);
 
 	c = db_get();
 	if (!c)

@@ -157,12 +157,29 @@ static void commit_link(struct buf *b, const char *sha)
 	", p.host_class, c.sha, p.old_median, p.new_median, " \
 	"p.rel_change, p.pvalue, s.unit, p.kind, p.state, s.backend"
 
-static void cp_table(struct buf *b, PGresult *res)
+/* What a person with a token can say of change point @id: a plain form. */
+static void state_form(struct buf *b, const char *id, const char *state)
+{
+	static const char *const states[] = { "new", "acknowledged", "invalid", "fixed" };
+
+	buf_printf(b, "<td><form method=\"post\" action=\"/change-points/%s/state\">"
+		   "<select name=\"state\" aria-label=\"state\">", id);
+	for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
+		buf_printf(b, "<option%s>%s</option>", strcmp(states[i], state) ? "" :
+			   " selected", states[i]);
+	buf_printf(b, "</select> <input name=\"note\" size=\"14\" maxlength=\"1000\" "
+		   "placeholder=\"note\" aria-label=\"note\"> <input name=\"token\" "
+		   "type=\"password\" size=\"10\" required placeholder=\"token\" "
+		   "aria-label=\"token\"> <button>set</button></form></td>");
+}
+
+/* Change points; with @forms, each with a form to set its state. */
+static void cp_table(struct buf *b, PGresult *res, bool forms)
 {
 	buf_printf(b, "<table><tr><th>series</th><th>host class</th><th>first commit</th>"
 		   "<th class=\"num\">change</th><th class=\"num\">before</th>"
 		   "<th class=\"num\">after</th><th class=\"num\">p</th><th>state</th>"
-		   "<th>id</th></tr>\n");
+		   "<th>id</th>%s</tr>\n", forms ? "<th>set the state</th>" : "");
 	for (int i = 0; i < PQntuples(res); i++) {
 		const char *kind = PQgetvalue(res, i, 11);
 
@@ -182,9 +199,12 @@ static void cp_table(struct buf *b, PGresult *res)
 			   100 * atof(PQgetvalue(res, i, 8)), kind, atof(PQgetvalue(res, i, 6)),
 			   atof(PQgetvalue(res, i, 7)));
 		buf_html(b, PQgetvalue(res, i, 10));
-		buf_printf(b, "</td><td class=\"num\">%.2g</td><td>%s</td><td>%s</td></tr>\n",
+		buf_printf(b, "</td><td class=\"num\">%.2g</td><td>%s</td><td>%s</td>",
 			   atof(PQgetvalue(res, i, 9)), PQgetvalue(res, i, 12),
 			   PQgetvalue(res, i, 0));
+		if (forms)
+			state_form(b, PQgetvalue(res, i, 0), PQgetvalue(res, i, 12));
+		buf_printf(b, "</tr>\n");
 	}
 	buf_printf(b, "</table>\n");
 }
@@ -204,7 +224,7 @@ int page_dashboard(PGconn *c, struct buf *b)
 		return ret;
 	buf_printf(b, "<h2>Open regressions (%d)</h2>\n", PQntuples(res));
 	if (PQntuples(res))
-		cp_table(b, res);
+		cp_table(b, res, false);
 	else
 		buf_printf(b, "<p>None.</p>\n");
 	PQclear(res);
@@ -217,7 +237,7 @@ int page_dashboard(PGconn *c, struct buf *b)
 		return ret;
 	if (PQntuples(res)) {
 		buf_printf(b, "<h2>New improvements</h2>\n");
-		cp_table(b, res);
+		cp_table(b, res, false);
 	}
 	PQclear(res);
 
@@ -341,7 +361,7 @@ int page_series(PGconn *c, long long id, struct buf *b)
 		goto out;
 	buf_printf(b, "<h2>Change points (%d)</h2>\n", PQntuples(res));
 	if (PQntuples(res))
-		cp_table(b, res);
+		cp_table(b, res, true);
 	PQclear(res);
 
 	ret = db_exec(c, &res, "SELECT c.sha, coalesce(a.host_class, 'all'), a.text"

@@ -485,6 +485,60 @@ def change_point_states(env):
     check(jget(env, path)["state"] == "acknowledged", "state lost on re-detection")
 
 
+def form(env, cp, fields, ctype="application/x-www-form-urlencoded"):
+    body = urllib.parse.urlencode(fields) if isinstance(fields, dict) else fields
+    return http("POST", env.url + "/change-points/%s/state" % cp, body, ctype=ctype)
+
+
+@case
+def change_point_state_form(env):
+    """The series page's form, for people without curl."""
+    c = env.regression
+    st, page, _ = http("GET", env.url + "/series/%d" % c["series_id"])
+    check(st == 200 and ('action="/change-points/%d/state"' % c["id"]).encode() in page,
+          "no form on the series page")
+    before = jget(env, "/api/v1/change-points/%d" % c["id"])
+    for fields, want, what in [
+            ({"state": "fixed", "token": "wrong-token-0000000000"}, 401, "wrong token"),
+            ({"state": "fixed"}, 401, "no token"),
+            ({"state": "gone", "token": TOKEN}, 400, "bad state"),
+            ({"token": TOKEN}, 400, "no state"),
+            ({"state": "fixed", "token": TOKEN, "note": "x" * 1001}, 400, "long note"),
+            ("state=fixed&state=new&token=" + TOKEN, 400, "state twice"),
+            ("state=fixed&colour=red&token=" + TOKEN, 400, "unknown field"),
+            ("state=fixed&note=%00&token=" + TOKEN, 400, "NUL in a note"),
+            ("state=fixed&note=%zz&token=" + TOKEN, 400, "bad escape"),
+            ("state&token=" + TOKEN, 400, "field without a value")]:
+        st, text, hdr = form(env, c["id"], fields)
+        check(st == want and hdr["Content-Type"].startswith("text/html") and b"Back" in text,
+              "%s: %d, want %d" % (what, st, want))
+    st, _, _ = form(env, c["id"], {"state": "fixed", "token": TOKEN}, ctype="application/json")
+    check(st == 415, "JSON to the form: %d" % st)
+    st, _, _ = form(env, 999999, {"state": "fixed", "token": TOKEN})
+    check(st == 404, "unknown change point: %d" % st)
+    st, _, _ = form(env, "abc", {"state": "fixed", "token": TOKEN})
+    check(st == 404, "bad id: %d" % st)
+    st, _, _ = http("GET", env.url + "/change-points/%d/state" % c["id"])
+    check(st == 405, "GET of the form's target: %d" % st)
+    check(jget(env, "/api/v1/change-points/%d" % c["id"]) == before, "a refused form changed it")
+    # A good one: 303 to the series page (urllib follows it), state and note set.
+    req = urllib.request.Request(env.url + "/change-points/%d/state" % c["id"], method="POST",
+                                 data=urllib.parse.urlencode({
+                                     "state": "invalid", "note": "a noisy host, not a change",
+                                     "token": OTHER}).encode(),
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        check(r.status == 200 and r.url.endswith("/series/%d" % c["series_id"]),
+              "after the form: %d %s" % (r.status, r.url))
+    got = jget(env, "/api/v1/change-points/%d" % c["id"])
+    check(got["state"] == "invalid" and got["note"] == "a noisy host, not a change",
+          "form did not set it: %s" % got)
+    # An empty note keeps the note.
+    form(env, c["id"], {"state": "new", "note": "", "token": TOKEN})
+    got = jget(env, "/api/v1/change-points/%d" % c["id"])
+    check(got["state"] == "new" and got["note"] == "a noisy host, not a change", "%s" % got)
+
+
 @case
 def annotations(env):
     refused(env, {"commit": sha(130), "text": ""}, 400, "empty text",
