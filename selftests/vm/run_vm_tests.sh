@@ -15,6 +15,8 @@
 # kernel, alternating, to keep make test short).
 set -u
 
+. selftests/vm/qemu.sh
+
 BUILD=${BUILD:-build}
 OUT=$BUILD/vm
 TIMEOUT=${KMMU_VM_TIMEOUT:-900}
@@ -44,13 +46,8 @@ fail() {
 }
 
 build_module() {
-	kv=$1
-	dir=$OUT/kmod-$kv
-	rm -rf "$dir"
-	mkdir -p "$dir"
-	cp -r kmod/core kmod/linux kmod/include kmod/test kmod/Kbuild kmod/Makefile "$dir/"
-	make -C "$dir" KDIR="/lib/modules/$kv/build" W=1 >"$OUT/kmod-$kv.log" 2>&1 &&
-		! grep -Ei 'warning|error' "$OUT/kmod-$kv.log" >/dev/null
+	vm_build_module "$1" "$OUT/kmod-$1" "$OUT/kmod-$1.log" W=1 &&
+		! grep -Ei 'warning|error' "$OUT/kmod-$1.log" >/dev/null
 }
 
 build_initramfs() {
@@ -149,21 +146,11 @@ for kv in $KMMU_VM_KERNELS; do
 		[ "$PRESSURE" = all ] || [ $((nth % nv)) -eq "$vi" ] && pressure=1
 		vi=$((vi + 1))
 		echo "# booting $name (pressure run: $pressure)"
-		# A kernel that dies before /init runs (TCG has been seen to oops
-		# in early text patching, more often on a loaded host) has not run
-		# anything of kmmu's: boot it again, four times at most.  Anything
-		# later counts.
-		for try in 1 2 3 4 5; do
-			timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu "$(cpu_model "$vendor")" \
-				-m 3G -smp 2 -nographic -no-reboot \
-				-kernel "/boot/vmlinuz-$kv" -initrd "$OUT/initramfs-$kv.cpio.gz" \
-				-append "console=ttyS0 quiet panic=-1 hugepagesz=2M hugepages=64 hugepagesz=1G hugepages=1 transparent_hugepage=always kmmu_vm_pressure=$pressure" \
-				</dev/null 2>&1 | tr -d '\r' >"$log"
-			# The first line may follow the firmware's terminal reset.
-			grep -q 'KMMU-VM: kernel' "$log" && break
-			echo "# $name: the kernel died before /init ran (boot $try):"
-			grep -v 'ommand line' "$log" | tail -n 5 | sed 's/^/#   /'
-		done
+		# Five boots at most; anything after /init counts.
+		vm_boot "$name" "$log" 'KMMU-VM: kernel' 5 "$TIMEOUT" \
+			-cpu "$(cpu_model "$vendor")" -m 3G \
+			-kernel "/boot/vmlinuz-$kv" -initrd "$OUT/initramfs-$kv.cpio.gz" \
+			-append "console=ttyS0 quiet panic=-1 hugepagesz=2M hugepages=64 hugepagesz=1G hugepages=1 transparent_hugepage=always kmmu_vm_pressure=$pressure"
 		check_boot "$name" "$log"
 	done
 	nth=$((nth + 1))
