@@ -452,12 +452,8 @@ static int add_series(PGconn *c, struct plot *pl, const char *id, const char *pr
 	PGresult *res;
 	int ret;
 
-	ret = db_exec(c, &res, "SELECT h.host_class, c.id, array_agg(s.v) FROM results r"
-		      " JOIN runs u ON u.id = r.run_id JOIN hosts h ON h.id = u.host_id"
-		      " JOIN commits c ON c.id = u.commit_id"
-		      " CROSS JOIN LATERAL unnest(r.samples) AS s(v)"
-		      " WHERE r.series_id = $1 GROUP BY h.host_class, c.id"
-		      " ORDER BY h.host_class, c.committed, c.id", 1, &id);
+	ret = db_exec(c, &res, "SELECT host_class, commit_id, samples FROM commit_samples"
+		      " WHERE series_id = $1 ORDER BY host_class, committed, commit_id", 1, &id);
 	if (ret)
 		return ret;
 	for (int i = 0; i < PQntuples(res); i++) {

@@ -466,12 +466,9 @@ int detect_series(PGconn *c, long long series_id, const char *host_class, unsign
 	lib = PQntuples(res) == 1 && *PQgetvalue(res, 0, 0) == 't';
 	PQclear(res);
 	res = NULL;
-	ret = db_exec(c, &rows, "SELECT c.id, array_agg(s.v) FROM results r"
-		      " JOIN runs u ON u.id = r.run_id JOIN hosts h ON h.id = u.host_id"
-		      " JOIN commits c ON c.id = u.commit_id"
-		      " CROSS JOIN LATERAL unnest(r.samples) AS s(v)"
-		      " WHERE r.series_id = $1 AND h.host_class = $2"
-		      " GROUP BY c.id ORDER BY c.committed, c.id", 2, p);
+	ret = db_exec(c, &rows, "SELECT commit_id, samples FROM commit_samples"
+		      " WHERE series_id = $1 AND host_class = $2"
+		      " ORDER BY committed, commit_id", 2, p);
 	if (!ret)
 		ret = load_points(rows, &pts, &n);
 	if (ret)
