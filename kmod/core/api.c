@@ -191,6 +191,7 @@ static long kmmu_vm_get_stats(struct kmmu *kmmu, unsigned long arg)
 	st.aging_passes = kmmu_stat_read(kmmu, KMMU_STAT_AGING_PASSES);
 	st.young = kmmu_stat_read(kmmu, KMMU_STAT_YOUNG);
 	st.old = kmmu_stat_read(kmmu, KMMU_STAT_OLD);
+	st.max_write_hold_ns = atomic64_read(&kmmu->max_write_hold_ns);
 	return os_copy_to_user(arg, &st, sizeof(st));
 }
 
@@ -238,11 +239,11 @@ static long kmmu_vm_zap(struct kmmu *kmmu, unsigned long arg)
 		kmmu_zap_all(kmmu);
 		return 0;
 	}
-	write_lock(&kmmu->mmu_lock);
+	kmmu_mmu_write_lock(kmmu);
 	if (kmmu_tdp_mmu_zap_leafs(kmmu, z.as_id, z.gpa >> KMMU_PAGE_SHIFT,
 				   (z.gpa + z.size) >> KMMU_PAGE_SHIFT, true, false))
 		kmmu_flush_remote_tlbs(kmmu);
-	write_unlock(&kmmu->mmu_lock);
+	kmmu_mmu_write_unlock(kmmu);
 	return 0;
 }
 

@@ -105,18 +105,24 @@ static int kmmu_get_and_reset_dirty_log(struct kmmu *kmmu, struct kmmu_memory_sl
 	unsigned long *bitmap = slot->dirty_bitmap, *buf = bitmap + longs;
 	bool dbit = kmmu_dirty_log_dbit(kmmu), flush = false;
 
-	read_lock(&kmmu->mmu_lock);
-	if (dbit)
+	if (dbit) {
+		read_lock(&kmmu->mmu_lock);
 		flush = kmmu_tdp_mmu_harvest_dirty(kmmu, slot, true);
+		read_unlock(&kmmu->mmu_lock);
+	}
 	for (i = 0; i < longs; i++) {
 		buf[i] = xchg(&bitmap[i], 0);
 		/* A TLB may let a reported page be written even where no SPTE changes. */
 		flush |= buf[i] != 0;
 	}
-	if (!dbit)
+	if (!dbit) {
+		/* A fault that logged a page we took has installed its SPTE. */
+		kmmu_mmu_lock_sync(kmmu);
+		read_lock(&kmmu->mmu_lock);
 		kmmu_tdp_mmu_clear_dirty_bitmap(kmmu, slot, slot->base_gfn, buf, slot->npages,
 						false);
-	read_unlock(&kmmu->mmu_lock);
+		read_unlock(&kmmu->mmu_lock);
+	}
 
 	/* A write after this must fault (or set D) again before anyone copies. */
 	if (flush)
@@ -214,11 +220,13 @@ int kmmu_clear_dirty_log(struct kmmu *kmmu, const struct kmmu_clear_dirty_log *l
 	if (log->num_pages % BITS_PER_LONG)
 		buf[n - 1] &= BIT(log->num_pages % BITS_PER_LONG) - 1;
 
-	read_lock(&kmmu->mmu_lock);
-	if (kmmu->dirty_log_initially_set && kmmu->eager_split_chunk)
+	if (kmmu->dirty_log_initially_set && kmmu->eager_split_chunk) {
+		read_lock(&kmmu->mmu_lock);
 		kmmu_tdp_mmu_try_split_huge_pages(kmmu, slot, slot->base_gfn + log->first_page,
 						  slot->base_gfn + log->first_page + log->num_pages,
 						  KMMU_LEVEL_4K, false);
+		read_unlock(&kmmu->mmu_lock);
+	}
 	/* Only what was set and is cleared now needs protecting again. */
 	for (i = 0; i < n; i++) {
 		if (buf[i])
@@ -226,6 +234,12 @@ int kmmu_clear_dirty_log(struct kmmu *kmmu, const struct kmmu_clear_dirty_log *l
 		/* A TLB may let a cleared page be written even where no SPTE changes. */
 		flush |= buf[i] != 0;
 	}
+	if (!flush)
+		goto out;
+	/* A fault that logged a page we cleared has installed its SPTE. */
+	if (!dbit)
+		kmmu_mmu_lock_sync(kmmu);
+	read_lock(&kmmu->mmu_lock);
 	kmmu_tdp_mmu_clear_dirty_bitmap(kmmu, slot, slot->base_gfn + log->first_page, buf,
 					log->num_pages, dbit);
 	read_unlock(&kmmu->mmu_lock);

@@ -165,18 +165,28 @@ static void kmmu_dirty_ring_reset_gfns(struct kmmu *kmmu, u32 slot_id, u64 offse
 static u64 kmmu_dirty_ring_reset(struct kmmu *kmmu, struct kmmu_dirty_ring *ring)
 {
 	u64 cur_offset = 0, offset, count = 0;
-	u32 end, cur_slot = 0, slot;
+	u32 end, cur_slot = 0, slot, i;
 	unsigned long mask = 0;
 	struct kmmu_dirty_gfn *e;
 
 	/* Acquire: pairs with the push; no entry past @end is read. */
 	end = smp_load_acquire(&ring->dirty_index);
+	for (i = ring->reset_index; i != end; i++) {
+		/* Acquire: pairs with userspace's release of RESET. */
+		if (!(smp_load_acquire(&ring->gfns[i & (ring->size - 1)].flags) &
+		      KMMU_DIRTY_GFN_F_RESET))
+			break;
+	}
+	end = i;
+	/*
+	 * Write-protection mode pushes a page before its writable SPTE is
+	 * installed, in one read section: let those sections end first.
+	 */
+	if (end != ring->reset_index && kmmu->dirty_log_mode == KMMU_DIRTY_LOG_MODE_WRPROT)
+		kmmu_mmu_lock_sync(kmmu);
 
 	while (ring->reset_index != end) {
 		e = &ring->gfns[ring->reset_index & (ring->size - 1)];
-		/* Acquire: pairs with userspace's release of RESET. */
-		if (!(smp_load_acquire(&e->flags) & KMMU_DIRTY_GFN_F_RESET))
-			break;
 		slot = READ_ONCE(e->slot);
 		offset = READ_ONCE(e->offset);
 		WRITE_ONCE(e->flags, 0);

@@ -87,11 +87,14 @@ static int fast_page_fault(struct kmmu_vcpu *vcpu, struct kmmu_page_fault *fault
 			break;
 
 		if (try_cmpxchg64(sptep, &spte, new_spte)) {
-			/* The first write since the page was protected: log it. */
-			if (fault->slot && (new_spte & ~spte & f->writable)) {
-				tdp_mmu_mark_host_dirty(f, new_spte);
+			/*
+			 * The first write since the page was protected: log it,
+			 * after the SPTE is writable (a log handed out before
+			 * still protects it again).  The host page is not
+			 * touched: it was marked dirty when the SPTE was made.
+			 */
+			if (fault->slot && (new_spte & ~spte & f->writable))
 				kmmu_vcpu_mark_page_dirty(vcpu, fault->slot, fault->gfn);
-			}
 			ret = RET_PF_FIXED;
 			break;
 		}
@@ -241,12 +244,17 @@ static int direct_page_fault(struct kmmu_vcpu *vcpu, struct kmmu_page_fault *fau
 	read_lock(&kmmu->mmu_lock);
 	if (!is_page_fault_stale(vcpu, fault))
 		ret = kmmu_tdp_mmu_map(vcpu, fault);
-	read_unlock(&kmmu->mmu_lock);
-
-	/* The SPTE, if any, is now covered by the invalidation protocol. */
+	/*
+	 * As KVM's kvm_release_faultin_page(): the page goes back under
+	 * mmu_lock, marked dirty when the host let us write it and an SPTE
+	 * now maps it, even read-only.  The fast path may make that SPTE
+	 * writable later without mmu_lock, where a page's flags must not be
+	 * touched (they race with writeback), so the mark is made now.
+	 */
 	if (fault->pfn_held)
-		os_release_pfn(&fault->req);
+		os_release_pfn(&fault->req, ret != RET_PF_RETRY && fault->req.writable);
 	fault->pfn_held = false;
+	read_unlock(&kmmu->mmu_lock);
 
 	if (ret == RET_PF_RETRY)
 		kmmu_stat_inc(kmmu, KMMU_STAT_FAULT_RETRIES);

@@ -88,6 +88,9 @@ struct kmmu {
 	int nr_logging_slots;		/* under slots_lock */
 
 	struct kmmu_stat_shard stats[KMMU_STAT_SHARDS];
+	/* The longest mmu_lock write hold so far, and when the current one began. */
+	atomic64_t max_write_hold_ns;
+	u64 write_locked_at;		/* under mmu_lock for write */
 
 	void *host;			/* the host's per-VM data (notifier, mm) */
 };
@@ -179,6 +182,53 @@ static inline void kmmu_stat_inc(struct kmmu *kmmu, enum kmmu_stat s)
 }
 
 u64 kmmu_stat_read(struct kmmu *kmmu, enum kmmu_stat s);
+
+/* ---- mmu_lock for write, timed ---- */
+
+/*
+ * Every write hold of mmu_lock goes through these, so the longest one is
+ * known (KMMU_GET_STATS, the stats fd): a hold stalls every fault and
+ * every notifier, and the MMU is built so that none is long.
+ */
+static inline void kmmu_mmu_write_lock(struct kmmu *kmmu)
+{
+	write_lock(&kmmu->mmu_lock);
+	kmmu->write_locked_at = os_now_ns();
+}
+
+static inline void kmmu_mmu_note_write_hold(struct kmmu *kmmu)
+{
+	s64 held = os_now_ns() - kmmu->write_locked_at;
+	s64 max = atomic64_read(&kmmu->max_write_hold_ns);
+
+	while (held > max && !atomic64_try_cmpxchg(&kmmu->max_write_hold_ns, &max, held))
+		;
+}
+
+static inline void kmmu_mmu_write_unlock(struct kmmu *kmmu)
+{
+	kmmu_mmu_note_write_hold(kmmu);
+	write_unlock(&kmmu->mmu_lock);
+}
+
+/* Let waiters have mmu_lock (held for write) for a moment. */
+static inline void kmmu_mmu_cond_resched_write(struct kmmu *kmmu)
+{
+	kmmu_mmu_note_write_hold(kmmu);
+	cond_resched_rwlock_write(&kmmu->mmu_lock);
+	kmmu->write_locked_at = os_now_ns();
+}
+
+/*
+ * Wait until every holder of mmu_lock for read that came before has left.
+ * A fault logs a page and installs its writable SPTE in one read section:
+ * after this, a page taken from the log has its SPTE there to protect.
+ */
+static inline void kmmu_mmu_lock_sync(struct kmmu *kmmu)
+{
+	kmmu_mmu_write_lock(kmmu);
+	kmmu_mmu_write_unlock(kmmu);
+}
 
 /* ---- VM lifetime ---- */
 

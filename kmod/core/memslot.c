@@ -242,10 +242,10 @@ static int memslot_remove(struct kmmu *kmmu, int as_id, struct kmmu_memory_slot 
 
 	memslots_install(kmmu, as_id, inval);
 
-	write_lock(&kmmu->mmu_lock);
+	kmmu_mmu_write_lock(kmmu);
 	if (kmmu_tdp_mmu_zap_leafs(kmmu, as_id, old->base_gfn, kmmu_slot_end(old), true, false))
 		kmmu_flush_remote_tlbs(kmmu);
-	write_unlock(&kmmu->mmu_lock);
+	kmmu_mmu_write_unlock(kmmu);
 
 	memslots_install(kmmu, as_id, final);
 	os_free(invalid_slot);

@@ -134,9 +134,12 @@ void kmmu_make_all_vcpus_request(struct kmmu *kmmu, int req)
 		vcpu = rcu_dereference(kmmu->vcpus[i]);
 		if (!vcpu)
 			continue;
-		/* Acquire: what the vCPU did before it left guest mode is seen. */
+		/*
+		 * Acquire, both: what the vCPU did before it left guest mode,
+		 * or before it acknowledged (clear_bit_unlock()), is seen.
+		 */
 		while (smp_load_acquire(&vcpu->mode) == IN_GUEST_MODE &&
-		       test_bit(req, &vcpu->requests))
+		       test_bit_acquire(req, &vcpu->requests))
 			cpu_relax();
 	}
 	rcu_read_unlock();
@@ -211,7 +214,7 @@ void kmmu_invalidate_range_start(struct kmmu *kmmu, unsigned long start, unsigne
 {
 	bool flush;
 
-	write_lock(&kmmu->mmu_lock);
+	kmmu_mmu_write_lock(kmmu);
 	/* WRITE_ONCE: faults peek at these without mmu_lock (kmmu_faultin_pfn()). */
 	WRITE_ONCE(kmmu->mmu_invalidate_in_progress, kmmu->mmu_invalidate_in_progress + 1);
 	if (kmmu->mmu_invalidate_in_progress == 1) {
@@ -227,13 +230,13 @@ void kmmu_invalidate_range_start(struct kmmu *kmmu, unsigned long start, unsigne
 	flush = kmmu_handle_hva_range(kmmu, start, end, kmmu_unmap_gfn_range, &may_block);
 	if (flush)
 		kmmu_flush_remote_tlbs(kmmu);
-	write_unlock(&kmmu->mmu_lock);
+	kmmu_mmu_write_unlock(kmmu);
 	kmmu_stat_inc(kmmu, KMMU_STAT_INVALIDATIONS);
 }
 
 void kmmu_invalidate_range_end(struct kmmu *kmmu, unsigned long start, unsigned long end)
 {
-	write_lock(&kmmu->mmu_lock);
+	kmmu_mmu_write_lock(kmmu);
 	WRITE_ONCE(kmmu->mmu_invalidate_seq, kmmu->mmu_invalidate_seq + 1);
 	/*
 	 * The new sequence is visible before the range stops being "in
@@ -243,7 +246,7 @@ void kmmu_invalidate_range_end(struct kmmu *kmmu, unsigned long start, unsigned 
 	smp_wmb();
 	WRITE_ONCE(kmmu->mmu_invalidate_in_progress, kmmu->mmu_invalidate_in_progress - 1);
 	WARN_ON_ONCE(kmmu->mmu_invalidate_in_progress < 0);
-	write_unlock(&kmmu->mmu_lock);
+	kmmu_mmu_write_unlock(kmmu);
 }
 
 struct kmmu_age_args {
@@ -272,9 +275,9 @@ static bool kmmu_age(struct kmmu *kmmu, struct kmmu_age_args *a,
 	if (a->lockless) {
 		young = walk(kmmu, a, data);
 	} else {
-		write_lock(&kmmu->mmu_lock);
+		kmmu_mmu_write_lock(kmmu);
 		young = walk(kmmu, a, data);
-		write_unlock(&kmmu->mmu_lock);
+		kmmu_mmu_write_unlock(kmmu);
 	}
 	if (young && a->clear && flush)
 		kmmu_flush_remote_tlbs(kmmu);

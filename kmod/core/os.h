@@ -74,15 +74,19 @@ struct os_pfn_req {
  * -EAGAIN when the fault should simply be taken again.
  */
 int os_hva_to_pfn(struct kmmu *kmmu, struct os_pfn_req *req);
-/* Drop what os_hva_to_pfn() took; never marks the page accessed or dirty. */
-void os_release_pfn(struct os_pfn_req *req);
+/*
+ * Drop what os_hva_to_pfn() took, marking the page dirty when @dirty.  A
+ * page is marked dirty only here, with mmu_lock held: a page's flags must
+ * not change where writeback could race (see tdp_mmu_map_handle_target_level()).
+ */
+void os_release_pfn(struct os_pfn_req *req, bool dirty);
 /* Largest level at which the host maps @hva (1 = 4K, 2 = 2M, 3 = 1G). */
 int os_host_mapping_level(struct kmmu *kmmu, unsigned long hva);
-/* Called only for refcounted pages, when a leaf SPTE that mapped them goes. */
+/*
+ * Called only for refcounted pages, with mmu_lock held, while an SPTE maps
+ * them: the host's invalidation cannot have finished, so the page is alive.
+ */
 void os_mark_pfn_accessed(kmmu_pfn_t pfn);
-void os_mark_pfn_dirty(kmmu_pfn_t pfn);
-/* The same for the page a request returned, while the request holds it. */
-void os_mark_req_dirty(struct os_pfn_req *req);
 /* The address through which the vCPU reads and writes guest data, or NULL. */
 void *os_guest_pfn_to_va(kmmu_pfn_t pfn);
 
@@ -101,6 +105,9 @@ void os_guest_enter(struct kmmu_vcpu *vcpu);
 void os_guest_exit(struct kmmu_vcpu *vcpu);
 /* A signal is pending for the calling thread: RUN must return. */
 bool os_signal_pending(void);
+
+/* Monotonic time in nanoseconds. */
+u64 os_now_ns(void);
 
 /* A small number, stable for a while, that spreads counters over cache lines. */
 unsigned int os_stat_shard(void);

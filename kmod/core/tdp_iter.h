@@ -11,10 +11,16 @@
 
 struct kmmu_mmu_page;
 
-/* SPTEs are only ever read once, through these, because the CPU writes them too. */
+/*
+ * SPTEs are only ever read once, through this, because the CPU writes them
+ * too.  With acquire: what is read through the SPTE (a child table, guest
+ * data) is ordered after it, as the address dependency orders it on x86,
+ * and as the user host's ThreadSanitizer build can then see.
+ */
 static inline u64 kmmu_tdp_read_spte(u64 *sptep)
 {
-	return READ_ONCE(*sptep);
+	/* Pairs with the cmpxchg that installed the SPTE. */
+	return smp_load_acquire(sptep);
 }
 
 struct tdp_iter {

@@ -62,22 +62,6 @@ static void tdp_mmu_free_sp_rcu_callback(struct rcu_head *head)
 
 /* ---- writing SPTEs ---- */
 
-/**
- * tdp_mmu_mark_host_dirty() - the guest may write the page from now on
- * @f: format
- * @spte: a leaf that was just made writable
- *
- * The host page is marked dirty when an SPTE starts allowing writes, as
- * KVM does since 6.13, not when the D bit is found later: D and W are
- * cleared by dirty logging and roots are zapped whole without a look at
- * their leaves, and a write the host never hears of is data lost.
- */
-void tdp_mmu_mark_host_dirty(const struct kmmu_spte_fmt *f, u64 spte)
-{
-	if (is_refcounted_spte(f, spte))
-		os_mark_pfn_dirty(spte_to_pfn(spte));
-}
-
 /*
  * A leaf whose A/D or W bits the CPU or the fast path may set behind our
  * back is written with xchg, so the value we hand to handle_changed_spte()
@@ -136,8 +120,8 @@ static void tdp_mmu_log_zapped_dirty(struct kmmu *kmmu, int as_id, gfn_t gfn, u6
  * pointer into the table fails, and its children are torn down in turn.
  * Accessed is not propagated from here: a whole subtree going away (a root,
  * a collapsible range) says nothing about the guest's use of it.  Dirty
- * needs nothing either: the host page was marked when its SPTE became
- * writable (tdp_mmu_mark_host_dirty()).
+ * needs nothing either: the host page was marked when the fault that
+ * mapped it released it.
  * The page itself is freed after an RCU grace period, when no lockless
  * walker can be reading it.
  */
@@ -224,8 +208,10 @@ static void __handle_changed_spte(struct kmmu *kmmu, int as_id, gfn_t gfn, u64 o
 }
 
 /*
- * A leaf stops mapping its page: tell the host what the guest did with it,
- * for pages whose struct page may be touched.
+ * A leaf went away: a D bit is all the dirty log may have of the page
+ * (D-bit logging).  The host page is not marked here: it was marked dirty
+ * when the fault that made the SPTE released it (see direct_page_fault()),
+ * and only leaf zaps mark it accessed (tdp_mmu_zap_leafs()).
  */
 static void handle_changed_spte_ad(struct kmmu *kmmu, int as_id, gfn_t gfn, u64 old_spte,
 				   u64 new_spte, int level)
@@ -238,14 +224,8 @@ static void handle_changed_spte_ad(struct kmmu *kmmu, int as_id, gfn_t gfn, u64 
 	if (is_shadow_present_spte(new_spte))
 		return;
 	tdp_mmu_log_zapped_dirty(kmmu, as_id, gfn, old_spte, level);
-	if (!is_refcounted_spte(f, old_spte))
-		return;
-
-	kmmu_stat_inc(kmmu, KMMU_STAT_ZAPPED_LEAFS);
-	if (is_accessed_spte(f, old_spte))
-		os_mark_pfn_accessed(spte_to_pfn(old_spte));
-	if (is_dirty_spte(f, old_spte))
-		os_mark_pfn_dirty(spte_to_pfn(old_spte));
+	if (is_refcounted_spte(f, old_spte))
+		kmmu_stat_inc(kmmu, KMMU_STAT_ZAPPED_LEAFS);
 }
 
 /**
@@ -258,9 +238,8 @@ static void handle_changed_spte_ad(struct kmmu *kmmu, int as_id, gfn_t gfn, u64 
  * @level: its level
  * @shared: mmu_lock is held for read only
  *
- * Updates the page-size statistics, tears down an unlinked table, and, when
- * a leaf is zapped, marks its page accessed/dirty in the host (refcounted
- * pages only).
+ * Updates the page-size statistics, tears down an unlinked table, and
+ * hands the D bit of a zapped leaf to the dirty log.
  */
 static void handle_changed_spte(struct kmmu *kmmu, int as_id, gfn_t gfn, u64 old_spte,
 				u64 new_spte, int level, bool shared)
@@ -350,7 +329,7 @@ static bool tdp_mmu_iter_cond_resched(struct kmmu *kmmu, struct tdp_iter *iter, 
 	if (shared)
 		cond_resched_rwlock_read(&kmmu->mmu_lock);
 	else
-		cond_resched_rwlock_write(&kmmu->mmu_lock);
+		kmmu_mmu_cond_resched_write(kmmu);
 	rcu_read_lock();
 
 	iter->yielded = true;
@@ -392,7 +371,7 @@ int kmmu_tdp_mmu_get_vcpu_root(struct kmmu_vcpu *vcpu, int as_id)
 
 	WARN_ON_ONCE(vcpu->root[as_id]);
 
-	write_lock(&kmmu->mmu_lock);
+	kmmu_mmu_write_lock(kmmu);
 	list_for_each_entry(root, &kmmu->tdp_mmu_roots, link) {
 		if (root->as_id == as_id && !root->invalid &&
 		    refcount_inc_not_zero(&root->root_refcount))
@@ -400,14 +379,14 @@ int kmmu_tdp_mmu_get_vcpu_root(struct kmmu_vcpu *vcpu, int as_id)
 	}
 	root = tdp_mmu_alloc_root(kmmu, as_id);
 	if (!root) {
-		write_unlock(&kmmu->mmu_lock);
+		kmmu_mmu_write_unlock(kmmu);
 		return -ENOMEM;
 	}
 	/* RCU: lockless aging walks the list without mmu_lock. */
 	list_add_rcu(&root->link, &kmmu->tdp_mmu_roots);
 out:
 	vcpu->root[as_id] = root;
-	write_unlock(&kmmu->mmu_lock);
+	kmmu_mmu_write_unlock(kmmu);
 	return 0;
 }
 
@@ -454,9 +433,9 @@ static void tdp_mmu_put_root_locked(struct kmmu *kmmu, struct kmmu_mmu_page *roo
  */
 void kmmu_tdp_mmu_put_root(struct kmmu *kmmu, struct kmmu_mmu_page *root)
 {
-	write_lock(&kmmu->mmu_lock);
+	kmmu_mmu_write_lock(kmmu);
 	tdp_mmu_put_root_locked(kmmu, root);
-	write_unlock(&kmmu->mmu_lock);
+	kmmu_mmu_write_unlock(kmmu);
 }
 
 /**
@@ -471,14 +450,14 @@ void kmmu_tdp_mmu_invalidate_all_roots(struct kmmu *kmmu)
 {
 	struct kmmu_mmu_page *root;
 
-	write_lock(&kmmu->mmu_lock);
+	kmmu_mmu_write_lock(kmmu);
 	list_for_each_entry(root, &kmmu->tdp_mmu_roots, link) {
 		if (!root->invalid && refcount_inc_not_zero(&root->root_refcount)) {
 			root->invalid = true;
 			root->zap_pending = true;
 		}
 	}
-	write_unlock(&kmmu->mmu_lock);
+	kmmu_mmu_write_unlock(kmmu);
 	kmmu_make_all_vcpus_request(kmmu, KMMU_REQ_MMU_RELOAD);
 }
 
@@ -493,7 +472,7 @@ void kmmu_tdp_mmu_zap_invalidated_roots(struct kmmu *kmmu)
 {
 	struct kmmu_mmu_page *root, *next;
 
-	write_lock(&kmmu->mmu_lock);
+	kmmu_mmu_write_lock(kmmu);
 	list_for_each_entry(root, &kmmu->tdp_mmu_roots, link) {
 		if (root->zap_pending)
 			tdp_mmu_zap_root(kmmu, root);
@@ -505,7 +484,7 @@ void kmmu_tdp_mmu_zap_invalidated_roots(struct kmmu *kmmu)
 		root->zap_pending = false;
 		tdp_mmu_put_root_locked(kmmu, root);
 	}
-	write_unlock(&kmmu->mmu_lock);
+	kmmu_mmu_write_unlock(kmmu);
 }
 
 /* ---- faults ---- */
@@ -584,15 +563,18 @@ static int tdp_mmu_map_handle_target_level(struct kmmu_vcpu *vcpu,
 
 	if (new_spte == iter->old_spte)
 		return RET_PF_SPURIOUS;
+	/*
+	 * Write-protection logging: the page is in the log before the
+	 * writable SPTE exists, as KVM's make_spte() does.  GET, CLEAR and the
+	 * ring reset take the write lock after taking pages from the log and
+	 * before protecting them again, so this mark and the install below
+	 * are seen together, or both after the log was handed out.
+	 */
+	if (fault->slot && is_writable_spte(f, new_spte) &&
+	    kmmu->dirty_log_mode == KMMU_DIRTY_LOG_MODE_WRPROT)
+		kmmu_vcpu_mark_page_dirty(vcpu, fault->slot, fault->gfn);
 	if (tdp_mmu_set_spte_atomic(kmmu, iter, new_spte))
 		return RET_PF_RETRY;
-	if (fault->slot && is_writable_spte(f, new_spte)) {
-		if (fault->req.refcounted)
-			os_mark_req_dirty(&fault->req);
-		/* D-bit logging: the access, retried, sets D and is logged then. */
-		if (kmmu->dirty_log_mode == KMMU_DIRTY_LOG_MODE_WRPROT)
-			kmmu_vcpu_mark_page_dirty(vcpu, fault->slot, fault->gfn);
-	}
 	/* A huge leaf replaced a table: its old translations must go. */
 	if (is_shadow_present_spte(iter->old_spte) &&
 	    !is_last_spte(f, iter->old_spte, iter->level))
@@ -690,6 +672,20 @@ u64 *kmmu_tdp_mmu_fast_pf_get_last_sptep(struct kmmu_vcpu *vcpu, int as_id, gfn_
 
 /* ---- zapping and aging ---- */
 
+/*
+ * The guest used the page of a leaf that is being zapped: tell the host, as
+ * it would learn from a young PTE it unmaps.  Only leaf zaps do this (the
+ * mmu_notifier's unmap, KMMU_ZAP), under the write lock with the SPTE still
+ * there a moment ago, so the page cannot be gone yet.
+ */
+static void tdp_mmu_zap_leaf_accessed(struct kmmu *kmmu, u64 old_spte)
+{
+	const struct kmmu_spte_fmt *f = &kmmu->fmt;
+
+	if (is_refcounted_spte(f, old_spte) && is_accessed_spte(f, old_spte))
+		os_mark_pfn_accessed(spte_to_pfn(old_spte));
+}
+
 static bool tdp_mmu_zap_leafs(struct kmmu *kmmu, struct kmmu_mmu_page *root, gfn_t start,
 			      gfn_t end, bool can_yield, bool flush)
 {
@@ -705,6 +701,7 @@ static bool tdp_mmu_zap_leafs(struct kmmu *kmmu, struct kmmu_mmu_page *root, gfn
 		    !is_last_spte(&kmmu->fmt, iter.old_spte, iter.level))
 			continue;
 		tdp_mmu_iter_set_spte(kmmu, &iter, kmmu->fmt.nonpresent);
+		tdp_mmu_zap_leaf_accessed(kmmu, iter.old_spte);
 		flush = true;
 	}
 	rcu_read_unlock();
@@ -791,10 +788,6 @@ static void tdp_mmu_age_spte(struct kmmu *kmmu, struct tdp_iter *iter)
 		if (!is_shadow_present_spte(iter->old_spte) ||
 		    !is_last_spte(f, iter->old_spte, iter->level))
 			return;
-		/* Without a D bit, writable means dirty: record it before W goes. */
-		if (!spte_ad_enabled(iter->old_spte) && is_writable_spte(f, iter->old_spte) &&
-		    is_refcounted_spte(f, iter->old_spte))
-			os_mark_pfn_dirty(spte_to_pfn(iter->old_spte));
 		new_spte = mark_spte_for_access_track(f, iter->old_spte);
 		if (new_spte == iter->old_spte)
 			return;

@@ -40,7 +40,6 @@ static inline struct kmmu_mmu_page *sptep_to_sp(u64 *sptep)
 	return os_pt_owner(pt);
 }
 
-void tdp_mmu_mark_host_dirty(const struct kmmu_spte_fmt *f, u64 spte);
 struct kmmu_mmu_page *kmmu_tdp_mmu_alloc_sp(struct kmmu *kmmu, u64 *spt, gfn_t gfn,
 					    int level, int as_id);
 int kmmu_tdp_mmu_get_vcpu_root(struct kmmu_vcpu *vcpu, int as_id);

@@ -163,15 +163,24 @@ static void vcpu_flush_tlb(struct kmmu_vcpu *vcpu)
 		vcpu->tlb[i].gfn = KMMU_TLB_INVALID;
 }
 
+/*
+ * Flush, then acknowledge with release: every access made through the old
+ * translations is done before the requester, who loads the bit with
+ * acquire, goes on to free what they pointed to.
+ */
+static void vcpu_ack_tlb_flush(struct kmmu_vcpu *vcpu)
+{
+	vcpu_flush_tlb(vcpu);
+	clear_bit_unlock(KMMU_REQ_TLB_FLUSH, &vcpu->requests);
+}
+
 static void vcpu_enter_guest(struct kmmu_vcpu *vcpu)
 {
 	os_guest_enter(vcpu);
 	/* Pairs with the barrier in kmmu_make_all_vcpus_request(). */
 	smp_store_mb(vcpu->mode, IN_GUEST_MODE);
-	if (test_bit(KMMU_REQ_TLB_FLUSH, &vcpu->requests)) {
-		vcpu_flush_tlb(vcpu);
-		clear_bit(KMMU_REQ_TLB_FLUSH, &vcpu->requests);
-	}
+	if (test_bit(KMMU_REQ_TLB_FLUSH, &vcpu->requests))
+		vcpu_ack_tlb_flush(vcpu);
 }
 
 static void vcpu_exit_guest(struct kmmu_vcpu *vcpu)
@@ -260,10 +269,8 @@ static int vcpu_guest_chunk(struct kmmu_vcpu *vcpu, struct kmmu_run *run,
 				return STOP_RELOAD;
 			if (test_bit(KMMU_REQ_DIRTY_RING_FULL, &vcpu->requests))
 				return STOP_RING_FULL;
-			if (test_bit(KMMU_REQ_TLB_FLUSH, &vcpu->requests)) {
-				vcpu_flush_tlb(vcpu);
-				clear_bit(KMMU_REQ_TLB_FLUSH, &vcpu->requests);
-			}
+			if (test_bit(KMMU_REQ_TLB_FLUSH, &vcpu->requests))
+				vcpu_ack_tlb_flush(vcpu);
 		}
 		if (s->step == s->total)
 			return STOP_DONE;

@@ -111,7 +111,8 @@ restart:
 	w->present = false;
 	for (w->level = KMMU_MAX_LEVEL; ; w->level--) {
 		ep = pt + kmmu_spte_index(gfn, w->level);
-		e = READ_ONCE(*ep);
+		/* Acquire: the next table, and the data, are read through it. */
+		e = smp_load_acquire(ep);
 		w->spte = e;
 		kind = ept ? ept_entry_kind(e, w->level) : npt_entry_kind(e, w->level);
 		if (kind == ENTRY_NOT_PRESENT)

@@ -200,10 +200,23 @@ found:
 	return 0;
 }
 
-void os_release_pfn(struct os_pfn_req *req)
+/* A page that can take a dirty or accessed mark (not the zero page, say). */
+static bool kmmu_page_markable(kmmu_pfn_t pfn)
 {
-	if (req->refcounted)
-		put_page(pfn_to_page(req->pfn));
+	return pfn_valid(pfn) && !PageReserved(pfn_to_page(pfn));
+}
+
+/* Called with mmu_lock held when @dirty (KVM's kvm_release_faultin_page()). */
+void os_release_pfn(struct os_pfn_req *req, bool dirty)
+{
+	struct page *page;
+
+	if (!req->refcounted)
+		return;
+	page = pfn_to_page(req->pfn);
+	if (dirty && kmmu_page_markable(req->pfn))
+		SetPageDirty(page);
+	put_page(page);
 }
 
 /*
@@ -247,19 +260,8 @@ out:
 
 void os_mark_pfn_accessed(kmmu_pfn_t pfn)
 {
-	if (pfn_valid(pfn))
+	if (kmmu_page_markable(pfn))
 		mark_page_accessed(pfn_to_page(pfn));
-}
-
-void os_mark_pfn_dirty(kmmu_pfn_t pfn)
-{
-	if (pfn_valid(pfn) && !PageReserved(pfn_to_page(pfn)))
-		SetPageDirty(pfn_to_page(pfn));
-}
-
-void os_mark_req_dirty(struct os_pfn_req *req)
-{
-	os_mark_pfn_dirty(req->pfn);
 }
 
 void *os_guest_pfn_to_va(kmmu_pfn_t pfn)
@@ -299,6 +301,11 @@ void os_guest_exit(struct kmmu_vcpu *vcpu)
 bool os_signal_pending(void)
 {
 	return signal_pending(current);
+}
+
+u64 os_now_ns(void)
+{
+	return ktime_get_ns();
 }
 
 unsigned int os_stat_shard(void)

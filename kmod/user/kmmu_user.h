@@ -28,9 +28,17 @@ int kmmu_user_munmap(void *addr);
 
 /* ---- host memory model ---- */
 
+/*
+ * Guest memory is held in frames of the model, not in the process's own
+ * pages: a registered range is mapped onto frames, and a frame number (the
+ * "pfn" kmmu sees) is never the address.  The operations below move a
+ * range to other frames, or change how it is mapped, the way the kernel's
+ * mm would, calling every VM's invalidation hooks where the kernel calls
+ * mmu_notifier.  Freed frames are poisoned and given to other data later.
+ */
 enum kmmu_user_mem_kind {
 	KMMU_USER_MEM_ANON,		/* 4 KiB pages */
-	KMMU_USER_MEM_THP,		/* 2 MiB pages where aligned */
+	KMMU_USER_MEM_THP,		/* 2 MiB pages where aligned, until split */
 	KMMU_USER_MEM_HUGETLB_2M,
 	KMMU_USER_MEM_HUGETLB_1G,
 	KMMU_USER_MEM_PFNMAP,		/* no struct page: never refcounted or marked */
@@ -38,17 +46,41 @@ enum kmmu_user_mem_kind {
 
 /*
  * Declare [addr, addr + len) as host memory of @kind; both page aligned.
- * A range not registered has no host mapping: faults on it fail (-EFAULT).
+ * What the range held is kept.  A range not registered has no host
+ * mapping: faults on it fail (-EFAULT).
  * Return 0, -EINVAL (bad range or kind, overlap) or -ENOMEM.
  */
 int kmmu_user_mem_register(void *addr, size_t len, enum kmmu_user_mem_kind kind,
 			   bool writable);
-/* Invalidate the range in every VM, then forget it.  Return 0 or -EINVAL. */
+/* munmap: invalidate, unmap and free the frames.  Return 0 or -EINVAL. */
 int kmmu_user_mem_unregister(void *addr, size_t len);
+
+/*
+ * What the mm does to mapped memory, on page-aligned parts of one
+ * registered range; each returns 0, -EINVAL (not registered, a PFNMAP
+ * range, a hugetlb page cut in two, a THP operation on another kind) or
+ * -ENOMEM.  Contents are kept (discard: zeroed), on new frames.
+ */
+int kmmu_user_mem_migrate(void *addr, size_t len);	/* page migration, folio by folio */
+int kmmu_user_mem_compact(void *addr, size_t len);	/* migration to the top of memory */
+int kmmu_user_mem_swap_out(void *addr, size_t len);	/* out and freed, back in clean */
+int kmmu_user_mem_discard(void *addr, size_t len);	/* MADV_DONTNEED */
+int kmmu_user_mem_thp_split(void *addr, size_t len);	/* THP: map with 4 KiB pages */
+int kmmu_user_mem_thp_collapse(void *addr, size_t len);	/* THP: khugepaged, new frames */
+
+/*
+ * Touch every page of the range (each written with what it holds), so
+ * that neither the process nor the model's own view of the frames (the
+ * kernel's direct map, so to say) faults on it later.
+ */
+void kmmu_user_mem_prefault(void *addr, size_t len);
+
+/* The frame behind @addr, as kmmu sees it.  Return 0 or -EFAULT. */
+int kmmu_user_mem_pfn(const void *addr, uint64_t *pfn);
 
 /* What the host knows of the pages of [addr, addr + len). */
 struct kmmu_user_mem_state {
-	long refs;		/* references held now (sum over the pages) */
+	long refs;		/* references kmmu holds now (sum over the pages) */
 	long accessed;		/* pages marked accessed */
 	long dirty;		/* pages marked dirty */
 	long bad_marks;		/* marks on pages that must never be marked */
@@ -59,10 +91,16 @@ void kmmu_user_mem_clear_marks(void *addr, size_t len);
 
 /*
  * What the kernel's mm does through mmu_notifier: invalidate a range
- * (discarding its contents like MADV_DONTNEED when @discard), or age it.
+ * whose frames stay (as mprotect would), or discard it; or age it.
  */
 void kmmu_user_invalidate(void *addr, size_t len, bool discard);
 bool kmmu_user_age(void *addr, size_t len, bool clear, bool flush);
+
+/*
+ * Frames found used after they were freed (written, walked to, marked),
+ * once every free frame has been checked for writes.
+ */
+long kmmu_user_check_frames(void);
 
 /* ---- allocation shim and leak checks ---- */
 

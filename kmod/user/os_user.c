@@ -8,6 +8,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "../core/os.h"
 #include "internal.h"
@@ -252,6 +253,11 @@ bool kmmu_user_rwlock_held_write(rwlock_t *l)
 	return false;
 }
 
+bool kmmu_user_holds_rwlock(void)
+{
+	return nr_held > 0;
+}
+
 bool kmmu_user_rwlock_held(rwlock_t *l)
 {
 	int i;
@@ -404,6 +410,14 @@ void os_guest_exit(struct kmmu_vcpu *vcpu)
 bool os_signal_pending(void)
 {
 	return false;
+}
+
+u64 os_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
 unsigned int os_stat_shard(void)

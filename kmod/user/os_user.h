@@ -152,6 +152,11 @@ typedef struct { s64 counter; } atomic64_t;
 #define atomic64_inc(v)			atomic64_add(1, v)
 #define atomic64_sub(i, v)		((void)__atomic_sub_fetch(&(v)->counter, (i), __ATOMIC_RELAXED))
 #define atomic64_fetch_and(i, v)	((u64)__atomic_fetch_and(&(v)->counter, (s64)(i), __ATOMIC_SEQ_CST))
+static inline bool atomic64_try_cmpxchg(atomic64_t *v, s64 *old, s64 new)
+{
+	return __atomic_compare_exchange_n(&v->counter, old, new, false, __ATOMIC_SEQ_CST,
+					   __ATOMIC_SEQ_CST);
+}
 
 /* refcount_t, without the saturation the kernel adds. */
 typedef atomic_t refcount_t;
@@ -206,6 +211,16 @@ static inline void clear_bit(unsigned long nr, unsigned long *addr)
 static inline bool test_bit(unsigned long nr, const unsigned long *addr)
 {
 	return READ_ONCE(addr[BIT_WORD(nr)]) & BIT_MASK(nr);
+}
+
+static inline bool test_bit_acquire(unsigned long nr, const unsigned long *addr)
+{
+	return __atomic_load_n(&addr[BIT_WORD(nr)], __ATOMIC_ACQUIRE) & BIT_MASK(nr);
+}
+
+static inline void clear_bit_unlock(unsigned long nr, unsigned long *addr)
+{
+	__atomic_fetch_and(&addr[BIT_WORD(nr)], ~BIT_MASK(nr), __ATOMIC_RELEASE);
 }
 
 typedef struct { long counter; } atomic_long_t;
@@ -310,6 +325,8 @@ void cond_resched_rwlock_read(rwlock_t *l);
 void cond_resched_rwlock_write(rwlock_t *l);
 bool kmmu_user_rwlock_held_write(rwlock_t *l);
 bool kmmu_user_rwlock_held(rwlock_t *l);
+/* The calling thread holds an rwlock (the core has one: mmu_lock). */
+bool kmmu_user_holds_rwlock(void);
 
 #define lockdep_assert_held_write(l)	WARN_ON_ONCE(!kmmu_user_rwlock_held_write(l))
 #define lockdep_assert_held_read(l)	WARN_ON_ONCE(!kmmu_user_rwlock_held(l))

@@ -212,7 +212,7 @@ static void expect_leaf(struct __test_metadata *_metadata, FIXTURE_DATA(level) *
 	bool ept = kmmu_vm_format(self->vm) == KMMU_SPTE_FORMAT_EPT;
 	bool ad = !ept || !(cfg->flags & KMMU_VM_AD_DISABLED);
 	struct kmmu_spte_query q;
-	uint64_t spte, pfn, pages;
+	uint64_t spte, pfn, pages, host_pfn;
 
 	read_leaf(_metadata, self, gpa, written, &q);
 	if (!level) {
@@ -233,10 +233,9 @@ static void expect_leaf(struct __test_metadata *_metadata, FIXTURE_DATA(level) *
 	EXPECT_NE(0, pfn);
 	/* A huge leaf maps a naturally aligned run of pfns. */
 	EXPECT_EQ(0, pfn & (pages - 1));
-	/* The user backend's pfn is the host virtual address >> 12. */
-	if (is_user()) {
-		EXPECT_EQ(((uintptr_t)hva >> 12) & ~(pages - 1), pfn);
-	}
+	/* The leaf maps the host's page. */
+	ASSERT_EQ(0, kmmu_host_pfn(hva, &host_pfn));
+	EXPECT_EQ(host_pfn & ~(pages - 1), pfn);
 	EXPECT_EQ(level > KMMU_LEVEL_4K, !!(spte & SPTE_LARGE));
 	/* The host mapping is writable: reads map writable too, as in KVM. */
 	EXPECT_TRUE(spte & SPTE_WRITABLE);

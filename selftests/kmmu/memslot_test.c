@@ -635,7 +635,7 @@ TEST_F(memslot, mmio_spte_goes_stale)
 TEST_F(memslot, address_space_1)
 {
 	struct kmmu_vcpu *smm;
-	uint64_t gen, spte0, spte1;
+	uint64_t gen, spte0, spte1, pfn0, pfn1;
 	uint32_t level;
 
 	KMMU_REQUIRE_BACKEND();
@@ -659,13 +659,11 @@ TEST_F(memslot, address_space_1)
 
 	spte0 = mapped_leaf(_metadata, self->vcpu, 0, SLOT_GPA);
 	spte1 = mapped_leaf(_metadata, smm, KMMU_WL_SMM, SLOT_GPA);
-	if (kmmu_backend() == KMMU_BACKEND_USER) {
-		/* The user backend's pfn is the host virtual address >> 12. */
-		EXPECT_EQ((uintptr_t)self->mem.addr >> 12, (spte0 & SPTE_PFN_MASK) >> 12);
-		EXPECT_EQ((uintptr_t)self->mem2.addr >> 12, (spte1 & SPTE_PFN_MASK) >> 12);
-	} else {
-		EXPECT_NE(spte0 & SPTE_PFN_MASK, spte1 & SPTE_PFN_MASK);
-	}
+	/* Each address space's slot maps its own host pages. */
+	ASSERT_EQ(0, kmmu_host_pfn(self->mem.addr, &pfn0));
+	ASSERT_EQ(0, kmmu_host_pfn(self->mem2.addr, &pfn1));
+	EXPECT_EQ(pfn0, (spte0 & SPTE_PFN_MASK) >> 12);
+	EXPECT_EQ(pfn1, (spte1 & SPTE_PFN_MASK) >> 12);
 
 	/* Deleting address space 1's slot 0 leaves address space 0's slot 0 mapped. */
 	gen = memslot_gen(_metadata, self->vm);

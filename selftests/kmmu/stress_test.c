@@ -911,15 +911,28 @@ static void helper_join(struct helper *h)
 	h->started = false;
 }
 
-FIXTURE_TEARDOWN(memslot_delete)
+/*
+ * Resolve the held fault with a page of zeroes.  UFFDIO_COPY, not
+ * ZEROPAGE: the user backend's host memory is shared (memfd), where only
+ * copies are allowed.
+ */
+static int uffd_fill_zero(int uffd, void *addr)
 {
-	struct uffdio_zeropage zero = {
-		.range = { .start = (uintptr_t)self->hold_mem.addr, .len = SZ_4K },
+	static const uint8_t zeroes[4096] __attribute__((aligned(4096)));
+	struct uffdio_copy copy = {
+		.dst = (uintptr_t)addr,
+		.src = (uintptr_t)zeroes,
+		.len = sizeof(zeroes),
 	};
 
+	return ioctl(uffd, UFFDIO_COPY, &copy) ? -errno : 0;
+}
+
+FIXTURE_TEARDOWN(memslot_delete)
+{
 	/* A failed ASSERT may leave vCPU 0 in its held fault: let it go first. */
 	if (self->uffd >= 0)
-		ioctl(self->uffd, UFFDIO_ZEROPAGE, &zero);
+		uffd_fill_zero(self->uffd, self->hold_mem.addr);
 	vcpus_exit(&self->vt, 1);
 	helper_join(&self->hold);
 	helper_join(&self->del);
@@ -943,9 +956,6 @@ FIXTURE_TEARDOWN(memslot_delete)
  */
 STRESS_TEST_F(memslot_delete, retry_outlasts_slow_delete)
 {
-	struct uffdio_zeropage zero = {
-		.range = { .start = (uintptr_t)self->hold_mem.addr, .len = SZ_4K },
-	};
 	struct pollfd pfd = { .fd = self->uffd, .events = POLLIN };
 	struct vcpu_thread *vt = &self->vt;
 	struct kmmu_vm_stats st;
@@ -984,7 +994,7 @@ STRESS_TEST_F(memslot_delete, retry_outlasts_slow_delete)
 	EXPECT_FALSE(__atomic_load_n(&self->del.done, __ATOMIC_ACQUIRE));
 
 	/* Let vCPU 0's fault complete: the delete finishes, vCPU 1 then sees MMIO. */
-	EXPECT_EQ(0, ioctl(self->uffd, UFFDIO_ZEROPAGE, &zero));
+	EXPECT_EQ(0, uffd_fill_zero(self->uffd, self->hold_mem.addr));
 	while (!__atomic_load_n(&self->hold.done, __ATOMIC_ACQUIRE) ||
 	       !__atomic_load_n(&self->del.done, __ATOMIC_ACQUIRE))
 		usleep(1000);

@@ -521,17 +521,65 @@ void kmmu_mem_prefault(struct kmmu_mem *m)
 {
 	size_t off;
 
+	if (m->registered) {
+		kmmu_user_mem_prefault(m->addr, m->size);
+		return;
+	}
+
 	for (off = 0; off < m->size; off += 4096)
 		((volatile uint8_t *)m->addr)[off] = ((volatile uint8_t *)m->addr)[off];
 }
 
 int kmmu_host_discard(void *addr, size_t len)
 {
-	if (kmmu_backend() == KMMU_BACKEND_USER) {
-		kmmu_user_invalidate(addr, len, true);
-		return 0;
-	}
+	if (kmmu_backend() == KMMU_BACKEND_USER)
+		return kmmu_user_mem_discard(addr, len);
 	return madvise(addr, len, MADV_DONTNEED) ? -errno : 0;
+}
+
+int kmmu_host_pfn(const void *addr, uint64_t *pfn)
+{
+	uint64_t e;
+	int fd, ret = -EOPNOTSUPP;
+
+	if (kmmu_backend() == KMMU_BACKEND_USER)
+		return kmmu_user_mem_pfn(addr, pfn);
+	/* Bits 0-54: the pfn, shown to CAP_SYS_ADMIN only; bit 63: present. */
+	fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -EOPNOTSUPP;
+	if (pread(fd, &e, sizeof(e), (uintptr_t)addr / 4096 * sizeof(e)) != sizeof(e))
+		goto out;
+	ret = -EFAULT;
+	if (!(e & (1ULL << 63)))
+		goto out;
+	ret = -EOPNOTSUPP;
+	*pfn = e & ((1ULL << 55) - 1);
+	if (*pfn)
+		ret = 0;
+out:
+	close(fd);
+	return ret;
+}
+
+int kmmu_host_mm(enum kmmu_host_op op, void *addr, size_t len)
+{
+	if (kmmu_backend() != KMMU_BACKEND_USER)
+		return -EOPNOTSUPP;
+	switch (op) {
+	case KMMU_HOST_MIGRATE:
+		return kmmu_user_mem_migrate(addr, len);
+	case KMMU_HOST_COMPACT:
+		return kmmu_user_mem_compact(addr, len);
+	case KMMU_HOST_SWAP_OUT:
+		return kmmu_user_mem_swap_out(addr, len);
+	case KMMU_HOST_THP_SPLIT:
+		return kmmu_user_mem_thp_split(addr, len);
+	case KMMU_HOST_THP_COLLAPSE:
+		return kmmu_user_mem_thp_collapse(addr, len);
+	default:
+		return -EINVAL;
+	}
 }
 
 int kmmu_host_age(void *addr, size_t len, bool clear)
@@ -549,6 +597,8 @@ int kmmu_lib_leak_check(void)
 		return 0;
 	objs = kmmu_user_objects_alive();
 	pts = kmmu_user_pt_pages_alive();
+	/* Frames used after they were freed are WARNs too. */
+	kmmu_user_check_frames();
 	warns = kmmu_user_warnings();
 	if (!objs && !pts && !warns)
 		return 0;

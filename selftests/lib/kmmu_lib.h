@@ -145,6 +145,26 @@ void kmmu_mem_prefault(struct kmmu_mem *m);
 
 /* Discard [addr, addr + len) as MADV_DONTNEED does: mappings go, data reads 0. */
 int kmmu_host_discard(void *addr, size_t len);
+/*
+ * The pfn the host maps at @addr: the model's frame on the user backend,
+ * /proc/self/pagemap on dev (root only).  Return 0, -EFAULT when nothing is
+ * mapped there, -EOPNOTSUPP when the pfn cannot be known.
+ */
+int kmmu_host_pfn(const void *addr, uint64_t *pfn);
+
+/*
+ * What else the mm does to a range (user backend; -EOPNOTSUPP on dev):
+ * migrate its pages, compact, swap them out (and in again), split or
+ * collapse its THPs.  Data is kept; the pages move to other frames.
+ */
+enum kmmu_host_op {
+	KMMU_HOST_MIGRATE,
+	KMMU_HOST_COMPACT,
+	KMMU_HOST_SWAP_OUT,
+	KMMU_HOST_THP_SPLIT,
+	KMMU_HOST_THP_COLLAPSE,
+};
+int kmmu_host_mm(enum kmmu_host_op op, void *addr, size_t len);
 /* user backend only: age [addr, addr + len); -EOPNOTSUPP on dev. */
 int kmmu_host_age(void *addr, size_t len, bool clear);
 
@@ -152,7 +172,7 @@ int kmmu_host_age(void *addr, size_t len, bool clear);
 
 /*
  * user backend: no core object, page-table page or WARN is left once every
- * VM is freed.  Return 0, or -1 after printing what is wrong.  Always 0 on
+ * VM is freed, and no freed frame of the host model was used.  Return 0, or -1 after printing what is wrong.  Always 0 on
  * dev, where the QEMU bench checks the kernel log instead.
  */
 int kmmu_lib_leak_check(void);

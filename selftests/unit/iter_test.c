@@ -324,7 +324,9 @@ TEST_F(iter, leaves_are_the_faulted_pages)
 		u64 step = huge ? SZ_2M : SZ_4K;
 
 		for (off = 0; off < regions[r].size; off += step, n++) {
-			u64 pfn = ((unsigned long)self->mem[r].addr + off) >> 12;
+			uint64_t pfn;
+
+			ASSERT_EQ(0, kmmu_user_mem_pfn((char *)self->mem[r].addr + off, &pfn));
 
 			ASSERT_EQ(huge ? KMMU_LEVEL_2M : KMMU_LEVEL_4K, leaves.e[n].level);
 			ASSERT_EQ((regions[r].gpa + off) >> 12, leaves.e[n].gfn);

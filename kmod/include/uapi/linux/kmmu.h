@@ -142,7 +142,7 @@ struct kmmu_vm_stats {
 	__u64 fault_retries;	/* faults retried because of an invalidation or a lost cmpxchg */
 	__u64 mmio_faults;
 	__u64 tlb_flushes;	/* remote TLB flush requests */
-	__u64 zapped_leafs;
+	__u64 zapped_leafs;	/* leaves of refcounted pages zapped, whole tables aside */
 	__u64 invalidations;	/* host invalidation ranges seen */
 	__u64 memslot_generation;
 	__u64 dirty_pages;	/* pages logged dirty */
@@ -152,7 +152,8 @@ struct kmmu_vm_stats {
 	__u64 aging_passes;
 	__u64 young;		/* leaves found accessed by aging */
 	__u64 old;		/* leaves found not accessed by aging */
-	__u64 reserved[12];
+	__u64 max_write_hold_ns;	/* longest time mmu_lock was held for write */
+	__u64 reserved[11];
 };
 
 /* KMMU_GET_SPTE: the walk that hardware would do for @gpa (debug and tests). */
