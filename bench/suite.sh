@@ -9,7 +9,8 @@
 #   disjoint halves against one vCPU on the whole; dirty logging on 1 GiB of
 #   1G pages in both tracking modes with the bitmap, and with the rings;
 #   eager split and recovery on 1 GiB of 2M and of 1G pages; aging passes,
-#   locked and lockless.
+#   locked and lockless; the longest mmu_lock write hold and the faults of
+#   a vCPU while 1 GiB of 4K SPTEs is zapped.
 # full (an hour or more): the same with 4 GiB, 4 vCPUs, every backing, both
 #   logs and tracking modes, split on 2M, 1G and THP; then a part of it
 #   again under --pressure stress-ng and under --pressure fio.  The dev
@@ -44,6 +45,7 @@ default_runs() {
 	echo "split -s anonymous_hugetlb_2mb"
 	echo "split -s anonymous_hugetlb_1gb"
 	echo "aging"
+	echo "zap_latency"
 }
 
 # What runs again under each --pressure.
@@ -56,6 +58,7 @@ pressure_runs() {
 	echo "split -v 4 -b 1g -s anonymous_hugetlb_2mb $p"
 	echo "split -v 4 -b 1g -s anonymous_thp $p"
 	echo "aging -v 4 -b 1g $p"
+	echo "zap_latency -b 1g $p"
 }
 
 full_runs() {
@@ -79,6 +82,7 @@ full_runs() {
 	done
 	echo "aging -v 4 -b 1g"
 	echo "aging -v 4 -b 1g -s anonymous_thp"
+	echo "zap_latency -b 4g -f 1g"
 	pressure_runs stress-ng
 	pressure_runs fio
 }

@@ -133,7 +133,8 @@ bench_json() {
 	       "split -b 8m -r 2" \
 	       "split -b 8m -r 2 -s anonymous_thp -m dbit" \
 	       "floor -b 8m -r 2" \
-	       "split -b 4m -r 1 --pressure stress-ng"
+	       "split -b 4m -r 1 --pressure stress-ng" \
+	       "zap_latency -b 16m -f 64m -r 2"
 	want="populate:populate populate:scaling populate:populate:backing=pfnmap
 	      dirty_log:enable_logging
 	      dirty_log:get_dirty_log dirty_log:clear_dirty_log dirty_log:disable_logging
@@ -144,7 +145,10 @@ bench_json() {
 	      aging:fault_in_lockless_aging split:enable_logging:backing=anonymous_hugetlb_2mb
 	      split:disable_logging:backing=anonymous_thp split:huge_pages_split
 	      split:huge_pages_recovered floor:read floor:read_write floor:locked_rmw
-	      floor:cmpxchg split:enable_logging:pressure=stress-ng"
+	      floor:cmpxchg split:enable_logging:pressure=stress-ng
+	      zap_latency:max_write_hold zap_latency:fault_p99_during_zap
+	      zap_latency:fault_max_during_zap zap_latency:fault_p99_before_zap
+	      zap_latency:zap_all"
 	if command -v fio >/dev/null; then
 		set -- "$@" "floor -b 4m -r 1 --pressure fio"
 		want="$want floor:read:pressure=fio"
@@ -167,7 +171,9 @@ bench_bad_flags() {
 		   "populate --pressure bogus" "aging --pressure" "dirty_log -l nope" \
 		   "dirty_log -l ring -R 1000" "dirty_log -l ring -R 128" "dirty_log -R 256" \
 		   "dirty_log -l ring -g" "split -s anonymous" "split -e 0" "split -r 0" \
-		   "split -x" "floor -r 0" "floor extra" "floor --pressure bogus"; do
+		   "split -x" "floor -r 0" "floor extra" "floor --pressure bogus" \
+		   "zap_latency -v 2" "zap_latency -f 4k" "zap_latency -s anonymous_thp" \
+		   "zap_latency -r 0"; do
 		# shellcheck disable=SC2086
 		KMMU_BACKEND=user "$BUILD/rel/bench/"$run >"$LOGS/bench-bad.out" 2>&1
 		rc=$?
