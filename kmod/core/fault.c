@@ -11,13 +11,19 @@
 #include "fault.h"
 #include "tdp_mmu.h"
 
-/* An MMIO SPTE of the current generation needs nothing but an exit. */
+/*
+ * An MMIO SPTE of the current generation needs nothing but an exit.  While
+ * memslots are being updated none is current: the slow path decides.
+ */
 static int handle_mmio_page_fault(struct kmmu_vcpu *vcpu, struct kmmu_page_fault *fault)
 {
 	struct kmmu *kmmu = vcpu->kmmu;
-	u64 gen = kmmu_memslots(kmmu, fault->as_id)->generation & MMIO_GEN_MASK;
+	u64 gen = fault->slots_gen & MMIO_GEN_MASK;
 	u64 spte = 0;
 	u64 *sptep;
+
+	if (fault->slots_gen & KMMU_MEMSLOT_GEN_UPDATE_IN_PROGRESS)
+		return RET_PF_INVALID;
 
 	rcu_read_lock();
 	sptep = kmmu_tdp_mmu_fast_pf_get_last_sptep(vcpu, fault->as_id, fault->gfn, &spte, NULL);
@@ -85,6 +91,7 @@ static int fast_page_fault(struct kmmu_vcpu *vcpu, struct kmmu_page_fault *fault
 		}
 		if (new_spte == spte || !is_access_allowed(f, new_spte, access))
 			break;
+		os_race_point(kmmu, KMMU_RACE_FAST_PF_READ, fault->gfn);
 
 		if (try_cmpxchg64(sptep, &spte, new_spte)) {
 			/*
@@ -239,6 +246,8 @@ static int direct_page_fault(struct kmmu_vcpu *vcpu, struct kmmu_page_fault *fau
 	ret = kmmu_faultin_pfn(vcpu, fault);
 	if (ret != RET_PF_CONTINUE)
 		return ret;
+	if (fault->pfn_held)
+		os_race_point(kmmu, KMMU_RACE_FAULTIN_DONE, fault->gfn);
 
 	ret = RET_PF_RETRY;
 	read_lock(&kmmu->mmu_lock);
@@ -285,7 +294,7 @@ int kmmu_page_fault(struct kmmu_vcpu *vcpu, struct kmmu_page_fault *fault)
 	 */
 	slots = kmmu_memslots(vcpu->kmmu, fault->as_id);
 	fault->slot = kmmu_gfn_to_memslot(slots, fault->gfn);
-	fault->slots_gen = slots->generation;
+	fault->slots_gen = READ_ONCE(slots->generation);
 
 	if (fault->rsvd) {
 		ret = handle_mmio_page_fault(vcpu, fault);

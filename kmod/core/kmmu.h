@@ -59,8 +59,12 @@ struct kmmu {
 	 */
 	rwlock_t mmu_lock;
 
-	/* Roots of every address space, valid and invalid; see tdp_mmu.c. */
-	struct list_head tdp_mmu_roots;	/* changed under mmu_lock for write */
+	/*
+	 * Roots of every address space, valid and invalid; see tdp_mmu.c.
+	 * Changed under tdp_mmu_pages_lock, walked under RCU.
+	 */
+	struct list_head tdp_mmu_roots;
+	spinlock_t tdp_mmu_pages_lock;
 
 	/* Memslots, read under srcu, replaced under slots_lock. */
 	struct mutex slots_lock;

@@ -185,25 +185,38 @@ static struct kmmu_memslots *memslots_copy(struct kmmu *kmmu, struct kmmu_memslo
 }
 
 /*
- * Publish @slots at the next generation and wait until no fault can still
- * be using the old set.  Only an installed set takes a generation, so a
- * change that fails before this leaves the generation as it was.
+ * Publish @slots and wait until no fault can still be using the old set;
+ * then give it the next generation.  Only an installed set takes a
+ * generation, so a change that fails before this leaves the generation as
+ * it was.
+ *
+ * As KVM does: until the wait is over, the new set carries the old
+ * generation marked in progress.  No MMIO SPTE is trusted meanwhile
+ * (handle_mmio_page_fault()), and one made meanwhile has the old
+ * generation, stale as soon as the update ends.  When the 19 bits MMIO
+ * SPTEs keep wrap to zero, every SPTE is zapped before the new generation
+ * is out, so that none made 2^19 updates ago looks current.
  */
 static void memslots_install(struct kmmu *kmmu, int as_id, struct kmmu_memslots *slots)
 {
 	struct kmmu_memslots *old = rcu_dereference_protected(kmmu->memslots[as_id], 1);
-	u64 old_gen = kmmu->slots_generation;
+	u64 gen = kmmu->slots_generation;
 
-	slots->generation = ++kmmu->slots_generation;
+	WARN_ON_ONCE(gen & KMMU_MEMSLOT_GEN_UPDATE_IN_PROGRESS);
+	slots->generation = gen | KMMU_MEMSLOT_GEN_UPDATE_IN_PROGRESS;
 	rcu_assign_pointer(kmmu->memslots[as_id], slots);
+	os_race_point(kmmu, KMMU_RACE_SLOTS_PUBLISHED, 0);
 	synchronize_srcu(&kmmu->srcu);
 	os_free(old);
 
-	/* MMIO SPTEs keep 19 bits of generation: when those wrap, none may survive. */
-	if ((old_gen ^ slots->generation) & ~MMIO_GEN_MASK) {
+	gen++;
+	if (!(gen & MMIO_GEN_MASK)) {
 		kmmu_tdp_mmu_invalidate_all_roots(kmmu);
 		kmmu_tdp_mmu_zap_invalidated_roots(kmmu);
 	}
+	WRITE_ONCE(kmmu->slots_generation, gen);
+	/* Faults read it under srcu, with the set. */
+	WRITE_ONCE(slots->generation, gen);
 }
 
 static struct kmmu_memory_slot *memslot_dup(const struct kmmu_memory_slot *old)

@@ -18,7 +18,11 @@
 /* The slot is being deleted or moved: faults on it retry until it is gone. */
 #define KMMU_MEMSLOT_INVALID	(1u << 16)
 
-/* Set in a generation while an update is in progress: no MMIO SPTE may cache it. */
+/*
+ * Set in the generation of a memslot set while its update is in progress
+ * (memslots_install()): no MMIO SPTE is trusted, and the ones made carry
+ * the previous generation.
+ */
 #define KMMU_MEMSLOT_GEN_UPDATE_IN_PROGRESS	BIT_ULL(63)
 
 struct kmmu_memory_slot {
@@ -55,7 +59,7 @@ static inline unsigned long kmmu_dirty_bitmap_longs(const struct kmmu_memory_slo
 }
 
 struct kmmu_memslots {
-	u64 generation;
+	u64 generation;		/* written once more at the end of the update */
 	int nr;					/* slots in by_gfn */
 	struct kmmu_memory_slot *by_gfn[KMMU_USER_MEM_SLOTS];	/* sorted by base_gfn */
 	struct kmmu_memory_slot *by_id[KMMU_USER_MEM_SLOTS];

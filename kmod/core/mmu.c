@@ -46,6 +46,7 @@ struct kmmu *kmmu_create_vm(const struct kmmu_vm_config *cfg, u32 host_format, i
 	kmmu->eager_split_chunk = 64ULL << 20;
 	rwlock_init(&kmmu->mmu_lock);
 	INIT_LIST_HEAD(&kmmu->tdp_mmu_roots);
+	spin_lock_init(&kmmu->tdp_mmu_pages_lock);
 	mutex_init(&kmmu->slots_lock);
 	mutex_init(&kmmu->lock);
 	init_srcu_struct(&kmmu->srcu);
@@ -85,7 +86,9 @@ static void kmmu_destroy_vm(struct kmmu *kmmu)
 		RCU_INIT_POINTER(kmmu->vcpus[i], NULL);
 		kmmu_destroy_vcpu(vcpu);
 	}
-	/* Roots live only as long as the vCPUs (or zappers) that hold them. */
+	/* The vCPUs' references are gone: the roots' own go with the zap. */
+	kmmu_tdp_mmu_invalidate_all_roots(kmmu);
+	kmmu_tdp_mmu_zap_invalidated_roots(kmmu);
 	WARN_ON_ONCE(!list_empty(&kmmu->tdp_mmu_roots));
 	WARN_ON_ONCE(kmmu_stat_read(kmmu, KMMU_STAT_PT_PAGES));
 
@@ -357,12 +360,16 @@ void kmmu_age_gfn_range_ioctl(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t e
  * kmmu_zap_all() - drop every mapping of the VM
  * @kmmu: the VM
  *
- * Invalidates the roots, so vCPUs move to fresh ones, then empties them.
+ * Invalidates the roots, so vCPUs move to fresh ones (a short write hold
+ * of mmu_lock), then empties them under the read lock.  slots_lock keeps
+ * a second caller from returning while the first still zaps.
  */
 void kmmu_zap_all(struct kmmu *kmmu)
 {
+	mutex_lock(&kmmu->slots_lock);
 	kmmu_tdp_mmu_invalidate_all_roots(kmmu);
 	kmmu_tdp_mmu_zap_invalidated_roots(kmmu);
+	mutex_unlock(&kmmu->slots_lock);
 }
 
 /* The host address space is going away (mm exit): nothing may stay mapped. */

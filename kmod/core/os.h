@@ -112,6 +112,31 @@ u64 os_now_ns(void);
 /* A small number, stable for a while, that spreads counters over cache lines. */
 unsigned int os_stat_shard(void);
 
+/* ---- race points ---- */
+
+/*
+ * Places where two paths of the core can interleave in a way that matters:
+ * a test of the user host may run something else right there, so that the
+ * race happens every time instead of once in a while.  The Linux host
+ * compiles them to nothing.
+ */
+enum kmmu_race_point {
+	KMMU_RACE_FAULTIN_DONE,		/* a fault holds its host page, mmu_lock not taken */
+	KMMU_RACE_FAST_PF_READ,		/* the fast path read a leaf it may change (RCU) */
+	KMMU_RACE_ROOT_ZAP_STEP,	/* an invalidated root is being emptied */
+	KMMU_RACE_AGE_READ,		/* an aging pass read a young leaf it will age */
+	KMMU_RACE_SLOTS_PUBLISHED,	/* new memslots are out, the old still in use */
+	KMMU_NR_RACE_POINTS,
+};
+
+#ifdef __KERNEL__
+static inline void os_race_point(struct kmmu *kmmu, enum kmmu_race_point p, gfn_t gfn)
+{
+}
+#else
+void os_race_point(struct kmmu *kmmu, enum kmmu_race_point p, gfn_t gfn);
+#endif
+
 /* ---- host objects created for the core ---- */
 
 /* Return a new fd for a VM or vCPU (taking over one reference), or -errno. */

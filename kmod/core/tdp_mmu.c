@@ -338,6 +338,18 @@ static bool tdp_mmu_iter_cond_resched(struct kmmu *kmmu, struct tdp_iter *iter, 
 
 /* ---- roots ---- */
 
+/*
+ * Root lifetime, as KVM's: a root holds a reference of its own from its
+ * allocation until it is invalidated, besides one per vCPU that uses it
+ * and one per walker that may yield.  Only invalidation (under the write
+ * lock, and brief) takes the root away from vCPUs; emptying it happens
+ * later, under the read lock and yielding, while faults go on in other
+ * roots (kmmu_tdp_mmu_zap_invalidated_roots()), and its own reference is
+ * put only then.  The last reference can therefore only be put on an
+ * invalid, empty root: freeing it is unlinking it and an RCU callback,
+ * which needs no mmu_lock at all.
+ */
+
 static struct kmmu_mmu_page *tdp_mmu_alloc_root(struct kmmu *kmmu, int as_id)
 {
 	struct kmmu_mmu_page *root;
@@ -350,9 +362,22 @@ static struct kmmu_mmu_page *tdp_mmu_alloc_root(struct kmmu *kmmu, int as_id)
 		os_pt_free(spt);
 		return NULL;
 	}
-	refcount_set(&root->root_refcount, 1);
-	kmmu_stat_inc(kmmu, KMMU_STAT_PT_PAGES);
+	/* One for the vCPU that asked, one for the MMU until invalidation. */
+	refcount_set(&root->root_refcount, 2);
 	return root;
+}
+
+/* A valid root of @as_id with a reference taken, or NULL; mmu_lock held. */
+static struct kmmu_mmu_page *tdp_mmu_get_valid_root(struct kmmu *kmmu, int as_id)
+{
+	struct kmmu_mmu_page *root;
+
+	list_for_each_entry_rcu(root, &kmmu->tdp_mmu_roots, link, true) {
+		if (root->as_id == as_id && !READ_ONCE(root->invalid) &&
+		    refcount_inc_not_zero(&root->root_refcount))
+			return root;
+	}
+	return NULL;
 }
 
 /**
@@ -360,67 +385,50 @@ static struct kmmu_mmu_page *tdp_mmu_alloc_root(struct kmmu *kmmu, int as_id)
  * @vcpu: the vCPU; its old root, if any, must have been put
  * @as_id: address space
  *
- * Shares the valid root of the address space when there is one.
+ * Shares the valid root of the address space when there is one.  Takes
+ * mmu_lock for read only: a new root is linked under tdp_mmu_pages_lock,
+ * and invalidation, which takes the write lock, cannot run meanwhile.
  *
  * Return: 0, or -ENOMEM.
  */
 int kmmu_tdp_mmu_get_vcpu_root(struct kmmu_vcpu *vcpu, int as_id)
 {
 	struct kmmu *kmmu = vcpu->kmmu;
-	struct kmmu_mmu_page *root;
+	struct kmmu_mmu_page *root, *new = NULL;
 
 	WARN_ON_ONCE(vcpu->root[as_id]);
 
-	kmmu_mmu_write_lock(kmmu);
-	list_for_each_entry(root, &kmmu->tdp_mmu_roots, link) {
-		if (root->as_id == as_id && !root->invalid &&
-		    refcount_inc_not_zero(&root->root_refcount))
-			goto out;
-	}
-	root = tdp_mmu_alloc_root(kmmu, as_id);
-	if (!root) {
-		kmmu_mmu_write_unlock(kmmu);
+	read_lock(&kmmu->mmu_lock);
+	rcu_read_lock();
+	root = tdp_mmu_get_valid_root(kmmu, as_id);
+	rcu_read_unlock();
+	read_unlock(&kmmu->mmu_lock);
+	if (root)
+		goto out;
+
+	/* May sleep: outside the locks; another vCPU may link one first. */
+	new = tdp_mmu_alloc_root(kmmu, as_id);
+	if (!new)
 		return -ENOMEM;
+	read_lock(&kmmu->mmu_lock);
+	spin_lock(&kmmu->tdp_mmu_pages_lock);
+	rcu_read_lock();
+	root = tdp_mmu_get_valid_root(kmmu, as_id);
+	rcu_read_unlock();
+	if (!root) {
+		/* RCU: lockless aging walks the list with neither lock. */
+		list_add_rcu(&new->link, &kmmu->tdp_mmu_roots);
+		kmmu_stat_inc(kmmu, KMMU_STAT_PT_PAGES);
+		root = new;
+		new = NULL;
 	}
-	/* RCU: lockless aging walks the list without mmu_lock. */
-	list_add_rcu(&root->link, &kmmu->tdp_mmu_roots);
+	spin_unlock(&kmmu->tdp_mmu_pages_lock);
+	read_unlock(&kmmu->mmu_lock);
+	if (new)
+		tdp_mmu_free_sp(new);
 out:
 	vcpu->root[as_id] = root;
-	kmmu_mmu_write_unlock(kmmu);
 	return 0;
-}
-
-/*
- * Zap everything under a root whose last user is gone.  Top-level entries
- * are tables, so their leaves go through handle_removed_pt(), which does not
- * touch the host pages' accessed/dirty state.
- */
-static void tdp_mmu_zap_root(struct kmmu *kmmu, struct kmmu_mmu_page *root)
-{
-	struct tdp_iter iter;
-
-	lockdep_assert_held_write(&kmmu->mmu_lock);
-
-	rcu_read_lock();
-	for_each_tdp_pte_min_level(iter, kmmu, root, root->level, 0, ~0ULL) {
-		if (!is_shadow_present_spte(iter.old_spte))
-			continue;
-		tdp_mmu_iter_set_spte(kmmu, &iter, kmmu->fmt.nonpresent);
-	}
-	rcu_read_unlock();
-}
-
-static void tdp_mmu_put_root_locked(struct kmmu *kmmu, struct kmmu_mmu_page *root)
-{
-	lockdep_assert_held_write(&kmmu->mmu_lock);
-	if (!refcount_dec_and_test(&root->root_refcount))
-		return;
-
-	list_del_rcu(&root->link);
-	tdp_mmu_zap_root(kmmu, root);
-	kmmu_flush_remote_tlbs(kmmu);
-	kmmu_stat_add(kmmu, KMMU_STAT_PT_PAGES, -1);
-	call_rcu(&root->rcu_head, tdp_mmu_free_sp_rcu_callback);
 }
 
 /**
@@ -428,23 +436,115 @@ static void tdp_mmu_put_root_locked(struct kmmu *kmmu, struct kmmu_mmu_page *roo
  * @kmmu: the VM
  * @root: the root
  *
- * The last reference unlinks the root, zaps it and frees it after a grace
- * period.  Takes mmu_lock for write.
+ * The last reference is only ever put on a root that was invalidated and
+ * emptied: it is unlinked and freed after a grace period.  Needs no lock.
  */
 void kmmu_tdp_mmu_put_root(struct kmmu *kmmu, struct kmmu_mmu_page *root)
 {
-	kmmu_mmu_write_lock(kmmu);
-	tdp_mmu_put_root_locked(kmmu, root);
-	kmmu_mmu_write_unlock(kmmu);
+	if (!refcount_dec_and_test(&root->root_refcount))
+		return;
+
+	WARN_ON_ONCE(!READ_ONCE(root->invalid));
+	spin_lock(&kmmu->tdp_mmu_pages_lock);
+	list_del_rcu(&root->link);
+	spin_unlock(&kmmu->tdp_mmu_pages_lock);
+	kmmu_stat_add(kmmu, KMMU_STAT_PT_PAGES, -1);
+	call_rcu(&root->rcu_head, tdp_mmu_free_sp_rcu_callback);
+}
+
+/*
+ * The next root after @prev (the first if NULL) of @as_id (any if < 0),
+ * valid ones only if @only_valid, with a reference held so that it stays
+ * listed while mmu_lock is dropped in a yield; @prev's reference is put
+ * once the next one is held.  mmu_lock held, for read or write.
+ */
+static struct kmmu_mmu_page *tdp_mmu_next_root(struct kmmu *kmmu,
+					       struct kmmu_mmu_page *prev, int as_id,
+					       bool only_valid)
+{
+	struct kmmu_mmu_page *next = NULL;
+	struct list_head *pos;
+
+	lockdep_assert_held(&kmmu->mmu_lock);
+	rcu_read_lock();
+	pos = rcu_dereference(list_next_rcu(prev ? &prev->link : &kmmu->tdp_mmu_roots));
+	for (; pos != &kmmu->tdp_mmu_roots; pos = rcu_dereference(list_next_rcu(pos))) {
+		struct kmmu_mmu_page *root = list_entry(pos, struct kmmu_mmu_page, link);
+
+		if ((as_id < 0 || root->as_id == as_id) &&
+		    (!only_valid || !READ_ONCE(root->invalid)) &&
+		    refcount_inc_not_zero(&root->root_refcount)) {
+			next = root;
+			break;
+		}
+	}
+	rcu_read_unlock();
+	if (prev)
+		kmmu_tdp_mmu_put_root(kmmu, prev);
+	return next;
+}
+
+#define __for_each_tdp_mmu_root_yield_safe(kmmu, root, as_id, only_valid)	\
+	for (root = tdp_mmu_next_root(kmmu, NULL, as_id, only_valid); root;	\
+	     root = tdp_mmu_next_root(kmmu, root, as_id, only_valid))
+
+/* Every root, valid or not: what maps host pages, for zaps. */
+#define for_each_tdp_mmu_root_yield_safe(kmmu, root, as_id)			\
+	__for_each_tdp_mmu_root_yield_safe(kmmu, root, as_id, false)
+
+/* Valid roots only: what vCPUs use, for protection and splits. */
+#define for_each_valid_tdp_mmu_root_yield_safe(kmmu, root, as_id)		\
+	__for_each_tdp_mmu_root_yield_safe(kmmu, root, as_id, true)
+
+/*
+ * One pass over @root: every present SPTE at @zap_level goes (a table with
+ * all below it), yielding between SPTEs.
+ */
+static void __tdp_mmu_zap_root(struct kmmu *kmmu, struct kmmu_mmu_page *root, bool shared,
+			       int zap_level)
+{
+	struct tdp_iter iter;
+
+	for_each_tdp_pte_min_level(iter, kmmu, root, zap_level, 0, ~0ULL) {
+retry:
+		if (tdp_mmu_iter_cond_resched(kmmu, &iter, false, shared))
+			continue;
+		if (!is_shadow_present_spte(iter.old_spte) || iter.level > zap_level)
+			continue;
+		os_race_point(kmmu, KMMU_RACE_ROOT_ZAP_STEP, iter.gfn);
+		if (!shared)
+			tdp_mmu_iter_set_spte(kmmu, &iter, kmmu->fmt.nonpresent);
+		else if (tdp_mmu_set_spte_atomic(kmmu, &iter, kmmu->fmt.nonpresent))
+			goto retry;
+	}
+}
+
+/*
+ * Empty a root, in passes of 4K, 2M, 1G and then its top level, so that
+ * no step holds mmu_lock for long: zapping a table tears down all of it
+ * at once, so the walk goes down to the leaves first.  Tables go through
+ * handle_removed_pt(), which tells the host pages nothing: a root going
+ * away says nothing about the guest's use of them.
+ */
+static void tdp_mmu_zap_root(struct kmmu *kmmu, struct kmmu_mmu_page *root, bool shared)
+{
+	int level;
+
+	/* Reachable by notifiers while mmu_lock is dropped: it holds a reference. */
+	WARN_ON_ONCE(!refcount_read(&root->root_refcount));
+	rcu_read_lock();
+	for (level = KMMU_LEVEL_4K; level <= root->level; level++)
+		__tdp_mmu_zap_root(kmmu, root, shared, level);
+	rcu_read_unlock();
 }
 
 /**
  * kmmu_tdp_mmu_invalidate_all_roots() - stop every root from being used
  * @kmmu: the VM
  *
- * Marks each root invalid and takes a reference for the zapper, so
- * kmmu_tdp_mmu_zap_invalidated_roots() can empty it while vCPUs let go of
- * it.  vCPUs are told to load a new root.
+ * Marks each valid root invalid and schedules it for
+ * kmmu_tdp_mmu_zap_invalidated_roots(), which will put the root's own
+ * reference; vCPUs are told to load a new root, and waited for.
  */
 void kmmu_tdp_mmu_invalidate_all_roots(struct kmmu *kmmu)
 {
@@ -452,10 +552,11 @@ void kmmu_tdp_mmu_invalidate_all_roots(struct kmmu *kmmu)
 
 	kmmu_mmu_write_lock(kmmu);
 	list_for_each_entry(root, &kmmu->tdp_mmu_roots, link) {
-		if (!root->invalid && refcount_inc_not_zero(&root->root_refcount)) {
-			root->invalid = true;
-			root->zap_pending = true;
-		}
+		if (root->invalid)
+			continue;
+		/* Lockless aging and the fault path read it without the write lock. */
+		WRITE_ONCE(root->invalid, true);
+		root->scheduled_to_zap = true;
 	}
 	kmmu_mmu_write_unlock(kmmu);
 	kmmu_make_all_vcpus_request(kmmu, KMMU_REQ_MMU_RELOAD);
@@ -463,28 +564,28 @@ void kmmu_tdp_mmu_invalidate_all_roots(struct kmmu *kmmu)
 
 /**
  * kmmu_tdp_mmu_zap_invalidated_roots() - empty and release invalid roots
- * @kmmu: the VM
+ * @kmmu: the VM; slots_lock held, so that no other caller zaps meanwhile
  *
- * Drops the references taken by kmmu_tdp_mmu_invalidate_all_roots(); a
- * root no vCPU uses any more is freed here.
+ * Under the read lock, yielding: faults in the new roots go on.  No TLB
+ * flush is needed: every vCPU left these roots at the reload request, and
+ * flushes its TLB when it loads a new one (vcpu_load_root()).  A root's
+ * own reference is put after it is empty, as notifiers must reach it until
+ * then.
  */
 void kmmu_tdp_mmu_zap_invalidated_roots(struct kmmu *kmmu)
 {
-	struct kmmu_mmu_page *root, *next;
+	struct kmmu_mmu_page *root;
 
-	kmmu_mmu_write_lock(kmmu);
-	list_for_each_entry(root, &kmmu->tdp_mmu_roots, link) {
-		if (root->zap_pending)
-			tdp_mmu_zap_root(kmmu, root);
-	}
-	kmmu_flush_remote_tlbs(kmmu);
-	list_for_each_entry_safe(root, next, &kmmu->tdp_mmu_roots, link) {
-		if (!root->zap_pending)
+	read_lock(&kmmu->mmu_lock);
+	for_each_tdp_mmu_root_yield_safe(kmmu, root, -1) {
+		if (!READ_ONCE(root->scheduled_to_zap))
 			continue;
-		root->zap_pending = false;
-		tdp_mmu_put_root_locked(kmmu, root);
+		WRITE_ONCE(root->scheduled_to_zap, false);
+		WARN_ON_ONCE(!root->invalid);
+		tdp_mmu_zap_root(kmmu, root, true);
+		kmmu_tdp_mmu_put_root(kmmu, root);
 	}
-	kmmu_mmu_write_unlock(kmmu);
+	read_unlock(&kmmu->mmu_lock);
 }
 
 /* ---- faults ---- */
@@ -708,47 +809,6 @@ static bool tdp_mmu_zap_leafs(struct kmmu *kmmu, struct kmmu_mmu_page *root, gfn
 	return flush;
 }
 
-/*
- * Step to the next root of @as_id, holding a reference to it so that it
- * stays listed while mmu_lock is dropped in a yield; the reference to
- * @prev is dropped (which may free it) only once the next one is held.
- */
-static struct kmmu_mmu_page *tdp_mmu_next_root(struct kmmu *kmmu,
-					       struct kmmu_mmu_page *prev, int as_id,
-					       bool shared)
-{
-	struct list_head *pos = prev ? prev->link.next : kmmu->tdp_mmu_roots.next;
-	struct kmmu_mmu_page *next = NULL;
-
-	if (shared)
-		lockdep_assert_held_read(&kmmu->mmu_lock);
-	else
-		lockdep_assert_held_write(&kmmu->mmu_lock);
-	for (; pos != &kmmu->tdp_mmu_roots; pos = pos->next) {
-		struct kmmu_mmu_page *root = list_entry(pos, struct kmmu_mmu_page, link);
-
-		if (root->as_id == as_id && refcount_inc_not_zero(&root->root_refcount)) {
-			next = root;
-			break;
-		}
-	}
-	if (!prev)
-		return next;
-	if (!shared) {
-		tdp_mmu_put_root_locked(kmmu, prev);
-	} else if (!refcount_dec_not_one(&prev->root_refcount)) {
-		/* The last reference: freeing a root takes the write lock. */
-		read_unlock(&kmmu->mmu_lock);
-		kmmu_tdp_mmu_put_root(kmmu, prev);
-		read_lock(&kmmu->mmu_lock);
-	}
-	return next;
-}
-
-#define for_each_tdp_mmu_root_yield_safe(kmmu, root, as_id, shared)		\
-	for (root = tdp_mmu_next_root(kmmu, NULL, as_id, shared); root;		\
-	     root = tdp_mmu_next_root(kmmu, root, as_id, shared))
-
 /**
  * kmmu_tdp_mmu_zap_leafs() - zap every leaf mapping [start, end) in @as_id
  * @kmmu: the VM, mmu_lock held for write
@@ -768,7 +828,7 @@ bool kmmu_tdp_mmu_zap_leafs(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t end
 {
 	struct kmmu_mmu_page *root;
 
-	for_each_tdp_mmu_root_yield_safe(kmmu, root, as_id, false)
+	for_each_tdp_mmu_root_yield_safe(kmmu, root, as_id)
 		flush = tdp_mmu_zap_leafs(kmmu, root, start, end, can_yield, flush);
 	return flush;
 }
@@ -810,8 +870,10 @@ static void tdp_mmu_age_leaf(struct kmmu *kmmu, struct tdp_iter *iter, gfn_t sta
 		return;
 	}
 	res->young += pages;
-	if (clear)
-		tdp_mmu_age_spte(kmmu, iter);
+	if (!clear)
+		return;
+	os_race_point(kmmu, KMMU_RACE_AGE_READ, iter->gfn);
+	tdp_mmu_age_spte(kmmu, iter);
 }
 
 /*
@@ -900,8 +962,8 @@ int kmmu_tdp_mmu_get_walk(struct kmmu *kmmu, int as_id, gpa_t gpa, u64 *sptes)
 
 	read_lock(&kmmu->mmu_lock);
 	rcu_read_lock();
-	list_for_each_entry(root, &kmmu->tdp_mmu_roots, link) {
-		if (root->as_id != as_id || root->invalid)
+	list_for_each_entry_rcu(root, &kmmu->tdp_mmu_roots, link, true) {
+		if (root->as_id != as_id || READ_ONCE(root->invalid))
 			continue;
 		for_each_tdp_pte(iter, kmmu, root, gfn, gfn + 1) {
 			leaf = iter.level;
@@ -943,7 +1005,7 @@ static void tdp_mmu_walk_shared(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t
 	struct tdp_iter iter, leaf;
 
 	lockdep_assert_held_read(&kmmu->mmu_lock);
-	for_each_tdp_mmu_root_yield_safe(kmmu, root, as_id, true) {
+	for_each_valid_tdp_mmu_root_yield_safe(kmmu, root, as_id) {
 		rcu_read_lock();
 		/* 4K leaves are visited by the plain loop below, a table at a time. */
 		for_each_tdp_pte_min_level(iter, kmmu, root, max(min_level, KMMU_LEVEL_2M),
@@ -1312,7 +1374,7 @@ int kmmu_tdp_mmu_try_split_huge_pages(struct kmmu *kmmu, const struct kmmu_memor
 	int ret = 0;
 
 	lockdep_assert_held_read(&kmmu->mmu_lock);
-	for_each_tdp_mmu_root_yield_safe(kmmu, root, slot->as_id, true) {
+	for_each_valid_tdp_mmu_root_yield_safe(kmmu, root, slot->as_id) {
 		if (!ret)
 			ret = tdp_mmu_split_root(kmmu, root, start, end, target_level, &c);
 	}

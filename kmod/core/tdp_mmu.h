@@ -23,11 +23,11 @@ struct kmmu_mmu_page {
 	u8 level;
 	/* Address space the table belongs to. */
 	u8 as_id;
-	/* Roots only: no new user may take it; it is being torn down. */
+	/* Roots only: no new user may take it; set under mmu_lock for write. */
 	bool invalid;
-	/* Roots only: invalidated, and the zapper holds a reference to drop. */
-	bool zap_pending;
-	/* Roots only: vCPUs using it, plus one held by a zapper while it works. */
+	/* Roots only: invalidated, not emptied yet; its own reference is still held. */
+	bool scheduled_to_zap;
+	/* Roots only: its own until invalidated, each vCPU's, each walker's. */
 	refcount_t root_refcount;
 	/* Frees the page after every lockless walker is done with it. */
 	struct rcu_head rcu_head;

@@ -113,6 +113,16 @@ long kmmu_user_objects_alive(void);
 long kmmu_user_pt_pages_alive(void);
 /* WARNs the core hit so far. */
 long kmmu_user_warnings(void);
+/*
+ * Call @fn at every race point the core passes (enum kmmu_race_point in
+ * kmod/core/os.h), with the VM, the point, the gfn concerned and @data;
+ * NULL stops.  @fn runs in the thread that reached the point, with what it
+ * holds held: it may block to let another thread act right there.
+ */
+struct kmmu;
+typedef void (*kmmu_user_race_fn)(struct kmmu *kmmu, int point, uint64_t gfn, void *data);
+void kmmu_user_set_race_hook(kmmu_user_race_fn fn, void *data);
+
 /* need_resched() says yes to the next @n callers (to exercise yields). */
 void kmmu_user_force_resched(long n);
 

@@ -12,6 +12,7 @@
 
 #include "../core/os.h"
 #include "internal.h"
+#include "kmmu_user.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
@@ -363,6 +364,25 @@ void cond_resched_rwlock_write(rwlock_t *l)
 	write_unlock(l);
 	sched_yield();
 	write_lock(l);
+}
+
+/* ---- race points ---- */
+
+static kmmu_user_race_fn race_fn;
+static void *race_data;
+
+void kmmu_user_set_race_hook(kmmu_user_race_fn fn, void *data)
+{
+	__atomic_store_n(&race_data, data, __ATOMIC_RELAXED);
+	__atomic_store_n(&race_fn, fn, __ATOMIC_RELEASE);
+}
+
+void os_race_point(struct kmmu *kmmu, enum kmmu_race_point p, gfn_t gfn)
+{
+	kmmu_user_race_fn fn = __atomic_load_n(&race_fn, __ATOMIC_ACQUIRE);
+
+	if (fn)
+		fn(kmmu, p, gfn, __atomic_load_n(&race_data, __ATOMIC_RELAXED));
 }
 
 /* ---- scheduling ---- */

@@ -273,6 +273,7 @@ static inline void list_del_rcu(struct list_head *e)
 	WRITE_ONCE(e->prev->next, e->next);
 }
 
+#define list_next_rcu(l)	((l)->next)
 #define list_add(n, h)		list_add_rcu(n, h)
 #define list_del(e)		list_del_rcu(e)
 #define list_entry(p, t, m)	container_of(p, t, m)
