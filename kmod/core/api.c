@@ -296,15 +296,43 @@ static long kmmu_vm_age(struct kmmu *kmmu, unsigned long arg)
 	    !page_aligned(a.size) || !gpa_range_ok(a.gpa, a.size))
 		return -EINVAL;
 
+	/* Where the counts go must take them: fail before aging anything. */
+	if (os_copy_to_user(arg, &a, sizeof(a)))
+		return -EFAULT;
 	kmmu_age_gfn_range_ioctl(kmmu, a.as_id, a.gpa >> KMMU_PAGE_SHIFT,
 				 (a.gpa + a.size) >> KMMU_PAGE_SHIFT, !(a.flags & KMMU_AGE_TEST_ONLY),
 				 a.flags & KMMU_AGE_FLUSH, &a.young, &a.old);
 	return os_copy_to_user(arg, &a, sizeof(a));
 }
 
+/*
+ * KMMU_CHECK_EXTENSION on a VM fd, as KVM answers it there: what this VM
+ * can do, where that depends on its configuration.
+ */
+static long kmmu_vm_check_extension(struct kmmu *kmmu, unsigned long cap)
+{
+	switch (cap) {
+	case KMMU_CAP_SPTE_FORMATS:
+		return BIT(kmmu->fmt.format);
+	case KMMU_CAP_MAX_LEVEL:
+		return kmmu->max_level;
+	case KMMU_CAP_AD_DISABLED:
+		return !kmmu->fmt.ad_enabled;
+	case KMMU_CAP_NONPRESENT_VE:
+		return kmmu->fmt.nonpresent != 0;
+	case KMMU_CAP_DIRTY_LOG_MODE:
+		return BIT(KMMU_DIRTY_LOG_MODE_WRPROT) |
+		       (kmmu->fmt.ad_enabled ? BIT(KMMU_DIRTY_LOG_MODE_DBIT) : 0);
+	default:
+		return kmmu_check_extension(cap);
+	}
+}
+
 long kmmu_vm_ioctl(struct kmmu *kmmu, unsigned int cmd, unsigned long arg)
 {
 	switch (cmd) {
+	case KMMU_CHECK_EXTENSION:
+		return kmmu_vm_check_extension(kmmu, arg);
 	case KMMU_SET_USER_MEMORY_REGION:
 		return kmmu_vm_set_memory_region(kmmu, arg);
 	case KMMU_CREATE_VCPU:
@@ -375,12 +403,10 @@ static long kmmu_vcpu_set_workload_ioctl(struct kmmu_vcpu *vcpu, unsigned long a
 	ret = kmmu_check_workload(&wl);
 	if (ret)
 		return ret;
-	if (atomic_inc_return(&vcpu->running) != 1) {
-		atomic_dec(&vcpu->running);
+	if (!kmmu_vcpu_get_exclusive(vcpu))
 		return -EBUSY;
-	}
 	kmmu_set_workload(vcpu, &wl);
-	atomic_dec(&vcpu->running);
+	kmmu_vcpu_put_exclusive(vcpu);
 	return 0;
 }
 

@@ -204,7 +204,8 @@ int kmmu_clear_dirty_log(struct kmmu *kmmu, const struct kmmu_clear_dirty_log *l
 	if (!slot)
 		goto out;
 	ret = -EINVAL;
-	if (log->first_page >= slot->npages || log->num_pages > slot->npages - log->first_page ||
+	/* As KVM: first_page may be the slot's end when num_pages is 0. */
+	if (log->first_page > slot->npages || log->num_pages > slot->npages - log->first_page ||
 	    (log->num_pages < slot->npages - log->first_page && (log->num_pages & 63)))
 		goto out;
 	ret = 0;
@@ -255,9 +256,10 @@ out:
  * @kmmu: the VM
  * @cap: the capability, flags and reserved fields already checked
  *
- * Return: 0; -EINVAL for an unknown capability or argument; -EBUSY for a
- * dirty-logging setting changed while a slot is logging; for the dirty
- * ring, see kmmu_dirty_ring_enable().
+ * Return: 0; -EINVAL for an unknown capability or argument; -EBUSY for the
+ * dirty-log mode or the eager split chunk changed while a slot is logging
+ * (the uapi header says why KVM has no such rule); for the dirty ring, see
+ * kmmu_dirty_ring_enable().
  */
 int kmmu_enable_cap(struct kmmu *kmmu, const struct kmmu_enable_cap *cap)
 {
@@ -270,12 +272,11 @@ int kmmu_enable_cap(struct kmmu *kmmu, const struct kmmu_enable_cap *cap)
 	mutex_lock(&kmmu->slots_lock);
 	switch (cap->cap) {
 	case KMMU_CAP_MANUAL_DIRTY_LOG_PROTECT:
+		/* As KVM, at any time: a slot logging now keeps its bitmap. */
 		if ((arg & ~(KMMU_DIRTY_LOG_MANUAL_PROTECT_ENABLE | KMMU_DIRTY_LOG_INITIALLY_SET)) ||
-		    arg == KMMU_DIRTY_LOG_INITIALLY_SET)
+		    arg == KMMU_DIRTY_LOG_INITIALLY_SET) {
 			ret = -EINVAL;
-		else if (kmmu->nr_logging_slots)
-			ret = -EBUSY;
-		else {
+		} else {
 			kmmu->manual_dirty_log_protect = arg & KMMU_DIRTY_LOG_MANUAL_PROTECT_ENABLE;
 			kmmu->dirty_log_initially_set = arg & KMMU_DIRTY_LOG_INITIALLY_SET;
 		}

@@ -215,8 +215,8 @@ static u64 kmmu_dirty_ring_reset(struct kmmu *kmmu, struct kmmu_dirty_ring *ring
  * kmmu_reset_dirty_rings() - KMMU_RESET_DIRTY_RINGS
  * @kmmu: the VM
  *
- * Return: the number of entries reset, over every vCPU; -ENXIO when the
- * VM has no rings.
+ * Return: the number of entries reset, over every vCPU; -EINVAL, as KVM,
+ * when the VM has no rings.
  */
 long kmmu_reset_dirty_rings(struct kmmu *kmmu)
 {
@@ -225,7 +225,7 @@ long kmmu_reset_dirty_rings(struct kmmu *kmmu)
 	int i;
 
 	if (!READ_ONCE(kmmu->dirty_ring_size))
-		return -ENXIO;
+		return -EINVAL;
 	mutex_lock(&kmmu->slots_lock);
 	mutex_lock(&kmmu->lock);
 	for (i = 0; i < KMMU_MAX_VCPUS; i++) {

@@ -263,11 +263,10 @@ static int memslot_remove(struct kmmu *kmmu, int as_id, struct kmmu_memory_slot 
 	memslots_install(kmmu, as_id, final);
 	os_free(invalid_slot);
 	memslot_free_lpage_info(old);
-	/* A moved slot keeps logging into the same bitmap. */
-	if (!moved && kmmu_slot_logging(old)) {
+	/* The bitmap goes with the slot, unless the moved slot still logs into it. */
+	if (!moved || moved->dirty_bitmap != old->dirty_bitmap)
 		kmmu_dirty_bitmap_free(old);
-		kmmu->nr_logging_slots--;
-	}
+	kmmu->nr_logging_slots += (moved && kmmu_slot_logging(moved)) - kmmu_slot_logging(old);
 	os_free(old);
 	return 0;
 
@@ -320,9 +319,14 @@ free_slot:
 	return -ENOMEM;
 }
 
-/* Move @old to a new base gfn: a new slot with new disallow counts. */
+/*
+ * Move @old to a new base gfn: a new slot with new disallow counts, and,
+ * as KVM has it, the flags of the request.  A log that goes on keeps its
+ * bitmap; one that starts with the move gets a new one.  Nothing is mapped
+ * at the new place yet, so nothing needs protecting.
+ */
 static int memslot_move(struct kmmu *kmmu, int as_id, struct kmmu_memory_slot *old,
-			gfn_t new_base)
+			gfn_t new_base, u32 flags)
 {
 	struct kmmu_memslots *cur = rcu_dereference_protected(kmmu->memslots[as_id], 1);
 	struct kmmu_memory_slot *moved;
@@ -335,14 +339,25 @@ static int memslot_move(struct kmmu *kmmu, int as_id, struct kmmu_memory_slot *o
 	if (!moved)
 		return -ENOMEM;
 	moved->base_gfn = new_base;
+	moved->flags = flags;
 	memset(moved->disallow_lpage, 0, sizeof(moved->disallow_lpage));
 	ret = memslot_alloc_lpage_info(moved);
 	if (ret)
 		goto free_moved;
+	if (!kmmu_slot_logging(moved)) {
+		moved->dirty_bitmap = NULL;
+	} else if (!kmmu_slot_logging(old)) {
+		ret = kmmu_dirty_bitmap_alloc(kmmu, moved);
+		if (ret)
+			goto free_lpage;
+	}
 	ret = memslot_remove(kmmu, as_id, old, moved);
 	if (!ret)
 		return 0;
 
+	if (moved->dirty_bitmap != old->dirty_bitmap)
+		kmmu_dirty_bitmap_free(moved);
+free_lpage:
 	memslot_free_lpage_info(moved);
 free_moved:
 	os_free(moved);
@@ -393,8 +408,9 @@ free_slot:
  * @kmmu: the VM
  * @mem: the request, already checked for alignment, flags and ranges
  *
- * Like KVM: a size of 0 deletes; an existing slot may move (new gpa) or
- * change flags, but not change size, userspace address or READONLY.
+ * Like KVM: a size of 0 deletes; an existing slot may move (new gpa, and
+ * new flags with it) or change flags, but not change size, userspace
+ * address or READONLY.
  *
  * Return:
  * * 0       - done (or nothing to do)
@@ -421,7 +437,7 @@ int kmmu_set_memory_region(struct kmmu *kmmu, const struct kmmu_userspace_memory
 		 ((mem->flags ^ old->flags) & KMMU_MEM_READONLY))
 		ret = -EINVAL;
 	else if (base != old->base_gfn)
-		ret = memslot_move(kmmu, as_id, old, base);
+		ret = memslot_move(kmmu, as_id, old, base, mem->flags);
 	else if (mem->flags != old->flags)
 		ret = memslot_change_flags(kmmu, as_id, old, mem->flags);
 	else

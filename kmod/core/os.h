@@ -122,6 +122,7 @@ unsigned int os_stat_shard(void);
  */
 enum kmmu_race_point {
 	KMMU_RACE_FAULTIN_DONE,		/* a fault holds its host page, mmu_lock not taken */
+	KMMU_RACE_LEAF_INSTALLED,	/* a fault installed its leaf, mmu_lock held for read */
 	KMMU_RACE_FAST_PF_READ,		/* the fast path read a leaf it may change (RCU) */
 	KMMU_RACE_ROOT_ZAP_STEP,	/* an invalidated root is being emptied */
 	KMMU_RACE_AGE_READ,		/* an aging pass read a young leaf it will age */

@@ -238,17 +238,24 @@ static inline bool is_dirty_spte(const struct kmmu_spte_fmt *f, u64 spte)
 	return is_writable_spte(f, spte);
 }
 
-/* The A/D bits the CPU may set behind the MMU's back, which a plain store could lose. */
+/*
+ * Whether a writer under the write lock must change the SPTE atomically
+ * (xchg), because something may change it behind mmu_lock: KVM's rule
+ * (spte_needs_atomic_update()).
+ */
 static inline bool spte_has_volatile_bits(const struct kmmu_spte_fmt *f, u64 spte)
 {
+	/* The fast path may make it writable. */
 	if (!is_writable_spte(f, spte) && is_mmu_writable_spte(f, spte))
-		return true;		/* the fast path may make it writable */
-	if (is_access_track_spte(f, spte))
-		return true;		/* the fast path may restore it */
-	if (spte_ad_enabled(spte) &&
-	    (!(spte & f->accessed) || (is_writable_spte(f, spte) && !(spte & f->dirty))))
-		return true;		/* the CPU may set A or D */
-	return false;
+		return true;
+	/* Lockless aging may access-track it, and the fast path restore it. */
+	if (!spte_ad_enabled(spte))
+		return true;
+	/*
+	 * The CPU may set D.  Not A: a lost A bit only makes a page look old
+	 * to one aging pass, which aging tolerates anyway (it does not flush).
+	 */
+	return is_writable_spte(f, spte) && !(spte & f->dirty);
 }
 
 /* Access kinds, as the fault path and the walker name them. */

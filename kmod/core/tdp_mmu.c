@@ -11,6 +11,16 @@
 
 /* ---- page-table pages ---- */
 
+static void tdp_mmu_init_sp_header(struct kmmu_mmu_page *sp, u64 *spt, gfn_t gfn, int level,
+				   int as_id)
+{
+	sp->spt = spt;
+	sp->gfn = gfn;
+	sp->level = level;
+	sp->as_id = as_id;
+	os_pt_set_owner(spt, sp);
+}
+
 static void tdp_mmu_init_sp(struct kmmu *kmmu, struct kmmu_mmu_page *sp, u64 *spt,
 			    gfn_t gfn, int level, int as_id)
 {
@@ -18,11 +28,7 @@ static void tdp_mmu_init_sp(struct kmmu *kmmu, struct kmmu_mmu_page *sp, u64 *sp
 
 	for (i = 0; i < KMMU_PT_ENTRIES; i++)
 		spt[i] = kmmu->fmt.nonpresent;
-	sp->spt = spt;
-	sp->gfn = gfn;
-	sp->level = level;
-	sp->as_id = as_id;
-	os_pt_set_owner(spt, sp);
+	tdp_mmu_init_sp_header(sp, spt, gfn, level, as_id);
 }
 
 /**
@@ -248,6 +254,18 @@ static void handle_changed_spte(struct kmmu *kmmu, int as_id, gfn_t gfn, u64 old
 	handle_changed_spte_ad(kmmu, as_id, gfn, old_spte, new_spte, level);
 }
 
+/*
+ * The cmpxchg alone: iter->old_spte is what the caller based @new_spte on,
+ * and is refreshed when someone else changed the SPTE first.  A frozen
+ * SPTE is never overwritten.
+ */
+static int __tdp_mmu_set_spte_atomic(struct kmmu *kmmu, struct tdp_iter *iter, u64 new_spte)
+{
+	if (is_frozen_spte(&kmmu->fmt, iter->old_spte))
+		return -EBUSY;
+	return try_cmpxchg64(iter->sptep, &iter->old_spte, new_spte) ? 0 : -EBUSY;
+}
+
 /**
  * tdp_mmu_set_spte_atomic() - change the SPTE under the walker, under the read lock
  * @kmmu: the VM
@@ -263,31 +281,30 @@ static int tdp_mmu_set_spte_atomic(struct kmmu *kmmu, struct tdp_iter *iter, u64
 {
 	lockdep_assert_held_read(&kmmu->mmu_lock);
 
-	if (is_frozen_spte(&kmmu->fmt, iter->old_spte))
+	if (__tdp_mmu_set_spte_atomic(kmmu, iter, new_spte))
 		return -EBUSY;
-	if (!try_cmpxchg64(iter->sptep, &iter->old_spte, new_spte))
-		return -EBUSY;
-
 	handle_changed_spte(kmmu, iter->as_id, iter->gfn, iter->old_spte, new_spte,
 			    iter->level, true);
 	return 0;
 }
 
 /*
- * Zap one SPTE under the read lock: freeze it, so nobody else builds on
- * it, keep the books, flush so no vCPU still uses it, then make it
- * non-present for good.
+ * Zap one SPTE under the read lock, in KVM's order: freeze it, so nobody
+ * else builds on it; flush, so no vCPU still uses it; make it non-present
+ * for good; and only then keep the books, with nothing left that could
+ * still reach what it mapped.
  */
 static int tdp_mmu_zap_spte_atomic(struct kmmu *kmmu, struct tdp_iter *iter)
 {
-	int ret;
+	lockdep_assert_held_read(&kmmu->mmu_lock);
 
-	ret = tdp_mmu_set_spte_atomic(kmmu, iter, kmmu->fmt.frozen);
-	if (ret)
-		return ret;
-
+	if (__tdp_mmu_set_spte_atomic(kmmu, iter, kmmu->fmt.frozen))
+		return -EBUSY;
 	kmmu_flush_remote_tlbs(kmmu);
+	/* Nobody overwrites a frozen SPTE: a plain store is enough. */
 	WRITE_ONCE(*iter->sptep, kmmu->fmt.nonpresent);
+	handle_changed_spte(kmmu, iter->as_id, iter->gfn, iter->old_spte, kmmu->fmt.nonpresent,
+			    iter->level, true);
 	return 0;
 }
 
@@ -606,6 +623,27 @@ static int tdp_mmu_link_sp(struct kmmu *kmmu, struct tdp_iter *iter, struct kmmu
 	return 0;
 }
 
+/*
+ * Replace the huge leaf under the walker by @sp, filled with the leaf's 512
+ * pieces, @clear_bits cleared in each: the same translations, so no TLB
+ * flush is needed.
+ */
+static int tdp_mmu_split_huge_page(struct kmmu *kmmu, struct tdp_iter *iter,
+				   struct kmmu_mmu_page *sp, u64 clear_bits)
+{
+	const struct kmmu_spte_fmt *f = &kmmu->fmt;
+	int i;
+
+	for (i = 0; i < KMMU_PT_ENTRIES; i++)
+		sp->spt[i] = make_huge_page_split_spte(f, iter->old_spte, sp->level, i) &
+			     ~clear_bits;
+	if (tdp_mmu_link_sp(kmmu, iter, sp))
+		return -EBUSY;
+	tdp_mmu_update_page_stats(kmmu, sp->level, KMMU_PT_ENTRIES);
+	kmmu_stat_inc(kmmu, KMMU_STAT_SPLITS);
+	return 0;
+}
+
 static struct kmmu_mmu_page *tdp_mmu_alloc_sp_from_cache(struct kmmu_vcpu *vcpu,
 							 struct tdp_iter *iter)
 {
@@ -676,6 +714,7 @@ static int tdp_mmu_map_handle_target_level(struct kmmu_vcpu *vcpu,
 		kmmu_vcpu_mark_page_dirty(vcpu, fault->slot, fault->gfn);
 	if (tdp_mmu_set_spte_atomic(kmmu, iter, new_spte))
 		return RET_PF_RETRY;
+	os_race_point(kmmu, KMMU_RACE_LEAF_INSTALLED, fault->gfn);
 	/* A huge leaf replaced a table: its old translations must go. */
 	if (is_shadow_present_spte(iter->old_spte) &&
 	    !is_last_spte(f, iter->old_spte, iter->level))
@@ -690,7 +729,7 @@ static int tdp_mmu_map_handle_target_level(struct kmmu_vcpu *vcpu,
  * @fault: the fault, with pfn and goal level decided
  *
  * Walks down to the goal level, linking new tables where there are none
- * and zapping a huge leaf that sits above the goal, then installs the leaf.
+ * and splitting a huge leaf that sits above the goal, then installs the leaf.
  * Every change is a cmpxchg; any lost race sends the vCPU around again.
  *
  * Return: RET_PF_FIXED, RET_PF_SPURIOUS, RET_PF_EMULATE or RET_PF_RETRY.
@@ -715,20 +754,24 @@ int kmmu_tdp_mmu_map(struct kmmu_vcpu *vcpu, struct kmmu_page_fault *fault)
 		/* A table: step down into it. */
 		if (is_shadow_present_spte(iter.old_spte) && !is_large_spte(f, iter.old_spte))
 			continue;
-		/* A huge leaf above the goal: it must go before a table replaces it. */
-		if (is_shadow_present_spte(iter.old_spte)) {
-			if (tdp_mmu_zap_spte_atomic(kmmu, &iter))
-				goto out;
-			iter.old_spte = kmmu_tdp_read_spte(iter.sptep);
-		}
 
 		sp = tdp_mmu_alloc_sp_from_cache(vcpu, &iter);
 		if (!sp)
 			goto out;
-		if (tdp_mmu_link_sp(kmmu, &iter, sp)) {
+		/*
+		 * A huge leaf above the goal is split in place, as KVM does:
+		 * its other pieces stay mapped, and no vCPU loses them.
+		 */
+		if (is_shadow_present_spte(iter.old_spte))
+			ret = tdp_mmu_split_huge_page(kmmu, &iter, sp, 0);
+		else
+			ret = tdp_mmu_link_sp(kmmu, &iter, sp);
+		if (ret) {
+			ret = RET_PF_RETRY;
 			tdp_mmu_return_sp_to_cache(vcpu, sp);
 			goto out;
 		}
+		ret = RET_PF_RETRY;
 	}
 
 	if (iter.level != fault->goal_level)
@@ -1282,36 +1325,22 @@ static void split_cache_free(struct kmmu_split_cache *c)
 	}
 }
 
-/* Replace the huge leaf under the walker by a table of its 512 pieces. */
-static int tdp_mmu_split_huge_page(struct kmmu *kmmu, struct tdp_iter *iter,
-				   struct kmmu_split_cache *c)
+/* Eager splitting: the same with a table from the split cache. */
+static int tdp_mmu_split_from_cache(struct kmmu *kmmu, struct tdp_iter *iter,
+				    struct kmmu_split_cache *c)
 {
-	const struct kmmu_spte_fmt *f = &kmmu->fmt;
-	int child_level = iter->level - 1, i;
 	struct kmmu_mmu_page *sp;
 
 	c->nr--;
 	sp = c->sp[c->nr];
 	memset(sp, 0, sizeof(*sp));
-	sp->spt = c->pt[c->nr];
-	sp->gfn = iter->gfn;
-	sp->level = child_level;
-	sp->as_id = iter->as_id;
-	os_pt_set_owner(sp->spt, sp);
-	/* Every entry is written here, so the non-present fill is not needed. */
-	for (i = 0; i < KMMU_PT_ENTRIES; i++)
-		sp->spt[i] = make_huge_page_split_spte(f, iter->old_spte, child_level, i) &
-			     ~c->clear_bits;
-
-	/* Same translations before and after: no TLB flush is needed. */
-	if (tdp_mmu_link_sp(kmmu, iter, sp)) {
-		os_pt_set_owner(sp->spt, NULL);
-		c->nr++;
-		return -EBUSY;
-	}
-	tdp_mmu_update_page_stats(kmmu, child_level, KMMU_PT_ENTRIES);
-	kmmu_stat_inc(kmmu, KMMU_STAT_SPLITS);
-	return 0;
+	/* Every entry is written by the split: no non-present fill first. */
+	tdp_mmu_init_sp_header(sp, c->pt[c->nr], iter->gfn, iter->level - 1, iter->as_id);
+	if (!tdp_mmu_split_huge_page(kmmu, iter, sp, c->clear_bits))
+		return 0;
+	os_pt_set_owner(sp->spt, NULL);
+	c->nr++;
+	return -EBUSY;
 }
 
 static int tdp_mmu_split_root(struct kmmu *kmmu, struct kmmu_mmu_page *root, gfn_t start,
@@ -1340,7 +1369,7 @@ retry:
 				break;
 			continue;
 		}
-		if (tdp_mmu_split_huge_page(kmmu, &iter, c))
+		if (tdp_mmu_split_from_cache(kmmu, &iter, c))
 			goto retry;
 	}
 	rcu_read_unlock();

@@ -124,6 +124,21 @@ static u64 wl_steps_per_pass(const struct kmmu_workload *wl)
 	return (wl->size - sizeof(u64)) / wl_step_bytes(wl) + 1;
 }
 
+/*
+ * One thread at a time runs the vCPU or changes its workload: taking it
+ * is an acquire and giving it back a release, so the next thread sees
+ * everything the last one left in the vCPU.
+ */
+bool kmmu_vcpu_get_exclusive(struct kmmu_vcpu *vcpu)
+{
+	return atomic_cmpxchg_acquire(&vcpu->running, 0, 1) == 0;
+}
+
+void kmmu_vcpu_put_exclusive(struct kmmu_vcpu *vcpu)
+{
+	atomic_set_release(&vcpu->running, 0);
+}
+
 void kmmu_set_workload(struct kmmu_vcpu *vcpu, const struct kmmu_workload *wl)
 {
 	struct kmmu_wl_state *s = &vcpu->wls;
@@ -442,7 +457,7 @@ static int vcpu_run_loop(struct kmmu_vcpu *vcpu, struct kmmu_run *run)
  * * 0       - @run->exit_reason says why RUN returned
  * * -EINTR  - a signal is pending; @run holds a KMMU_EXIT_INTR exit
  * * -EINVAL - no workload was set
- * * -EBUSY  - another thread is running this vCPU
+ * * -EBUSY  - another thread is running this vCPU (or setting its workload)
  * * -ENOMEM - no memory for page tables; RUN may be called again
  */
 int kmmu_run_vcpu(struct kmmu_vcpu *vcpu, struct kmmu_run *run)
@@ -450,11 +465,11 @@ int kmmu_run_vcpu(struct kmmu_vcpu *vcpu, struct kmmu_run *run)
 	u64 mmio_data = run->mmio.data;
 	int ret;
 
-	if (!vcpu->wls.valid)
-		return -EINVAL;
-	if (atomic_inc_return(&vcpu->running) != 1) {
-		atomic_dec(&vcpu->running);
+	if (!kmmu_vcpu_get_exclusive(vcpu))
 		return -EBUSY;
+	if (!vcpu->wls.valid) {
+		kmmu_vcpu_put_exclusive(vcpu);
+		return -EINVAL;
 	}
 
 	run->exit_reason = 0;
@@ -465,6 +480,6 @@ int kmmu_run_vcpu(struct kmmu_vcpu *vcpu, struct kmmu_run *run)
 	vcpu_complete_mmio(vcpu, run, mmio_data);
 
 	ret = vcpu_run_loop(vcpu, run);
-	atomic_dec(&vcpu->running);
+	kmmu_vcpu_put_exclusive(vcpu);
 	return ret == 1 ? 0 : ret;
 }

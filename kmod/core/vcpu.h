@@ -11,6 +11,8 @@
 struct kmmu_vcpu *kmmu_create_vcpu(struct kmmu *kmmu, int id, int *err);
 void kmmu_unpublish_vcpu(struct kmmu_vcpu *vcpu);
 void kmmu_destroy_vcpu(struct kmmu_vcpu *vcpu);
+bool kmmu_vcpu_get_exclusive(struct kmmu_vcpu *vcpu);
+void kmmu_vcpu_put_exclusive(struct kmmu_vcpu *vcpu);
 void kmmu_set_workload(struct kmmu_vcpu *vcpu, const struct kmmu_workload *wl);
 int kmmu_run_vcpu(struct kmmu_vcpu *vcpu, struct kmmu_run *run);
 void kmmu_kick_vcpu(struct kmmu_vcpu *vcpu);

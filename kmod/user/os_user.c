@@ -6,8 +6,10 @@
  * with liburcu.
  */
 #include <sched.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #include "../core/os.h"
@@ -459,26 +461,34 @@ bool os_user_range_ok(unsigned long uaddr, u64 size)
 	return uaddr < USER_VA_LIMIT && size <= USER_VA_LIMIT - uaddr;
 }
 
-/* Nothing can be checked of a pointer in-process but the null page. */
-static bool user_ptr_ok(unsigned long uaddr, size_t size)
+/*
+ * Copies through the kernel, as copy_from_user() would fault: an address
+ * that is not mapped, or not writable for a copy out, is -EFAULT here
+ * instead of a crash, so callers (and fuzzers) see what the module does.
+ */
+static int user_copy(void *local, unsigned long uaddr, size_t size, bool to_user)
 {
-	return uaddr >= KMMU_PAGE_SIZE && os_user_range_ok(uaddr, size);
+	struct iovec l = { .iov_base = local, .iov_len = size };
+	struct iovec r = { .iov_base = (void *)uaddr, .iov_len = size };
+	ssize_t n;
+
+	if (!size)
+		return 0;
+	if (uaddr < KMMU_PAGE_SIZE || !os_user_range_ok(uaddr, size))
+		return -EFAULT;
+	n = to_user ? process_vm_writev(getpid(), &l, 1, &r, 1, 0) :
+		      process_vm_readv(getpid(), &l, 1, &r, 1, 0);
+	return n == (ssize_t)size ? 0 : -EFAULT;
 }
 
 int os_copy_from_user(void *dst, unsigned long uaddr, size_t size)
 {
-	if (!user_ptr_ok(uaddr, size))
-		return -EFAULT;
-	memcpy(dst, (void *)uaddr, size);
-	return 0;
+	return user_copy(dst, uaddr, size, false);
 }
 
 int os_copy_to_user(unsigned long uaddr, const void *src, size_t size)
 {
-	if (!user_ptr_ok(uaddr, size))
-		return -EFAULT;
-	memcpy((void *)uaddr, src, size);
-	return 0;
+	return user_copy((void *)src, uaddr, size, true);
 }
 
 u32 os_host_spte_format(void)

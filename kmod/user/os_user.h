@@ -146,6 +146,13 @@ typedef struct { s64 counter; } atomic64_t;
 #define atomic_dec(v)			((void)__atomic_sub_fetch(&(v)->counter, 1, __ATOMIC_RELAXED))
 #define atomic_inc_return(v)		__atomic_add_fetch(&(v)->counter, 1, __ATOMIC_SEQ_CST)
 #define atomic_dec_and_test(v)		(__atomic_sub_fetch(&(v)->counter, 1, __ATOMIC_SEQ_CST) == 0)
+#define atomic_set_release(v, i)	__atomic_store_n(&(v)->counter, (i), __ATOMIC_RELEASE)
+static inline int atomic_cmpxchg_acquire(atomic_t *v, int old, int new)
+{
+	__atomic_compare_exchange_n(&v->counter, &old, new, false, __ATOMIC_ACQUIRE,
+				    __ATOMIC_ACQUIRE);
+	return old;
+}
 #define atomic64_read(v)		READ_ONCE((v)->counter)
 #define atomic64_set(v, i)		WRITE_ONCE((v)->counter, (i))
 #define atomic64_add(i, v)		((void)__atomic_add_fetch(&(v)->counter, (i), __ATOMIC_RELAXED))

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "kmmu_lib.h"
 #include "kmmu_user.h"
@@ -28,6 +29,8 @@ static const unsigned long cmds[] = {
 };
 
 static struct kmmu_mem mem;
+/* Pointers kmmu must reject: NULL, the null page, nothing mapped, read-only. */
+static unsigned long bad_ptrs[4] = { 0, 16 };
 
 /* Take @n bytes from the input, zero-padded when it runs out. */
 static void take(const uint8_t **d, size_t *n, void *out, size_t want)
@@ -79,7 +82,7 @@ static void run_program(const uint8_t *d, size_t n)
 		if (!_IOC_SIZE(cmd))
 			arg = buf.raw[0];		/* an integer argument */
 		else if (how & 0x80)
-			arg = (how & 0x40) ? 0 : 16;	/* pointers kmmu must reject */
+			arg = bad_ptrs[(how >> 5) & 3];
 		else
 			arg = (unsigned long)&buf;
 		/* Keep RUN bounded, and memslots on guest memory or nowhere. */
@@ -92,9 +95,9 @@ static void run_program(const uint8_t *d, size_t n)
 		 * pointers kmmu rejects, as nothing of this size is at hand.
 		 */
 		if (cmd == KMMU_GET_DIRTY_LOG)
-			buf.dl.dirty_bitmap %= 4096;
+			buf.dl.dirty_bitmap = bad_ptrs[buf.dl.dirty_bitmap & 3];
 		if (cmd == KMMU_CLEAR_DIRTY_LOG)
-			buf.cdl.dirty_bitmap %= 4096;
+			buf.cdl.dirty_bitmap = bad_ptrs[buf.cdl.dirty_bitmap & 3];
 		/* Capabilities that exist, with flags clear most of the time. */
 		if (cmd == KMMU_ENABLE_CAP) {
 			buf.cap.cap %= 16;
@@ -121,9 +124,17 @@ static void run_program(const uint8_t *d, size_t n)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+	void *p;
+
 	setenv("KMMU_BACKEND", "user", 1);
 	if (kmmu_mem_alloc(&mem, KMMU_BACKING_ANON, SIZE))
 		abort();
+	p = mmap(NULL, 2 * 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		abort();
+	munmap(p, 4096);
+	bad_ptrs[2] = (unsigned long)p;
+	bad_ptrs[3] = (unsigned long)p + 4096;
 	return 0;
 }
 

@@ -283,6 +283,122 @@ KMMU_TEST_F(vm, memory_fault_exit)
 	munmap(hole, 2 * SZ_4K);
 }
 
+/* A page that nothing maps any more, and one mapped read-only holding @init. */
+static void *gone_page(void)
+{
+	void *p = mmap(NULL, SZ_4K, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p != MAP_FAILED)
+		munmap(p, SZ_4K);
+	return p;
+}
+
+static void *read_only_page(const void *init, size_t size)
+{
+	void *p = mmap(NULL, SZ_4K, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return p;
+	memcpy(p, init, size);
+	mprotect(p, SZ_4K, PROT_READ);
+	return p;
+}
+
+/*
+ * A pointer that is not NULL, not beyond userspace, but not mapped (or
+ * mapped read-only, for what is copied out): -EFAULT from every ioctl,
+ * as copy_from_user() and copy_to_user() give, and nothing changed.
+ */
+KMMU_TEST_F(vm, user_pointers_that_fault)
+{
+	const struct kmmu_workload wl = kmmu_wl_seq(GUEST_GPA, GUEST_SIZE, 100, 5);
+	struct kmmu_spte_query q = { .gpa = GUEST_GPA };
+	struct kmmu_age age = { .gpa = GUEST_GPA, .size = SZ_4K };
+	static const unsigned long vm_in[] = {
+		KMMU_SET_USER_MEMORY_REGION, KMMU_GET_SPTE, KMMU_ZAP, KMMU_AGE,
+		KMMU_GET_DIRTY_LOG, KMMU_CLEAR_DIRTY_LOG, KMMU_ENABLE_CAP,
+	};
+	struct kmmu_vm_stats st0, st1;
+	struct kmmu_run run;
+	unsigned long gone;
+	uint64_t bitmap[1];
+	unsigned int i;
+	void *ro;
+
+	gone = (unsigned long)gone_page();
+	ASSERT_NE((unsigned long)MAP_FAILED, gone);
+	ASSERT_EQ(0, kmmu_vcpu_run_workload(self->vcpu, &wl, &run));
+	ASSERT_EQ(0, kmmu_vm_stats(self->vm, &st0));
+
+	for (i = 0; i < sizeof(vm_in) / sizeof(vm_in[0]); i++) {
+		EXPECT_EQ(-EFAULT, kmmu_ioctl(self->vm->fd, vm_in[i], gone)) {
+			TH_LOG("VM ioctl %#lx", vm_in[i]);
+		}
+	}
+	EXPECT_EQ(-EFAULT, kmmu_ioctl(self->vm->sys_fd, KMMU_CREATE_VM, gone));
+	EXPECT_EQ(-EFAULT, kmmu_ioctl(self->vcpu->fd, KMMU_SET_WORKLOAD, gone));
+	EXPECT_EQ(-EFAULT, kmmu_ioctl(self->vcpu->fd, KMMU_RUN, gone));
+	EXPECT_EQ(-EFAULT, kmmu_ioctl(self->vm->fd, KMMU_GET_STATS, gone));
+
+	/* What is read in is fine, what is written back is not. */
+	ro = read_only_page(&q, sizeof(q));
+	ASSERT_NE(MAP_FAILED, ro);
+	EXPECT_EQ(-EFAULT, kmmu_ioctl(self->vm->fd, KMMU_GET_STATS, (unsigned long)ro));
+	EXPECT_EQ(-EFAULT, kmmu_ioctl(self->vm->fd, KMMU_GET_SPTE, (unsigned long)ro));
+	munmap(ro, SZ_4K);
+	ro = read_only_page(&age, sizeof(age));
+	ASSERT_NE(MAP_FAILED, ro);
+	EXPECT_EQ(-EFAULT, kmmu_ioctl(self->vm->fd, KMMU_AGE, (unsigned long)ro));
+	munmap(ro, SZ_4K);
+
+	/* A dirty bitmap nothing maps. */
+	ASSERT_EQ(0, kmmu_vm_set_memslot(self->vm, 0, KMMU_MEM_LOG_DIRTY_PAGES, GUEST_GPA,
+					 GUEST_SIZE, self->mem.addr));
+	EXPECT_EQ(-EFAULT, kmmu_vm_get_dirty_log(self->vm, 0, (uint64_t *)gone));
+	EXPECT_EQ(-EFAULT, kmmu_vm_clear_dirty_log(self->vm, 0, 0, GUEST_SIZE / SZ_4K,
+						   (uint64_t *)gone));
+	/* Nothing was lost on the way: every page written is in the log. */
+	ASSERT_EQ(0, kmmu_vcpu_run_workload(self->vcpu, &wl, &run));
+	EXPECT_EQ(-EFAULT, kmmu_vm_get_dirty_log(self->vm, 0, (uint64_t *)gone));
+	ASSERT_EQ(0, kmmu_vm_get_dirty_log(self->vm, 0, bitmap));
+	EXPECT_EQ(~0ULL, bitmap[0]);	/* GUEST_SIZE is 64 pages */
+	/* As in KVM, a CLEAR of no pages may start at the slot's very end. */
+	EXPECT_EQ(0, kmmu_vm_clear_dirty_log(self->vm, 0, GUEST_SIZE / SZ_4K, 0, (uint64_t *)gone));
+	EXPECT_EQ(-EINVAL, kmmu_vm_clear_dirty_log(self->vm, 0, GUEST_SIZE / SZ_4K + 64, 0,
+						   bitmap));
+
+	/* The VM is as it was: the pages still mapped, none counted twice. */
+	ASSERT_EQ(0, kmmu_vm_stats(self->vm, &st1));
+	EXPECT_EQ(st0.pages_4k, st1.pages_4k + st1.zapped_leafs - st0.zapped_leafs);
+	EXPECT_EQ(st0.aging_passes, st1.aging_passes);
+}
+
+/* On a VM fd, CHECK_EXTENSION says what this VM can do, as KVM answers there. */
+KMMU_TEST_F(vm, check_extension_on_the_vm)
+{
+	uint32_t format = kmmu_vm_format(self->vm);
+	bool ad = !(variant->cfg.flags & KMMU_VM_AD_DISABLED);
+	long sys;
+
+	EXPECT_EQ(1L << format, kmmu_ioctl(self->vm->fd, KMMU_CHECK_EXTENSION,
+					   KMMU_CAP_SPTE_FORMATS));
+	EXPECT_EQ(!ad, kmmu_ioctl(self->vm->fd, KMMU_CHECK_EXTENSION, KMMU_CAP_AD_DISABLED));
+	EXPECT_EQ(!!(variant->cfg.flags & KMMU_VM_NONPRESENT_SUPPRESS_VE),
+		  kmmu_ioctl(self->vm->fd, KMMU_CHECK_EXTENSION, KMMU_CAP_NONPRESENT_VE));
+	EXPECT_EQ(ad ? 3 : 1, kmmu_ioctl(self->vm->fd, KMMU_CHECK_EXTENSION,
+					 KMMU_CAP_DIRTY_LOG_MODE));
+	EXPECT_EQ(KMMU_LEVEL_1G, kmmu_ioctl(self->vm->fd, KMMU_CHECK_EXTENSION,
+					    KMMU_CAP_MAX_LEVEL));
+	/* Everything else as the system answers it. */
+	sys = kmmu_ioctl(self->vm->sys_fd, KMMU_CHECK_EXTENSION, KMMU_CAP_DIRTY_LOG_RING);
+	EXPECT_LT(0, sys);
+	EXPECT_EQ(sys, kmmu_ioctl(self->vm->fd, KMMU_CHECK_EXTENSION, KMMU_CAP_DIRTY_LOG_RING));
+	EXPECT_EQ(0, kmmu_ioctl(self->vm->fd, KMMU_CHECK_EXTENSION, 12345));
+	/* Not on a vCPU fd. */
+	EXPECT_EQ(-ENOTTY, kmmu_ioctl(self->vcpu->fd, KMMU_CHECK_EXTENSION,
+				      KMMU_CAP_SPTE_FORMATS));
+}
+
 /* Every order of closing the three fds leaves nothing behind. */
 TEST(close_in_every_order)
 {

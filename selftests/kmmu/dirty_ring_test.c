@@ -458,7 +458,7 @@ KMMU_TEST_F(dirty_ring, enable_cap_bad_input)
 	EXPECT_EQ(NULL, vcpu->ring);
 	EXPECT_EQ(-EINVAL, kmmu_vm_enable_cap(self->other, KMMU_CAP_DIRTY_LOG_RING, SMALL_RING));
 	EXPECT_EQ(-EINVAL, kmmu_vm_enable_cap(self->other, KMMU_CAP_DIRTY_LOG_RING, 0));
-	EXPECT_EQ(-ENXIO, kmmu_vm_reset_dirty_rings(self->other));
+	EXPECT_EQ(-EINVAL, kmmu_vm_reset_dirty_rings(self->other));
 	/* The refusal made no ring behind the library's back. */
 	ASSERT_EQ(0, kmmu_vcpu_create(self->other, 1, &vcpu));
 	EXPECT_EQ(NULL, vcpu->ring);
@@ -479,7 +479,7 @@ KMMU_TEST_F(dirty_ring, dirty_log_ioctls_refused)
 	ASSERT_EQ(0, kmmu_vm_create(&variant->cfg, &self->other));
 	ASSERT_EQ(0, set_slots(self, self->other));
 	EXPECT_EQ(0, kmmu_vm_get_dirty_log(self->other, LOG_SLOT, bm));
-	EXPECT_EQ(-ENXIO, kmmu_vm_reset_dirty_rings(self->other));
+	EXPECT_EQ(-EINVAL, kmmu_vm_reset_dirty_rings(self->other));
 	EXPECT_EQ(-EINVAL, kmmu_ioctl(self->other->fd, KMMU_RESET_DIRTY_RINGS, 1));
 	kmmu_vm_free(self->other);
 	self->other = NULL;

@@ -460,6 +460,52 @@ TEST_F(memslot, move)
 	expect_maps(_metadata, self->vcpu, 0, FREE_GPA, self->mem2.addr, SLOT_SIZE);
 }
 
+/*
+ * A move takes the flags of the request with it, as in KVM: moved with
+ * LOG_DIRTY_PAGES, the slot logs at its new place from the start (every
+ * page written there is in the log); moved without, it stops.
+ */
+TEST_F(memslot, move_with_new_flags)
+{
+	uint64_t bitmap[1], want = (1ULL << 3) | (1ULL << 9);
+	struct kmmu_workload wl;
+	struct kmmu_run run;
+	int i;
+
+	KMMU_REQUIRE_BACKEND();
+	EXPECT_EQ(-ENOENT, kmmu_vm_get_dirty_log(self->vm, 0, bitmap));
+	ASSERT_EQ(0, kmmu_vm_set_memslot(self->vm, 0, KMMU_MEM_LOG_DIRTY_PAGES, MOVE_GPA,
+					 SLOT_SIZE, self->mem.addr));
+	ASSERT_EQ(0, kmmu_vm_get_dirty_log(self->vm, 0, bitmap));
+	EXPECT_EQ(0, bitmap[0]);
+	for (i = 0; i < 64; i++) {
+		if (!(want & (1ULL << i)))
+			continue;
+		wl = kmmu_wl_seq(MOVE_GPA + i * SZ_4K, 8, 100, i);
+		run = run_wl(_metadata, self->vcpu, &wl);
+		ASSERT_EQ(KMMU_EXIT_DONE, run.exit_reason);
+	}
+	ASSERT_EQ(0, kmmu_vm_get_dirty_log(self->vm, 0, bitmap));
+	EXPECT_EQ(want, bitmap[0]);
+
+	/* Moved again, still logging: the log goes on where it was. */
+	wl = kmmu_wl_seq(MOVE_GPA + 5 * SZ_4K, 8, 100, 5);
+	run = run_wl(_metadata, self->vcpu, &wl);
+	ASSERT_EQ(KMMU_EXIT_DONE, run.exit_reason);
+	ASSERT_EQ(0, kmmu_vm_set_memslot(self->vm, 0, KMMU_MEM_LOG_DIRTY_PAGES, FREE_GPA,
+					 SLOT_SIZE, self->mem.addr));
+	ASSERT_EQ(0, kmmu_vm_get_dirty_log(self->vm, 0, bitmap));
+	EXPECT_EQ(1ULL << 5, bitmap[0]);
+
+	/* Moved back without the flag: no log any more. */
+	ASSERT_EQ(0, kmmu_vm_set_memslot(self->vm, 0, 0, SLOT_GPA, SLOT_SIZE, self->mem.addr));
+	EXPECT_EQ(-ENOENT, kmmu_vm_get_dirty_log(self->vm, 0, bitmap));
+	expect_maps(_metadata, self->vcpu, 0, SLOT_GPA, self->mem.addr, SLOT_SIZE);
+	/* READONLY may not change with a move, as in KVM. */
+	EXPECT_EQ(-EINVAL, kmmu_vm_set_memslot(self->vm, 0, KMMU_MEM_READONLY, MOVE_GPA,
+					       SLOT_SIZE, self->mem.addr));
+}
+
 /* Setting a slot to what it already is changes nothing, as in KVM. */
 TEST_F(memslot, same_flags_is_a_no_op)
 {

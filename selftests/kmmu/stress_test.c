@@ -1018,4 +1018,169 @@ STRESS_TEST_F(memslot_delete, retry_outlasts_slow_delete)
 	EXPECT_LT(0, vt->mmio_exits);
 }
 
+/* ---- one vCPU, run by two threads in turn ---- */
+
+#define TURN_RUNS	2000
+
+struct turn {
+	struct kmmu_vcpu *vcpu;
+	int runs, busy, err;
+	uint64_t accesses;
+};
+
+/*
+ * RUN, again and again, a few accesses each time; -EBUSY while the other
+ * thread has the vCPU.  Whatever one RUN leaves in the vCPU, the next one,
+ * in either thread, must see: RUN's exclusivity is an acquire and a release.
+ */
+static void *run_in_turn(void *arg)
+{
+	struct turn *t = arg;
+	struct kmmu_run run;
+	int ret;
+
+	while (t->runs < TURN_RUNS) {
+		memset(&run, 0, sizeof(run));
+		run.max_accesses = 1 + t->runs % 7;
+		ret = kmmu_vcpu_run(t->vcpu, &run);
+		if (ret == -EBUSY) {
+			t->busy++;
+			sched_yield();
+			continue;
+		}
+		if (ret) {
+			t->err = ret;
+			return NULL;
+		}
+		t->accesses += run.accesses;
+		t->runs++;
+	}
+	return NULL;
+}
+
+/*
+ * Two threads run one vCPU in turn, each RUN going on from where the last
+ * one stopped: every access of the workload is done exactly once.  Under
+ * ThreadSanitizer a RUN that let go of the vCPU without a release races
+ * with the next one on the workload's state.
+ */
+TEST(one_vcpu_two_threads)
+{
+	struct kmmu_workload wl = kmmu_wl_seq(STRESS_GPA, STRESS_SIZE, 100, 3);
+	struct turn t[2] = {};
+	struct kmmu_vcpu *vcpu;
+	struct kmmu_mem mem;
+	struct kmmu_vm *vm;
+	pthread_t th[2];
+	int i;
+
+	KMMU_REQUIRE_BACKEND();
+	ASSERT_EQ(0, kmmu_vm_create(NULL, &vm));
+	ASSERT_EQ(0, kmmu_mem_alloc(&mem, KMMU_BACKING_ANON, STRESS_SIZE));
+	ASSERT_EQ(0, kmmu_vm_set_memslot(vm, 0, 0, STRESS_GPA, STRESS_SIZE, mem.addr));
+	ASSERT_EQ(0, kmmu_vcpu_create(vm, 0, &vcpu));
+	/* More accesses than the runs can do: no RUN ends the workload. */
+	wl.iterations = 1000;
+	ASSERT_EQ(0, kmmu_vcpu_set_workload(vcpu, &wl));
+	for (i = 0; i < 2; i++) {
+		t[i].vcpu = vcpu;
+		ASSERT_EQ(0, pthread_create(&th[i], NULL, run_in_turn, &t[i]));
+	}
+	for (i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	for (i = 0; i < 2; i++) {
+		EXPECT_EQ(0, t[i].err);
+		EXPECT_EQ(TURN_RUNS, t[i].runs);
+	}
+	diag("%d and %d RUNs refused with -EBUSY\n", t[0].busy, t[1].busy);
+	/* Every RUN picked up where the last left off: a whole number of pages written. */
+	for (i = 0; i < (int)((t[0].accesses + t[1].accesses) % (STRESS_SIZE / SZ_4K)); i++)
+		EXPECT_EQ(3, *(uint64_t *)((uint8_t *)mem.addr + i * SZ_4K));
+	kmmu_vm_free(vm);
+	kmmu_mem_free(&mem);
+	EXPECT_EQ(0, kmmu_lib_leak_check());
+}
+
+/* ---- the host unmaps memory a vCPU is faulting in ---- */
+
+#define UNMAP_ROUNDS	300
+#define UNMAP_PAGES	4
+
+struct unmap_faulter {
+	struct kmmu_vcpu *vcpu;
+	int stop, err, bad_exit, runs;
+};
+
+static void *fault_until_stopped(void *arg)
+{
+	struct unmap_faulter *f = arg;
+	struct kmmu_run run;
+	int ret;
+
+	while (!__atomic_load_n(&f->stop, __ATOMIC_ACQUIRE)) {
+		memset(&run, 0, sizeof(run));
+		run.max_accesses = 64;
+		ret = kmmu_vcpu_run(f->vcpu, &run);
+		if (ret) {
+			f->err = ret;
+			return NULL;
+		}
+		/* Once the memory is gone, a fault on it is a memory-fault exit. */
+		if (run.exit_reason != KMMU_EXIT_BUDGET && run.exit_reason != KMMU_EXIT_MEMORY_FAULT)
+			f->bad_exit = run.exit_reason;
+		__atomic_add_fetch(&f->runs, 1, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+/*
+ * munmap of guest memory while a vCPU faults it in, round after round: the
+ * host's invalidation covers the whole unmapping, so once the memory is
+ * gone no SPTE maps it -- a fault that got in between would leave one
+ * mapping a freed page.  The user backend's model unmaps the range inside
+ * its invalidation, as the kernel does; on dev this is the kernel's own.
+ */
+TEST(unmap_while_faulting)
+{
+	struct kmmu_workload wl = kmmu_wl_seq(STRESS_GPA, UNMAP_PAGES * SZ_4K, 50, 1);
+	struct unmap_faulter f = {};
+	struct kmmu_spte_query q;
+	struct kmmu_vm *vm;
+	struct kmmu_mem mem;
+	pthread_t t;
+	int round, p, mapped = 0;
+
+	KMMU_REQUIRE_BACKEND();
+	ASSERT_EQ(0, kmmu_vm_create(NULL, &vm));
+	ASSERT_EQ(0, kmmu_vcpu_create(vm, 0, &f.vcpu));
+	wl.iterations = 1ULL << 40;
+	for (round = 0; round < UNMAP_ROUNDS; round++) {
+		ASSERT_EQ(0, kmmu_mem_alloc(&mem, KMMU_BACKING_ANON, UNMAP_PAGES * SZ_4K));
+		ASSERT_EQ(0, kmmu_vm_set_memslot(vm, 0, 0, STRESS_GPA, UNMAP_PAGES * SZ_4K,
+						 mem.addr));
+		ASSERT_EQ(0, kmmu_vcpu_set_workload(f.vcpu, &wl));
+		f.stop = 0;
+		f.runs = 0;
+		ASSERT_EQ(0, pthread_create(&t, NULL, fault_until_stopped, &f));
+		/* The vCPU is running, and faults right after the unmap's zap. */
+		while (__atomic_load_n(&f.runs, __ATOMIC_ACQUIRE) < 2)
+			sched_yield();
+		kmmu_mem_free(&mem);
+		for (p = 0; p < UNMAP_PAGES; p++) {
+			ASSERT_EQ(0, kmmu_vm_get_spte(vm, STRESS_GPA + p * SZ_4K, 0, &q));
+			mapped += q.level && (q.sptes[q.level] & (1ULL << 11));
+		}
+		__atomic_store_n(&f.stop, 1, __ATOMIC_RELEASE);
+		pthread_join(t, NULL);
+		ASSERT_EQ(0, f.err);
+		ASSERT_EQ(0, f.bad_exit);
+		ASSERT_EQ(0, kmmu_vm_set_memslot(vm, 0, 0, STRESS_GPA, 0, NULL));
+	}
+	EXPECT_EQ(0, mapped) {
+		TH_LOG("%d SPTEs still mapped unmapped memory", mapped);
+	}
+	kmmu_vm_free(vm);
+	EXPECT_EQ(0, kmmu_lib_leak_check());
+}
+
 TEST_HARNESS_MAIN

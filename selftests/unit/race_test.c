@@ -249,6 +249,51 @@ TEST_F(race, mmio_generation_wrap)
 	unit_mem_free(&other);
 }
 
+/* ---- write-protection logging: the log before the writable SPTE ---- */
+
+struct log_race {
+	struct kmmu *kmmu;
+	int hits;
+	bool logged;		/* the page was in the log when its SPTE appeared */
+};
+
+static struct log_race lr;
+
+static void installed_hook(struct kmmu *kmmu, int point, uint64_t gfn, void *data)
+{
+	struct kmmu_memory_slot *slot;
+
+	if (point != KMMU_RACE_LEAF_INSTALLED || kmmu != lr.kmmu || lr.hits++)
+		return;
+	slot = kmmu_gfn_to_memslot(kmmu_memslots(kmmu, 0), gfn);
+	lr.logged = slot && test_bit(gfn - slot->base_gfn, slot->dirty_bitmap);
+}
+
+/*
+ * The slow path of a write to a logging slot: the page must be in the log
+ * by the time its writable SPTE can be seen, as KVM's make_spte() marks
+ * it.  Otherwise another vCPU could write through that SPTE and a GET
+ * between the two would miss the page (it would show in the next one).
+ */
+TEST_F(race, wrprot_logs_before_the_writable_spte)
+{
+	struct kmmu_userspace_memory_region r = {
+		.slot = 1, .flags = KMMU_MEM_LOG_DIRTY_PAGES,
+		.guest_phys_addr = GPA2, .memory_size = PAGES2 * SZ_4K,
+		.userspace_addr = (unsigned long)self->mem2.addr,
+	};
+
+	ASSERT_EQ(0, kmmu_set_memory_region(self->kmmu, &r));
+	memset(&lr, 0, sizeof(lr));
+	lr.kmmu = self->kmmu;
+	kmmu_user_set_race_hook(installed_hook, NULL);
+	EXPECT_EQ(KMMU_EXIT_DONE, run_wl(_metadata, self->vcpu[0], GPA2 + 3 * SZ_4K, 1, true,
+					 1).exit_reason);
+	kmmu_user_set_race_hook(NULL, NULL);
+	ASSERT_EQ(1, lr.hits);
+	EXPECT_TRUE(lr.logged);
+}
+
 /* ---- lockless aging takes no mmu_lock ---- */
 
 struct lock_holder {

@@ -242,6 +242,24 @@ struct kmmu_dirty_gfn {
 #define KMMU_DIRTY_LOG_PAGE_OFFSET	64		/* vCPU fd mmap offset, in pages */
 #define KMMU_DIRTY_RING_MAX_ENTRIES	65536
 
+/*
+ * KMMU_CHECK_EXTENSION answers on /dev/kmmu for what kmmu supports, and on a
+ * VM fd, as KVM does, for that VM: SPTE_FORMATS is the VM's own format,
+ * MAX_LEVEL its limit, AD_DISABLED and NONPRESENT_VE whether it uses them,
+ * DIRTY_LOG_MODE the modes its SPTEs allow.
+ *
+ * Errors are KVM's for the same call (RESET_DIRTY_RINGS without rings:
+ * -EINVAL; GET/CLEAR_DIRTY_LOG with rings: -ENXIO; a CLEAR of no pages may
+ * start at the slot's end; MANUAL_DIRTY_LOG_PROTECT may change at any
+ * time), except where kmmu has a rule KVM does not:
+ *  - DIRTY_LOG_MODE and EAGER_SPLIT_CHUNK_SIZE: -EBUSY while a slot logs.
+ *    The mode is kmmu's own, and the chunk steers splits under way
+ *    (arm64's KVM_CAP_ARM_EAGER_SPLIT_CHUNK_SIZE is -EBUSY as soon as any
+ *    memslot exists).
+ *  - DIRTY_LOG_RING: -EBUSY while a slot logs into a bitmap, whose pages
+ *    the rings could not take over.
+ */
+
 /* KMMU_CHECK_EXTENSION */
 #define KMMU_CAP_SPTE_FORMATS	1	/* bitmask of 1 << KMMU_SPTE_FORMAT_* */
 #define KMMU_CAP_MAX_LEVEL	2	/* largest mapping level */
