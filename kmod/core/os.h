@@ -125,6 +125,7 @@ enum kmmu_race_point {
 	KMMU_RACE_LEAF_INSTALLED,	/* a fault installed its leaf, mmu_lock held for read */
 	KMMU_RACE_FAST_PF_READ,		/* the fast path read a leaf it may change (RCU) */
 	KMMU_RACE_ROOT_ZAP_STEP,	/* an invalidated root is being emptied */
+	KMMU_RACE_ZAP_FROZEN,		/* an SPTE frozen to be zapped, TLBs not flushed yet */
 	KMMU_RACE_AGE_READ,		/* an aging pass read a young leaf it will age */
 	KMMU_RACE_SLOTS_PUBLISHED,	/* new memslots are out, the old still in use */
 	KMMU_NR_RACE_POINTS,

@@ -300,6 +300,7 @@ static int tdp_mmu_zap_spte_atomic(struct kmmu *kmmu, struct tdp_iter *iter)
 
 	if (__tdp_mmu_set_spte_atomic(kmmu, iter, kmmu->fmt.frozen))
 		return -EBUSY;
+	os_race_point(kmmu, KMMU_RACE_ZAP_FROZEN, iter->gfn);
 	kmmu_flush_remote_tlbs(kmmu);
 	/* Nobody overwrites a frozen SPTE: a plain store is enough. */
 	WRITE_ONCE(*iter->sptep, kmmu->fmt.nonpresent);
