@@ -74,6 +74,8 @@ run_ksft() {
 	# format is enough to show what TSan can see (all run under ASan).
 	case $bin in
 	*/tsan/*/dirty_log_test) formats=npt ;;
+	# Lockless aging against access tracking and against the CPU's A/D bits.
+	*/tsan/*/aging_test) formats=ept_ad_disabled,npt ;;
 	esac
 	KMMU_BACKEND=user \
 	ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 \

@@ -507,6 +507,42 @@ u32 os_host_vm_flags(u32 format)
 	return 0;
 }
 
+#ifdef __SANITIZE_THREAD__
+/* See os_user.h: grace periods as ThreadSanitizer should see them. */
+char kmmu_tsan_grace_period;
+
+struct tsan_rcu {
+	struct rcu_head head;
+	struct rcu_head *real;
+	void (*fn)(struct rcu_head *head);
+};
+
+static void tsan_rcu_callback(struct rcu_head *head)
+{
+	struct tsan_rcu *t = caa_container_of(head, struct tsan_rcu, head);
+
+	/* liburcu's queue hands @t over where TSan cannot see: say so. */
+	__tsan_acquire(t);
+	__tsan_acquire(&kmmu_tsan_grace_period);
+	t->fn(t->real);
+	free(t);
+}
+
+void kmmu_tsan_call_rcu(struct rcu_head *head, void (*fn)(struct rcu_head *head))
+{
+	struct tsan_rcu *t = malloc(sizeof(*t));
+
+	if (!t) {
+		urcu_memb_call_rcu(head, fn);
+		return;
+	}
+	t->real = head;
+	t->fn = fn;
+	__tsan_release(t);
+	urcu_memb_call_rcu(&t->head, tsan_rcu_callback);
+}
+#endif
+
 /* ---- thread registration ---- */
 
 static pthread_key_t thread_key;

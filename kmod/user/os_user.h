@@ -31,15 +31,45 @@ typedef long long s64;
 
 #ifdef __SANITIZE_THREAD__
 /*
- * liburcu publishes with a barrier and a volatile store, which TSan takes
- * for plain accesses: say release/acquire instead, so that what was built
- * before a pointer was published happens-before what is read through it.
+ * liburcu is not built with ThreadSanitizer, which therefore sees neither
+ * its publication nor its grace periods; both are told here, so that TSan
+ * sees RCU's ordering and reports every race that is left.
+ *
+ * Publication: liburcu's is a barrier and a volatile store, which TSan
+ * takes for plain accesses.  Release/acquire instead: what was built before
+ * a pointer was published happens-before what is read through it.
+ *
+ * Grace periods: every reader releases one sync object as it leaves its
+ * read section; synchronize_rcu() acquires it when it returns, and so does
+ * each call_rcu() callback before it runs (kmmu_tsan_call_rcu()): what a
+ * reader did happens-before the free that waited for it.
+ *
  * Here, before any inline helper below uses them.
  */
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+extern char kmmu_tsan_grace_period;
+struct rcu_head;
+void kmmu_tsan_call_rcu(struct rcu_head *head, void (*fn)(struct rcu_head *head));
+
 #undef rcu_dereference
 #undef rcu_assign_pointer
 #define rcu_dereference(p)		__atomic_load_n(&(p), __ATOMIC_ACQUIRE)
 #define rcu_assign_pointer(p, v)	__atomic_store_n(&(p), (v), __ATOMIC_RELEASE)
+#undef rcu_read_unlock
+#define rcu_read_unlock()		\
+	do {				\
+		__tsan_release(&kmmu_tsan_grace_period);	\
+		urcu_memb_read_unlock();	\
+	} while (0)
+#undef synchronize_rcu
+#define synchronize_rcu()		\
+	do {				\
+		urcu_memb_synchronize_rcu();	\
+		__tsan_acquire(&kmmu_tsan_grace_period);	\
+	} while (0)
+#undef call_rcu
+#define call_rcu(head, fn)		kmmu_tsan_call_rcu(head, fn)
 #endif
 
 #ifndef EHWPOISON
