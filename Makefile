@@ -5,6 +5,9 @@
 #                run every test, end with "N passed, N failed, N skipped"
 #   make vm-test run the selftests on the dev backend in QEMU guests booting
 #                Debian's kernels, with Intel- and AMD-vendor CPUs
+#   make mutation-test
+#                build the core once per deliberate defect; the suites must
+#                fail on every one
 #   make bench   build the benchmark drivers and run the default suite
 #   make serve   the regression dashboard on 127.0.0.1:8080, with a
 #                project-local PostgreSQL and the results/ imported
@@ -35,6 +38,10 @@ CPPFLAGS	:= -D_GNU_SOURCE -Ikmod/include/uapi -Ikmod/user -Iselftests/lib -isyst
 		   -isystem /usr/include/postgresql
 CFLAGS_asan	:= -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 		   -fno-sanitize-recover=all
+# make mutation-test builds the core with one deliberate defect: MUTANT=<NAME>.
+ifneq ($(MUTANT),)
+CFLAGS_asan	+= -DKMMU_MUTANT=KMMU_MUTANT_$(MUTANT)
+endif
 # TSan does not model fences; every access they order is atomic anyway.
 CFLAGS_tsan	:= -O1 -g -fsanitize=thread -Wno-tsan
 CFLAGS_rel	:= -O2 -g
@@ -118,9 +125,11 @@ kmod:
 	$(MAKE) -C kmod W=1
 
 test: deps
-	@$(MAKE) --no-print-directory -j$(shell nproc) $(TEST_BINS) $(BENCH_BINS) $(VM_TEST_BINS) \
-		$(FUZZ_BINS) $(SERVICE_BINS) $(SERVICE_TEST_BINS)
-	@BUILD=$(BUILD) KSRC_TAR=$(KSRC_TAR) VM_TEST_BINS="$(VM_TEST_BINS)" FUZZ_BINS="$(FUZZ_BINS)" \
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory -j$(shell nproc) $(TEST_BINS) $(BENCH_BINS) $(VM_TEST_BINS) \
+		$(FUZZ_BINS) $(SERVICE_BINS) $(SERVICE_TEST_BINS) || exit 1; \
+	BUILD_SECONDS=$$(($$(date +%s) - start)) BUILD=$(BUILD) KSRC_TAR=$(KSRC_TAR) \
+		VM_TEST_BINS="$(VM_TEST_BINS)" FUZZ_BINS="$(FUZZ_BINS)" \
 		SERVICE_TEST_BINS="$(SERVICE_TEST_BINS)" sh selftests/run_tests.sh $(TEST_BINS)
 
 # Only the QEMU test bench (dev backend, every installed kernel, both vendors).
@@ -153,6 +162,11 @@ bench: deps $(BENCH_BINS)
 kvm-compare: deps
 	@BUILD=$(BUILD) KSRC_TAR=$(KSRC_TAR) sh bench/kvm-compare $(KVM_COMPARE_ARGS)
 
+# Every mutant of selftests/mutation/mutants.txt, each of which the suites
+# must kill: prints "mutants: N killed, N survived", fails on a survivor.
+mutation-test: deps
+	@BUILD=$(BUILD) sh selftests/mutation/run.sh
+
 serve: deps $(BUILD)/rel/service/kmmu-regressd
 	@BUILD=$(BUILD) sh scripts/serve.sh
 
@@ -160,7 +174,7 @@ clean:
 	rm -rf $(BUILD)
 	-$(MAKE) -C kmod clean
 
-.PHONY: all deps kmod test vm-test bench kvm-compare serve clean
+.PHONY: all deps kmod test vm-test mutation-test bench kvm-compare serve clean
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -19,6 +19,16 @@ failed=0
 skipped=0
 failures=""
 
+# Each phase's wall time, printed at the end: where make test's time goes.
+phases=""
+phase_t0=$(date +%s)
+phase() {
+	now=$(date +%s)
+	[ -n "${phase_name:-}" ] && phases="$phases $phase_name $((now - phase_t0))"
+	phase_name=$1
+	phase_t0=$now
+}
+
 note_fail() {
 	failed=$((failed + $2))
 	failures="$failures $1"
@@ -107,6 +117,7 @@ run_ksft() {
 	fi
 }
 
+phase kernel-module
 check kmod-build-w1-sparse kmod_build
 if [ -n "$KSRC_TAR" ]; then
 	check checkpatch checkpatch
@@ -115,6 +126,7 @@ else
 	echo "ok - checkpatch # SKIP no linux-source tarball"
 fi
 
+phase user-backend-suites
 for bin in "$@"; do
 	run_ksft "$bin"
 done
@@ -236,6 +248,7 @@ bench_pressure() {
 	rmdir "$tmp"
 }
 
+phase bench-drivers
 check bench-json bench_json
 check bench-bad-output bench_bad_output
 check bench-bad-flags bench_bad_flags
@@ -264,6 +277,7 @@ run_tap() {
 	fi
 }
 
+phase service
 # The regression service: its units under ASan+UBSan, then the daemon
 # against a PostgreSQL the test starts, and its pages in headless Chromium.
 # jsonschema_cli is no test of its own: the differential test runs it
@@ -285,11 +299,26 @@ fuzz() {
 	"$1" -runs="${KMMU_FUZZ_RUNS:-100000}" -seed=1 -artifact_prefix="$BUILD/fuzz-artifacts/" \
 		"$corpus"
 }
+phase fuzz
 for bin in ${FUZZ_BINS:-}; do
 	check "fuzz-$(basename "$bin")" fuzz "$bin"
 done
 
+# Mutation testing, the short list (make mutation-test runs every mutant):
+# a build of the core with each of these defects must fail the suites.
+MUTANTS_SHORT="SKIP_INVAL_RETRY DROP_IN_PROGRESS_CHECK SKIP_FLUSH_AFTER_ZAP SKIP_KICK_ACK_WAIT
+	       MARK_DIRTY_BEFORE_INSTALL CLEAR_A_WITHOUT_D FORGET_REFCOUNTED_CHECK
+	       MARK_ACCESSED_ON_ROOT_ZAP"
+mutation() {
+	# shellcheck disable=SC2086
+	BUILD=$BUILD sh selftests/mutation/run.sh $MUTANTS_SHORT
+}
+phase mutation
+check mutation mutation
+grep '^mutant ' "$LOGS/mutation.log"
+
 # The dev backend, in QEMU guests.
+phase qemu-guests
 if [ -n "${VM_TEST_BINS:-}" ]; then
 	# shellcheck disable=SC2086
 	sh selftests/vm/run_vm_tests.sh $VM_TEST_BINS >"$LOGS/vm.log" 2>&1
@@ -342,6 +371,7 @@ kvm_compare_bad_flags() {
 	done
 }
 
+phase kvm-compare
 if [ -n "${VM_TEST_BINS:-}" ]; then
 	check kvm-compare-bad-flags kvm_compare_bad_flags
 	if [ -n "$KSRC_TAR" ]; then
@@ -353,6 +383,18 @@ if [ -n "${VM_TEST_BINS:-}" ]; then
 	fi
 fi
 
+phase end
+total=0
+echo "# time per phase (seconds):"
+[ -n "${BUILD_SECONDS:-}" ] && { echo "#   build $BUILD_SECONDS"; total=$BUILD_SECONDS; }
+# shellcheck disable=SC2086
+set -- $phases
+while [ $# -ge 2 ]; do
+	echo "#   $1 $2"
+	total=$((total + $2))
+	shift 2
+done
+echo "#   total $total ($((total / 60)) min)"
 [ -n "$failures" ] && echo "# failed:$failures"
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

@@ -10,6 +10,7 @@
 #include "api.h"
 #include "dirty_ring.h"
 #include "memslot.h"
+#include "stats.h"
 #include "tdp_mmu.h"
 #include "vcpu.h"
 
@@ -195,6 +196,23 @@ static long kmmu_vm_get_stats(struct kmmu *kmmu, unsigned long arg)
 	return os_copy_to_user(arg, &st, sizeof(st));
 }
 
+/* KMMU_GET_STATS_FD, on a VM fd (@vcpu NULL) or a vCPU fd. */
+static long kmmu_get_stats_fd(struct kmmu *kmmu, struct kmmu_vcpu *vcpu, unsigned long arg)
+{
+	struct kmmu_stats_fd *sf;
+	int fd;
+
+	if (arg)
+		return -EINVAL;
+	sf = kmmu_stats_fd_open(kmmu, vcpu);
+	if (!sf)
+		return -ENOMEM;
+	fd = os_stats_fd_create(sf);
+	if (fd < 0)
+		kmmu_stats_fd_release(sf);
+	return fd;
+}
+
 static long kmmu_vm_get_spte(struct kmmu *kmmu, unsigned long arg)
 {
 	struct kmmu_spte_query q;
@@ -339,6 +357,8 @@ long kmmu_vm_ioctl(struct kmmu *kmmu, unsigned int cmd, unsigned long arg)
 		return kmmu_vm_create_vcpu(kmmu, arg);
 	case KMMU_GET_STATS:
 		return kmmu_vm_get_stats(kmmu, arg);
+	case KMMU_GET_STATS_FD:
+		return kmmu_get_stats_fd(kmmu, NULL, arg);
 	case KMMU_GET_SPTE:
 		return kmmu_vm_get_spte(kmmu, arg);
 	case KMMU_ZAP:
@@ -440,6 +460,8 @@ long kmmu_vcpu_ioctl(struct kmmu_vcpu *vcpu, unsigned int cmd, unsigned long arg
 			return -EINVAL;
 		kmmu_kick_vcpu(vcpu);
 		return 0;
+	case KMMU_GET_STATS_FD:
+		return kmmu_get_stats_fd(vcpu->kmmu, vcpu, arg);
 	default:
 		return -ENOTTY;
 	}

@@ -107,7 +107,7 @@ static int kmmu_get_and_reset_dirty_log(struct kmmu *kmmu, struct kmmu_memory_sl
 
 	if (dbit) {
 		read_lock(&kmmu->mmu_lock);
-		flush = kmmu_tdp_mmu_harvest_dirty(kmmu, slot, true);
+		flush = kmmu_tdp_mmu_harvest_dirty(kmmu, slot, !kmmu_mutant(HARVEST_KEEPS_D));
 		read_unlock(&kmmu->mmu_lock);
 	}
 	for (i = 0; i < longs; i++) {
@@ -125,7 +125,7 @@ static int kmmu_get_and_reset_dirty_log(struct kmmu *kmmu, struct kmmu_memory_sl
 	}
 
 	/* A write after this must fault (or set D) again before anyone copies. */
-	if (flush)
+	if (flush && !kmmu_mutant(NO_FLUSH_AFTER_GET))
 		kmmu_flush_remote_tlbs(kmmu);
 	if (!os_copy_to_user(uaddr, buf, longs * sizeof(long)))
 		return 0;

@@ -141,7 +141,8 @@ static void kmmu_dirty_ring_reset_gfns(struct kmmu *kmmu, u32 slot_id, u64 offse
 	u32 as_id = slot_id >> 16, id = slot_id & 0xffff;
 	struct kmmu_memory_slot *slot;
 
-	if (as_id >= KMMU_ADDRESS_SPACE_NUM || id >= KMMU_USER_MEM_SLOTS)
+	if (as_id >= KMMU_ADDRESS_SPACE_NUM || id >= KMMU_USER_MEM_SLOTS ||
+	    kmmu_mutant(RING_RESET_NO_PROTECT))
 		return;
 	/* slots_lock held: the slots cannot change. */
 	slot = rcu_dereference_protected(kmmu->memslots[as_id], 1)->by_id[id];

@@ -29,8 +29,9 @@ static int handle_mmio_page_fault(struct kmmu_vcpu *vcpu, struct kmmu_page_fault
 	sptep = kmmu_tdp_mmu_fast_pf_get_last_sptep(vcpu, fault->as_id, fault->gfn, &spte, NULL);
 	rcu_read_unlock();
 
-	if (sptep && is_mmio_spte(&kmmu->fmt, spte) && mmio_spte_gen(spte) == gen) {
-		kmmu_stat_inc(kmmu, KMMU_STAT_MMIO_FAULTS);
+	if (sptep && is_mmio_spte(&kmmu->fmt, spte) &&
+	    (mmio_spte_gen(spte) == gen || kmmu_mutant(MMIO_GEN_IGNORED))) {
+		kmmu_fault_stat_inc(vcpu, MMIO_FAULTS);
 		return RET_PF_EMULATE;
 	}
 	/* Stale (or already replaced): let the slow path decide again. */
@@ -91,6 +92,9 @@ static int fast_page_fault(struct kmmu_vcpu *vcpu, struct kmmu_page_fault *fault
 		}
 		if (new_spte == spte || !is_access_allowed(f, new_spte, access))
 			break;
+		if (kmmu_mutant(MARK_DIRTY_BEFORE_INSTALL) && fault->slot &&
+		    (new_spte & ~spte & f->writable))
+			kmmu_vcpu_mark_page_dirty(vcpu, fault->slot, fault->gfn);
 		os_race_point(kmmu, KMMU_RACE_FAST_PF_READ, fault->gfn);
 
 		if (try_cmpxchg64(sptep, &spte, new_spte)) {
@@ -100,7 +104,8 @@ static int fast_page_fault(struct kmmu_vcpu *vcpu, struct kmmu_page_fault *fault
 			 * still protects it again).  The host page is not
 			 * touched: it was marked dirty when the SPTE was made.
 			 */
-			if (fault->slot && (new_spte & ~spte & f->writable))
+			if (fault->slot && (new_spte & ~spte & f->writable) &&
+			    !kmmu_mutant(MARK_DIRTY_BEFORE_INSTALL) && !kmmu_mutant(FAST_PF_NO_LOG))
 				kmmu_vcpu_mark_page_dirty(vcpu, fault->slot, fault->gfn);
 			ret = RET_PF_FIXED;
 			break;
@@ -109,9 +114,9 @@ static int fast_page_fault(struct kmmu_vcpu *vcpu, struct kmmu_page_fault *fault
 	rcu_read_unlock();
 
 	if (ret == RET_PF_FIXED)
-		kmmu_stat_inc(kmmu, KMMU_STAT_FAST_FAULTS);
+		kmmu_fault_stat_inc(vcpu, FAST_FAULTS);
 	else if (ret == RET_PF_SPURIOUS)
-		kmmu_stat_inc(kmmu, KMMU_STAT_SPURIOUS_FAULTS);
+		kmmu_fault_stat_inc(vcpu, SPURIOUS_FAULTS);
 	return ret;
 }
 
@@ -188,7 +193,7 @@ static int kmmu_faultin_pfn(struct kmmu_vcpu *vcpu, struct kmmu_page_fault *faul
 		return RET_PF_RETRY;
 	/* Writes to read-only memory are MMIO, as in KVM. */
 	if (fault->write && (slot->flags & KMMU_MEM_READONLY)) {
-		kmmu_stat_inc(kmmu, KMMU_STAT_MMIO_FAULTS);
+		kmmu_fault_stat_inc(vcpu, MMIO_FAULTS);
 		return RET_PF_EMULATE;
 	}
 
@@ -209,7 +214,8 @@ static int kmmu_faultin_pfn(struct kmmu_vcpu *vcpu, struct kmmu_page_fault *faul
 	 */
 	if (READ_ONCE(kmmu->mmu_invalidate_in_progress) &&
 	    fault->req.hva >= READ_ONCE(kmmu->mmu_invalidate_range_start) &&
-	    fault->req.hva < READ_ONCE(kmmu->mmu_invalidate_range_end))
+	    fault->req.hva < READ_ONCE(kmmu->mmu_invalidate_range_end) &&
+	    !kmmu_mutant(DROP_IN_PROGRESS_CHECK))
 		return RET_PF_RETRY;
 	fault->req.write = fault->write;
 	fault->req.slot_writable = !(slot->flags & KMMU_MEM_READONLY);
@@ -232,7 +238,7 @@ static bool is_page_fault_stale(struct kmmu_vcpu *vcpu, struct kmmu_page_fault *
 {
 	struct kmmu_mmu_page *root = vcpu->root[fault->as_id];
 
-	if (READ_ONCE(root->invalid))
+	if (READ_ONCE(root->invalid) && !kmmu_mutant(IGNORE_INVALID_ROOT))
 		return true;
 	return fault->slot &&
 	       kmmu_invalidate_retry_hva(vcpu->kmmu, fault->mmu_seq, fault->req.hva);
@@ -261,16 +267,19 @@ static int direct_page_fault(struct kmmu_vcpu *vcpu, struct kmmu_page_fault *fau
 	 * touched (they race with writeback), so the mark is made now.
 	 */
 	if (fault->pfn_held)
-		os_release_pfn(&fault->req, ret != RET_PF_RETRY && fault->req.writable);
+		os_release_pfn(&fault->req, ret != RET_PF_RETRY && fault->req.writable &&
+			       !kmmu_mutant(NO_HOST_DIRTY));
 	fault->pfn_held = false;
 	read_unlock(&kmmu->mmu_lock);
 
-	if (ret == RET_PF_RETRY)
-		kmmu_stat_inc(kmmu, KMMU_STAT_FAULT_RETRIES);
-	else if (ret == RET_PF_SPURIOUS)
-		kmmu_stat_inc(kmmu, KMMU_STAT_SPURIOUS_FAULTS);
-	else if (ret == RET_PF_EMULATE)
-		kmmu_stat_inc(kmmu, KMMU_STAT_MMIO_FAULTS);
+	if (ret == RET_PF_RETRY) {
+		kmmu_fault_stat_inc(vcpu, FAULT_RETRIES);
+		os_race_point(kmmu, KMMU_RACE_FAULT_RETRY, fault->gfn);
+	} else if (ret == RET_PF_SPURIOUS) {
+		kmmu_fault_stat_inc(vcpu, SPURIOUS_FAULTS);
+	} else if (ret == RET_PF_EMULATE) {
+		kmmu_fault_stat_inc(vcpu, MMIO_FAULTS);
+	}
 	return ret;
 }
 
@@ -287,7 +296,7 @@ int kmmu_page_fault(struct kmmu_vcpu *vcpu, struct kmmu_page_fault *fault)
 	struct kmmu_memslots *slots;
 	int ret;
 
-	kmmu_stat_inc(vcpu->kmmu, KMMU_STAT_FAULTS);
+	kmmu_fault_stat_inc(vcpu, FAULTS);
 	/*
 	 * One read of the set for both: a set published in between would give
 	 * "no slot" with the new generation, an MMIO SPTE that never goes stale.

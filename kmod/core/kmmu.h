@@ -92,6 +92,7 @@ struct kmmu {
 	int nr_logging_slots;		/* under slots_lock */
 
 	struct kmmu_stat_shard stats[KMMU_STAT_SHARDS];
+	int owner_pid;			/* of the process that created it, for the stats id */
 	/* The longest mmu_lock write hold so far, and when the current one began. */
 	atomic64_t max_write_hold_ns;
 	u64 write_locked_at;		/* under mmu_lock for write */
@@ -139,6 +140,19 @@ struct kmmu_wl_state {
 
 struct kmmu_mmu_page;
 
+/* Per-vCPU counters, written by the vCPU's own thread only. */
+enum kmmu_vcpu_stat {
+	KMMU_VCPU_STAT_FAULTS,
+	KMMU_VCPU_STAT_FAST_FAULTS,
+	KMMU_VCPU_STAT_SPURIOUS_FAULTS,
+	KMMU_VCPU_STAT_FAULT_RETRIES,
+	KMMU_VCPU_STAT_MMIO_FAULTS,
+	KMMU_VCPU_STAT_TLB_FLUSHES,	/* flush requests it acted on */
+	KMMU_VCPU_STAT_ROOT_LOADS,
+	KMMU_VCPU_STAT_EXITS,		/* RUNs that returned */
+	KMMU_VCPU_NR_STATS,
+};
+
 /*
  * A vCPU's dirty ring.  @dirty_index is written by the vCPU's thread only
  * (the push), @reset_index by KMMU_RESET_DIRTY_RINGS only, under
@@ -171,6 +185,7 @@ struct kmmu_vcpu {
 	struct kmmu_tlb_entry tlb[KMMU_TLB_ENTRIES];
 	struct kmmu_wl_state wls;
 	struct kmmu_dirty_ring dirty_ring;
+	u64 stats[KMMU_VCPU_NR_STATS];
 };
 
 /* ---- statistics ---- */
@@ -186,6 +201,19 @@ static inline void kmmu_stat_inc(struct kmmu *kmmu, enum kmmu_stat s)
 }
 
 u64 kmmu_stat_read(struct kmmu *kmmu, enum kmmu_stat s);
+
+/* Only the vCPU's thread writes; the stats fd reads at any time. */
+static inline void kmmu_vcpu_stat_inc(struct kmmu_vcpu *vcpu, enum kmmu_vcpu_stat s)
+{
+	WRITE_ONCE(vcpu->stats[s], vcpu->stats[s] + 1);
+}
+
+/* What a fault came to, counted for its VM and its vCPU. */
+#define kmmu_fault_stat_inc(vcpu, name)						\
+	do {									\
+		kmmu_stat_inc((vcpu)->kmmu, KMMU_STAT_##name);			\
+		kmmu_vcpu_stat_inc(vcpu, KMMU_VCPU_STAT_##name);		\
+	} while (0)
 
 /* ---- mmu_lock for write, timed ---- */
 
@@ -264,9 +292,9 @@ static inline bool kmmu_invalidate_retry_hva(struct kmmu *kmmu, unsigned long mm
 	lockdep_assert_held(&kmmu->mmu_lock);
 	if (unlikely(kmmu->mmu_invalidate_in_progress) &&
 	    hva >= kmmu->mmu_invalidate_range_start &&
-	    hva < kmmu->mmu_invalidate_range_end)
+	    hva < kmmu->mmu_invalidate_range_end && !kmmu_mutant(DROP_IN_PROGRESS_CHECK))
 		return true;
-	return READ_ONCE(kmmu->mmu_invalidate_seq) != mmu_seq;
+	return READ_ONCE(kmmu->mmu_invalidate_seq) != mmu_seq && !kmmu_mutant(SKIP_INVAL_RETRY);
 }
 
 #endif /* KMMU_KMMU_H */

@@ -41,6 +41,7 @@ struct kmmu *kmmu_create_vm(const struct kmmu_vm_config *cfg, u32 host_format, i
 		goto free;
 
 	refcount_set(&kmmu->users, 1);
+	kmmu->owner_pid = os_current_pid();
 	kmmu->max_level = cfg->max_level ? cfg->max_level : KMMU_LEVEL_1G;
 	/* Eager splitting is on by default, as KVM's eager_page_split is on x86. */
 	kmmu->eager_split_chunk = 64ULL << 20;
@@ -135,15 +136,17 @@ void kmmu_make_all_vcpus_request(struct kmmu *kmmu, int req)
 	smp_mb();
 	for (i = 0; i < KMMU_MAX_VCPUS; i++) {
 		vcpu = rcu_dereference(kmmu->vcpus[i]);
-		if (!vcpu)
+		if (!vcpu || kmmu_mutant(SKIP_KICK_ACK_WAIT))
 			continue;
 		/*
 		 * Acquire, both: what the vCPU did before it left guest mode,
 		 * or before it acknowledged (clear_bit_unlock()), is seen.
 		 */
 		while (smp_load_acquire(&vcpu->mode) == IN_GUEST_MODE &&
-		       test_bit_acquire(req, &vcpu->requests))
+		       test_bit_acquire(req, &vcpu->requests)) {
+			os_race_point(kmmu, KMMU_RACE_REQUEST_WAIT, vcpu->id);
 			cpu_relax();
+		}
 	}
 	rcu_read_unlock();
 }
@@ -157,6 +160,7 @@ void kmmu_make_all_vcpus_request(struct kmmu *kmmu, int req)
 void kmmu_flush_remote_tlbs(struct kmmu *kmmu)
 {
 	kmmu_stat_inc(kmmu, KMMU_STAT_TLB_FLUSHES);
+	os_trace_flush(kmmu->owner_pid);
 	kmmu_make_all_vcpus_request(kmmu, KMMU_REQ_TLB_FLUSH);
 }
 
@@ -231,7 +235,7 @@ void kmmu_invalidate_range_start(struct kmmu *kmmu, unsigned long start, unsigne
 			   max(kmmu->mmu_invalidate_range_end, end));
 	}
 	flush = kmmu_handle_hva_range(kmmu, start, end, kmmu_unmap_gfn_range, &may_block);
-	if (flush)
+	if (flush && !kmmu_mutant(SKIP_FLUSH_AFTER_ZAP))
 		kmmu_flush_remote_tlbs(kmmu);
 	kmmu_mmu_write_unlock(kmmu);
 	kmmu_stat_inc(kmmu, KMMU_STAT_INVALIDATIONS);
@@ -366,6 +370,7 @@ void kmmu_age_gfn_range_ioctl(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t e
  */
 void kmmu_zap_all(struct kmmu *kmmu)
 {
+	os_trace_zap(0, 0, ~0ULL, true);
 	mutex_lock(&kmmu->slots_lock);
 	kmmu_tdp_mmu_invalidate_all_roots(kmmu);
 	kmmu_tdp_mmu_zap_invalidated_roots(kmmu);

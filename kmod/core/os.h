@@ -106,8 +106,16 @@ void os_guest_exit(struct kmmu_vcpu *vcpu);
 /* A signal is pending for the calling thread: RUN must return. */
 bool os_signal_pending(void);
 
+/*
+ * Tracing (os_linux.h, os_user.h): os_trace_fault(), os_trace_spte_changed(),
+ * os_trace_zap(), os_trace_flush() and os_trace_age(), tracepoints in the
+ * Linux host, nothing in the user host.
+ */
+
 /* Monotonic time in nanoseconds. */
 u64 os_now_ns(void);
+/* The calling process's id, as the host shows it. */
+int os_current_pid(void);
 
 /* A small number, stable for a while, that spreads counters over cache lines. */
 unsigned int os_stat_shard(void);
@@ -123,11 +131,14 @@ unsigned int os_stat_shard(void);
 enum kmmu_race_point {
 	KMMU_RACE_FAULTIN_DONE,		/* a fault holds its host page, mmu_lock not taken */
 	KMMU_RACE_LEAF_INSTALLED,	/* a fault installed its leaf, mmu_lock held for read */
+	KMMU_RACE_FAULT_RETRY,		/* a fault gave up under mmu_lock, to be taken again */
 	KMMU_RACE_FAST_PF_READ,		/* the fast path read a leaf it may change (RCU) */
 	KMMU_RACE_ROOT_ZAP_STEP,	/* an invalidated root is being emptied */
 	KMMU_RACE_ZAP_FROZEN,		/* an SPTE frozen to be zapped, TLBs not flushed yet */
 	KMMU_RACE_AGE_READ,		/* an aging pass read a young leaf it will age */
 	KMMU_RACE_SLOTS_PUBLISHED,	/* new memslots are out, the old still in use */
+	KMMU_RACE_GUEST_ACCESS,		/* in guest mode, a walk filled the TLB; the access next */
+	KMMU_RACE_REQUEST_WAIT,		/* a request waits for a vCPU in guest mode */
 	KMMU_NR_RACE_POINTS,
 };
 
@@ -139,11 +150,56 @@ static inline void os_race_point(struct kmmu *kmmu, enum kmmu_race_point p, gfn_
 void os_race_point(struct kmmu *kmmu, enum kmmu_race_point p, gfn_t gfn);
 #endif
 
+/* ---- mutation testing ---- */
+
+/*
+ * Deliberate defects, for make mutation-test: a build of the core with
+ * -DKMMU_MUTANT=KMMU_MUTANT_<NAME> has the one defect named, and the
+ * suites must fail on it (selftests/mutation/mutants.txt says which test
+ * kills each).  In every other build kmmu_mutant() is false and the code
+ * it guards is gone.
+ */
+enum kmmu_mutant {
+	KMMU_MUTANT_NONE,
+	KMMU_MUTANT_SKIP_INVAL_RETRY,		/* a fault ignores a finished invalidation */
+	KMMU_MUTANT_DROP_IN_PROGRESS_CHECK,	/* ... and one still running */
+	KMMU_MUTANT_SKIP_FLUSH_AFTER_ZAP,	/* an invalidation zaps without a TLB flush */
+	KMMU_MUTANT_SKIP_KICK_ACK_WAIT,		/* requests do not wait for vCPUs in guest mode */
+	KMMU_MUTANT_SKIP_FLUSH_ON_ROOT_LOAD,	/* a vCPU keeps its TLB across a new root */
+	KMMU_MUTANT_MARK_DIRTY_BEFORE_INSTALL,	/* the fast path logs before its cmpxchg */
+	KMMU_MUTANT_CLEAR_A_WITHOUT_D,		/* aging writes back a stale SPTE */
+	KMMU_MUTANT_FORGET_REFCOUNTED_CHECK,	/* a leaf zap marks a page with no struct page */
+	KMMU_MUTANT_MARK_ACCESSED_ON_ROOT_ZAP,	/* tearing down a table marks its pages */
+	KMMU_MUTANT_NO_ACCESSED_ON_LEAF_ZAP,	/* a leaf zap tells the host nothing */
+	KMMU_MUTANT_FREE_TABLE_AT_ONCE,		/* a removed table is freed without RCU */
+	KMMU_MUTANT_IGNORE_INVALID_ROOT,	/* a fault installs into an invalidated root */
+	KMMU_MUTANT_NO_HOST_DIRTY,		/* a fault never marks its page dirty */
+	KMMU_MUTANT_NO_FLUSH_AFTER_GET,		/* GET_DIRTY_LOG protects without a flush */
+	KMMU_MUTANT_FAST_PF_NO_LOG,		/* the fast path makes a page writable unlogged */
+	KMMU_MUTANT_SPLIT_KEEPS_W,		/* eager split leaves children writable */
+	KMMU_MUTANT_RECOVER_IGNORES_LIMITS,	/* recovery maps huge what must stay small */
+	KMMU_MUTANT_HARVEST_KEEPS_D,		/* GET in D-bit mode leaves the D bits set */
+	KMMU_MUTANT_MMIO_GEN_IGNORED,		/* a stale MMIO SPTE passes for current */
+	KMMU_MUTANT_RING_RESET_NO_PROTECT,	/* the ring reset frees entries, protects nothing */
+	KMMU_MUTANT_READONLY_SLOT_WRITABLE,	/* a read-only slot is mapped writable */
+	KMMU_NR_MUTANTS,
+};
+
+#ifdef KMMU_MUTANT
+#define kmmu_mutant(name)	(KMMU_MUTANT == KMMU_MUTANT_##name)
+#else
+#define kmmu_mutant(name)	false
+#endif
+
 /* ---- host objects created for the core ---- */
+
+struct kmmu_stats_fd;
 
 /* Return a new fd for a VM or vCPU (taking over one reference), or -errno. */
 int os_vm_fd_create(struct kmmu *kmmu);
 int os_vcpu_fd_create(struct kmmu_vcpu *vcpu);
+/* A read-only fd whose reads go to kmmu_stats_read(); -errno when none is made. */
+int os_stats_fd_create(struct kmmu_stats_fd *sf);
 /* Hook the VM to the host's address-space notifications, and unhook it. */
 int os_vm_host_attach(struct kmmu *kmmu);
 void os_vm_host_detach(struct kmmu *kmmu);

@@ -164,6 +164,9 @@ static void handle_removed_pt(struct kmmu *kmmu, u64 *pt, bool shared)
 		/* A leaf going away only changes the statistics: count them once. */
 		if (is_last_spte(f, old_spte, level)) {
 			leaves++;
+			if (kmmu_mutant(MARK_ACCESSED_ON_ROOT_ZAP) && is_refcounted_spte(f, old_spte) &&
+			    is_accessed_spte(f, old_spte))
+				os_mark_pfn_accessed(spte_to_pfn(old_spte));
 			tdp_mmu_log_zapped_dirty(kmmu, sp->as_id, gfn, old_spte, level);
 		} else
 			__handle_changed_spte(kmmu, sp->as_id, gfn, old_spte, f->frozen, level,
@@ -171,7 +174,10 @@ static void handle_removed_pt(struct kmmu *kmmu, u64 *pt, bool shared)
 	}
 	tdp_mmu_update_page_stats(kmmu, level, -leaves);
 
-	call_rcu(&sp->rcu_head, tdp_mmu_free_sp_rcu_callback);
+	if (kmmu_mutant(FREE_TABLE_AT_ONCE))
+		tdp_mmu_free_sp(sp);
+	else
+		call_rcu(&sp->rcu_head, tdp_mmu_free_sp_rcu_callback);
 }
 
 /*
@@ -194,6 +200,7 @@ static void __handle_changed_spte(struct kmmu *kmmu, int as_id, gfn_t gfn, u64 o
 
 	if (old_spte == new_spte)
 		return;
+	os_trace_spte_changed(as_id, gfn, level, old_spte, new_spte);
 
 	/* A present leaf never changes pfn in place: it is zapped first. */
 	WARN_ON_ONCE(was_leaf && is_leaf && pfn_changed);
@@ -690,7 +697,7 @@ static int tdp_mmu_map_handle_target_level(struct kmmu_vcpu *vcpu,
 		a.pfn = fault->req.pfn & ~(kmmu_pages_per_level(fault->goal_level) - 1);
 		a.level = fault->goal_level;
 		a.access = KMMU_ACC_ALL;
-		if (fault->slot->flags & KMMU_MEM_READONLY)
+		if ((fault->slot->flags & KMMU_MEM_READONLY) && !kmmu_mutant(READONLY_SLOT_WRITABLE))
 			a.access &= ~KMMU_ACC_WRITE;
 		a.host_writable = fault->req.writable;
 		a.refcounted = fault->req.refcounted;
@@ -827,7 +834,10 @@ static void tdp_mmu_zap_leaf_accessed(struct kmmu *kmmu, u64 old_spte)
 {
 	const struct kmmu_spte_fmt *f = &kmmu->fmt;
 
-	if (is_refcounted_spte(f, old_spte) && is_accessed_spte(f, old_spte))
+	if (kmmu_mutant(NO_ACCESSED_ON_LEAF_ZAP))
+		return;
+	if ((is_refcounted_spte(f, old_spte) || kmmu_mutant(FORGET_REFCOUNTED_CHECK)) &&
+	    is_accessed_spte(f, old_spte))
 		os_mark_pfn_accessed(spte_to_pfn(old_spte));
 }
 
@@ -872,6 +882,7 @@ bool kmmu_tdp_mmu_zap_leafs(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t end
 {
 	struct kmmu_mmu_page *root;
 
+	os_trace_zap(as_id, start, end, false);
 	for_each_tdp_mmu_root_yield_safe(kmmu, root, as_id)
 		flush = tdp_mmu_zap_leafs(kmmu, root, start, end, can_yield, flush);
 	return flush;
@@ -895,6 +906,10 @@ static void tdp_mmu_age_spte(struct kmmu *kmmu, struct tdp_iter *iter)
 		new_spte = mark_spte_for_access_track(f, iter->old_spte);
 		if (new_spte == iter->old_spte)
 			return;
+		if (kmmu_mutant(CLEAR_A_WITHOUT_D)) {
+			WRITE_ONCE(*iter->sptep, new_spte);
+			return;
+		}
 	} while (!try_cmpxchg64(iter->sptep, &iter->old_spte, new_spte));
 }
 
@@ -974,6 +989,8 @@ bool kmmu_tdp_mmu_age_gfn_range(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t
 	struct kmmu_mmu_page *root;
 	u64 young = res->young;
 
+	u64 old = res->old;
+
 	if (!lockless)
 		lockdep_assert_held_write(&kmmu->mmu_lock);
 	rcu_read_lock();
@@ -983,6 +1000,7 @@ bool kmmu_tdp_mmu_age_gfn_range(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t
 			tdp_mmu_age_root(kmmu, root, start, end, clear, res);
 	}
 	rcu_read_unlock();
+	os_trace_age(as_id, start, end, clear, lockless, res->young - young, res->old - old);
 	return res->young != young;
 }
 
@@ -1398,7 +1416,7 @@ int kmmu_tdp_mmu_try_split_huge_pages(struct kmmu *kmmu, const struct kmmu_memor
 	u64 tables = kmmu->eager_split_chunk >> (KMMU_PAGE_SHIFT + KMMU_LEVEL_BITS);
 	struct kmmu_split_cache c = {
 		.want = clamp_t(u64, tables, 1, KMMU_SPLIT_BATCH_MAX),
-		.clear_bits = wrprot ? kmmu->fmt.writable : 0,
+		.clear_bits = wrprot && !kmmu_mutant(SPLIT_KEEPS_W) ? kmmu->fmt.writable : 0,
 	};
 	struct kmmu_mmu_page *root;
 	int ret = 0;
@@ -1482,7 +1500,8 @@ static int tdp_mmu_recover_spte(struct kmmu *kmmu, struct tdp_iter *iter, void *
 	if (iter->level != a->level || !is_shadow_present_spte(iter->old_spte) ||
 	    is_last_spte(f, iter->old_spte, iter->level) ||
 	    iter->gfn < a->slot->base_gfn || end > kmmu_slot_end(a->slot) ||
-	    kmmu_max_mapping_level(kmmu, a->slot, iter->gfn, iter->level) < iter->level)
+	    (kmmu_max_mapping_level(kmmu, a->slot, iter->gfn, iter->level) < iter->level &&
+	     !kmmu_mutant(RECOVER_IGNORES_LIMITS)))
 		return 0;
 
 	if (tdp_mmu_make_huge_spte(kmmu, iter, &huge)) {

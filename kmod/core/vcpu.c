@@ -186,6 +186,7 @@ static void vcpu_flush_tlb(struct kmmu_vcpu *vcpu)
 static void vcpu_ack_tlb_flush(struct kmmu_vcpu *vcpu)
 {
 	vcpu_flush_tlb(vcpu);
+	kmmu_vcpu_stat_inc(vcpu, KMMU_VCPU_STAT_TLB_FLUSHES);
 	clear_bit_unlock(KMMU_REQ_TLB_FLUSH, &vcpu->requests);
 }
 
@@ -259,6 +260,7 @@ static int vcpu_access(struct kmmu_vcpu *vcpu, gpa_t gpa, bool write, struct kmm
 		e->hva = hva;
 		e->as_id = s->as_id;
 		e->writable = w.writable;
+		os_race_point(kmmu, KMMU_RACE_GUEST_ACCESS, gfn);
 	}
 
 	p = (u64 *)(e->hva + (gpa & (KMMU_PAGE_SIZE - 1)));
@@ -320,11 +322,14 @@ static int vcpu_load_root(struct kmmu_vcpu *vcpu)
 		}
 		as = vcpu->wls.as_id;
 		/* The old root's translations must not outlive it. */
-		vcpu_flush_tlb(vcpu);
+		if (!kmmu_mutant(SKIP_FLUSH_ON_ROOT_LOAD))
+			vcpu_flush_tlb(vcpu);
 	}
 	if (vcpu->root[as])
 		return 0;
-	vcpu_flush_tlb(vcpu);
+	if (!kmmu_mutant(SKIP_FLUSH_ON_ROOT_LOAD))
+		vcpu_flush_tlb(vcpu);
+	kmmu_vcpu_stat_inc(vcpu, KMMU_VCPU_STAT_ROOT_LOADS);
 	return kmmu_tdp_mmu_get_vcpu_root(vcpu, as);
 }
 
@@ -423,7 +428,11 @@ static int vcpu_run_loop(struct kmmu_vcpu *vcpu, struct kmmu_run *run)
 		vcpu_enter_guest(vcpu);
 		stop = vcpu_guest_chunk(vcpu, run, &fault);
 		vcpu_exit_guest(vcpu);
-		ret = stop == STOP_FAULT ? kmmu_page_fault(vcpu, &fault) : 0;
+		ret = 0;
+		if (stop == STOP_FAULT) {
+			ret = kmmu_page_fault(vcpu, &fault);
+			os_trace_fault(vcpu->id, fault.addr, fault.write, ret);
+		}
 		srcu_read_unlock(&kmmu->srcu, idx);
 
 		switch (stop) {
@@ -480,6 +489,7 @@ int kmmu_run_vcpu(struct kmmu_vcpu *vcpu, struct kmmu_run *run)
 	vcpu_complete_mmio(vcpu, run, mmio_data);
 
 	ret = vcpu_run_loop(vcpu, run);
+	kmmu_vcpu_stat_inc(vcpu, KMMU_VCPU_STAT_EXITS);
 	kmmu_vcpu_put_exclusive(vcpu);
 	return ret == 1 ? 0 : ret;
 }

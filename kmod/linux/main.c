@@ -27,6 +27,11 @@
 #include "../core/api.h"
 #include "../core/dirty_ring.h"
 #include "../core/kmmu.h"
+#include "../core/stats.h"
+
+/* Last: the core's headers read the tracepoints' header already. */
+#define CREATE_TRACE_POINTS
+#include "kmmu_trace.h"
 
 static uint spte_format;
 module_param(spte_format, uint, 0444);
@@ -308,6 +313,11 @@ u64 os_now_ns(void)
 	return ktime_get_ns();
 }
 
+int os_current_pid(void)
+{
+	return task_pid_nr(current);
+}
+
 unsigned int os_stat_shard(void)
 {
 	return raw_smp_processor_id();
@@ -488,6 +498,53 @@ static const struct file_operations kmmu_vcpu_fops = {
 	.release	= kmmu_vcpu_fop_release,
 	.llseek		= noop_llseek,
 };
+
+/* Like KVM's stats fds: readable from anywhere it is passed to, read-only. */
+static ssize_t kmmu_stats_fop_read(struct file *file, char __user *buf, size_t size,
+				   loff_t *ppos)
+{
+	u64 pos = *ppos;
+	long ret;
+
+	if (*ppos < 0)
+		return -EINVAL;
+	ret = kmmu_stats_read(file->private_data, (unsigned long)buf, size, &pos);
+	if (ret > 0)
+		*ppos = pos;
+	return ret;
+}
+
+static int kmmu_stats_fop_release(struct inode *inode, struct file *file)
+{
+	kmmu_stats_fd_release(file->private_data);
+	return 0;
+}
+
+static const struct file_operations kmmu_stats_fops = {
+	.owner		= THIS_MODULE,
+	.read		= kmmu_stats_fop_read,
+	.release	= kmmu_stats_fop_release,
+	.llseek		= noop_llseek,
+};
+
+/* As KVM's stats fds: pread() must work, which anon_inode_getfd() alone does not allow. */
+int os_stats_fd_create(struct kmmu_stats_fd *sf)
+{
+	struct file *file;
+	int fd;
+
+	fd = get_unused_fd_flags(O_CLOEXEC);
+	if (fd < 0)
+		return fd;
+	file = anon_inode_getfile("kmmu-stats", &kmmu_stats_fops, sf, O_RDONLY);
+	if (IS_ERR(file)) {
+		put_unused_fd(fd);
+		return PTR_ERR(file);
+	}
+	file->f_mode |= FMODE_PREAD;
+	fd_install(fd, file);
+	return fd;
+}
 
 int os_vm_fd_create(struct kmmu *kmmu)
 {

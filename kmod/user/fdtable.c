@@ -7,6 +7,7 @@
  */
 #include "../core/api.h"
 #include "../core/dirty_ring.h"
+#include "../core/stats.h"
 #include "internal.h"
 #include "kmmu_user.h"
 
@@ -14,7 +15,7 @@
 /* Numbers far from real fds, so mixing the two up fails loudly. */
 #define UF_BASE		1000000
 
-enum { UF_DEV = 1, UF_VM, UF_VCPU };
+enum { UF_DEV = 1, UF_VM, UF_VCPU, UF_STATS };
 
 struct ufile {
 	int type;
@@ -77,6 +78,8 @@ static void uf_put(struct ufile *f)
 		kmmu_vm_release(f->obj);
 	else if (f->type == UF_VCPU)
 		kmmu_vcpu_release(f->obj);
+	else if (f->type == UF_STATS)
+		kmmu_stats_fd_release(f->obj);
 	os_free(f);
 }
 
@@ -88,6 +91,11 @@ int os_vm_fd_create(struct kmmu *kmmu)
 int os_vcpu_fd_create(struct kmmu_vcpu *vcpu)
 {
 	return uf_install(UF_VCPU, vcpu);
+}
+
+int os_stats_fd_create(struct kmmu_stats_fd *sf)
+{
+	return uf_install(UF_STATS, sf);
 }
 
 int kmmu_user_open(void)
@@ -112,10 +120,31 @@ long kmmu_user_ioctl(int fd, unsigned long cmd, unsigned long arg)
 	case UF_VM:
 		ret = kmmu_vm_ioctl(f->obj, cmd, arg);
 		break;
-	default:
+	case UF_VCPU:
 		ret = kmmu_vcpu_ioctl(f->obj, cmd, arg);
 		break;
+	default:
+		ret = -ENOTTY;
+		break;
 	}
+	uf_put(f);
+	return ret;
+}
+
+long kmmu_user_pread(int fd, void *buf, size_t size, long long off)
+{
+	struct ufile *f;
+	u64 pos = off;
+	long ret;
+
+	kmmu_user_thread_enter();
+	if (off < 0)
+		return -EINVAL;
+	f = uf_get(fd);
+	if (!f)
+		return -EBADF;
+	ret = f->type == UF_STATS ? kmmu_stats_read(f->obj, (unsigned long)buf, size, &pos) :
+				    -EINVAL;
 	uf_put(f);
 	return ret;
 }

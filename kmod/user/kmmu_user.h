@@ -18,6 +18,8 @@ int kmmu_user_open(void);
 /* Return the ioctl's value (>= 0) or -errno. */
 long kmmu_user_ioctl(int fd, unsigned long cmd, unsigned long arg);
 int kmmu_user_close(int fd);
+/* pread() of a stats fd: bytes read, 0 at the end, or -errno. */
+long kmmu_user_pread(int fd, void *buf, size_t size, long long off);
 /*
  * mmap/munmap of a vCPU fd (its dirty ring, KMMU_DIRTY_LOG_PAGE_OFFSET):
  * the ring itself is returned; the mapping holds the fd's file until

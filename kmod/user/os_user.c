@@ -434,6 +434,11 @@ bool os_signal_pending(void)
 	return false;
 }
 
+int os_current_pid(void)
+{
+	return getpid();
+}
+
 u64 os_now_ns(void)
 {
 	struct timespec ts;

@@ -26,6 +26,7 @@ typedef uint16_t u16;
 typedef uint32_t u32;
 /* As in the kernel (and in <linux/types.h>'s __u64): long long, not long. */
 typedef unsigned long long u64;
+typedef int16_t s16;
 typedef int32_t s32;
 typedef long long s64;
 
@@ -111,6 +112,22 @@ void kmmu_tsan_call_rcu(struct rcu_head *head, void (*fn)(struct rcu_head *head)
 #define max_t(t, a, b)		((t)(a) > (t)(b) ? (t)(a) : (t)(b))
 #define container_of(p, t, m)	((t *)((char *)(p) - offsetof(t, m)))
 #define fallthrough		__attribute__((__fallthrough__))
+
+/* The kernel's strscpy(): always terminated, -E2BIG when cut short. */
+static inline long strscpy(char *dst, const char *src, size_t size)
+{
+	size_t n = strnlen(src, size);
+
+	if (!size)
+		return -E2BIG;
+	if (n == size) {
+		memcpy(dst, src, size - 1);
+		dst[size - 1] = 0;
+		return -E2BIG;
+	}
+	memcpy(dst, src, n + 1);
+	return n;
+}
 
 static inline bool mem_is_zero(const void *p, size_t size)
 {
@@ -412,6 +429,30 @@ static inline void srcu_read_unlock(struct srcu_struct *s, int idx)
 #define rcu_access_pointer(p)		READ_ONCE(p)
 #define rcu_dereference_raw(p)		rcu_dereference(p)
 #define RCU_INIT_POINTER(p, v)		WRITE_ONCE(p, v)
+
+/* ---- tracing: the Linux host's tracepoints; nothing here ---- */
+
+static inline void os_trace_fault(int vcpu_id, u64 gpa, bool write, int ret)
+{
+}
+
+static inline void os_trace_spte_changed(int as_id, u64 gfn, int level, u64 old_spte,
+					 u64 new_spte)
+{
+}
+
+static inline void os_trace_zap(int as_id, u64 start, u64 end, bool all)
+{
+}
+
+static inline void os_trace_flush(int vm_pid)
+{
+}
+
+static inline void os_trace_age(int as_id, u64 start, u64 end, bool clear, bool lockless,
+				u64 young, u64 old)
+{
+}
 
 /* ---- scheduling ---- */
 

@@ -205,6 +205,57 @@ int kmmu_vm_zap(struct kmmu_vm *vm, uint64_t gpa, uint64_t size, uint32_t as_id,
 	return kmmu_ioctl(vm->fd, KMMU_ZAP, (unsigned long)&z);
 }
 
+int kmmu_vm_stats_fd(struct kmmu_vm *vm)
+{
+	return kmmu_ioctl(vm->fd, KMMU_GET_STATS_FD, 0);
+}
+
+int kmmu_vcpu_stats_fd(struct kmmu_vcpu *vcpu)
+{
+	return kmmu_ioctl(vcpu->fd, KMMU_GET_STATS_FD, 0);
+}
+
+long kmmu_stats_pread(int fd, void *buf, size_t size, long long off)
+{
+	ssize_t n;
+
+	if (kmmu_backend() == KMMU_BACKEND_USER)
+		return kmmu_user_pread(fd, buf, size, off);
+	n = pread(fd, buf, size, off);
+	return n < 0 ? -errno : n;
+}
+
+int kmmu_stats_get(int fd, const char *name, uint64_t *value)
+{
+	struct kmmu_stats_header h;
+	struct kmmu_stats_desc *d;
+	size_t dsize;
+	uint32_t i;
+	long n;
+
+	n = kmmu_stats_pread(fd, &h, sizeof(h), 0);
+	if (n < 0)
+		return n;
+	if (n != sizeof(h))
+		return -EIO;
+	dsize = sizeof(*d) + h.name_size;
+	d = malloc(dsize);
+	if (!d)
+		return -ENOMEM;
+	for (i = 0; i < h.num_desc; i++) {
+		n = kmmu_stats_pread(fd, d, dsize, h.desc_offset + i * dsize);
+		if (n != (long)dsize)
+			break;
+		if (strncmp(d->name, name, h.name_size))
+			continue;
+		n = kmmu_stats_pread(fd, value, sizeof(*value), h.data_offset + d->offset);
+		free(d);
+		return n == sizeof(*value) ? 0 : n < 0 ? n : -EIO;
+	}
+	free(d);
+	return n < 0 ? n : -ENOENT;
+}
+
 int kmmu_vm_enable_cap(struct kmmu_vm *vm, uint32_t cap, uint64_t arg)
 {
 	struct kmmu_enable_cap c = { .cap = cap, .args = { arg } };
@@ -580,6 +631,32 @@ int kmmu_host_mm(enum kmmu_host_op op, void *addr, size_t len)
 	default:
 		return -EINVAL;
 	}
+}
+
+int kmmu_host_pages(void *addr, size_t len, struct kmmu_host_pages *st)
+{
+	struct kmmu_user_mem_state ms;
+	int ret;
+
+	memset(st, 0, sizeof(*st));
+	if (kmmu_backend() != KMMU_BACKEND_USER)
+		return -EOPNOTSUPP;
+	ret = kmmu_user_mem_state(addr, len, &ms);
+	if (ret)
+		return ret;
+	st->refs = ms.refs;
+	st->accessed = ms.accessed;
+	st->dirty = ms.dirty;
+	st->bad_marks = ms.bad_marks;
+	return 0;
+}
+
+int kmmu_host_pages_forget(void *addr, size_t len)
+{
+	if (kmmu_backend() != KMMU_BACKEND_USER)
+		return -EOPNOTSUPP;
+	kmmu_user_mem_clear_marks(addr, len);
+	return 0;
 }
 
 int kmmu_host_age(void *addr, size_t len, bool clear)

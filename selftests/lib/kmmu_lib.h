@@ -68,6 +68,14 @@ int kmmu_vm_get_spte(struct kmmu_vm *vm, uint64_t gpa, uint32_t as_id,
 int kmmu_vm_zap(struct kmmu_vm *vm, uint64_t gpa, uint64_t size, uint32_t as_id,
 		uint32_t flags);
 
+/* KMMU_GET_STATS_FD of the VM, or of a vCPU: a new fd, or -errno. */
+int kmmu_vm_stats_fd(struct kmmu_vm *vm);
+int kmmu_vcpu_stats_fd(struct kmmu_vcpu *vcpu);
+/* pread() of a stats fd: bytes read, 0 at the end, or -errno. */
+long kmmu_stats_pread(int fd, void *buf, size_t size, long long off);
+/* The value of statistic @name of stats fd @fd: 0, -ENOENT, or -errno. */
+int kmmu_stats_get(int fd, const char *name, uint64_t *value);
+
 /* KMMU_ENABLE_CAP with args[0] = @arg. */
 /* KMMU_CAP_DIRTY_LOG_RING is remembered, so vCPUs map their rings. */
 int kmmu_vm_enable_cap(struct kmmu_vm *vm, uint32_t cap, uint64_t arg);
@@ -165,6 +173,22 @@ enum kmmu_host_op {
 	KMMU_HOST_THP_COLLAPSE,
 };
 int kmmu_host_mm(enum kmmu_host_op op, void *addr, size_t len);
+/*
+ * What the host knows of the pages of [addr, addr + len), summed over
+ * them: the user backend's model, or on dev the page flags and refcounts
+ * the kmmu_test helper reads.
+ */
+struct kmmu_host_pages {
+	long refs;		/* references kmmu holds (beyond the host's mappings) */
+	long accessed;		/* pages marked accessed */
+	long dirty;		/* pages marked dirty */
+	long bad_marks;		/* marks on pages without a struct page (user backend) */
+};
+/* 0, -EOPNOTSUPP when the host cannot tell (dev without kmmu_test), or -errno. */
+int kmmu_host_pages(void *addr, size_t len, struct kmmu_host_pages *st);
+/* Forget the pages' accessed marks (dirty ones too on the user backend). */
+int kmmu_host_pages_forget(void *addr, size_t len);
+
 /* user backend only: age [addr, addr + len); -EOPNOTSUPP on dev. */
 int kmmu_host_age(void *addr, size_t len, bool clear);
 

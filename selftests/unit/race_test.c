@@ -351,6 +351,331 @@ TEST_F(race, zap_keeps_its_books_after_the_flush)
 	unit_mem_free(&thp);
 }
 
+/* ---- helpers of the races below ---- */
+
+/* Slot 1 as a logging slot, in @mode (KMMU_DIRTY_LOG_MODE_*). */
+static void log_slot1(struct __test_metadata *_metadata, FIXTURE_DATA(race) *self, u32 mode)
+{
+	struct kmmu_enable_cap cap = { .cap = KMMU_CAP_DIRTY_LOG_MODE, .args = { mode } };
+	struct kmmu_userspace_memory_region r = {
+		.slot = 1, .flags = KMMU_MEM_LOG_DIRTY_PAGES,
+		.guest_phys_addr = GPA2, .memory_size = PAGES2 * SZ_4K,
+		.userspace_addr = (unsigned long)self->mem2.addr,
+	};
+
+	ASSERT_EQ(0, kmmu_vm_ioctl(self->kmmu, KMMU_ENABLE_CAP, (unsigned long)&cap));
+	ASSERT_EQ(0, kmmu_set_memory_region(self->kmmu, &r));
+}
+
+/* KMMU_GET_DIRTY_LOG of slot 1 (PAGES2 is 64 pages: one word). */
+static u64 get_log1(struct kmmu *kmmu)
+{
+	u64 bits = 0;
+	struct kmmu_dirty_log log = { .slot = 1, .dirty_bitmap = (unsigned long)&bits };
+
+	if (kmmu_vm_ioctl(kmmu, KMMU_GET_DIRTY_LOG, (unsigned long)&log))
+		return ~0ULL;
+	return bits;
+}
+
+static u64 *page2(FIXTURE_DATA(race) *self, int page)
+{
+	return unit_mem_word(&self->mem2, page * SZ_4K);
+}
+
+/* One race: the hook acts the first time @point is reached in this VM. */
+struct once {
+	struct kmmu *kmmu;
+	int point;
+	int hits;
+	void (*act)(void);
+};
+
+static struct once once;
+
+static void once_hook(struct kmmu *kmmu, int point, uint64_t gfn, void *data)
+{
+	if (point != once.point || kmmu != once.kmmu || once.hits++)
+		return;
+	once.act();
+}
+
+static void arm_once(FIXTURE_DATA(race) *self, int point, void (*act)(void))
+{
+	once = (struct once){ .kmmu = self->kmmu, .point = point, .act = act };
+	kmmu_user_set_race_hook(once_hook, NULL);
+}
+
+static FIXTURE_DATA(race) *cur;
+
+/* ---- a fault whose page the host moved meanwhile ---- */
+
+static void migrate_page3(void)
+{
+	kmmu_user_mem_migrate(page2(cur, 3), SZ_4K);
+}
+
+/*
+ * The host migrates the page after the fault looked it up and before the
+ * fault takes mmu_lock: the invalidation is over by then, and only its
+ * sequence count says the page the fault holds is gone.  The fault must
+ * take it again; installing the old frame would write to freed memory.
+ */
+TEST_F(race, fault_retries_after_an_invalidation)
+{
+	cur = self;
+	arm_once(self, KMMU_RACE_FAULTIN_DONE, migrate_page3);
+	EXPECT_EQ(KMMU_EXIT_DONE, run_wl(_metadata, self->vcpu[0], GPA2 + 3 * SZ_4K, 1, true,
+					 0x77).exit_reason);
+	kmmu_user_set_race_hook(NULL, NULL);
+	/* It looked the page up once more, after the migration. */
+	ASSERT_EQ(2, once.hits);
+	EXPECT_EQ(0x77, *page2(self, 3));
+	EXPECT_LE(1, unit_stats(self->kmmu).fault_retries);
+}
+
+/* ---- a fault during an invalidation ---- */
+
+static struct {
+	int started, ended;
+	long in_progress_at_install;
+} inval;
+
+/* Start the invalidation once the fault has its page; end it when the fault gives up. */
+static void inval_hook(struct kmmu *kmmu, int point, uint64_t gfn, void *data)
+{
+	unsigned long hva = (unsigned long)page2(cur, 3);
+
+	if (kmmu != cur->kmmu)
+		return;
+	if (point == KMMU_RACE_FAULTIN_DONE && !inval.started++)
+		kmmu_invalidate_range_start(kmmu, hva, hva + SZ_4K, true);
+	if (point == KMMU_RACE_FAULT_RETRY && inval.started && !inval.ended++)
+		kmmu_invalidate_range_end(kmmu, hva, hva + SZ_4K);
+	if (point == KMMU_RACE_LEAF_INSTALLED)
+		inval.in_progress_at_install |= READ_ONCE(kmmu->mmu_invalidate_in_progress);
+}
+
+/*
+ * A fault that looked its page up while the host's invalidation of it is
+ * running: the sequence count has not moved yet (the invalidation ends
+ * later), so only the range in progress tells.  The fault retries until
+ * the invalidation ends; no leaf is installed before.
+ */
+TEST_F(race, no_leaf_installed_while_invalidating)
+{
+	struct kmmu_run run;
+
+	cur = self;
+	memset(&inval, 0, sizeof(inval));
+	kmmu_user_set_race_hook(inval_hook, NULL);
+	run = run_wl(_metadata, self->vcpu[0], GPA2 + 3 * SZ_4K, 1, true, 0x78);
+	kmmu_user_set_race_hook(NULL, NULL);
+	if (!inval.ended) {
+		/* Installed at the first try: end the invalidation all the same. */
+		unsigned long hva = (unsigned long)page2(self, 3);
+
+		kmmu_invalidate_range_end(self->kmmu, hva, hva + SZ_4K);
+	}
+	EXPECT_EQ(KMMU_EXIT_DONE, run.exit_reason);
+	EXPECT_EQ(0, inval.in_progress_at_install);
+	EXPECT_EQ(1, inval.ended);
+	EXPECT_EQ(0x78, *page2(self, 3));
+}
+
+/* ---- a request waits for a vCPU in guest mode ---- */
+
+static struct {
+	struct kmmu_vcpu *vcpu;
+	sem_t in_guest, go;
+	int armed, posted;
+} ack;
+
+static void ack_hook(struct kmmu *kmmu, int point, uint64_t gfn, void *data)
+{
+	if (kmmu != cur->kmmu)
+		return;
+	if (point == KMMU_RACE_GUEST_ACCESS && __atomic_exchange_n(&ack.armed, 0,
+								    __ATOMIC_ACQ_REL)) {
+		sem_post(&ack.in_guest);
+		sem_wait_bounded(&ack.go);
+	}
+	/* The requester waits for the vCPU: let it go on, and acknowledge. */
+	if (point == KMMU_RACE_REQUEST_WAIT && !__atomic_exchange_n(&ack.posted, 1,
+								     __ATOMIC_ACQ_REL))
+		sem_post(&ack.go);
+}
+
+static void *write_page3(void *arg)
+{
+	struct kmmu_run *run = arg;
+	struct kmmu_workload wl = unit_wl(GPA2 + 3 * SZ_4K, 8, 100, 0x79);
+
+	kmmu_user_thread_enter();
+	kmmu_set_workload(ack.vcpu, &wl);
+	do {
+		memset(run, 0, sizeof(*run));
+		kmmu_run_vcpu(ack.vcpu, run);
+	} while (run->exit_reason == KMMU_EXIT_INTR);
+	return NULL;
+}
+
+/*
+ * A vCPU holds a translation in guest mode and is about to write through
+ * it when the host migrates the page.  The invalidation's TLB flush must
+ * wait for that vCPU to leave guest mode or acknowledge: only then may the
+ * old frame go.  Here the vCPU stands still until the requester is seen
+ * waiting for it; a requester that did not wait would free the frame
+ * first, and the write would land in freed memory.
+ */
+TEST_F(race, flush_waits_for_a_vcpu_in_guest_mode)
+{
+	struct kmmu_run run;
+	pthread_t t;
+
+	cur = self;
+	memset(&ack, 0, sizeof(ack));
+	ack.vcpu = self->vcpu[0];
+	ack.armed = 1;
+	sem_init(&ack.in_guest, 0, 0);
+	sem_init(&ack.go, 0, 0);
+	/*
+	 * The page is mapped by the other vCPU: this one's write below walks
+	 * the tables, without a fault, and fills its TLB.
+	 */
+	EXPECT_EQ(KMMU_EXIT_DONE, run_wl(_metadata, self->vcpu[1], GPA2 + 3 * SZ_4K, 1, true,
+					 1).exit_reason);
+	kmmu_user_set_race_hook(ack_hook, NULL);
+	ASSERT_EQ(0, pthread_create(&t, NULL, write_page3, &run));
+	ASSERT_EQ(0, sem_wait_bounded(&ack.in_guest));
+	EXPECT_EQ(0, kmmu_user_mem_migrate(page2(self, 3), SZ_4K));
+	if (!__atomic_exchange_n(&ack.posted, 1, __ATOMIC_ACQ_REL))
+		sem_post(&ack.go);
+	pthread_join(t, NULL);
+	kmmu_user_set_race_hook(NULL, NULL);
+	EXPECT_EQ(KMMU_EXIT_DONE, run.exit_reason);
+	EXPECT_EQ(0x79, *page2(self, 3));
+	sem_destroy(&ack.in_guest);
+	sem_destroy(&ack.go);
+}
+
+/* ---- the fast path logs after its cmpxchg ---- */
+
+static u64 first_log;
+
+static void get_log_now(void)
+{
+	first_log = get_log1(cur->kmmu);
+}
+
+/*
+ * The fast path makes a write-protected leaf writable for a write to a
+ * logging slot.  A GET between its read of the leaf and its cmpxchg must
+ * not take the page: the write comes after, and must be in the next log.
+ * A page logged before the cmpxchg would be handed out (and "protected",
+ * though still read-only) by that GET, and lost to the next one.
+ */
+TEST_F(race, fast_path_logs_after_its_cmpxchg)
+{
+	cur = self;
+	log_slot1(_metadata, self, KMMU_DIRTY_LOG_MODE_WRPROT);
+	/* A read maps the page write-protected: the write below is the fast path's. */
+	EXPECT_EQ(KMMU_EXIT_DONE, run_wl(_metadata, self->vcpu[0], GPA2 + 3 * SZ_4K, 1, false,
+					 0).exit_reason);
+	EXPECT_EQ(0, get_log1(self->kmmu));
+	arm_once(self, KMMU_RACE_FAST_PF_READ, get_log_now);
+	EXPECT_EQ(KMMU_EXIT_DONE, run_wl(_metadata, self->vcpu[0], GPA2 + 3 * SZ_4K, 1, true,
+					 2).exit_reason);
+	kmmu_user_set_race_hook(NULL, NULL);
+	ASSERT_EQ(1, once.hits);
+	EXPECT_EQ(0, first_log);
+	EXPECT_EQ(1ULL << 3, get_log1(self->kmmu));
+}
+
+/* ---- aging keeps a D bit the CPU sets meanwhile ---- */
+
+static void write_page3_inline(void)
+{
+	struct kmmu_workload wl = unit_wl(GPA2 + 3 * SZ_4K, 8, 100, 3);
+	struct kmmu_run run;
+
+	unit_run(cur->vcpu[0], &wl, &run);
+}
+
+/*
+ * D-bit logging: a leaf is writable, young and clean when aging reads it;
+ * the vCPU writes the page (setting D) before aging clears A.  Aging must
+ * not write back what it read: the D bit is the only record of the write.
+ */
+TEST_F(race, aging_keeps_a_d_bit_set_meanwhile)
+{
+	u64 young, old;
+
+	if (variant->l->ad_type)
+		SKIP(return, "no D bits without A/D");
+	cur = self;
+	log_slot1(_metadata, self, KMMU_DIRTY_LOG_MODE_DBIT);
+	EXPECT_EQ(KMMU_EXIT_DONE, run_wl(_metadata, self->vcpu[0], GPA2 + 3 * SZ_4K, 1, true,
+					 1).exit_reason);
+	/* Harvested and cleaned: writable, young, clean. */
+	EXPECT_EQ(1ULL << 3, get_log1(self->kmmu));
+	arm_once(self, KMMU_RACE_AGE_READ, write_page3_inline);
+	kmmu_age_gfn_range_ioctl(self->kmmu, 0, GPA2 >> 12, (GPA2 >> 12) + PAGES2, true, true,
+				 &young, &old);
+	kmmu_user_set_race_hook(NULL, NULL);
+	ASSERT_EQ(1, once.hits);
+	EXPECT_EQ(1, young);
+	EXPECT_EQ(1ULL << 3, get_log1(self->kmmu));
+}
+
+/* ---- a lockless walker keeps the table it reads ---- */
+
+static void zap_all_now(void)
+{
+	kmmu_zap_all(cur->kmmu);
+}
+
+/*
+ * The fast path holds nothing but RCU while it reads a leaf and cmpxchgs
+ * it.  Every mapping is zapped right between the two: the table must
+ * outlive the fast path (freed after a grace period), whose cmpxchg then
+ * fails and sends it to the slow path.
+ */
+TEST_F(race, lockless_walker_keeps_its_table)
+{
+	cur = self;
+	log_slot1(_metadata, self, KMMU_DIRTY_LOG_MODE_WRPROT);
+	EXPECT_EQ(KMMU_EXIT_DONE, run_wl(_metadata, self->vcpu[0], GPA2 + 3 * SZ_4K, 1, false,
+					 0).exit_reason);
+	arm_once(self, KMMU_RACE_FAST_PF_READ, zap_all_now);
+	EXPECT_EQ(KMMU_EXIT_DONE, run_wl(_metadata, self->vcpu[0], GPA2 + 3 * SZ_4K, 1, true,
+					 4).exit_reason);
+	kmmu_user_set_race_hook(NULL, NULL);
+	ASSERT_EQ(1, once.hits);
+	EXPECT_EQ(4, *page2(self, 3));
+	EXPECT_EQ(1ULL << 3, get_log1(self->kmmu));
+}
+
+/* ---- a fault whose root was invalidated meanwhile ---- */
+
+/*
+ * Every root is invalidated and emptied while a fault has its page but
+ * not yet mmu_lock.  The fault must not install into its invalid root
+ * (nobody would zap that leaf again, and the root would be freed with it):
+ * it retries, and the vCPU loads a new root.
+ */
+TEST_F(race, fault_into_an_invalid_root_retries)
+{
+	cur = self;
+	arm_once(self, KMMU_RACE_FAULTIN_DONE, zap_all_now);
+	EXPECT_EQ(KMMU_EXIT_DONE, run_wl(_metadata, self->vcpu[0], GPA2 + 3 * SZ_4K, 1, true,
+					 5).exit_reason);
+	kmmu_user_set_race_hook(NULL, NULL);
+	ASSERT_EQ(2, once.hits);
+	EXPECT_EQ(5, *page2(self, 3));
+	EXPECT_EQ(1, unit_stats(self->kmmu).pages_4k);
+}
+
 /* ---- lockless aging takes no mmu_lock ---- */
 
 struct lock_holder {

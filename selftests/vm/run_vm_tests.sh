@@ -11,8 +11,8 @@
 # Environment: BUILD (default build), KMMU_VM_KERNELS (default: every
 # /boot/vmlinuz-* with a build tree), KMMU_VM_VENDORS (default "intel amd"),
 # KMMU_VM_TIMEOUT seconds per boot (default 900), KMMU_VM_PRESSURE=all to run
-# the suite under memory pressure in every boot (default: one vendor per
-# kernel, alternating, to keep make test short).
+# the suite under memory pressure in every boot, =none in none (default: one
+# vendor per kernel, alternating, to keep make test short).
 set -u
 
 . selftests/vm/qemu.sh
@@ -144,6 +144,7 @@ for kv in $KMMU_VM_KERNELS; do
 		pressure=0
 		nv=$(echo $VENDORS | wc -w)
 		[ "$PRESSURE" = all ] || [ $((nth % nv)) -eq "$vi" ] && pressure=1
+		[ "$PRESSURE" = none ] && pressure=0
 		vi=$((vi + 1))
 		echo "# booting $name (pressure run: $pressure)"
 		# Five boots at most; anything after /init counts.

@@ -156,6 +156,51 @@ struct kmmu_vm_stats {
 	__u64 reserved[11];
 };
 
+/*
+ * The binary statistics of a VM or a vCPU, laid out as KVM_GET_STATS_FD's
+ * (Documentation/virt/kvm/api.rst): KMMU_GET_STATS_FD on a VM or vCPU fd
+ * returns a read-only fd, read with pread() from any offset.  It holds a
+ * header; at id_offset a NUL-terminated id of name_size bytes at most
+ * ("kmmu-<pid>", "kmmu-<pid>/vcpu-<id>"); at desc_offset num_desc
+ * descriptors, each a struct kmmu_stats_desc followed by a name of
+ * name_size bytes (NUL-padded); at data_offset the values, each a __u64
+ * at data_offset + desc->offset.  Everything but the values is fixed for
+ * the life of the fd: read it once, then pread() the values.
+ */
+struct kmmu_stats_header {
+	__u32 flags;		/* 0 */
+	__u32 name_size;	/* bytes of the id and of every descriptor's name */
+	__u32 num_desc;
+	__u32 id_offset;
+	__u32 desc_offset;
+	__u32 data_offset;
+};
+
+#define KMMU_STATS_TYPE_SHIFT		0
+#define KMMU_STATS_TYPE_MASK		(0xF << KMMU_STATS_TYPE_SHIFT)
+#define KMMU_STATS_TYPE_CUMULATIVE	(0x0 << KMMU_STATS_TYPE_SHIFT)	/* only grows */
+#define KMMU_STATS_TYPE_INSTANT		(0x1 << KMMU_STATS_TYPE_SHIFT)	/* goes up and down */
+#define KMMU_STATS_TYPE_PEAK		(0x2 << KMMU_STATS_TYPE_SHIFT)	/* the largest seen */
+
+#define KMMU_STATS_UNIT_SHIFT		4
+#define KMMU_STATS_UNIT_MASK		(0xF << KMMU_STATS_UNIT_SHIFT)
+#define KMMU_STATS_UNIT_NONE		(0x0 << KMMU_STATS_UNIT_SHIFT)
+#define KMMU_STATS_UNIT_BYTES		(0x1 << KMMU_STATS_UNIT_SHIFT)
+#define KMMU_STATS_UNIT_SECONDS		(0x2 << KMMU_STATS_UNIT_SHIFT)
+
+#define KMMU_STATS_BASE_SHIFT		8
+#define KMMU_STATS_BASE_MASK		(0xF << KMMU_STATS_BASE_SHIFT)
+#define KMMU_STATS_BASE_POW10		(0x0 << KMMU_STATS_BASE_SHIFT)	/* value * 10^exponent */
+
+struct kmmu_stats_desc {
+	__u32 flags;		/* KMMU_STATS_TYPE_* | KMMU_STATS_UNIT_* | KMMU_STATS_BASE_* */
+	__s16 exponent;		/* of the base: -9 for nanoseconds */
+	__u16 size;		/* __u64 values: 1 */
+	__u32 offset;		/* of the value, from data_offset */
+	__u32 bucket_size;	/* 0: no histograms */
+	char name[];
+};
+
 /* KMMU_GET_SPTE: the walk that hardware would do for @gpa (debug and tests). */
 struct kmmu_spte_query {
 	__u64 gpa;		/* in */
@@ -293,6 +338,8 @@ struct kmmu_dirty_gfn {
 #define KMMU_GET_SPTE		_IOWR(KMMUIO, 0x51, struct kmmu_spte_query)
 #define KMMU_ZAP		_IOW(KMMUIO, 0x52, struct kmmu_zap)
 #define KMMU_AGE		_IOWR(KMMUIO, 0x53, struct kmmu_age)
+/* On VM and vCPU fds: a new fd of binary statistics (struct kmmu_stats_header). */
+#define KMMU_GET_STATS_FD	_IO(KMMUIO, 0xce)
 #define KMMU_GET_DIRTY_LOG	_IOW(KMMUIO, 0x42, struct kmmu_dirty_log)
 #define KMMU_CLEAR_DIRTY_LOG	_IOWR(KMMUIO, 0xc0, struct kmmu_clear_dirty_log)
 #define KMMU_ENABLE_CAP		_IOW(KMMUIO, 0xa3, struct kmmu_enable_cap)
