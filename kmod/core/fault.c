@@ -218,7 +218,8 @@ static int kmmu_faultin_pfn(struct kmmu_vcpu *vcpu, struct kmmu_page_fault *faul
 	    !kmmu_mutant(DROP_IN_PROGRESS_CHECK))
 		return RET_PF_RETRY;
 	fault->req.write = fault->write;
-	fault->req.slot_writable = !(slot->flags & KMMU_MEM_READONLY);
+	fault->req.slot_writable = !(slot->flags & KMMU_MEM_READONLY) ||
+				   kmmu_mutant(READONLY_SLOT_WRITABLE);
 	ret = os_hva_to_pfn(kmmu, &fault->req);
 	if (ret == -EAGAIN)
 		return RET_PF_RETRY;

@@ -176,7 +176,7 @@ enum kmmu_mutant {
 	KMMU_MUTANT_NO_HOST_DIRTY,		/* a fault never marks its page dirty */
 	KMMU_MUTANT_NO_FLUSH_AFTER_GET,		/* GET_DIRTY_LOG protects without a flush */
 	KMMU_MUTANT_FAST_PF_NO_LOG,		/* the fast path makes a page writable unlogged */
-	KMMU_MUTANT_SPLIT_KEEPS_W,		/* eager split leaves children writable */
+	KMMU_MUTANT_PROTECT_SKIPS_HUGE,		/* logging starts with huge leaves writable */
 	KMMU_MUTANT_RECOVER_IGNORES_LIMITS,	/* recovery maps huge what must stay small */
 	KMMU_MUTANT_HARVEST_KEEPS_D,		/* GET in D-bit mode leaves the D bits set */
 	KMMU_MUTANT_MMIO_GEN_IGNORED,		/* a stale MMIO SPTE passes for current */

@@ -1104,7 +1104,8 @@ static int tdp_mmu_wrprot_spte(struct kmmu *kmmu, struct tdp_iter *iter, void *d
 
 	if (!is_shadow_present_spte(iter->old_spte) ||
 	    !is_last_spte(f, iter->old_spte, iter->level) ||
-	    !is_writable_spte(f, iter->old_spte))
+	    !is_writable_spte(f, iter->old_spte) ||
+	    (kmmu_mutant(PROTECT_SKIPS_HUGE) && iter->level > KMMU_LEVEL_4K))
 		return 0;
 	/* MMU-writable stays: the first write is fixed, and logged, by the fast path. */
 	if (tdp_mmu_clear_leaf_bit(iter, f->writable))
@@ -1416,7 +1417,7 @@ int kmmu_tdp_mmu_try_split_huge_pages(struct kmmu *kmmu, const struct kmmu_memor
 	u64 tables = kmmu->eager_split_chunk >> (KMMU_PAGE_SHIFT + KMMU_LEVEL_BITS);
 	struct kmmu_split_cache c = {
 		.want = clamp_t(u64, tables, 1, KMMU_SPLIT_BATCH_MAX),
-		.clear_bits = wrprot && !kmmu_mutant(SPLIT_KEEPS_W) ? kmmu->fmt.writable : 0,
+		.clear_bits = wrprot ? kmmu->fmt.writable : 0,
 	};
 	struct kmmu_mmu_page *root;
 	int ret = 0;

@@ -7,6 +7,9 @@
  * An MMU that took a reference on such a pfn and dropped it would free a
  * tail page on its own; the GET_REFCOUNTS ioctl lets a test check that the
  * counts never move.
+ *
+ * GET_PAGES reports what the kernel knows of the caller's own pages (dirty,
+ * referenced, counts): what kmmu told the host about them.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -119,11 +122,143 @@ out:
 	return ret;
 }
 
+/*
+ * The page mapped at @addr in the caller's page tables, with a reference on
+ * its folio, or NULL.  Not gup: since 6.3 gup-fast marks every page it
+ * returns referenced (and the slow path touches them), which would hide the
+ * very mark a test reads.  Walked as gup-fast does, with interrupts off so
+ * the tables cannot be freed, and the entry read again once the reference
+ * is taken.
+ */
+static struct page *kmmu_test_page_get(unsigned long addr, bool *huge)
+{
+	struct mm_struct *mm = current->mm;
+	struct page *page = NULL;
+	u64 entry, *entryp;
+	unsigned long flags;
+	pmd_t pmd, *pmdp;
+	pud_t pud, *pudp;
+	pte_t pte, *ptep;
+	p4d_t p4d;
+	pgd_t pgd;
+
+	*huge = true;
+	local_irq_save(flags);
+	pgd = READ_ONCE(*pgd_offset(mm, addr));
+	if (!pgd_present(pgd))
+		goto out;
+	p4d = READ_ONCE(*p4d_offset(&pgd, addr));
+	if (!p4d_present(p4d))
+		goto out;
+	pudp = pud_offset(&p4d, addr);
+	pud = READ_ONCE(*pudp);
+	if (!pud_present(pud))
+		goto out;
+	if (pud_leaf(pud)) {
+		page = pud_page(pud) + ((addr & ~PUD_MASK) >> PAGE_SHIFT);
+		entryp = (u64 *)pudp;
+		entry = pud_val(pud);
+		goto grab;
+	}
+	pmdp = pmd_offset(&pud, addr);
+	pmd = READ_ONCE(*pmdp);
+	if (!pmd_present(pmd))
+		goto out;
+	if (pmd_leaf(pmd)) {
+		page = pmd_page(pmd) + ((addr & ~PMD_MASK) >> PAGE_SHIFT);
+		entryp = (u64 *)pmdp;
+		entry = pmd_val(pmd);
+		goto grab;
+	}
+	*huge = false;
+	ptep = pte_offset_kernel(&pmd, addr);
+	pte = READ_ONCE(*ptep);
+	if (!pte_present(pte) || pte_special(pte) || !pfn_valid(pte_pfn(pte)))
+		goto out;
+	page = pte_page(pte);
+	entryp = (u64 *)ptep;
+	entry = pte_val(pte);
+grab:
+	if (!folio_try_get(page_folio(page))) {
+		page = NULL;
+	} else if (READ_ONCE(*entryp) != entry) {
+		folio_put(page_folio(page));
+		page = NULL;
+	}
+out:
+	local_irq_restore(flags);
+	return page;
+}
+
+/*
+ * One page of the caller's, without faulting anything in (an unmapped page
+ * reads as pfn 0): the folio's state.
+ */
+static void kmmu_test_page_state(unsigned long addr, bool clear, struct kmmu_test_page *p)
+{
+	struct folio *folio;
+	struct page *page;
+	bool huge;
+
+	memset(p, 0, sizeof(*p));
+	page = kmmu_test_page_get(addr, &huge);
+	if (!page)
+		return;
+	folio = page_folio(page);
+	if (huge)
+		p->flags |= KMMU_TEST_PAGE_HOST_HUGE;
+	p->pfn = page_to_pfn(page);
+	p->refcount = folio_ref_count(folio) - 1;
+	/* The one mapcount helper each kernel has for modules. */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 0)
+	p->mapcount = folio_mapcount(folio);
+#else
+	p->mapcount = page_mapcount(page);
+#endif
+	if (folio_test_dirty(folio))
+		p->flags |= KMMU_TEST_PAGE_DIRTY;
+	if (folio_test_referenced(folio))
+		p->flags |= KMMU_TEST_PAGE_REFERENCED;
+	if (folio_test_active(folio))
+		p->flags |= KMMU_TEST_PAGE_ACTIVE;
+	if (folio_test_large(folio))
+		p->flags |= KMMU_TEST_PAGE_LARGE;
+	if (folio_test_mlocked(folio))
+		p->flags |= KMMU_TEST_PAGE_MLOCKED;
+	/* A hint only: clearing it takes nothing from the kernel. */
+	if (clear)
+		folio_clear_referenced(folio);
+	put_page(page);
+}
+
+static long kmmu_test_get_pages(unsigned long arg)
+{
+	struct kmmu_test_pages r;
+	struct kmmu_test_page p;
+	u32 i;
+
+	if (copy_from_user(&r, (void __user *)arg, sizeof(r)))
+		return -EFAULT;
+	if ((r.flags & ~KMMU_TEST_CLEAR_REFERENCED) || !r.nr || r.nr > KMMU_TEST_MAX_PAGES ||
+	    !PAGE_ALIGNED(r.addr))
+		return -EINVAL;
+	for (i = 0; i < r.nr; i++) {
+		kmmu_test_page_state(r.addr + i * PAGE_SIZE, r.flags & KMMU_TEST_CLEAR_REFERENCED,
+				     &p);
+		if (copy_to_user(u64_to_user_ptr(r.pages) + i * sizeof(p), &p, sizeof(p)))
+			return -EFAULT;
+		cond_resched();
+	}
+	return 0;
+}
+
 static long kmmu_test_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
 	switch (cmd) {
 	case KMMU_TEST_GET_REFCOUNTS:
 		return kmmu_test_get_refcounts(arg);
+	case KMMU_TEST_GET_PAGES:
+		return kmmu_test_get_pages(arg);
 	default:
 		return -ENOTTY;
 	}

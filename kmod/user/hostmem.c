@@ -947,7 +947,7 @@ bool kmmu_user_age(void *addr, size_t len, bool clear, bool flush)
 
 int kmmu_user_mem_state(void *addr, size_t len, struct kmmu_user_mem_state *st)
 {
-	unsigned long hva, end = (unsigned long)addr + len;
+	unsigned long hva, end = (unsigned long)addr + len, first, n;
 
 	kmmu_user_thread_enter();
 	memset(st, 0, sizeof(*st));
@@ -969,6 +969,8 @@ int kmmu_user_mem_state(void *addr, size_t len, struct kmmu_user_mem_state *st)
 		st->accessed += !!(flags & HF_ACCESSED);
 		st->dirty += !!(flags & HF_DIRTY);
 		st->bad_marks += !!(flags & HF_BAD_MARK);
+		hm_folio(r, hm_idx(r, hva), &first, &n);
+		st->huge += n > 1;
 	}
 	rcu_read_unlock();
 	return 0;

@@ -86,6 +86,7 @@ struct kmmu_user_mem_state {
 	long accessed;		/* pages marked accessed */
 	long dirty;		/* pages marked dirty */
 	long bad_marks;		/* marks on pages that must never be marked */
+	long huge;		/* pages the host maps with a 2M or 1G leaf */
 };
 int kmmu_user_mem_state(void *addr, size_t len, struct kmmu_user_mem_state *st);
 /* Forget the accessed/dirty marks of the range. */

@@ -225,9 +225,10 @@ FIXTURE_TEARDOWN(dirty_log)
 	EXPECT_EQ(0, kmmu_lib_leak_check());
 }
 
-static bool user_backend(void)
+/* Exact logs: the host leaves the memory alone (test_util.h). */
+static bool host_quiet(void)
 {
-	return kmmu_backend() == KMMU_BACKEND_USER;
+	return kmmu_host_quiet();
 }
 
 static uint64_t *page_word(FIXTURE_DATA(dirty_log) *self, unsigned int page)
@@ -675,7 +676,7 @@ static void quiescent_rounds(struct __test_metadata *_metadata, FIXTURE_DATA(dir
 		 * page and the write it was for, like KVM: the log may name a
 		 * page not written yet.
 		 */
-		exact = user_backend() && !first_all_set && full == ring_full_exits(self);
+		exact = host_quiet() && !first_all_set && full == ring_full_exits(self);
 		collect(_metadata, self, cfg);
 		if (first_all_set)
 			expect_all_set(_metadata, self->bm);
@@ -823,7 +824,7 @@ static void toggle_logging(struct __test_metadata *_metadata, FIXTURE_DATA(dirty
 			   const FIXTURE_VARIANT(dirty_log) *variant, const struct log_cfg *cfg)
 {
 	static const unsigned int more[] = { 2, 100, 300, 700, 998 };
-	bool exact = user_backend() && (cfg->mode == WRPROT || !cfg->no_eager_split);
+	bool exact = host_quiet() && (cfg->mode == WRPROT || !cfg->no_eager_split);
 	uint64_t want[LOG_LONGS] = { 0 }, none[LOG_LONGS] = { 0 };
 	struct kmmu_vm_stats st;
 	char what[64];
@@ -840,20 +841,20 @@ static void toggle_logging(struct __test_metadata *_metadata, FIXTURE_DATA(dirty
 		unsigned int round = 2 + pass * 3;
 
 		/* 2M leaves again: THP maps huge while the slot does not log. */
-		if (user_backend()) {
+		if (host_quiet()) {
 			ASSERT_EQ(0, kmmu_vm_stats(self->vm, &st));
 			EXPECT_LE(1, st.pages_2m);
 		}
 		dirty = stat_dirty_pages(_metadata, self->vm);
 		ASSERT_EQ(0, set_log_slot(self, KMMU_MEM_LOG_DIRTY_PAGES));
-		if (user_backend() && !cfg->no_eager_split) {
+		if (host_quiet() && !cfg->no_eager_split) {
 			ASSERT_EQ(0, kmmu_vm_stats(self->vm, &st));
 			EXPECT_EQ(0, st.pages_2m);
 		}
 		/* Written before logging started: not dirty. */
 		collect(_metadata, self, cfg);
 		snprintf(what, sizeof(what), "pass %d, just enabled", pass);
-		expect_log(_metadata, self->bm, none, user_backend(), what);
+		expect_log(_metadata, self->bm, none, host_quiet(), what);
 
 		memset(want, 0, sizeof(want));
 		write_pages(_metadata, self, edge_pages, ARRAY_SIZE(edge_pages), round, want);
@@ -942,7 +943,7 @@ static void initially_set(struct __test_metadata *_metadata, FIXTURE_DATA(dirty_
 	static const unsigned int in_range[] = { 64, 65, 100, 127, 128, 190, 191 };
 	static const unsigned int tail[] = { 961, 999 };
 	const uint64_t some = 1ULL << 1 | 1ULL << 3 | 1ULL << 63;
-	const bool exact = user_backend();
+	const bool exact = host_quiet();
 	uint64_t ones[LOG_LONGS], want[LOG_LONGS] = { 0 };
 
 	if (!enable_log_caps(_metadata, self, &variant->cfg, cfg))
@@ -1083,7 +1084,7 @@ static void race_rounds(struct __test_metadata *_metadata, FIXTURE_DATA(dirty_lo
 			const FIXTURE_VARIANT(dirty_log) *variant, const struct log_cfg *cfg,
 			unsigned int *round)
 {
-	const bool exact = user_backend() && !(self->noise.discard && cfg->mode == DBIT);
+	const bool exact = host_quiet() && !(self->noise.discard && cfg->mode == DBIT);
 	uint64_t rng = 0xd1e7 + *round, want[LOG_LONGS];
 	unsigned int k, p;
 	char what[64];
@@ -1201,7 +1202,7 @@ static void zap_before_collect(struct __test_metadata *_metadata, FIXTURE_DATA(d
 			ASSERT_EQ(0, kmmu_vm_zap(self->vm, 0, 0, 0, KMMU_ZAP_ALL));
 		}
 		collect(_metadata, self, cfg);
-		expect_log(_metadata, self->bm, want, user_backend(), hows[how]);
+		expect_log(_metadata, self->bm, want, host_quiet(), hows[how]);
 	}
 }
 
@@ -1262,12 +1263,12 @@ static void age_between_writes(struct __test_metadata *_metadata, FIXTURE_DATA(d
 		collect(_metadata, self, cfg);
 		snprintf(what, sizeof(what), "age flags 0x%x, lockless %d: written, aged", flags,
 			 how >> 1);
-		expect_log(_metadata, self->bm, want, user_backend(), what);
+		expect_log(_metadata, self->bm, want, host_quiet(), what);
 		write_range(_metadata, self, 0, LOG_PAGES, ++round);
 		collect(_metadata, self, cfg);
 		snprintf(what, sizeof(what), "age flags 0x%x, lockless %d: written again",
 			 flags, how >> 1);
-		expect_log(_metadata, self->bm, want, user_backend(), what);
+		expect_log(_metadata, self->bm, want, host_quiet(), what);
 	}
 }
 
@@ -1366,10 +1367,10 @@ KMMU_TEST_F(dirty_log, get_bad_input)
 			TH_LOG("%s", bad[i].what);
 		}
 		expect_pattern(_metadata, buf, bad[i].what);
-		expect_get(_metadata, self, want, user_backend(), bad[i].what);
+		expect_get(_metadata, self, want, host_quiet(), bad[i].what);
 	}
 	EXPECT_EQ(-EFAULT, kmmu_ioctl(self->vm->fd, KMMU_GET_DIRTY_LOG, 0));
-	expect_get(_metadata, self, (uint64_t[LOG_LONGS]){ 0 }, user_backend(), "NULL request");
+	expect_get(_metadata, self, (uint64_t[LOG_LONGS]){ 0 }, host_quiet(), "NULL request");
 }
 
 /* The same with manual protection, where GET changes nothing anyway. */
@@ -1387,8 +1388,8 @@ KMMU_TEST_F(dirty_log, get_bad_input_manual)
 		.slot = LOG_SLOT, .padding = 2, .dirty_bitmap = (uintptr_t)buf }));
 	expect_pattern(_metadata, buf, "bad GETs");
 	EXPECT_EQ(-EFAULT, kmmu_vm_get_dirty_log(self->vm, LOG_SLOT, NULL));
-	expect_get(_metadata, self, want, user_backend(), "after bad GETs");
-	expect_get(_metadata, self, want, user_backend(), "GET again");
+	expect_get(_metadata, self, want, host_quiet(), "after bad GETs");
+	expect_get(_metadata, self, want, host_quiet(), "GET again");
 }
 
 /*
@@ -1434,29 +1435,29 @@ KMMU_TEST_F(dirty_log, clear_bad_input)
 			&(struct log_cfg){ .mode = WRPROT, .manual = true });
 	write_pages(_metadata, self, some_pages, ARRAY_SIZE(some_pages), 1, want);
 	memset(ones, 0xff, sizeof(ones));
-	expect_get(_metadata, self, want, user_backend(), "before");
+	expect_get(_metadata, self, want, host_quiet(), "before");
 	for (i = 0; i < ARRAY_SIZE(bad); i++) {
 		EXPECT_EQ(bad[i].err, clear_log_raw(self->vm, &bad[i].log)) {
 			TH_LOG("%s", bad[i].what);
 		}
-		expect_get(_metadata, self, want, user_backend(), bad[i].what);
+		expect_get(_metadata, self, want, host_quiet(), bad[i].what);
 	}
 	EXPECT_EQ(-EFAULT, kmmu_ioctl(self->vm->fd, KMMU_CLEAR_DIRTY_LOG, 0));
 
 	/* No pages: nothing to do, and nothing is read from the bitmap either. */
 	EXPECT_EQ(0, kmmu_vm_clear_dirty_log(self->vm, LOG_SLOT, 0, 0, ones));
 	EXPECT_EQ(0, kmmu_vm_clear_dirty_log(self->vm, LOG_SLOT, 960, 0, NULL));
-	expect_get(_metadata, self, want, user_backend(), "num_pages 0");
+	expect_get(_metadata, self, want, host_quiet(), "num_pages 0");
 
 	/* The good neighbours of the bad ones. */
 	EXPECT_EQ(0, kmmu_vm_clear_dirty_log(self->vm, LOG_SLOT, 960, LOG_PAGES - 960, ones));
 	clear_range(want, 960, LOG_PAGES - 960);
-	expect_get(_metadata, self, want, user_backend(), "last word cleared");
+	expect_get(_metadata, self, want, host_quiet(), "last word cleared");
 	EXPECT_EQ(0, kmmu_vm_clear_dirty_log(self->vm, LOG_SLOT, 0, 64, ones));
 	clear_range(want, 0, 64);
-	expect_get(_metadata, self, want, user_backend(), "first word cleared");
+	expect_get(_metadata, self, want, host_quiet(), "first word cleared");
 	EXPECT_EQ(0, kmmu_vm_clear_dirty_log(self->vm, LOG_SLOT, 0, LOG_PAGES, ones));
-	expect_get(_metadata, self, (uint64_t[LOG_LONGS]){ 0 }, user_backend(), "all cleared");
+	expect_get(_metadata, self, (uint64_t[LOG_LONGS]){ 0 }, host_quiet(), "all cleared");
 }
 
 static int enable_cap_raw(struct kmmu_vm *vm, const struct kmmu_enable_cap *cap)
@@ -1555,8 +1556,8 @@ KMMU_TEST_F(dirty_log, enable_cap_bad_input)
 	expect_get(_metadata, self, want, true, "not initially set");
 	EXPECT_FALSE(read_maps_writable(_metadata, self, 7));
 	write_pages(_metadata, self, some_pages, ARRAY_SIZE(some_pages), 1, want);
-	expect_get(_metadata, self, want, user_backend(), "written");
-	expect_get(_metadata, self, want, user_backend(), "manual: GET again");
+	expect_get(_metadata, self, want, host_quiet(), "written");
+	expect_get(_metadata, self, want, host_quiet(), "manual: GET again");
 
 	/*
 	 * While a slot logs, the mode and the split chunk stay; manual
@@ -1571,7 +1572,7 @@ KMMU_TEST_F(dirty_log, enable_cap_bad_input)
 	EXPECT_EQ(-EINVAL, kmmu_vm_enable_cap(self->vm, chunk, 3 * SZ_4K));
 	/* Aging is no logging setting. */
 	EXPECT_EQ(0, kmmu_vm_enable_cap(self->vm, KMMU_CAP_LOCKLESS_AGING, 1));
-	expect_get(_metadata, self, want, user_backend(), "manual after -EBUSY");
+	expect_get(_metadata, self, want, host_quiet(), "manual after -EBUSY");
 	EXPECT_FALSE(read_maps_writable(_metadata, self, 8));
 
 	/* A logging slot of address space 1 counts too. */
@@ -1588,7 +1589,7 @@ KMMU_TEST_F(dirty_log, enable_cap_bad_input)
 		EXPECT_EQ(0, kmmu_vm_enable_cap(self->vm, mode, DBIT));
 		ASSERT_EQ(0, set_log_slot(self, KMMU_MEM_LOG_DIRTY_PAGES));
 		/* On dev the host page may be mapped read-only for a read (swap-in). */
-		if (user_backend()) {
+		if (host_quiet()) {
 			EXPECT_TRUE(read_maps_writable(_metadata, self, 9));
 		}
 	} else {

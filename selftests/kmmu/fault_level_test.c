@@ -87,9 +87,10 @@ static uint64_t *word(void *base, uint64_t off)
 	return (uint64_t *)((uint8_t *)base + off);
 }
 
-static bool is_user(void)
+/* Exact levels and counts: the host leaves the memory alone (test_util.h). */
+static bool host_quiet(void)
 {
-	return kmmu_backend() == KMMU_BACKEND_USER;
+	return kmmu_host_quiet();
 }
 
 static void vm_start(struct __test_metadata *_metadata, FIXTURE_DATA(level) *self,
@@ -159,7 +160,7 @@ static void expect_pages(struct __test_metadata *_metadata, FIXTURE_DATA(level) 
 	struct kmmu_vm_stats st;
 
 	ASSERT_EQ(0, kmmu_vm_stats(self->vm, &st));
-	if (is_user()) {
+	if (host_quiet()) {
 		EXPECT_EQ(n4k, st.pages_4k);
 		EXPECT_EQ(n2m, st.pages_2m);
 		EXPECT_EQ(n1g, st.pages_1g);
@@ -191,7 +192,7 @@ static void read_leaf(struct __test_metadata *_metadata, FIXTURE_DATA(level) *se
 	wl.flags = KMMU_WL_XOR_GPA;
 	for (try = 0; ; try++) {
 		ASSERT_EQ(0, kmmu_vm_get_spte(self->vm, gpa, 0, q));
-		if (is_user() || try == 5 ||
+		if (host_quiet() || try == 5 ||
 		    ((q->sptes[q->level] & SPTE_PRESENT) && (q->sptes[q->level] & accessed)))
 			return;
 		ASSERT_EQ(0, kmmu_vcpu_run_workload(self->vcpu, &wl, &run));
@@ -313,7 +314,7 @@ static void check_backing(struct __test_metadata *_metadata, FIXTURE_DATA(level)
 	expect_pages(_metadata, self, level == KMMU_LEVEL_4K ? leaves : 0,
 		     level == KMMU_LEVEL_2M ? leaves : 0, level == KMMU_LEVEL_1G ? leaves : 0);
 	/* One fault per leaf: none retried or repeated (no host noise in the model). */
-	if (is_user()) {
+	if (host_quiet()) {
 		EXPECT_EQ(leaves, run.faults);
 	} else {
 		EXPECT_LE(leaves, run.faults);
@@ -334,7 +335,7 @@ TEST_F(level, thp_maps_2m)
 	 * kernel may fall back to 4K pages (THP off, memory fragmented).
 	 */
 	check_backing(_metadata, self, &variant->cfg, 4 * SZ_2M, SZ_4K,
-		      is_user() ? KMMU_LEVEL_2M : 0);
+		      host_quiet() ? KMMU_LEVEL_2M : 0);
 }
 
 TEST_F(level, hugetlb_2m_maps_2m)
@@ -563,7 +564,7 @@ TEST_F(level, read_maps_writable_clean)
 	}
 
 	run = write_stride(_metadata, self, LEVEL_GPA, self->mem.addr, size, SZ_4K);
-	if (is_user()) {
+	if (host_quiet()) {
 		EXPECT_EQ(0, run.faults);
 	}
 	for (off = 0; off < size; off += SZ_4K) {

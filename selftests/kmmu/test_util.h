@@ -38,6 +38,22 @@ FIXTURE_VARIANT_ADD(fixture, npt) {						\
 	.cfg = { .spte_format = KMMU_SPTE_FORMAT_NPT },				\
 }
 
+/*
+ * Whether the host leaves the test's memory alone, so that what the MMU
+ * shows (SPTE levels and bits, statistics, faults taken) is exactly what
+ * the test did.  Always on the user backend, whose host model acts only
+ * when told.  On dev, the QEMU bench makes its guest quiet (no proactive
+ * compaction; khugepaged idle, and 4K memory MADV_NOHUGEPAGE besides;
+ * nothing to reclaim), except in its pressure run, which
+ * sets KMMU_HOST_BUSY=1: compaction, THP split and collapse, reclaim and
+ * MGLRU aging then move, zap and age the test's pages whenever they like,
+ * and only bounds and the data itself can be checked.
+ */
+static inline bool kmmu_host_quiet(void)
+{
+	return kmmu_backend() == KMMU_BACKEND_USER || !getenv("KMMU_HOST_BUSY");
+}
+
 /* SKIP (exit 4) when the backend cannot run here, as hmm-tests does. */
 #define KMMU_REQUIRE_BACKEND()							\
 	do {									\

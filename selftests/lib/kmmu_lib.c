@@ -509,7 +509,11 @@ static int mem_alloc_dev(struct kmmu_mem *m)
 		madvise(m->addr, m->size, MADV_HUGEPAGE);
 		return 0;
 	default:
-		return mem_map_aligned(m, 4096, anon);
+		if (mem_map_aligned(m, 4096, anon))
+			return -ENOMEM;
+		/* 4K backing means 4K: khugepaged must not collapse it under a test. */
+		madvise(m->addr, m->size, MADV_NOHUGEPAGE);
+		return 0;
 	}
 }
 
@@ -633,6 +637,53 @@ int kmmu_host_mm(enum kmmu_host_op op, void *addr, size_t len)
 	}
 }
 
+/*
+ * On dev: the kmmu_test helper's view of the pages, @clear_referenced to
+ * forget the accessed marks as it goes.
+ */
+static int host_pages_dev(void *addr, size_t len, struct kmmu_host_pages *st,
+			  bool clear_referenced)
+{
+	struct kmmu_test_pages r = {
+		.addr = (uintptr_t)addr,
+		.flags = clear_referenced ? KMMU_TEST_CLEAR_REFERENCED : 0,
+	};
+	size_t pages = len / 4096, i, n;
+	struct kmmu_test_page *p;
+	int fd, ret = 0;
+
+	fd = open("/dev/kmmu_test", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -EOPNOTSUPP;
+	p = calloc(pages < KMMU_TEST_MAX_PAGES ? pages : KMMU_TEST_MAX_PAGES, sizeof(*p));
+	if (!p) {
+		close(fd);
+		return -ENOMEM;
+	}
+	/* What references kmmu holds on large folios cannot be told apart: unknown. */
+	st->refs = -1;
+	for (i = 0; i < pages && !ret; i += n) {
+		size_t k;
+
+		n = pages - i < KMMU_TEST_MAX_PAGES ? pages - i : KMMU_TEST_MAX_PAGES;
+		r.nr = n;
+		r.pages = (uintptr_t)p;
+		r.addr = (uintptr_t)addr + i * 4096;
+		if (ioctl(fd, KMMU_TEST_GET_PAGES, &r)) {
+			ret = -errno;
+			break;
+		}
+		for (k = 0; k < n; k++) {
+			st->accessed += !!(p[k].flags & KMMU_TEST_PAGE_REFERENCED);
+			st->dirty += !!(p[k].flags & KMMU_TEST_PAGE_DIRTY);
+			st->huge += !!(p[k].flags & KMMU_TEST_PAGE_HOST_HUGE);
+		}
+	}
+	free(p);
+	close(fd);
+	return ret;
+}
+
 int kmmu_host_pages(void *addr, size_t len, struct kmmu_host_pages *st)
 {
 	struct kmmu_user_mem_state ms;
@@ -640,7 +691,7 @@ int kmmu_host_pages(void *addr, size_t len, struct kmmu_host_pages *st)
 
 	memset(st, 0, sizeof(*st));
 	if (kmmu_backend() != KMMU_BACKEND_USER)
-		return -EOPNOTSUPP;
+		return host_pages_dev(addr, len, st, false);
 	ret = kmmu_user_mem_state(addr, len, &ms);
 	if (ret)
 		return ret;
@@ -648,13 +699,16 @@ int kmmu_host_pages(void *addr, size_t len, struct kmmu_host_pages *st)
 	st->accessed = ms.accessed;
 	st->dirty = ms.dirty;
 	st->bad_marks = ms.bad_marks;
+	st->huge = ms.huge;
 	return 0;
 }
 
 int kmmu_host_pages_forget(void *addr, size_t len)
 {
+	struct kmmu_host_pages st;
+
 	if (kmmu_backend() != KMMU_BACKEND_USER)
-		return -EOPNOTSUPP;
+		return host_pages_dev(addr, len, &st, true);
 	kmmu_user_mem_clear_marks(addr, len);
 	return 0;
 }

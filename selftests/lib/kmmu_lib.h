@@ -179,14 +179,18 @@ int kmmu_host_mm(enum kmmu_host_op op, void *addr, size_t len);
  * the kmmu_test helper reads.
  */
 struct kmmu_host_pages {
-	long refs;		/* references kmmu holds (beyond the host's mappings) */
-	long accessed;		/* pages marked accessed */
-	long dirty;		/* pages marked dirty */
+	long refs;		/* references kmmu holds (beyond the host's); dev: -1, unknown */
+	long accessed;		/* pages marked accessed (dev: PG_referenced) */
+	long dirty;		/* pages marked dirty (dev: PG_dirty of the folio) */
 	long bad_marks;		/* marks on pages without a struct page (user backend) */
+	long huge;		/* pages the host maps with a 2M or 1G leaf */
 };
 /* 0, -EOPNOTSUPP when the host cannot tell (dev without kmmu_test), or -errno. */
 int kmmu_host_pages(void *addr, size_t len, struct kmmu_host_pages *st);
-/* Forget the pages' accessed marks (dirty ones too on the user backend). */
+/*
+ * Forget the pages' accessed marks, and on the user backend their dirty
+ * marks too (the kernel's PG_dirty is not for a test to clear).
+ */
 int kmmu_host_pages_forget(void *addr, size_t len);
 
 /* user backend only: age [addr, addr + len); -EOPNOTSUPP on dev. */
