@@ -81,8 +81,18 @@ $(BUILD)/ksft/kselftest_harness.h:
 		'*/tools/testing/selftests/kselftest.h'
 	@touch $@
 
+# Only the selftests need the kselftest headers; the core, the bench drivers
+# and the service build without linux-source (as on a bench host).
 define variant
-$(BUILD)/$(1)/obj/%.o: %.c $(BUILD)/ksft/kselftest_harness.h
+$(BUILD)/$(1)/obj/%.o: %.c
+	@mkdir -p $$(dir $$@)
+	$$(or $$(CC_$(1)),$$(CC)) $$(CPPFLAGS) $$(WARN) $$(CFLAGS_$(1)) -MMD -MP -c $$< -o $$@
+
+$(BUILD)/$(1)/obj/selftests/kmmu/%.o: selftests/kmmu/%.c $(BUILD)/ksft/kselftest_harness.h
+	@mkdir -p $$(dir $$@)
+	$$(or $$(CC_$(1)),$$(CC)) $$(CPPFLAGS) $$(WARN) $$(CFLAGS_$(1)) -MMD -MP -c $$< -o $$@
+
+$(BUILD)/$(1)/obj/selftests/unit/%.o: selftests/unit/%.c $(BUILD)/ksft/kselftest_harness.h
 	@mkdir -p $$(dir $$@)
 	$$(or $$(CC_$(1)),$$(CC)) $$(CPPFLAGS) $$(WARN) $$(CFLAGS_$(1)) -MMD -MP -c $$< -o $$@
 
@@ -143,6 +153,10 @@ vm-test: deps
 # table of it is printed at the end.
 RESULTS		:= results/$(shell date -u +%Y%m%dT%H%M%SZ)-$(shell git rev-parse --short HEAD 2>/dev/null || echo nogit).json
 
+# The drivers alone, without installing anything (what ansible/ builds on a
+# bench host).
+bench-drivers: $(BENCH_BINS)
+
 bench: deps $(BENCH_BINS)
 	@mkdir -p results
 	@BUILD=$(BUILD) BENCH_SUITE=$(or $(BENCH_SUITE),default) sh bench/suite.sh $(RESULTS)
@@ -174,7 +188,7 @@ clean:
 	rm -rf $(BUILD)
 	-$(MAKE) -C kmod clean
 
-.PHONY: all deps kmod test vm-test mutation-test bench kvm-compare serve clean
+.PHONY: all deps kmod test vm-test mutation-test bench bench-drivers kvm-compare serve clean
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /* The JSON results document of a bench run, with jansson. */
 #include <errno.h>
+#include <regex.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +110,28 @@ static json_t *command_line(const char *cmd)
 	return json_string(line[0] ? line : "unknown");
 }
 
+/* @name from the environment when it is set and matches @pattern (a
+ * POSIX extended regex), or NULL. */
+static const char *env_value(const char *name, const char *pattern)
+{
+	const char *v = getenv(name);
+	regex_t re;
+	bool ok;
+
+	if (!v || !*v || regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB))
+		return NULL;
+	ok = !regexec(&re, v, 0, NULL, 0);
+	regfree(&re);
+	if (!ok)
+		fprintf(stderr, "results: %s='%s' is not a commit's; ignored\n", name, v);
+	return ok ? v : NULL;
+}
+
+/*
+ * The commit from git, or else -- in a tree shipped without .git, as
+ * ansible/ deploys it -- from KMMU_COMMIT, KMMU_COMMIT_TIME,
+ * KMMU_COMMIT_BRANCH and KMMU_COMMIT_PARENT.
+ */
 static json_t *commit_info(void)
 {
 	json_t *dirty = json_false();
@@ -124,12 +148,49 @@ static json_t *commit_info(void)
 			      "branch", command_line("git rev-parse --abbrev-ref HEAD 2>/dev/null"),
 			      "dirty", dirty);
 	json_t *parent = command_line("git rev-parse --verify -q HEAD^ 2>/dev/null");
+	const char *sha = env_value("KMMU_COMMIT", "^[0-9a-f]{40}$");
 
+	if (c && sha && !strcmp(json_string_value(json_object_get(c, "sha")), "unknown")) {
+		const char *t = env_value("KMMU_COMMIT_TIME", "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[^ ]+$");
+		const char *b = env_value("KMMU_COMMIT_BRANCH", "^[^[:space:]]+$");
+		const char *p = env_value("KMMU_COMMIT_PARENT", "^[0-9a-f]{40}$");
+
+		json_object_set_new(c, "sha", json_string(sha));
+		if (t)
+			json_object_set_new(c, "time", json_string(t));
+		if (b)
+			json_object_set_new(c, "branch", json_string(b));
+		json_decref(parent);
+		parent = json_string(p ? p : "unknown");
+	}
 	/* A root commit has none. */
 	if (c && strcmp(json_string_value(parent), "unknown"))
 		json_object_set(c, "parent", parent);
 	json_decref(parent);
 	return c;
+}
+
+/*
+ * The SPTE format this host's VMs get by default: on the dev backend the
+ * module's spte_format parameter (0 = by vendor), else by vendor.
+ */
+static const char *default_spte_format(const char *vendor)
+{
+	bool amd = !strcmp(vendor, "AuthenticAMD") || !strcmp(vendor, "HygonGenuine");
+	unsigned int param = 0;
+	FILE *f;
+
+	if (!strcmp(kmmu_backend_name(), "dev")) {
+		f = fopen("/sys/module/kmmu/parameters/spte_format", "r");
+		if (f) {
+			if (fscanf(f, "%u", &param) != 1)
+				param = 0;
+			fclose(f);
+		}
+	}
+	if (param == 1 || param == 2)
+		return param == 1 ? "ept" : "npt";
+	return amd ? "npt" : "ept";
 }
 
 /* "vendor_id" and "model name" of the first CPU in /proc/cpuinfo. */
@@ -173,8 +234,7 @@ static json_t *host_info(void)
 			 "cores", (int)sysconf(_SC_NPROCESSORS_ONLN),
 			 "memory_bytes", (json_int_t)si.totalram * si.mem_unit,
 			 "kernel", u.release, "backend", kmmu_backend_name(),
-			 "spte_format", strcmp(vendor, "AuthenticAMD") &&
-			 strcmp(vendor, "HygonGenuine") ? "ept" : "npt");
+			 "spte_format", default_spte_format(vendor));
 }
 
 static json_t *new_document(void)

@@ -2,8 +2,10 @@
 # SPDX-License-Identifier: GPL-2.0
 # Run a bench suite: every driver of it appends to one results document.
 #
-#   BENCH_SUITE=default|full BUILD=build sh bench/suite.sh RESULTS.json
+#   BENCH_SUITE=smoke|default|full BUILD=build sh bench/suite.sh RESULTS.json
 #
+# smoke (seconds): the floors and populate on 64 MiB, 3 repetitions; what
+#   proves a host's deployment end to end (ansible/), not a figure to track.
 # default (a few minutes at most on 2 cores): the floors; populate 1 GiB
 #   per vCPU, with and without the backing prefaulted, then 2 vCPUs on
 #   disjoint halves against one vCPU on the whole; dirty logging on 1 GiB of
@@ -26,7 +28,7 @@
 set -u
 
 if [ $# -ne 1 ]; then
-	echo "usage: BENCH_SUITE=default|full BUILD=build sh bench/suite.sh RESULTS.json" >&2
+	echo "usage: BENCH_SUITE=smoke|default|full BUILD=build sh bench/suite.sh RESULTS.json" >&2
 	exit 2
 fi
 out=$1
@@ -34,6 +36,11 @@ suite=${BENCH_SUITE:-default}
 bin=${BUILD:-build}/rel/bench
 
 BACKINGS="anonymous anonymous_thp anonymous_hugetlb_2mb anonymous_hugetlb_1gb shmem"
+
+smoke_runs() {
+	echo "floor -b 64m -r 3"
+	echo "populate -v 1 -b 64m -r 3"
+}
 
 default_runs() {
 	echo "floor -b 1g"
@@ -101,10 +108,11 @@ kvm_runs() {
 }
 
 case $suite in
+smoke) runs=$(smoke_runs) ;;
 default) runs=$(default_runs; kvm_runs default) ;;
 full) runs=$(full_runs; kvm_runs full) ;;
 *)
-	echo "suite: BENCH_SUITE=$suite: not default or full" >&2
+	echo "suite: BENCH_SUITE=$suite: not smoke, default or full" >&2
 	exit 2
 	;;
 esac

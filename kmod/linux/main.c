@@ -597,3 +597,4 @@ module_init(kmmu_init);
 module_exit(kmmu_exit);
 MODULE_DESCRIPTION("A KVM-style x86 TDP MMU with a software vCPU");
 MODULE_LICENSE("GPL");
+MODULE_VERSION(KMMU_VERSION);
