@@ -70,7 +70,7 @@ VM_TEST_BINS	:= $(addprefix $(BUILD)/static/kmmu/,$(KMMU_TESTS))
 all: $(TEST_BINS) $(BENCH_BINS) $(SERVICE_BINS) kmod
 
 deps:
-	@sh scripts/install-deps.sh build kernel vm service
+	@sh scripts/install-deps.sh build kernel vm service ansible
 
 # kselftest_harness.h comes from Debian's linux-source, not from this tree.
 $(BUILD)/ksft/kselftest_harness.h:
@@ -176,6 +176,15 @@ bench: deps $(BENCH_BINS)
 kvm-compare: deps
 	@BUILD=$(BUILD) KSRC_TAR=$(KSRC_TAR) sh bench/kvm-compare $(KVM_COMPARE_ARGS)
 
+# ansible/: yamllint and ansible-lint, then deploy.yml end to end on three
+# QEMU guests (selftests/ansible/run.sh; the guest image is cached in
+# KMMU_ANSIBLE_CACHE, /var/cache/kmmu/ansible-image by default).
+ansible-lint: deps
+	@sh selftests/ansible/lint.sh
+
+ansible-test: deps
+	@sh selftests/ansible/lint.sh && BUILD=$(BUILD) sh selftests/ansible/run.sh
+
 # Every mutant of selftests/mutation/mutants.txt, each of which the suites
 # must kill: prints "mutants: N killed, N survived", fails on a survivor.
 mutation-test: deps
@@ -188,7 +197,7 @@ clean:
 	rm -rf $(BUILD)
 	-$(MAKE) -C kmod clean
 
-.PHONY: all deps kmod test vm-test mutation-test bench bench-drivers kvm-compare serve clean
+.PHONY: all deps kmod test vm-test mutation-test bench bench-drivers ansible-lint ansible-test kvm-compare serve clean
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

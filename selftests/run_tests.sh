@@ -19,6 +19,13 @@ failed=0
 skipped=0
 failures=""
 
+# The Ansible test's guest image (selftests/ansible/image.sh) is mostly
+# downloads and unpacking: built meanwhile, from the start, unless cached.
+ANSIBLE_CACHE=${KMMU_ANSIBLE_CACHE:-/var/cache/kmmu/ansible-image}
+mkdir -p "$ANSIBLE_CACHE"
+sh selftests/ansible/image.sh "$ANSIBLE_CACHE" >"$LOGS/ansible-image.out" 2>"$LOGS/ansible-image.log" &
+ansible_image_pid=$!
+
 # Each phase's wall time, printed at the end: where make test's time goes.
 phases=""
 phase_t0=$(date +%s)
@@ -32,6 +39,25 @@ phase() {
 note_fail() {
 	failed=$((failed + $2))
 	failures="$failures $1"
+}
+
+# The counts of a runner whose last line, in $LOGS/NAME.log, is
+# "NAME: N passed, N failed, N skipped".
+count_summary() {
+	last=$(tail -n 1 "$LOGS/$1.log")
+	case "$last" in
+	"$1: "*" passed, "*" failed, "*" skipped")
+		# shellcheck disable=SC2086
+		set -- $last
+		passed=$((passed + $2))
+		[ "$4" -gt 0 ] && note_fail "${1%:}" "$4"
+		skipped=$((skipped + $6))
+		;;
+	*)
+		note_fail "$1" 1
+		echo "not ok - $1: no summary (see $LOGS/$1.log)"
+		;;
+	esac
 }
 
 # A check that is one test: a name and a command.
@@ -324,19 +350,7 @@ if [ -n "${VM_TEST_BINS:-}" ]; then
 	sh selftests/vm/run_vm_tests.sh $VM_TEST_BINS >"$LOGS/vm.log" 2>&1
 	grep -E '^(ok|not ok) ' "$LOGS/vm.log" | grep -v '^\[' 
 	grep -E '^(not ok|#)' "$LOGS/vm.log" | head -n 40
-	last=$(tail -n 1 "$LOGS/vm.log")
-	case "$last" in
-	"vm: "*" passed, "*" failed, "*" skipped")
-		set -- $last
-		passed=$((passed + $2))
-		[ "$4" -gt 0 ] && note_fail vm "$4"
-		skipped=$((skipped + $6))
-		;;
-	*)
-		note_fail vm 1
-		echo "not ok - vm: no summary (see $LOGS/vm.log)"
-		;;
-	esac
+	count_summary vm
 fi
 
 # kmmu's dirty_log and KVM's dirty_log_perf_test on the same work in one
@@ -382,6 +396,38 @@ if [ -n "${VM_TEST_BINS:-}" ]; then
 		echo "ok - kvm-compare # SKIP no linux-source tarball"
 	fi
 fi
+
+# ansible/: the linters, shown able to fail on a copy with one defect each,
+# then deploy.yml end to end on three QEMU guests.
+ansible_lint_catches() {
+	dir=$BUILD/ansible-lint-mutant
+	for defect in unnamed-task yaml-indent; do
+		rm -rf "$dir"
+		mkdir -p "$dir"
+		cp -r ansible selftests "$dir/"
+		f=$dir/ansible/roles/kmmu/tasks/verify.yml
+		case $defect in
+		unnamed-task) printf -- '\n- ansible.builtin.command: /bin/true\n' >>"$f" ;;
+		yaml-indent) printf -- '\n- name: A task\n  ansible.builtin.debug:\n     msg: x\n' >>"$f" ;;
+		esac
+		if (cd "$dir" && sh selftests/ansible/lint.sh) >"$LOGS/ansible-lint-$defect.log" 2>&1; then
+			echo "the linters passed a copy with $defect"
+			return 1
+		fi
+	done
+	rm -rf "$dir"
+}
+
+phase ansible-lint
+check ansible-lint sh selftests/ansible/lint.sh
+check ansible-lint-catches ansible_lint_catches
+
+phase ansible
+# Its failure, if any, is reported by run.sh, which asks for the image again.
+wait "$ansible_image_pid"
+BUILD=$BUILD KMMU_ANSIBLE_CACHE=$ANSIBLE_CACHE sh selftests/ansible/run.sh >"$LOGS/ansible.log" 2>&1
+grep -E '^(ok|not ok) |^#' "$LOGS/ansible.log"
+count_summary ansible
 
 phase end
 total=0
