@@ -400,7 +400,9 @@ fi
 # ansible/: the linters, shown able to fail on a copy with one defect each,
 # then deploy.yml end to end on three QEMU guests.
 ansible_lint_catches() {
-	dir=$BUILD/ansible-lint-mutant
+	# Outside the checkout: in it, ansible-lint would see only the files git
+	# tracks, and build/ is ignored.
+	dir=$(mktemp -d /tmp/kmmu-lint-mutant.XXXXXX)
 	for defect in unnamed-task yaml-indent; do
 		rm -rf "$dir"
 		mkdir -p "$dir"
