@@ -81,20 +81,15 @@ $(BUILD)/ksft/kselftest_harness.h:
 		'*/tools/testing/selftests/kselftest.h'
 	@touch $@
 
-# Only the selftests need the kselftest headers; the core, the bench drivers
-# and the service build without linux-source (as on a bench host).
 define variant
 $(BUILD)/$(1)/obj/%.o: %.c
 	@mkdir -p $$(dir $$@)
 	$$(or $$(CC_$(1)),$$(CC)) $$(CPPFLAGS) $$(WARN) $$(CFLAGS_$(1)) -MMD -MP -c $$< -o $$@
 
-$(BUILD)/$(1)/obj/selftests/kmmu/%.o: selftests/kmmu/%.c $(BUILD)/ksft/kselftest_harness.h
-	@mkdir -p $$(dir $$@)
-	$$(or $$(CC_$(1)),$$(CC)) $$(CPPFLAGS) $$(WARN) $$(CFLAGS_$(1)) -MMD -MP -c $$< -o $$@
-
-$(BUILD)/$(1)/obj/selftests/unit/%.o: selftests/unit/%.c $(BUILD)/ksft/kselftest_harness.h
-	@mkdir -p $$(dir $$@)
-	$$(or $$(CC_$(1)),$$(CC)) $$(CPPFLAGS) $$(WARN) $$(CFLAGS_$(1)) -MMD -MP -c $$< -o $$@
+# Only the selftests need the kselftest headers; the core, the bench drivers
+# and the service build without linux-source (as on a bench host).
+$(patsubst %,$(BUILD)/$(1)/obj/selftests/unit/%.o,$(UNIT_TESTS)) \
+$(patsubst %,$(BUILD)/$(1)/obj/selftests/kmmu/%.o,$(KMMU_TESTS)): $(BUILD)/ksft/kselftest_harness.h
 
 $(BUILD)/$(1)/libkmmu.a: $(call LIB_OBJS,$(1))
 	@rm -f $$@

@@ -44,18 +44,19 @@ note_fail() {
 # The counts of a runner whose last line, in $LOGS/NAME.log, is
 # "NAME: N passed, N failed, N skipped".
 count_summary() {
-	last=$(tail -n 1 "$LOGS/$1.log")
+	runner=$1
+	last=$(tail -n 1 "$LOGS/$runner.log")
 	case "$last" in
-	"$1: "*" passed, "*" failed, "*" skipped")
+	"$runner: "*" passed, "*" failed, "*" skipped")
 		# shellcheck disable=SC2086
 		set -- $last
 		passed=$((passed + $2))
-		[ "$4" -gt 0 ] && note_fail "${1%:}" "$4"
+		[ "$4" -gt 0 ] && note_fail "$runner" "$4"
 		skipped=$((skipped + $6))
 		;;
 	*)
-		note_fail "$1" 1
-		echo "not ok - $1: no summary (see $LOGS/$1.log)"
+		note_fail "$runner" 1
+		echo "not ok - $runner: no summary (see $LOGS/$runner.log)"
 		;;
 	esac
 }
@@ -404,8 +405,7 @@ ansible_lint_catches() {
 	# tracks, and build/ is ignored.
 	dir=$(mktemp -d /tmp/kmmu-lint-mutant.XXXXXX)
 	for defect in unnamed-task yaml-indent; do
-		rm -rf "$dir"
-		mkdir -p "$dir"
+		rm -rf "${dir:?}"/*
 		cp -r ansible selftests "$dir/"
 		f=$dir/ansible/roles/kmmu/tasks/verify.yml
 		case $defect in
@@ -414,6 +414,7 @@ ansible_lint_catches() {
 		esac
 		if (cd "$dir" && sh selftests/ansible/lint.sh) >"$LOGS/ansible-lint-$defect.log" 2>&1; then
 			echo "the linters passed a copy with $defect"
+			rm -rf "$dir"
 			return 1
 		fi
 	done

@@ -71,6 +71,10 @@ GUESTS="bench-intel bench-amd regress"
 free_port() {
 	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
+# MiB: the service host needs less than a bench host, which builds.
+mem_of() {
+	[ "$1" = regress ] && echo 1536 || echo 2048
+}
 cpu_of() {
 	case $1 in
 	bench-intel) echo "Skylake-Client" ;;
@@ -91,7 +95,7 @@ start_guest() {
 	qemu-img create -q -f qcow2 -b "$img/base.qcow2" -F qcow2 "$OUT/$g.qcow2"
 	fwd="hostfwd=tcp:127.0.0.1:$(cat "$OUT/$g.ssh-port")-:22"
 	[ "$g" = regress ] && fwd="$fwd,hostfwd=tcp:127.0.0.1:$SERVICE_PORT-:8080"
-	qemu-system-x86_64 -accel tcg,thread=multi -smp 1 -m "$2" -cpu "$(cpu_of "$g")" \
+	qemu-system-x86_64 -accel tcg,thread=multi -smp 1 -m "$(mem_of "$g")" -cpu "$(cpu_of "$g")" \
 		-netdev "user,id=n0,restrict=on,$fwd" -device virtio-net-pci,netdev=n0 \
 		-drive "if=virtio,file=$OUT/$g.qcow2,format=qcow2,cache=unsafe" \
 		-kernel "$img/vmlinuz" -initrd "$img/initrd.img" \
@@ -112,7 +116,6 @@ gssh() {
 # early in boot) is booted again, three boots in all.
 wait_guest() {
 	g=$1
-	mem=$2
 	for boot in 1 2 3; do
 		i=0
 		while [ $i -lt 60 ]; do
@@ -124,7 +127,7 @@ wait_guest() {
 		tail -n 5 "$OUT/$g.console.log" | sed 's/^/#   /'
 		[ -s "$OUT/$g.pid" ] && kill "$(cat "$OUT/$g.pid")" 2>/dev/null
 		sleep 1
-		start_guest "$g" "$mem"
+		start_guest "$g"
 	done
 	return 1
 }
@@ -135,14 +138,11 @@ SERVICE_PORT=$(free_port)
 for g in $GUESTS; do
 	free_port >"$OUT/$g.ssh-port"
 done
-mem_of() {
-	[ "$1" = regress ] && echo 1536 || echo 2048
-}
 for g in $GUESTS; do
-	start_guest "$g" "$(mem_of "$g")" || { not_ok "start $g"; summary; exit 1; }
+	start_guest "$g" || { not_ok "start $g"; summary; exit 1; }
 done
 for g in $GUESTS; do
-	if wait_guest "$g" "$(mem_of "$g")"; then
+	if wait_guest "$g"; then
 		ok "$g boots and answers ssh ($(gssh "$g" 'grep -m1 vendor_id /proc/cpuinfo' | sed 's/.*: //'))"
 	else
 		not_ok "$g boots and answers ssh"
