@@ -161,6 +161,7 @@ bench: deps $(BENCH_BINS)
 	@if [ -n "$${KMMU_SERVICE_URL:-}" ]; then \
 		python3 scripts/submit-results.py results; rc=$$?; \
 		[ $$rc -ne 3 ] || echo "bench: the service is unreachable; results/ keeps the run"; \
+		[ $$rc -ne 4 ] || echo "bench: the service did not take the token; results/ keeps the run"; \
 		[ $$rc -eq 0 ] || [ $$rc -eq 3 ]; \
 	fi
 
@@ -185,7 +186,10 @@ ansible-test: deps
 mutation-test: deps
 	@BUILD=$(BUILD) sh selftests/mutation/run.sh
 
-serve: deps $(BUILD)/rel/service/kmmu-regressd
+# Only what the service needs: no QEMU, no kernel images.
+serve:
+	@sh scripts/install-deps.sh serve
+	@$(MAKE) --no-print-directory $(BUILD)/rel/service/kmmu-regressd
 	@BUILD=$(BUILD) sh scripts/serve.sh
 
 clean:

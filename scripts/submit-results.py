@@ -11,13 +11,16 @@ marker DIR/.sent/HOST:PORT/FILE holding the service's answer, and is not
 sent there again (each service has its own markers).  When the service cannot
 be reached or answers 5xx (503 while its database is down), the document
 stays pending: it is tried again, with backoff, up to --tries times, and on
-the next run (make bench sends every pending document of results/).  A 4xx
-answer means the document itself is refused: it gets FILE.refused with the
-reason (in DIR/.refused/HOST:PORT/) and is not retried.
+the next run (make bench sends every pending document of results/).  A 401
+or 403 is about the token, not the document: the run stops there, every
+document stays pending and goes with the next run once the token is right.
+Any other 4xx means the document itself is refused: it gets FILE.refused
+with the reason (in DIR/.refused/HOST:PORT/) and is not retried.
 
 Environment: KMMU_SERVICE_URL (base URL, e.g. http://127.0.0.1:8080),
 KMMU_SERVICE_TOKEN, or KMMU_SERVICE_TOKEN_FILE (a file holding the token).
-Exit status: 0 all sent, 1 some refused, 3 some still pending, 2 usage.
+Exit status: 0 all sent, 1 some refused, 3 some still pending, 4 the token
+was not accepted (all still pending), 2 usage.
 """
 import argparse
 import glob
@@ -96,7 +99,8 @@ def main():
     url = a.url.rstrip("/")
 
     refused = still = 0
-    for path in pending(a.paths, url):
+    todo = pending(a.paths, url)
+    for i, path in enumerate(todo):
         try:
             with open(path, "rb") as f:
                 body = f.read()
@@ -117,6 +121,12 @@ def main():
                 except ValueError:
                     print("%s: sent" % path)
                 break
+            if status in (401, 403):
+                print("%s: not sent: %s answered %d (%s); the token is wrong or revoked "
+                      "(KMMU_SERVICE_TOKEN, KMMU_SERVICE_TOKEN_FILE). %d document(s) kept "
+                      "for the next run" % (path, url, status, text.strip(), len(todo) - i),
+                      file=sys.stderr)
+                return 4
             if status is not None and 400 <= status < 500 and status not in (408, 429):
                 record(path, "refused", url, "%d %s" % (status, text))
                 print("%s: refused (%d): %s" % (path, status, text.strip()), file=sys.stderr)
