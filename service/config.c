@@ -42,7 +42,16 @@ static const struct key keys[] = {
 	  "link to a commit, %s is its sha (\"\": no link)"),
 	K("max_body", SIZE, max_body, 1024, 1 << 30, "largest request body in bytes (8388608)"),
 	K("threads", UINT, threads, 1, 64, "HTTP threads, one database connection each (4)"),
-	K("max_results", UINT, max_results, 1, 1000000, "most figures in one document (20000)"),
+	K("max_results", UINT, max_results, 1, 1000000,
+	  "most figures (results and floors) in one document (2000)"),
+	K("max_connections", UINT, max_connections, 8, 65536,
+	  "connections open at once, from all clients (1024)"),
+	K("max_client_connections", UINT, max_client_connections, 1, 65536,
+	  "connections open at once from one address (32)"),
+	K("idle_timeout", UINT, idle_timeout, 1, 3600,
+	  "seconds a connection may send or read nothing before it is closed (30)"),
+	K("stop_timeout", UINT, stop_timeout, 0, 3600,
+	  "seconds SIGTERM waits for the requests in flight to be answered (30)"),
 	K("detect_max_pvalue", PROB, detect.max_pvalue, 0, 1,
 	  "Welch t-test p-value a change point must be under (0.001)"),
 	K("detect_min_magnitude", PROB, detect.min_magnitude, 0, 10,
@@ -82,7 +91,11 @@ void config_init(struct config *cfg)
 	cfg->commit_url = xstrdup("");
 	cfg->max_body = 8 << 20;
 	cfg->threads = 4;
-	cfg->max_results = 20000;
+	cfg->max_results = 2000;
+	cfg->max_connections = 1024;
+	cfg->max_client_connections = 32;
+	cfg->idle_timeout = 30;
+	cfg->stop_timeout = 30;
 	detect_config_default(&cfg->detect);
 }
 
@@ -238,6 +251,11 @@ int config_check(const struct config *cfg)
 		log_err("config: detect_window must be at least twice detect_min_size");
 		return -EINVAL;
 	}
+	if (cfg->max_client_connections > cfg->max_connections) {
+		log_err("config: max_client_connections (%u) is over max_connections (%u)",
+			cfg->max_client_connections, cfg->max_connections);
+		return -EINVAL;
+	}
 	if (!*cfg->listen) {
 		log_err("config: listen must name an address");
 		return -EINVAL;
@@ -256,5 +274,6 @@ void config_help(void)
 	       "Settings (file key; environment KMMU_REGRESSD_<KEY> overrides the file):\n");
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		printf("  %-22s %s\n", keys[i].name, keys[i].help);
-	printf("\nSIGTERM or SIGINT stops it cleanly: requests in flight finish first.\n");
+	printf("\nSIGTERM or SIGINT stops it cleanly: it takes no new connection and answers\n"
+	       "the requests in flight (for stop_timeout seconds at most) before it exits.\n");
 }

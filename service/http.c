@@ -12,8 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 
 #include <microhttpd.h>
@@ -22,6 +25,9 @@
 #include "regressd.h"
 
 static struct js_schema *results_schema;
+
+/* Requests begun and not yet answered: what SIGTERM waits for. */
+static unsigned long in_flight;
 
 void log_msg(const char *level, const char *fmt, ...)
 {
@@ -246,6 +252,7 @@ static enum MHD_Result post_run(struct MHD_Connection *mc, PGconn *c, long long 
 	const json_t *v;
 	char err[1024];
 	json_t *doc;
+	size_t nfig;
 	int ret;
 
 	doc = parse_body(mc, r, &mret);
@@ -265,14 +272,18 @@ static enum MHD_Result post_run(struct MHD_Connection *mc, PGconn *c, long long 
 			    "unsupported schema_version (this service takes %d)",
 			    REGRESSD_SCHEMA_VERSION);
 	}
+	/* Counted before the validation, whose work grows with them. */
+	nfig = json_array_size(json_object_get(doc, "results")) +
+	       json_array_size(json_object_get(doc, "floors"));
+	if (nfig > conf->max_results) {
+		json_decref(doc);
+		return fail(mc, MHD_HTTP_CONTENT_TOO_LARGE,
+			    "%zu figures (results and floors) in one document: the most is %u",
+			    nfig, conf->max_results);
+	}
 	if (js_validate(results_schema, doc, err, sizeof(err))) {
 		json_decref(doc);
 		return fail(mc, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid results document: %s", err);
-	}
-	if (json_array_size(json_object_get(doc, "results")) > conf->max_results) {
-		json_decref(doc);
-		return fail(mc, MHD_HTTP_CONTENT_TOO_LARGE, "more than %u results in one document",
-			    conf->max_results);
 	}
 	err[0] = 0;
 	ret = store_run(c, token, doc, &sr, err, sizeof(err));
@@ -824,6 +835,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *mc, const char *
 		if (!r)
 			return MHD_NO;
 		*con_cls = r;
+		__atomic_add_fetch(&in_flight, 1, __ATOMIC_RELAXED);
 		if (len && strtoull(len, NULL, 10) > conf->max_body)
 			r->too_large = true;
 		return MHD_YES;
@@ -874,7 +886,56 @@ static void done(void *cls, struct MHD_Connection *mc, void **con_cls,
 		buf_free(&r->body);
 		free(r);
 		*con_cls = NULL;
+		__atomic_sub_fetch(&in_flight, 1, __ATOMIC_RELEASE);
 	}
+}
+
+/*
+ * SIGTERM: take no new connection, let every request begun be answered (its
+ * response sent, or its client gone) for stop_timeout seconds at most, then
+ * close what is left.  Idle keep-alive connections are not waited for.
+ */
+static void stop_serving(struct MHD_Daemon *d)
+{
+	struct timespec t = { 0, 20 * 1000 * 1000 };
+	unsigned long n, ticks = conf->stop_timeout * 50ul;
+	MHD_socket fd;
+
+	/*
+	 * MHD polls the socket no more, but the kernel would still complete
+	 * connections to it; shut down, it refuses them.  It is closed only
+	 * after MHD_stop_daemon(), which may still look at it.
+	 */
+	fd = MHD_quiesce_daemon(d);
+	if (fd == MHD_INVALID_SOCKET)
+		log_warn("http: cannot stop listening before the end");
+	else
+		shutdown(fd, SHUT_RDWR);
+	while ((n = __atomic_load_n(&in_flight, __ATOMIC_ACQUIRE)) && ticks--)
+		nanosleep(&t, NULL);
+	if (n)
+		log_warn("%lu request(s) still in flight after %u s: closing them", n,
+			 conf->stop_timeout);
+	MHD_stop_daemon(d);
+	if (fd != MHD_INVALID_SOCKET)
+		close(fd);
+}
+
+/*
+ * Each connection is a descriptor: make room for max_connections of them and
+ * the pool's database connections, within the hard limit.
+ */
+static void raise_fd_limit(void)
+{
+	rlim_t want = conf->max_connections + 4ul * conf->threads + 64;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur < want)
+		log_warn("open files limited to %llu: fewer than max_connections = %u may be served",
+			 (unsigned long long)rl.rlim_cur, conf->max_connections);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -990,15 +1051,24 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
-			     (addr.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+	raise_fd_limit();
+	/*
+	 * epoll (MHD_USE_AUTO), so that connections are not bounded by select()'s
+	 * FD_SETSIZE; an idle connection costs a descriptor, never a thread.  One
+	 * address may hold max_client_connections, so a flood from one client
+	 * cannot fill max_connections; MHD_USE_ITC lets SIGTERM stop listening
+	 * while the pool still answers.
+	 */
+	d = MHD_start_daemon(MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
+			     MHD_USE_ERROR_LOG | (addr.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
 			     cfg.port, NULL, NULL, handle, NULL,
 			     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 			     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
 			     MHD_OPTION_THREAD_POOL_SIZE, cfg.threads,
 			     MHD_OPTION_NOTIFY_COMPLETED, done, NULL,
-			     MHD_OPTION_CONNECTION_TIMEOUT, 60u,
-			     MHD_OPTION_CONNECTION_LIMIT, 256u,
+			     MHD_OPTION_CONNECTION_TIMEOUT, cfg.idle_timeout,
+			     MHD_OPTION_CONNECTION_LIMIT, cfg.max_connections,
+			     MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg.max_client_connections,
 			     MHD_OPTION_END);
 	if (!d) {
 		log_err("cannot listen on %s port %u: %s", cfg.listen, cfg.port, strerror(errno));
@@ -1008,8 +1078,7 @@ int main(int argc, char **argv)
 		 cfg.listen, addr.ss_family == AF_INET6 ? "]" : "", cfg.port);
 	if (sigwait(&sigs, &sig) == 0)
 		log_info("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-	MHD_quiesce_daemon(d);
-	MHD_stop_daemon(d);
+	stop_serving(d);
 	ret = 0;
 	log_info("stopped");
 out_db:

@@ -31,6 +31,10 @@ struct config {
 	size_t		max_body;
 	unsigned int	threads;	/* HTTP threads, one DB connection each */
 	unsigned int	max_results;	/* figures in one document */
+	unsigned int	max_connections;	/* open at once, all clients */
+	unsigned int	max_client_connections;	/* open at once from one address */
+	unsigned int	idle_timeout;	/* seconds a connection may sit idle */
+	unsigned int	stop_timeout;	/* seconds SIGTERM waits for requests in flight */
 	struct detect_config detect;
 };
 

@@ -75,6 +75,11 @@ free_port() {
 mem_of() {
 	[ "$1" = regress ] && echo 1536 || echo 2048
 }
+# The service play has the service host alone: two CPUs let its build use
+# both cores.  The bench hosts work at the same time, one CPU each.
+smp_of() {
+	[ "$1" = regress ] && echo 2 || echo 1
+}
 cpu_of() {
 	case $1 in
 	bench-intel) echo "Skylake-Client" ;;
@@ -95,7 +100,7 @@ start_guest() {
 	qemu-img create -q -f qcow2 -b "$img/base.qcow2" -F qcow2 "$OUT/$g.qcow2"
 	fwd="hostfwd=tcp:127.0.0.1:$(cat "$OUT/$g.ssh-port")-:22"
 	[ "$g" = regress ] && fwd="$fwd,hostfwd=tcp:127.0.0.1:$SERVICE_PORT-:8080"
-	qemu-system-x86_64 -accel tcg,thread=multi -smp 1 -m "$(mem_of "$g")" -cpu "$(cpu_of "$g")" \
+	qemu-system-x86_64 -accel tcg,thread=multi -smp "$(smp_of "$g")" -m "$(mem_of "$g")" -cpu "$(cpu_of "$g")" \
 		-netdev "user,id=n0,restrict=on,$fwd" -device virtio-net-pci,netdev=n0 \
 		-drive "if=virtio,file=$OUT/$g.qcow2,format=qcow2,cache=unsafe" \
 		-kernel "$img/vmlinuz" -initrd "$img/initrd.img" \

@@ -12,11 +12,13 @@ ASan+UBSan build: any sanitizer report in its log fails the run.
 """
 import concurrent.futures
 import copy
+import glob
 import hashlib
 import json
 import os
 import random
 import re
+import select
 import shutil
 import signal
 import socket
@@ -111,6 +113,7 @@ class Env:
             "cache_dir = %s/cache" % self.tmp,
             "commit_url = https://example.org/kmmu/commit/%s",
             "max_body = 1048576",
+            "idle_timeout = 3",
             "threads = 4", ""]))
         env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
                    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
@@ -346,6 +349,89 @@ def body_size_limit(env):
         st = e.code
     check(st == 413, "chunked over the limit: %d" % st)
     check(counts(env) == before, "stored")
+
+
+@case
+def figure_bound_and_drawable_values(env):
+    """A document of more figures than max_results is refused as too large
+    before its validation; a figure the plots could not draw is refused."""
+    many = make_doc(7, figures=[("populate", "populate", {"vcpus": 1, "i": i}, [1.0], True)
+                                for i in range(2000)])
+    err, _ = refused(env, many, 413, "2001 figures")
+    check("2001 figures" in err and "2000" in err, "message: %s" % err)
+    for v in (1e308, 1e16):
+        doc = make_doc(8, figures=[("populate", "populate", {"vcpus": 1}, [100.0, v], True)])
+        err, _ = refused(env, doc, 422, "a sample of %g" % v)
+        check("maximum" in err or "1e+15" in err, "message: %s" % err)
+    doc = make_doc(8, figures=[("populate", "populate", {"vcpus": 1, "big": 1},
+                                [1e15, 9.9e14], True)])
+    st, body, _ = post_run(env, doc)
+    check(st == 201, "the largest drawable value: %d %s" % (st, body))
+    sid = jget(env, "/api/v1/series?bench=populate")
+    sid = [x["id"] for x in sid if x["params"].get("big") == 1][0]
+    st, svg, _ = http("GET", env.url + "/plots/series/%d.svg" % sid)
+    check(st == 200 and b"<svg" in svg, "plot of 1e15: %d %s" % (st, svg[:200]))
+
+
+def open_idle(src, port, n):
+    """n connections to the daemon from address src that never send a byte."""
+    out = []
+    for _ in range(n):
+        c = socket.socket()
+        c.bind((src, 0))
+        try:
+            c.connect(("127.0.0.1", port))
+        except OSError:
+            c.close()
+            break
+        out.append(c)
+    return out
+
+
+def still_open(conns, wait):
+    """The connections the daemon has not closed after wait seconds."""
+    deadline = time.time() + wait
+    left = list(conns)
+    while left and time.time() < deadline:
+        r, _, _ = select.select(left, [], [], max(0.0, deadline - time.time()))
+        for c in r:
+            try:
+                if c.recv(1) == b"":
+                    left.remove(c)
+            except OSError:
+                left.remove(c)
+        if not r:
+            break
+    return left
+
+
+@case
+def connection_flood(env):
+    """A thousand idle connections from one address (127.0.0.2) hold at most
+    max_client_connections (32) of the daemon's slots: a client from another
+    address still gets through at once, and the flood is closed for idling."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+    flood = open_idle("127.0.0.2", env.port, 1000)
+    try:
+        check(len(flood) > 900, "only %d connections opened" % len(flood))
+        t0 = time.time()
+        st, _, _ = http("GET", env.url + "/healthz")
+        took = time.time() - t0
+        check(st == 200, "a client during the flood: %d" % st)
+        check(took < 10, "a client during the flood waited %.1f s" % took)
+        kept = still_open(flood, 2)
+        check(len(kept) <= 32, "%d flood connections kept open, over 32" % len(kept))
+        # The rest are closed for idling (idle_timeout = 3 here).
+        kept = still_open(kept, 10)
+        check(not kept, "%d idle connections outlived idle_timeout" % len(kept))
+        st, _, _ = http("GET", env.url + "/healthz")
+        check(st == 200, "after the flood: %d" % st)
+    finally:
+        for c in flood:
+            c.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 @case
@@ -673,6 +759,22 @@ def database_restart(env):
         spool, ".refused", "127.0.0.1:%d" % env.port, "bad.json")), "refused: %s" % r.stderr)
     r = subprocess.run(cli + [spool], env=cenv, capture_output=True, text=True)
     check(r.returncode == 0, "refused document retried: %s" % r.stderr)
+    # A token the service does not take refuses no document: all stay pending,
+    # the client says why and exits 4, and the next run with the right token sends them.
+    for i in (401, 402):
+        with open(os.path.join(spool, "tok%d.json" % i), "w") as f:
+            json.dump(make_doc(i), f)
+    for tok in ("not-a-token", "x" * 64):
+        r = subprocess.run(cli + ["--tries", "3", "--delay", "5", spool],
+                           env=dict(cenv, KMMU_SERVICE_TOKEN=tok),
+                           capture_output=True, text=True, timeout=30)
+        marks = glob.glob(os.path.join(spool, ".*", "*", "tok*.json"))
+        check(r.returncode == 4 and "token" in r.stderr and "2 document(s) kept" in r.stderr
+              and "retrying" not in r.stderr and not marks,
+              "bad token: %d %s %s" % (r.returncode, r.stderr, marks))
+    r = subprocess.run(cli + [spool], env=cenv, capture_output=True, text=True)
+    check(r.returncode == 0 and r.stdout.count(": run ") == 2,
+          "after the token is fixed: %d %s %s" % (r.returncode, r.stdout, r.stderr))
 
 
 @case
@@ -774,11 +876,28 @@ def make_serve(env):
     os.makedirs(res)
     shutil.copy(os.path.join(ROOT, "service/tests/data/results-suite.json"), res)
     port = free_port()
-    senv = dict(os.environ, KMMU_SERVE_DIR=d, KMMU_SERVE_PORT=str(port), KMMU_SERVE_RESULTS=res,
+    senv = dict(os.environ, KMMU_SERVE_DIR=d, KMMU_SERVE_RESULTS=res,
                 KMMU_PG_PORT=str(free_port()), BUILD=BUILD)
     for k in list(senv):
-        if k.startswith("KMMU_REGRESSD_"):
+        if k.startswith("KMMU_REGRESSD_") or k == "KMMU_SERVE_PORT":
             del senv[k]
+    # The port is the daemon's own setting; the old variable is refused, not ignored.
+    r = subprocess.run(["sh", "scripts/serve.sh"], cwd=ROOT, capture_output=True, text=True,
+                       env=dict(senv, KMMU_SERVE_PORT=str(port)), timeout=60)
+    check(r.returncode == 2 and "KMMU_REGRESSD_PORT" in r.stderr,
+          "KMMU_SERVE_PORT: %d %s" % (r.returncode, r.stderr))
+    senv["KMMU_REGRESSD_PORT"] = str(port)
+    # make serve installs what the service needs, no QEMU and no kernel images.
+    r = subprocess.run(["make", "-n", "serve"], cwd=ROOT, capture_output=True, text=True)
+    check("install-deps.sh serve" in r.stdout and "install-deps.sh build kernel" not in r.stdout,
+          "make serve's packages: %s" % r.stdout)
+    r = subprocess.run(["sh", "scripts/install-deps.sh", "--list", "serve"], cwd=ROOT,
+                       capture_output=True, text=True)
+    pkgs = r.stdout.split()
+    check(r.returncode == 0 and "postgresql" in pkgs and "libmicrohttpd-dev" in pkgs and
+          not [p for p in pkgs if p.startswith(("qemu", "linux-image", "linux-headers",
+                                               "chromium", "stress-ng", "fio"))],
+          "make serve's packages: %s" % pkgs)
     log = open(os.path.join(env.tmp, "serve.log"), "w")
     p = subprocess.Popen(["sh", "scripts/serve.sh"], cwd=ROOT, env=senv, stdout=log,
                          stderr=subprocess.STDOUT, start_new_session=True)
@@ -813,10 +932,42 @@ def make_serve(env):
 
 @case
 def sigterm_stops_cleanly(env):
+    """SIGTERM with a submission in flight: the daemon stops listening, takes
+    the rest of the body, stores the run, answers 201, and only then exits."""
+    doc = json.dumps(make_doc(900)).encode()
+    c = socket.create_connection(("127.0.0.1", env.port), timeout=30)
+    c.sendall(b"POST /api/v1/runs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Authorization: Bearer " + TOKEN.encode() +
+              b"\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(doc))
+    c.sendall(doc[:100])
+    time.sleep(0.5)
+    env.proc.send_signal(signal.SIGTERM)
+    # It stops listening: a new client is refused while the first one is served.
+    refused_new = False
+    for _ in range(20):
+        try:
+            socket.create_connection(("127.0.0.1", env.port), timeout=1).close()
+        except OSError:
+            refused_new = True
+            break
+        time.sleep(0.05)
+    check(env.proc.poll() is None, "exited with a request in flight")
+    c.sendall(doc[100:])
+    answer = b""
+    while True:
+        b = c.recv(65536)
+        if not b:
+            break
+        answer += b
+    c.close()
+    check(answer.startswith(b"HTTP/1.1 201"), "in-flight request: %r" % answer[:300])
+    check(refused_new, "still listening after SIGTERM")
     rc = env.stop()
     log = open(env.log).read()
     check(rc == 0, "exit status %s" % rc)
     check("SIGTERM: stopping" in log and "stopped" in log, "log: %s" % log[-500:])
+    check(env.psql("SELECT count(*) FROM commits WHERE sha = '%s'" % sha(900)) == "1",
+          "the in-flight run was not stored")
 
 
 @case
