@@ -340,24 +340,32 @@ int db_sync_tokens(PGconn *c, const char *tokens_file)
 	}
 	ret = db_begin(c);
 	while (!ret && fgets(line, sizeof(line), f)) {
-		char name[128], token[300], extra[2];
-		const char *params[2] = { name, token };
+		char name[128], token[300], role[16], extra[2];
+		const char *params[3] = { name, token, "false" };
 		int k;
 
 		lineno++;
 		if (line[strspn(line, " \t\r\n")] == 0 || line[strspn(line, " \t")] == '#')
 			continue;
-		k = sscanf(line, "%127s %299s %1s", name, token, extra);
-		if (k != 2 || !token_ok(token) || strpbrk(name, "{},\"\\")) {
-			log_err("%s:%u: expected 'name token' (a token is 16 to 256 of "
-				"A-Z a-z 0-9 - . _ ~ + / =)", tokens_file, lineno);
+		k = sscanf(line, "%127s %299s %15s %1s", name, token, role, extra);
+		if ((k != 2 && k != 3) || !token_ok(token) || strpbrk(name, "{},\"\\")) {
+			log_err("%s:%u: expected 'name token' or 'name token admin' (a token is "
+				"16 to 256 of A-Z a-z 0-9 - . _ ~ + / =)", tokens_file, lineno);
 			ret = -EINVAL;
 			break;
 		}
-		ret = db_cmd(c, "INSERT INTO tokens (name, hash) VALUES"
-			     " ($1, sha256(convert_to($2, 'UTF8')))"
-			     " ON CONFLICT (name) DO UPDATE SET hash = EXCLUDED.hash, revoked = false",
-			     2, params);
+		if (k == 3 && strcmp(role, "admin")) {
+			log_err("%s:%u: '%s': the only role after a token is 'admin'", tokens_file,
+				lineno, role);
+			ret = -EINVAL;
+			break;
+		}
+		if (k == 3)
+			params[2] = "true";
+		ret = db_cmd(c, "INSERT INTO tokens (name, hash, admin) VALUES"
+			     " ($1, sha256(convert_to($2, 'UTF8')), $3::boolean)"
+			     " ON CONFLICT (name) DO UPDATE SET hash = EXCLUDED.hash, revoked = false,"
+			     " admin = EXCLUDED.admin", 3, params);
 		if (ret == -EEXIST)
 			log_err("%s:%u: token of '%s' is already another name's", tokens_file,
 				lineno, name);

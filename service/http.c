@@ -568,10 +568,11 @@ static enum MHD_Result get_series(struct MHD_Connection *mc, PGconn *c, long lon
 	return send_query(mc, c, "SELECT json_build_object('series', row_to_json(s),"
 			  " 'points', (SELECT coalesce(json_agg(t ORDER BY t.committed, t.run), '[]')"
 			  " FROM (SELECT h.host_class, h.name AS host, c.sha AS commit, c.committed,"
-			  " u.id AS run, r.median, r.samples, r.floor_metric, r.floor_median"
+			  " u.id AS run, u.dirty, r.median, r.samples, r.floor_metric, r.floor_median"
 			  " FROM results r JOIN runs u ON u.id = r.run_id"
 			  " JOIN hosts h ON h.id = u.host_id JOIN commits c ON c.id = u.commit_id"
-			  " WHERE r.series_id = s.id AND ($2::text IS NULL OR h.host_class = $2)) t),"
+			  " WHERE r.series_id = s.id AND u.retracted IS NULL"
+			  " AND ($2::text IS NULL OR h.host_class = $2)) t),"
 			  " 'change_points', (SELECT coalesce(json_agg(json_build_object('id', p.id,"
 			  " 'host_class', p.host_class, 'commit', c.sha, 'old_median', p.old_median,"
 			  " 'new_median', p.new_median, 'rel_change', p.rel_change, 'pvalue',"
@@ -590,9 +591,58 @@ static enum MHD_Result get_run(struct MHD_Connection *mc, PGconn *c, long long i
 	snprintf(id_s, sizeof(id_s), "%lld", id);
 	return send_query(mc, c, "SELECT json_build_object('id', u.id, 'commit', c.sha,"
 			  " 'host', h.name, 'host_class', h.host_class, 'submitted', u.submitted,"
-			  " 'submitter', k.name, 'document', u.document) FROM runs u"
-			  " JOIN commits c ON c.id = u.commit_id JOIN hosts h ON h.id = u.host_id"
-			  " JOIN tokens k ON k.id = u.token_id WHERE u.id = $1", 1, p, true);
+			  " 'submitter', k.name, 'dirty', u.dirty, 'retracted', CASE WHEN"
+			  " u.retracted IS NULL THEN NULL ELSE json_build_object('at', u.retracted,"
+			  " 'by', a.name, 'reason', u.retract_reason) END, 'document', u.document)"
+			  " FROM runs u JOIN commits c ON c.id = u.commit_id"
+			  " JOIN hosts h ON h.id = u.host_id JOIN tokens k ON k.id = u.token_id"
+			  " LEFT JOIN tokens a ON a.id = u.retracted_by WHERE u.id = $1", 1, p, true);
+}
+
+/*
+ * POST /api/v1/runs/ID/retract {"reason": "..."} with an admin token: the
+ * run stays stored, marked, and its points leave the series and detection.
+ */
+static enum MHD_Result post_retract(struct MHD_Connection *mc, PGconn *c, long long id,
+				    long long token, struct request *r)
+{
+	struct retract_result rr;
+	enum MHD_Result mret;
+	const char *key, *reason;
+	json_t *body, *v;
+	int ret;
+
+	body = parse_body(mc, r, &mret);
+	if (!body)
+		return mret;
+	json_object_foreach(body, key, v) {
+		if (strcmp(key, "reason")) {
+			mret = fail(mc, MHD_HTTP_BAD_REQUEST, "unknown field '%.64s' (takes reason)",
+				    key);
+			json_decref(body);
+			return mret;
+		}
+	}
+	v = json_object_get(body, "reason");
+	reason = json_string_value(v);
+	if (!reason || !*reason || strlen(reason) > 1000) {
+		json_decref(body);
+		return fail(mc, MHD_HTTP_BAD_REQUEST,
+			    "\"reason\" must be a string of 1 to 1000 bytes: why the run is retracted");
+	}
+	ret = retract_run(c, id, token, reason, &rr);
+	json_decref(body);
+	if (ret == -EACCES)
+		return fail(mc, MHD_HTTP_FORBIDDEN, "only an admin token may retract a run");
+	if (ret == -ENOENT)
+		return fail(mc, MHD_HTTP_NOT_FOUND, "no run %lld", id);
+	if (ret == -EALREADY)
+		return fail(mc, MHD_HTTP_CONFLICT, "run %lld is already retracted", id);
+	if (ret)
+		return fail_db(mc, ret);
+	return send_json(mc, MHD_HTTP_OK, json_pack("{s:I, s:s, s:i, s:i}", "id", (json_int_t)id,
+						    "retracted", rr.when, "series", (int)rr.series,
+						    "change_points", (int)rr.change_points));
 }
 
 
@@ -751,8 +801,33 @@ static enum MHD_Result route_db(struct MHD_Connection *mc, PGconn *c, const char
 	if (!strcmp(url, "/api/v1/runs"))
 		return post ? post_run(mc, c, token, r) :
 			fail(mc, MHD_HTTP_METHOD_NOT_ALLOWED, "POST a results document here");
+	if (post && !strncmp(url, "/api/v1/runs/", 13)) {
+		char num[24];
+
+		rest = strchr(url + 13, '/');
+		if (!rest || strcmp(rest, "/retract") || rest - (url + 13) >= (int)sizeof(num))
+			return fail(mc, MHD_HTTP_NOT_FOUND, "nothing at %.200s", url);
+		snprintf(num, sizeof(num), "%.*s", (int)(rest - (url + 13)), url + 13);
+		id = parse_id(num);
+		if (id < 0)
+			return fail(mc, MHD_HTTP_NOT_FOUND, "nothing at %.200s", url);
+		return post_retract(mc, c, id, token, r);
+	}
 	if (!strncmp(url, "/api/v1/runs/", 13) && !post && (id = parse_id(url + 13)) > 0)
 		return get_run(mc, c, id);
+	if (!strcmp(url, "/api/v1/retractions") && !post) {
+		static const char *const none[] = { NULL };
+		const char *bad = bad_arg(mc, none);
+
+		if (bad)
+			return fail(mc, MHD_HTTP_BAD_REQUEST, "unknown parameter '%.64s'", bad);
+		return send_query(mc, c, "SELECT coalesce(json_agg(json_build_object('run', u.id,"
+				  " 'commit', c.sha, 'host', h.name, 'at', u.retracted, 'by', a.name,"
+				  " 'reason', u.retract_reason) ORDER BY u.retracted, u.id), '[]')"
+				  " FROM runs u JOIN commits c ON c.id = u.commit_id"
+				  " JOIN hosts h ON h.id = u.host_id JOIN tokens a ON a.id ="
+				  " u.retracted_by WHERE u.retracted IS NOT NULL", 0, NULL, false);
+	}
 	if (!strcmp(url, "/api/v1/annotations"))
 		return post ? post_annotation(mc, c, token, r) : get_annotations(mc, c);
 	if (!strcmp(url, "/api/v1/change-points") && !post)

@@ -657,7 +657,8 @@ static int load_commits(PGconn *c, struct plot *pl, const char *const *ids)
 
 	ret = db_exec(c, &res, "SELECT DISTINCT c.id, c.sha, c.committed FROM results r"
 		      " JOIN runs u ON u.id = r.run_id JOIN commits c ON c.id = u.commit_id"
-		      " WHERE r.series_id IN ($1, $2) ORDER BY c.committed, c.id", 2, ids);
+		      " WHERE r.series_id IN ($1, $2) AND u.retracted IS NULL AND NOT u.dirty"
+		      " ORDER BY c.committed, c.id", 2, ids);
 	if (ret)
 		return ret;
 	n = PQntuples(res);

@@ -88,6 +88,19 @@ int store_run(PGconn *c, long long token_id, const json_t *doc,
 	      struct submit_result *out, char *err, size_t errlen);
 int detect_series(PGconn *c, long long series_id, const char *host_class,
 		  unsigned int *found);
+
+struct retract_result {
+	char		when[40];	/* the retraction's time, as PostgreSQL prints it */
+	unsigned int	series;		/* series detection ran on again */
+	unsigned int	change_points;	/* found on them after the retraction */
+};
+
+/*
+ * Retract run_id on behalf of an admin token, with a reason: -ENOENT no such
+ * run, -EACCES not an admin token, -EALREADY retracted before.
+ */
+int retract_run(PGconn *c, long long run_id, long long token_id, const char *reason,
+		struct retract_result *out);
 int detect_all(PGconn *c);
 
 /* Numbers. */

@@ -532,6 +532,77 @@ out:
 	return ret;
 }
 
+int retract_run(PGconn *c, long long run_id, long long token_id, const char *reason,
+		struct retract_result *out)
+{
+	char id_s[24], tok_s[24];
+	const char *p[3] = { id_s, tok_s, reason };
+	PGresult *res = NULL, *pairs = NULL;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(id_s, sizeof(id_s), "%lld", run_id);
+	snprintf(tok_s, sizeof(tok_s), "%lld", token_id);
+	ret = db_exec(c, &res, "SELECT admin FROM tokens WHERE id = $1 AND NOT revoked", 1, p + 1);
+	if (ret)
+		return ret;
+	if (PQntuples(res) != 1 || *PQgetvalue(res, 0, 0) != 't') {
+		PQclear(res);
+		return -EACCES;
+	}
+	PQclear(res);
+	res = NULL;
+
+	ret = db_begin(c);
+	if (!ret)
+		ret = db_exec(c, &res, "SELECT retracted IS NOT NULL FROM runs WHERE id = $1"
+			      " FOR UPDATE", 1, p);
+	if (ret)
+		goto out;
+	if (PQntuples(res) != 1) {
+		ret = -ENOENT;
+		goto out;
+	}
+	if (*PQgetvalue(res, 0, 0) == 't') {
+		ret = -EALREADY;
+		goto out;
+	}
+	PQclear(res);
+	res = NULL;
+	ret = db_exec(c, &res, "UPDATE runs SET retracted = now(), retracted_by = $2,"
+		      " retract_reason = $3 WHERE id = $1 RETURNING retracted", 3, p);
+	if (ret)
+		goto out;
+	snprintf(out->when, sizeof(out->when), "%s", PQgetvalue(res, 0, 0));
+	ret = db_exec(c, &pairs, "SELECT DISTINCT r.series_id, h.host_class FROM results r"
+		      " JOIN runs u ON u.id = r.run_id JOIN hosts h ON h.id = u.host_id"
+		      " WHERE r.run_id = $1", 1, p);
+	if (!ret)
+		ret = db_cmd(c, "UPDATE series SET version = version + 1 WHERE id IN"
+			     " (SELECT series_id FROM results WHERE run_id = $1)", 1, p);
+	if (!ret)
+		ret = db_commit(c);
+	if (ret)
+		goto out;
+	log_info("run %lld retracted: %s", run_id, reason);
+
+	/* As after a submission: the retraction stands if detection fails. */
+	for (int i = 0; i < PQntuples(pairs); i++) {
+		unsigned int found = 0;
+
+		if (!detect_series(c, atoll(PQgetvalue(pairs, i, 0)), PQgetvalue(pairs, i, 1),
+				   &found))
+			out->change_points += found;
+		out->series++;
+	}
+out:
+	if (ret)
+		db_rollback(c);
+	PQclear(res);
+	PQclear(pairs);
+	return ret;
+}
+
 /* At start: the thresholds may have changed since the series were last seen. */
 int detect_all(PGconn *c)
 {

@@ -39,6 +39,7 @@ BUILD = os.environ.get("BUILD", "build")
 DAEMON = os.path.join(ROOT, BUILD, "asan/service/kmmu-regressd")
 TOKEN = "tok-" + "a1b2c3d4e5f6a7b8c9d0"
 OTHER = "tok-" + "ffffeeeeddddccccbbbb"
+ADMIN = "tok-" + "0a0b0c0d0e0f01020304"
 SHOTS = os.path.join(ROOT, BUILD, "service-test")
 
 results = []
@@ -100,7 +101,8 @@ class Env:
         return path
 
     def start(self, extra_env=None, wait=True):
-        self.tokens = self.write("tokens", "# submitters\nbench %s\nops %s\n" % (TOKEN, OTHER))
+        self.tokens = self.write("tokens", "# submitters\nbench %s\nops %s\nboss %s admin\n"
+                                 % (TOKEN, OTHER, ADMIN))
         self.conf = self.write("regressd.conf", "\n".join([
             "# kmmu-regressd for the service test",
             "listen = 127.0.0.1",
@@ -521,6 +523,73 @@ def step_series(env, host, vendor, n, step_at, step, lower_is_better=True, seed=
         check(st == 201, "commit %d: %d %s" % (i, st, body))
         answers.append(json.loads(body))
     return answers
+
+
+def series_of(env, key):
+    return [x["id"] for x in jget(env, "/api/v1/series?bench=dirty_log")
+            if x["params"].get(key)][0]
+
+
+@case
+def retraction(env):
+    """An admin token retracts a run: it stays stored and says who, when and
+    why; its points leave the series and detection, and the change point
+    they made goes; other tokens, bad bodies and repeats change nothing."""
+    answers = step_series(env, "retract-amd", "AuthenticAMD", 16, 10, 0.3, seed=7,
+                          params={"vcpus": 1, "retract": 1, "step": 910})
+    sid = series_of(env, "retract")
+    cps = jget(env, "/api/v1/series/%d" % sid)["change_points"]
+    check(len(cps) == 1 and cps[0]["kind"] == "regression", "before: %s" % cps)
+    bad = answers[10]["id"]
+    url = "/api/v1/runs/%d/retract" % bad
+    for body, token, want in [({"reason": "bad host"}, None, 401),
+                              ({"reason": "bad host"}, TOKEN, 403),
+                              ({}, ADMIN, 400), ({"reason": ""}, ADMIN, 400),
+                              ({"reason": 5}, ADMIN, 400), ({"reason": "x" * 1001}, ADMIN, 400),
+                              ({"reason": "x", "also": 1}, ADMIN, 400)]:
+        refused(env, body, want, "retract %s with %s" % (body, token), token=token, path=url)
+    refused(env, {"reason": "x"}, 404, "retract an unknown run", token=ADMIN,
+            path="/api/v1/runs/999999/retract")
+    refused(env, {"reason": "x"}, 404, "retract a bad path", token=ADMIN,
+            path="/api/v1/runs/%d/retracts" % bad)
+    check(jget(env, "/api/v1/runs/%d" % bad)["retracted"] is None, "retracted by a refusal")
+    for a in answers[10:]:
+        st, body, _ = http("POST", env.url + "/api/v1/runs/%d/retract" % a["id"],
+                           {"reason": "the host's memory was failing"}, token=ADMIN)
+        check(st == 200, "retract %d: %d %s" % (a["id"], st, body))
+    ans = json.loads(body)
+    check(ans["series"] == 1 and ans["change_points"] == 0, "answer %s" % ans)
+    st, body, _ = http("POST", env.url + url, {"reason": "again"}, token=ADMIN)
+    check(st == 409, "retracted twice: %d %s" % (st, body))
+    run = jget(env, "/api/v1/runs/%d" % bad)
+    check(run["retracted"]["by"] == "boss" and
+          run["retracted"]["reason"] == "the host's memory was failing" and
+          run["document"]["results"], "run %s" % run["retracted"])
+    hist = [r["run"] for r in jget(env, "/api/v1/retractions")]
+    check(hist == [a["id"] for a in answers[10:]], "history %s" % hist)
+    ser = jget(env, "/api/v1/series/%d" % sid)
+    check(len(ser["points"]) == 10 and not ser["change_points"],
+          "after: %d points, %s" % (len(ser["points"]), ser["change_points"]))
+    st, svg, _ = http("GET", env.url + "/plots/series/%d.svg" % sid)
+    check(st == 200 and b"<svg" in svg, "plot after the retraction: %d" % st)
+
+
+@case
+def dirty_runs_stay_out_of_detection(env):
+    """Runs of a dirty tree are stored and shown as such, never detected on:
+    a step only they make is no change point."""
+    params = {"vcpus": 1, "dirty_only": 1, "step": 920}
+    for i in range(16):
+        level = 130.0 if i >= 10 else 100.0
+        doc = make_doc(500 + i, host="dirty-amd", figures=[
+            ("dirty_log", "clear_dirty_log", params, [level, level + 0.5, level - 0.5], True)])
+        doc["commit"]["dirty"] = i >= 10
+        st, body, _ = post_run(env, doc)
+        check(st == 201, "run %d: %d %s" % (i, st, body))
+    ser = jget(env, "/api/v1/series/%d" % series_of(env, "dirty_only"))
+    check(len(ser["points"]) == 16 and sum(p["dirty"] for p in ser["points"]) == 6,
+          "points %s" % [(p["commit"][:6], p["dirty"]) for p in ser["points"]])
+    check(not ser["change_points"], "a change point from dirty runs: %s" % ser["change_points"])
 
 
 @case
@@ -999,6 +1068,10 @@ def configuration_errors(env):
     bad_tokens = env.write("bad-tokens", "bench short\n")
     r = run(["-c", env.conf, "--check-config"], {"KMMU_REGRESSD_TOKENS_FILE": bad_tokens})
     check(r.returncode != 0 and "bad-tokens:1" in r.stderr, "short token: %s" % r.stderr)
+    bad_tokens = env.write("bad-tokens", "bench %s\nboss %s root\n" % (TOKEN, ADMIN))
+    r = run(["-c", env.conf, "--check-config"], {"KMMU_REGRESSD_TOKENS_FILE": bad_tokens})
+    check(r.returncode != 0 and "bad-tokens:2" in r.stderr and "'admin'" in r.stderr,
+          "unknown role: %s" % r.stderr)
     r = run(["-c", env.conf, "--check-config"])
     check(r.returncode == 0, "good config refused: %s" % r.stderr)
     r = run(["-c", env.conf, "--check-config"], {"KMMU_REGRESSD_DSN": "host=/nonexistent"})
