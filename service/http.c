@@ -440,8 +440,8 @@ static enum MHD_Result post_change_point(struct MHD_Connection *mc, PGconn *c, l
 	return send_query(mc, c, CP_ONE, 1, (const char *[]){ id_s }, true);
 }
 
-#define ANN_JSON "SELECT coalesce(json_agg(t ORDER BY t.committed, t.id), '[]') FROM (" \
-	"SELECT a.id, c.sha AS commit, c.committed, a.host_class, a.bench, a.text, k.name" \
+#define ANN_JSON "SELECT coalesce(json_agg(t ORDER BY t.gen, t.committed, t.id), '[]') FROM (" \
+	"SELECT a.id, c.sha AS commit, c.committed, c.gen, a.host_class, a.bench, a.text, k.name" \
 	" AS author, a.created FROM annotations a JOIN commits c ON c.id = a.commit_id" \
 	" JOIN tokens k ON k.id = a.token_id"
 
@@ -566,8 +566,8 @@ static enum MHD_Result get_series(struct MHD_Connection *mc, PGconn *c, long lon
 			    "host_class)", bad);
 	snprintf(id_s, sizeof(id_s), "%lld", id);
 	return send_query(mc, c, "SELECT json_build_object('series', row_to_json(s),"
-			  " 'points', (SELECT coalesce(json_agg(t ORDER BY t.committed, t.run), '[]')"
-			  " FROM (SELECT h.host_class, h.name AS host, c.sha AS commit, c.committed,"
+			  " 'points', (SELECT coalesce(json_agg(t ORDER BY t.gen, t.committed, t.run), '[]')"
+			  " FROM (SELECT h.host_class, h.name AS host, c.sha AS commit, c.committed, c.gen,"
 			  " u.id AS run, u.dirty, r.median, r.samples, r.floor_metric, r.floor_median"
 			  " FROM results r JOIN runs u ON u.id = r.run_id"
 			  " JOIN hosts h ON h.id = u.host_id JOIN commits c ON c.id = u.commit_id"
@@ -577,7 +577,7 @@ static enum MHD_Result get_series(struct MHD_Connection *mc, PGconn *c, long lon
 			  " 'host_class', p.host_class, 'commit', c.sha, 'old_median', p.old_median,"
 			  " 'new_median', p.new_median, 'rel_change', p.rel_change, 'pvalue',"
 			  " p.pvalue, 'mwu_pvalue', p.mwu_pvalue, 'kind', p.kind, 'state', p.state,"
-			  " 'note', p.note) ORDER BY c.committed), '[]') FROM change_points p"
+			  " 'note', p.note) ORDER BY c.gen, c.committed), '[]') FROM change_points p"
 			  " JOIN commits c ON c.id = p.commit_id WHERE p.series_id = s.id"
 			  " AND ($2::text IS NULL OR p.host_class = $2)))"
 			  " FROM series s WHERE s.id = $1", 2, p, true);

@@ -219,7 +219,7 @@ int page_dashboard(PGconn *c, struct buf *b)
 	ret = db_exec(c, &res, "SELECT " CP_COLUMNS " FROM change_points p"
 		      " JOIN series s ON s.id = p.series_id JOIN commits c ON c.id = p.commit_id"
 		      " WHERE p.kind = 'regression' AND p.state IN ('new', 'acknowledged')"
-		      " ORDER BY c.committed DESC, p.id DESC", 0, NULL);
+		      " ORDER BY c.gen DESC, c.committed DESC, p.id DESC", 0, NULL);
 	if (ret)
 		return ret;
 	buf_printf(b, "<h2>Open regressions (%d)</h2>\n", PQntuples(res));
@@ -232,7 +232,7 @@ int page_dashboard(PGconn *c, struct buf *b)
 	ret = db_exec(c, &res, "SELECT " CP_COLUMNS " FROM change_points p"
 		      " JOIN series s ON s.id = p.series_id JOIN commits c ON c.id = p.commit_id"
 		      " WHERE p.kind = 'improvement' AND p.state = 'new'"
-		      " ORDER BY c.committed DESC, p.id DESC LIMIT 20", 0, NULL);
+		      " ORDER BY c.gen DESC, c.committed DESC, p.id DESC LIMIT 20", 0, NULL);
 	if (ret)
 		return ret;
 	if (PQntuples(res)) {
@@ -356,7 +356,7 @@ int page_series(PGconn *c, long long id, struct buf *b)
 
 	ret = db_exec(c, &res, "SELECT " CP_COLUMNS " FROM change_points p"
 		      " JOIN series s ON s.id = p.series_id JOIN commits c ON c.id = p.commit_id"
-		      " WHERE p.series_id = $1 ORDER BY c.committed, p.id", 1, p);
+		      " WHERE p.series_id = $1 ORDER BY c.gen, c.committed, p.id", 1, p);
 	if (ret)
 		goto out;
 	buf_printf(b, "<h2>Change points (%d)</h2>\n", PQntuples(res));
@@ -367,7 +367,7 @@ int page_series(PGconn *c, long long id, struct buf *b)
 	ret = db_exec(c, &res, "SELECT c.sha, coalesce(a.host_class, 'all'), a.text"
 		      " FROM annotations a JOIN commits c ON c.id = a.commit_id"
 		      " WHERE (a.bench IS NULL OR a.bench = (SELECT bench FROM series"
-		      " WHERE id = $1)) ORDER BY c.committed, a.id", 1, p);
+		      " WHERE id = $1)) ORDER BY c.gen, c.committed, a.id", 1, p);
 	if (ret)
 		goto out;
 	if (PQntuples(res)) {
@@ -453,7 +453,7 @@ static int add_series(PGconn *c, struct plot *pl, const char *id, const char *pr
 	int ret;
 
 	ret = db_exec(c, &res, "SELECT host_class, commit_id, samples FROM commit_samples"
-		      " WHERE series_id = $1 ORDER BY host_class, committed, commit_id", 1, &id);
+		      " WHERE series_id = $1 ORDER BY host_class, gen, committed, commit_id", 1, &id);
 	if (ret)
 		return ret;
 	for (int i = 0; i < PQntuples(res); i++) {
@@ -655,10 +655,10 @@ static int load_commits(PGconn *c, struct plot *pl, const char *const *ids)
 	PGresult *res;
 	int ret, n;
 
-	ret = db_exec(c, &res, "SELECT DISTINCT c.id, c.sha, c.committed FROM results r"
+	ret = db_exec(c, &res, "SELECT DISTINCT c.id, c.sha, c.committed, c.gen FROM results r"
 		      " JOIN runs u ON u.id = r.run_id JOIN commits c ON c.id = u.commit_id"
 		      " WHERE r.series_id IN ($1, $2) AND u.retracted IS NULL AND NOT u.dirty"
-		      " ORDER BY c.committed, c.id", 2, ids);
+		      " ORDER BY c.gen, c.committed, c.id", 2, ids);
 	if (ret)
 		return ret;
 	n = PQntuples(res);

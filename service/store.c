@@ -292,6 +292,39 @@ static bool iso_time(const char *s)
 	return ok;
 }
 
+/*
+ * Give a new commit its place (sql/004_commit_order.sql): after its parent
+ * when the service has it, else after every commit committed before it; then
+ * move its children and their descendants after it.  Under a lock, so that
+ * two submissions place their commits one after the other.  CYCLE: a
+ * document may name any parent, a loop of them included.
+ */
+static int place_commit(PGconn *c, const char *commit_id)
+{
+	const char *p[1] = { commit_id };
+	int ret;
+
+	ret = db_cmd(c, "SELECT pg_advisory_xact_lock(7107)", 0, NULL);
+	if (!ret)
+		ret = db_cmd(c, "UPDATE commits x SET gen = coalesce("
+			     " (SELECT q.gen + 1 FROM commits q WHERE q.sha = x.parent_sha"
+			     " AND q.gen IS NOT NULL AND q.id <> x.id),"
+			     " (SELECT coalesce(max(o.gen), 0) + 1 FROM commits o"
+			     " WHERE o.committed <= x.committed AND o.id <> x.id))"
+			     " WHERE x.id = $1 AND x.gen IS NULL", 1, p);
+	if (!ret)
+		ret = db_cmd(c, "WITH RECURSIVE d (id, sha, gen) AS ("
+			     " SELECT id, sha, gen FROM commits WHERE id = $1"
+			     " UNION ALL"
+			     " SELECT k.id, k.sha, d.gen + 1 FROM commits k JOIN d"
+			     " ON k.parent_sha = d.sha"
+			     ") CYCLE id SET looped USING path,"
+			     " m AS (SELECT id, max(gen) AS gen FROM d WHERE NOT looped GROUP BY id)"
+			     " UPDATE commits k SET gen = m.gen FROM m"
+			     " WHERE k.id = m.id AND k.id <> $1 AND k.gen < m.gen", 1, p);
+	return ret;
+}
+
 int store_run(PGconn *c, long long token_id, const json_t *doc, struct submit_result *out,
 	      char *err, size_t errlen)
 {
@@ -349,6 +382,9 @@ int store_run(PGconn *c, long long token_id, const json_t *doc, struct submit_re
 				" RETURNING id", 4, p, commit_id, sizeof(commit_id));
 		if (ret)
 			FAIL(ret, "commit: not stored (is time an ISO 8601 date?)");
+		ret = place_commit(c, commit_id);
+		if (ret)
+			FAIL(ret, "commit: not placed");
 	}
 	{
 		const char *p[8] = { canon, host_id, commit_id, str(host, "backend"),
@@ -468,7 +504,7 @@ int detect_series(PGconn *c, long long series_id, const char *host_class, unsign
 	res = NULL;
 	ret = db_exec(c, &rows, "SELECT commit_id, samples FROM commit_samples"
 		      " WHERE series_id = $1 AND host_class = $2"
-		      " ORDER BY committed, commit_id", 2, p);
+		      " ORDER BY gen, committed, commit_id", 2, p);
 	if (!ret)
 		ret = load_points(rows, &pts, &n);
 	if (ret)

@@ -593,6 +593,41 @@ def dirty_runs_stay_out_of_detection(env):
 
 
 @case
+def order_follows_the_parent_chain(env):
+    """Commits whose committer times run backwards (a rebase, a skewed clock)
+    are still drawn and detected in first-parent order, and a parent sent
+    after its child moves the child after it."""
+    params = {"vcpus": 1, "chain": 1, "step": 930}
+    order = list(range(12))
+    order.remove(5)
+    order.append(5)
+    for i in order:
+        level = 120.0 if i >= 8 else 100.0
+        doc = make_doc(700 + i, host="chain-amd", figures=[
+            ("split", "split_2m", params, [level, level + 0.4, level - 0.4], True)])
+        doc["commit"]["time"] = time.strftime("%Y-%m-%dT%H:%M:%S+00:00",
+                                              time.gmtime(1_750_000_000 - 3600 * i))
+        st, body, _ = post_run(env, doc)
+        check(st == 201, "commit %d: %d %s" % (i, st, body))
+    sid = [x["id"] for x in jget(env, "/api/v1/series?bench=split") if x["params"].get("chain")][0]
+    ser = jget(env, "/api/v1/series/%d" % sid)
+    got = [p["commit"] for p in ser["points"]]
+    check(got == [sha(700 + i) for i in range(12)],
+          "points out of chain order: %s" % [[sha(700 + i) for i in range(12)].index(x)
+                                            for x in got])
+    cps = ser["change_points"]
+    check(len(cps) == 1 and cps[0]["commit"] == sha(708) and cps[0]["kind"] == "regression",
+          "change points %s" % [(c["commit"][:8], c["kind"]) for c in cps])
+    # A loop of parents is data, not a hang: each is placed once.
+    for a, b in ((790, 791), (791, 790)):
+        doc = make_doc(a, host="chain-amd", sha_=sha(a), figures=[
+            ("split", "split_2m", {"vcpus": 1, "loop": 1}, [1.0], True)])
+        doc["commit"]["parent"] = sha(b)
+        st, body, _ = post_run(env, doc)
+        check(st == 201, "loop %d: %d %s" % (a, st, body))
+
+
+@case
 def detection_finds_the_step(env):
     # 40 commits on AMD, +10% from commit 25: a regression (lower is better).
     step_series(env, "amd-1", "AuthenticAMD", 40, 25, 0.10)
