@@ -326,6 +326,7 @@ write_hosts bench-intel bench-amd
 must_fail bad-format "kmmu_spte_format" -e kmmu_spte_format=vmx
 must_fail bad-suite "kmmu_bench_suite" -e kmmu_bench_suite=fastest
 must_fail no-token "kmmu_service_token is not set" -e kmmu_service_token=
+must_fail bad-admin "kmmu_service_admins" -e '{"kmmu_service_admins": ["nobody"]}'
 # Nothing moved: the module and its options are the first run's.
 for g in bench-intel:1 bench-amd:2; do
 	got=$(gssh "${g%:*}" cat /sys/module/kmmu/parameters/spte_format 2>/dev/null)
