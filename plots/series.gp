@@ -2,13 +2,15 @@
 # A series over commits, rendered to SVG on standard output by
 # kmmu-regressd:
 #
-#   gnuplot -e "dir='DIR'; nlines=N" plots/series.gp > plot.svg
+#   gnuplot -e "dir='DIR'; nlines=N; nfloors=F" plots/series.gp > plot.svg
 #
 # DIR holds setup.gp (title, commit tics, change points as labelled
 # points, annotations as vertical markers) and, for each line i = 1..N
 # (a host class, or "kmmu amd" / "KVM amd" on a comparison), i.median
 # ("x median" rows after a header naming the line) and i.samples ("x
-# sample": every raw sample, drawn as faint points).
+# sample": every raw sample, drawn as faint points); for each floor
+# j = 1..F, j.floor ("x median" of the floor the figures were measured
+# against, per host class), drawn dotted on the right axis.
 
 set terminal svg size 900,420 dynamic font 'DejaVu Sans,11' background rgb 'white'
 set output
@@ -34,7 +36,17 @@ dash(i) = int(word(dashes, i))
 
 load dir.'/setup.gp'
 
+if (!exists('nfloors')) nfloors = 0
+if (nfloors > 0) {
+	set y2tics nomirror tc rgb '#777777'
+	set y2label 'floor, ns/entry' tc rgb '#777777'
+	set y2range [0:*]
+	set rmargin 22
+}
+
 plot for [i=1:nlines] dir.'/'.i.'.samples' using 1:2 with points pt 7 ps 0.35 \
 	lc rgb faint_colour(i) notitle, \
      for [i=1:nlines] dir.'/'.i.'.median' using 1:2 with linespoints lw 2 pt 7 ps 0.5 \
-	lc rgb line_colour(i) dt dash(i) title columnheader(2)
+	lc rgb line_colour(i) dt dash(i) title columnheader(2), \
+     for [j=1:nfloors] dir.'/'.j.'.floor' using 1:2 axes x1y2 with lines lw 1.5 dt 3 \
+	lc rgb '#777777' title columnheader(2)

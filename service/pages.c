@@ -404,6 +404,7 @@ struct plot {
 	char		dir[4096];
 	struct line	lines[MAX_LINES];
 	unsigned int	nlines;
+	unsigned int	nfloors;	/* N.floor files: a floor per host class */
 	long long	*commits;	/* x -> commit id */
 	char		(*shas)[13];
 	size_t		ncommits;
@@ -479,6 +480,55 @@ static int add_series(PGconn *c, struct plot *pl, const char *id, const char *pr
 	return ret;
 }
 
+/*
+ * The floor each host class's figures were measured against, per commit:
+ * the median of its runs' floor medians, drawn on its own axis (ns/entry)
+ * so that a step in the figure can be told from a step in the machine.
+ */
+static int add_floors(PGconn *c, struct plot *pl, const char *id)
+{
+	char path[4200], last[80] = "";
+	FILE *f = NULL;
+	PGresult *res;
+	int ret;
+
+	ret = db_exec(c, &res, "SELECT h.host_class || ' ' || r.floor_metric, u.commit_id,"
+		      " percentile_cont(0.5) WITHIN GROUP (ORDER BY r.floor_median)"
+		      " FROM results r JOIN runs u ON u.id = r.run_id"
+		      " JOIN hosts h ON h.id = u.host_id JOIN commits c ON c.id = u.commit_id"
+		      " WHERE r.series_id = $1 AND r.floor_median IS NOT NULL"
+		      " AND u.retracted IS NULL AND NOT u.dirty"
+		      " GROUP BY 1, u.commit_id, c.gen, c.committed ORDER BY 1, c.gen, c.committed,"
+		      " u.commit_id", 1, &id);
+	if (ret)
+		return ret;
+	for (int i = 0; i < PQntuples(res) && !ret; i++) {
+		int x = commit_x(pl, atoll(PQgetvalue(res, i, 1)));
+
+		if (strcmp(last, PQgetvalue(res, i, 0))) {
+			if (f && fclose(f))
+				ret = -EIO;
+			f = NULL;
+			if (ret || pl->nfloors == MAX_LINES)
+				break;
+			snprintf(last, sizeof(last), "%s", PQgetvalue(res, i, 0));
+			snprintf(path, sizeof(path), "%s/%u.floor", pl->dir, ++pl->nfloors);
+			f = fopen(path, "w");
+			if (!f) {
+				ret = -EIO;
+				break;
+			}
+			fprintf(f, "x \"floor: %s\"\n", last);
+		}
+		if (x >= 0)
+			fprintf(f, "%d %s\n", x, PQgetvalue(res, i, 2));
+	}
+	if (f && fclose(f))
+		ret = -EIO;
+	PQclear(res);
+	return ret;
+}
+
 static int slurp(const char *path, struct buf *b);
 
 static int run_gnuplot(struct plot *pl, const char *template)
@@ -489,7 +539,8 @@ static int run_gnuplot(struct plot *pl, const char *template)
 	int status, ret;
 	pid_t pid;
 
-	snprintf(vars, sizeof(vars), "dir='%s'; nlines=%u", pl->dir, pl->nlines);
+	snprintf(vars, sizeof(vars), "dir='%s'; nlines=%u; nfloors=%u", pl->dir, pl->nlines,
+		 pl->nfloors);
 	snprintf(out, sizeof(out), "%s/plot.svg", pl->dir);
 	snprintf(log, sizeof(log), "%s/gnuplot.log", pl->dir);
 	posix_spawn_file_actions_init(&fa);
@@ -730,6 +781,8 @@ int plot_series(PGconn *c, long long id, bool compare, struct buf *svg)
 		ret = add_series(c, &pl, id_s, compare ? "kmmu " : "");
 	if (!ret && compare)
 		ret = add_series(c, &pl, kvm_s, "KVM ");
+	if (!ret && !compare)
+		ret = add_floors(c, &pl, id_s);
 	for (unsigned int i = 0; i < pl.nlines; i++) {
 		if (fclose(pl.lines[i].medians) | fclose(pl.lines[i].samples))
 			ret = ret ? ret : -EIO;

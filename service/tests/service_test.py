@@ -766,6 +766,8 @@ def plots_and_pages(env):
     check(b"kernel upgraded on amd hosts" in svg, "annotation not drawn")
     check(b"+10" in svg or b"+9" in svg or b"+11" in svg, "change point not labelled")
     check(b"regression" in svg, "change point kind not labelled")
+    # The floor the figures were measured against, as its own line on its own axis.
+    check(b"floor: amd cmpxchg" in svg and b"floor, ns/entry" in svg, "floor not drawn")
     st2, svg2, _ = http("GET", env.url + "/plots/series/%d.svg" % sid)
     check(st2 == 200 and svg2 == svg, "cached plot differs")
     cached = os.listdir(os.path.join(env.tmp, "cache"))
