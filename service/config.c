@@ -50,6 +50,10 @@ static const struct key keys[] = {
 	  "connections open at once from one address (32)"),
 	K("idle_timeout", UINT, idle_timeout, 1, 3600,
 	  "seconds a connection may send or read nothing before it is closed (30)"),
+	K("webhook_url", STR, webhook_url, 0, 0,
+	  "http://host[:port]/path POSTed a JSON summary of each new change point (\"\": none)"),
+	K("webhook_max_delay", UINT, webhook_max_delay, 1, 86400,
+	  "longest wait in seconds between retries of a notification (300)"),
 	K("stop_timeout", UINT, stop_timeout, 0, 3600,
 	  "seconds SIGTERM waits for the requests in flight to be answered (30)"),
 	K("detect_max_pvalue", PROB, detect.max_pvalue, 0, 1,
@@ -96,6 +100,8 @@ void config_init(struct config *cfg)
 	cfg->max_client_connections = 32;
 	cfg->idle_timeout = 30;
 	cfg->stop_timeout = 30;
+	cfg->webhook_url = xstrdup("");
+	cfg->webhook_max_delay = 300;
 	detect_config_default(&cfg->detect);
 }
 
@@ -255,6 +261,15 @@ int config_check(const struct config *cfg)
 		log_err("config: max_client_connections (%u) is over max_connections (%u)",
 			cfg->max_client_connections, cfg->max_connections);
 		return -EINVAL;
+	}
+	if (*cfg->webhook_url) {
+		struct webhook w;
+
+		if (webhook_parse(cfg->webhook_url, &w)) {
+			log_err("config: webhook_url = '%s': not an http://host[:port][/path] URL",
+				cfg->webhook_url);
+			return -EINVAL;
+		}
 	}
 	if (!*cfg->listen) {
 		log_err("config: listen must name an address");

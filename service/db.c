@@ -141,11 +141,34 @@ static int classify(PGconn *c, const PGresult *res)
 	return -EIO;
 }
 
+/*
+ * A pooled connection whose server went away (a restart) is found broken
+ * only when used.  A read or a BEGIN outside a transaction did nothing on
+ * it yet, so it is sent again once on a new connection instead of failing
+ * the request; a write is not, since it may have been done.
+ */
+static bool may_resend(PGconn *c, const char *sql)
+{
+	return PQtransactionStatus(c) == PQTRANS_IDLE &&
+	       (!strncmp(sql, "BEGIN", 5) || !strncmp(sql, "SELECT", 6));
+}
+
 int db_exec(PGconn *c, PGresult **out, const char *sql, int n, const char *const *params)
 {
+	bool resend = may_resend(c, sql);
 	PGresult *res = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
 	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 	int ret;
+
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && resend &&
+	    PQstatus(c) == CONNECTION_BAD) {
+		PQclear(res);
+		PQreset(c);
+		if (PQstatus(c) == CONNECTION_OK)
+			log_info("database: reconnected");
+		res = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+		st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	}
 
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
 		if (out)

@@ -1111,7 +1111,8 @@ int main(int argc, char **argv)
 		log_err("cache_dir %s: %s", cfg.cache_dir, strerror(errno));
 		goto out;
 	}
-	if (db_pool_init(cfg.dsn, cfg.threads) || start_db(check))
+	/* One more connection for the notifier, when there is one. */
+	if (db_pool_init(cfg.dsn, cfg.threads + !!*cfg.webhook_url) || start_db(check))
 		goto out_db;
 	if (check) {
 		log_info("configuration, schema, migrations and tokens are good");
@@ -1149,11 +1150,16 @@ int main(int argc, char **argv)
 		log_err("cannot listen on %s port %u: %s", cfg.listen, cfg.port, strerror(errno));
 		goto out_db;
 	}
+	if (notify_start()) {
+		stop_serving(d);
+		goto out_db;
+	}
 	log_info("serving on http://%s%s%s:%u/", addr.ss_family == AF_INET6 ? "[" : "",
 		 cfg.listen, addr.ss_family == AF_INET6 ? "]" : "", cfg.port);
 	if (sigwait(&sigs, &sig) == 0)
 		log_info("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	stop_serving(d);
+	notify_stop();
 	ret = 0;
 	log_info("stopped");
 out_db:

@@ -35,6 +35,8 @@ struct config {
 	unsigned int	max_client_connections;	/* open at once from one address */
 	unsigned int	idle_timeout;	/* seconds a connection may sit idle */
 	unsigned int	stop_timeout;	/* seconds SIGTERM waits for requests in flight */
+	char		*webhook_url;	/* http://host[:port]/path, or "" for none */
+	unsigned int	webhook_max_delay;	/* seconds between retries, at most */
 	struct detect_config detect;
 };
 
@@ -49,6 +51,17 @@ int config_check(const struct config *cfg);
 void config_help(void);
 
 extern const struct config *conf;
+
+/* Notifications of new change points (notify.c). */
+struct webhook {
+	char	host[256];
+	char	port[8];
+	char	path[1024];
+};
+int webhook_parse(const char *url, struct webhook *w);
+int notify_start(void);
+void notify_kick(void);
+void notify_stop(void);
 
 __attribute__((format(printf, 2, 3)))
 void log_msg(const char *level, const char *fmt, ...);

@@ -479,6 +479,23 @@ static void free_points(struct detect_point *p, size_t n)
  * updated, and those nobody looked at that are no longer found removed.
  * A state people set (acknowledged, invalid, fixed) is kept.
  */
+/* A change point just raised: its summary, for the webhook (notify.c). */
+static int queue_notification(PGconn *c, const char *cp_id)
+{
+	const char *p[2] = { cp_id, conf->commit_url };
+
+	return db_cmd(c, "INSERT INTO notifications (change_point_id, body)"
+		      " SELECT p.id, json_build_object('change_point', p.id, 'series', s.id,"
+		      " 'bench', s.bench, 'metric', s.metric, 'backend', s.backend,"
+		      " 'params', s.params, 'unit', s.unit, 'lower_is_better', s.lower_is_better,"
+		      " 'host_class', p.host_class, 'commit', c.sha, 'commit_url', CASE WHEN $2 = ''"
+		      " THEN NULL ELSE replace($2, '%s', c.sha) END, 'kind', p.kind,"
+		      " 'old_median', p.old_median, 'new_median', p.new_median,"
+		      " 'rel_change', p.rel_change, 'page', '/series/' || s.id)"
+		      " FROM change_points p JOIN series s ON s.id = p.series_id"
+		      " JOIN commits c ON c.id = p.commit_id WHERE p.id = $1", 2, p);
+}
+
 int detect_series(PGconn *c, long long series_id, const char *host_class, unsigned int *found)
 {
 	struct detect_change *cps = NULL;
@@ -487,6 +504,7 @@ int detect_series(PGconn *c, long long series_id, const char *host_class, unsign
 	const char *p[2] = { id_s, host_class };
 	PGresult *res = NULL, *rows = NULL;
 	size_t n = 0, kn;
+	unsigned int queued = 0;
 	bool lib;
 	int ret, k;
 
@@ -534,14 +552,20 @@ int detect_series(PGconn *c, long long series_id, const char *host_class, unsign
 		snprintf(rel, sizeof(rel), "%.17g", fmax(-1e9, fmin(1e9, d->rel_change)));
 		snprintf(pv, sizeof(pv), "%.17g", d->pvalue);
 		snprintf(mp, sizeof(mp), "%.17g", d->mwu_pvalue);
-		ret = db_cmd(c, "INSERT INTO change_points (series_id, host_class, commit_id,"
-			     " old_median, new_median, rel_change, pvalue, mwu_pvalue, kind)"
-			     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-			     " ON CONFLICT (series_id, host_class, commit_id) DO UPDATE SET"
-			     " old_median = EXCLUDED.old_median, new_median = EXCLUDED.new_median,"
-			     " rel_change = EXCLUDED.rel_change, pvalue = EXCLUDED.pvalue,"
-			     " mwu_pvalue = EXCLUDED.mwu_pvalue, kind = EXCLUDED.kind,"
-			     " updated = now()", 9, cp);
+		ret = db_exec(c, &res, "INSERT INTO change_points (series_id, host_class, commit_id,"
+			      " old_median, new_median, rel_change, pvalue, mwu_pvalue, kind)"
+			      " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+			      " ON CONFLICT (series_id, host_class, commit_id) DO UPDATE SET"
+			      " old_median = EXCLUDED.old_median, new_median = EXCLUDED.new_median,"
+			      " rel_change = EXCLUDED.rel_change, pvalue = EXCLUDED.pvalue,"
+			      " mwu_pvalue = EXCLUDED.mwu_pvalue, kind = EXCLUDED.kind,"
+			      " updated = now() RETURNING id, xmax = 0", 9, cp);
+		if (!ret && *conf->webhook_url && *PQgetvalue(res, 0, 1) == 't') {
+			ret = queue_notification(c, PQgetvalue(res, 0, 0));
+			queued++;
+		}
+		PQclear(res);
+		res = NULL;
 		if (kn < sizeof(keep) - 24)
 			kn += snprintf(keep + kn, sizeof(keep) - kn, "%s%s", i ? "," : "", cp[2]);
 	}
@@ -558,6 +582,8 @@ int detect_series(PGconn *c, long long series_id, const char *host_class, unsign
 		ret = db_commit(c);
 	if (!ret)
 		*found = k;
+	if (!ret && queued)
+		notify_kick();
 out:
 	if (ret)
 		db_rollback(c);

@@ -26,12 +26,14 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import urllib.error
 import urllib.parse
 import urllib.request
 import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from xml.etree import ElementTree
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -75,6 +77,7 @@ class Env:
         self.pgenv = dict(os.environ, KMMU_PG_PORT=str(free_port()),
                           KMMU_PG_OPTIONS="-c fsync=off -c full_page_writes=off")
         self.port = free_port()
+        self.hook_port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         self.log = os.path.join(self.tmp, "daemon.log")
         self.proc = None
@@ -116,6 +119,9 @@ class Env:
             "commit_url = https://example.org/kmmu/commit/%s",
             "max_body = 1048576",
             "idle_timeout = 3",
+            # Nothing listens there until the webhook case starts a listener.
+            "webhook_url = http://127.0.0.1:%d/kmmu-alerts" % self.hook_port,
+            "webhook_max_delay = 2",
             "threads = 4", ""]))
         env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
                    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
@@ -729,6 +735,58 @@ def change_point_state_form(env):
     check(got["state"] == "new" and got["note"] == "a noisy host, not a change", "%s" % got)
 
 
+class Hook(BaseHTTPRequestHandler):
+    got = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Hook.got.append((self.path, self.headers["Content-Type"], json.loads(body)))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@case
+def webhook(env):
+    """Each new change point is POSTed to webhook_url once.  Those raised
+    while nothing listened (every earlier case's) are retried and arrive once
+    the listener is up; a step raised with it up arrives too, once."""
+    raised = {c["id"] for c in jget(env, "/api/v1/change-points")}
+    check(raised, "no change point raised before this case")
+    srv = ThreadingHTTPServer(("127.0.0.1", env.hook_port), Hook)
+    th = threading.Thread(target=srv.serve_forever, daemon=True)
+    th.start()
+    try:
+        step_series(env, "hook-amd", "AuthenticAMD", 12, 6, 0.3, seed=11,
+                    params={"vcpus": 1, "hook": 1, "step": 940})
+        raised = {c["id"] for c in jget(env, "/api/v1/change-points")}
+        for _ in range(150):
+            if {g[2]["change_point"] for g in Hook.got} >= raised:
+                break
+            time.sleep(0.1)
+        time.sleep(3)  # one more round of retries: nothing is sent twice
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    ids = [g[2]["change_point"] for g in Hook.got]
+    check(set(ids) >= raised, "not notified: %s" % sorted(raised - set(ids)))
+    check(len(ids) == len(set(ids)), "notified twice: %s" % sorted(ids))
+    new = [g for g in Hook.got if g[2]["params"].get("hook")]
+    check(len(new) == 1, "the step's notification: %s" % new)
+    path, ctype, body = new[0]
+    check(path == "/kmmu-alerts" and ctype == "application/json" and
+          body["kind"] == "regression" and body["commit"] == sha(106) and
+          body["commit_url"] == "https://example.org/kmmu/commit/%s" % sha(106) and
+          abs(body["rel_change"] - 0.3) < 0.05 and body["page"] == "/series/%d" % body["series"],
+          "summary %s" % body)
+    sent = env.psql("SELECT count(*) FROM notifications WHERE delivered IS NOT NULL")
+    retried = env.psql("SELECT count(*) FROM notifications WHERE attempts > 1")
+    check(int(sent) == len(ids) and int(retried) > 0,
+          "delivered %s of %d, %s retried" % (sent, len(ids), retried))
+
+
 @case
 def annotations(env):
     refused(env, {"commit": sha(130), "text": ""}, 400, "empty text",
@@ -1093,6 +1151,12 @@ def configuration_errors(env):
                        ("detect_max_pvalue = 2\n", "detect_max_pvalue"),
                        ("detect_max_pvalue = nan\n", "detect_max_pvalue"),
                        ("commit_url = http://x/%d\n", "commit_url"),
+                       ("webhook_url = https://x/\ntokens_file = %s\n" % env.tokens,
+                        "webhook_url"),
+                       ("webhook_url = http://x:0/\ntokens_file = %s\n" % env.tokens,
+                        "webhook_url"),
+                       ("webhook_url = http://:80/\ntokens_file = %s\n" % env.tokens,
+                        "webhook_url"),
                        ("just words\n", "key = value"),
                        ("listen = not-an-address\ntokens_file = %s\n" % env.tokens, "listen"),
                        ("tokens_file = /nonexistent\n", "/nonexistent")]:
