@@ -365,11 +365,12 @@ static bool best_split(const struct det *d, size_t lo, size_t hi, bool search,
  * variance and a continuity correction.  A commit without samples counts
  * its median as one.
  */
+static double mwu_pool(struct sample *pool, size_t m);
+
 static double mwu_p(struct det *d, size_t a, size_t t, size_t b)
 {
 	struct sample *pool = d->pool;
-	double n1 = 0, n2 = 0, r1 = 0, ties = 0, nn, u, var, z;
-	size_t m = 0, i, j, k;
+	size_t m = 0, i, j;
 
 	for (i = a; i < b; i++) {
 		const struct detect_point *p = &d->pts[i];
@@ -385,6 +386,33 @@ static double mwu_p(struct det *d, size_t a, size_t t, size_t b)
 			pool[m++].after = after;
 		}
 	}
+	return mwu_pool(pool, m);
+}
+
+double detect_mwu(const double *a, size_t na, const double *b, size_t nb)
+{
+	struct sample *pool = calloc(na + nb ? na + nb : 1, sizeof(*pool));
+	double p;
+
+	if (!pool)
+		return NAN;
+	for (size_t i = 0; i < na; i++)
+		pool[i].v = a[i];
+	for (size_t i = 0; i < nb; i++) {
+		pool[na + i].v = b[i];
+		pool[na + i].after = 1;
+	}
+	p = mwu_pool(pool, na + nb);
+	free(pool);
+	return p;
+}
+
+/* The U test's p-value over m samples, each marked with its side. */
+static double mwu_pool(struct sample *pool, size_t m)
+{
+	double n1 = 0, n2 = 0, r1 = 0, ties = 0, nn, u, var, z;
+	size_t i, j, k;
+
 	qsort(pool, m, sizeof(*pool), cmp_sample);
 	for (i = 0; i < m; i = j) {
 		double rank, cnt, before = 0;

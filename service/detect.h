@@ -104,4 +104,11 @@ enum detect_kind {
  */
 enum detect_kind detect_kind(const struct detect_change *c, bool lower_is_better);
 
+/*
+ * Two-sided Mann-Whitney U p-value between samples a and b (normal
+ * approximation, mid-ranks, tie and continuity corrections); 1 when either
+ * is empty, NaN when out of memory.
+ */
+double detect_mwu(const double *a, size_t na, const double *b, size_t nb);
+
 #endif

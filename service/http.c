@@ -861,7 +861,25 @@ static enum MHD_Result route_db(struct MHD_Connection *mc, PGconn *c, const char
 		return respond(mc, MHD_HTTP_OK, "text/plain", &b);
 	}
 
-	if (!strcmp(url, "/")) {
+	if (!strcmp(url, "/compare") || !strcmp(url, "/api/v1/compare")) {
+		static const char *const allowed[] = { "base", "head", "host_class", NULL };
+		const char *bad = bad_arg(mc, allowed);
+		bool html = url[1] == 'c';
+		char why[256] = "";
+
+		if (bad)
+			return fail(mc, MHD_HTTP_BAD_REQUEST, "unknown parameter '%.64s' (takes base,"
+				    " head and host_class)", bad);
+		ret = compare_commits(c, arg(mc, "base"), arg(mc, "head"), arg(mc, "host_class"),
+				      html, &b, why, sizeof(why));
+		if (ret == -EINVAL || ret == -ENOENT) {
+			buf_free(&b);
+			return fail(mc, ret == -EINVAL ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_NOT_FOUND,
+				    "%s", why);
+		}
+		if (!ret && !html)
+			return respond(mc, MHD_HTTP_OK, "application/json", &b);
+	} else if (!strcmp(url, "/")) {
 		ret = page_dashboard(c, &b);
 	} else if (!strncmp(url, "/series/", 8) && (id = parse_id(url + 8)) > 0) {
 		ret = page_series(c, id, &b);
@@ -935,7 +953,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *mc, const char *
 	if (!post && strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
 		return fail(mc, MHD_HTTP_METHOD_NOT_ALLOWED, "%.20s is not served here", method);
 	if (strncmp(url, "/api/v1/", 8) && strcmp(url, "/") && strncmp(url, "/series/", 8) &&
-	    strncmp(url, "/plots/", 7) && strcmp(url, "/healthz") &&
+	    strncmp(url, "/plots/", 7) && strcmp(url, "/healthz") && strcmp(url, "/compare") &&
 	    strncmp(url, "/change-points/", 15))
 		return fail(mc, MHD_HTTP_NOT_FOUND, "nothing at %.200s", url);
 	if (post && strncmp(url, "/api/v1/", 8) && strncmp(url, "/change-points/", 15))

@@ -813,3 +813,264 @@ int plot_series(PGconn *c, long long id, bool compare, struct buf *svg)
 	free(pl.shas);
 	return ret;
 }
+
+/* ---- compare: two commits side by side ---- */
+
+/* The median floor of series s's runs at commit_samples row x's commit and class. */
+#define FLOOR_AT(x) "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY r.floor_median)" \
+	" FROM results r JOIN runs u ON u.id = r.run_id JOIN hosts h ON h.id = u.host_id" \
+	" WHERE r.series_id = s.id AND u.commit_id = " x ".commit_id AND h.host_class = " \
+	x ".host_class AND r.floor_median IS NOT NULL AND u.retracted IS NULL AND NOT u.dirty"
+
+#define COMPARE_ALPHA 0.05
+
+/* The usual marks: * p < 0.05, ** p < 0.01, *** p < 0.001. */
+static const char *stars(double p)
+{
+	return p < 0.001 ? "***" : p < 0.01 ? "**" : p < 0.05 ? "*" : "";
+}
+
+struct cmp_row {
+	long long	series;
+	char		*name, *params, *backend, *unit, *host_class;
+	bool		lower_is_better;
+	double		base, head, ratio, change, p;
+	double		base_floor, head_floor;	/* NaN when not measured */
+	size_t		nbase, nhead;
+	const char	*verdict;		/* regression, improvement or "" */
+};
+
+static int cmp_rows(const void *a, const void *b)
+{
+	const struct cmp_row *x = a, *y = b;
+
+	if (!*x->verdict != !*y->verdict)
+		return *x->verdict ? -1 : 1;
+	if (fabs(x->change) != fabs(y->change))
+		return fabs(x->change) > fabs(y->change) ? -1 : 1;
+	return x->series < y->series ? -1 : x->series > y->series;
+}
+
+/* The one commit whose sha starts with @prefix (7 to 40 hex digits). */
+static int resolve_sha(PGconn *c, const char *prefix, char *sha, char *why, size_t whylen)
+{
+	PGresult *res;
+	size_t n = strlen(prefix);
+	int ret;
+
+	if (n < 7 || n > 40 || strspn(prefix, "0123456789abcdef") != n) {
+		snprintf(why, whylen, "'%.40s' is not 7 to 40 lowercase hex digits of a commit",
+			 prefix);
+		return -EINVAL;
+	}
+	ret = db_exec(c, &res, "SELECT sha FROM commits WHERE sha LIKE $1 || '%' ORDER BY sha"
+		      " LIMIT 2", 1, &prefix);
+	if (ret)
+		return ret;
+	n = PQntuples(res);
+	if (n != 1) {
+		snprintf(why, whylen, n ? "%s names more than one commit" : "no run of commit %s",
+			 prefix);
+		PQclear(res);
+		return n ? -EINVAL : -ENOENT;
+	}
+	snprintf(sha, 41, "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return 0;
+}
+
+static double floor_of(PGresult *res, int i, int col)
+{
+	return PQgetisnull(res, i, col) ? NAN : atof(PQgetvalue(res, i, col));
+}
+
+/*
+ * Every series measured at both commits, per host class: both medians, the
+ * ratio head/base, the two-sided Mann-Whitney U p-value of their pooled
+ * samples, and the floors.  A row is a regression or an improvement when
+ * p < 0.05 and the change is at least detect_min_magnitude: one planned
+ * comparison, where detection's alpha, set for its scan over many splits,
+ * would need more samples than a commit has (5 against 5 give p >= 0.008).
+ * Dirty and retracted runs are left out.
+ */
+static int compare_rows(PGconn *c, const char *base, const char *head, const char *host_class,
+			struct cmp_row **rows, size_t *nrows)
+{
+	const char *p[3] = { base, head, host_class };
+	PGresult *res;
+	int ret, n;
+
+	*rows = NULL;
+	*nrows = 0;
+	ret = db_exec(c, &res, "SELECT s.id, s.bench || '.' || s.metric," PARAMS_TEXT("s.params")
+		      ", s.backend, s.unit, s.lower_is_better, a.host_class, a.samples,"
+		      " b.samples, (" FLOOR_AT("a") "), (" FLOOR_AT("b") ")"
+		      " FROM commit_samples a JOIN commit_samples b ON b.series_id = a.series_id"
+		      " AND b.host_class = a.host_class JOIN series s ON s.id = a.series_id"
+		      " WHERE a.commit_id = (SELECT id FROM commits WHERE sha = $1)"
+		      " AND b.commit_id = (SELECT id FROM commits WHERE sha = $2)"
+		      " AND ($3::text IS NULL OR a.host_class = $3)", 3, p);
+	if (ret)
+		return ret;
+	n = PQntuples(res);
+	*rows = calloc(n ? n : 1, sizeof(**rows));
+	if (!*rows) {
+		PQclear(res);
+		return -ENOMEM;
+	}
+	for (int i = 0; i < n && !ret; i++) {
+		struct cmp_row *r = &(*rows)[i];
+		double *a = NULL, *b = NULL;
+		bool worse;
+
+		r->series = atoll(PQgetvalue(res, i, 0));
+		r->name = strdup(PQgetvalue(res, i, 1));
+		r->params = strdup(PQgetvalue(res, i, 2));
+		r->backend = strdup(PQgetvalue(res, i, 3));
+		r->unit = strdup(PQgetvalue(res, i, 4));
+		r->lower_is_better = *PQgetvalue(res, i, 5) == 't';
+		r->host_class = strdup(PQgetvalue(res, i, 6));
+		(*nrows)++;
+		if (!r->name || !r->params || !r->backend || !r->unit || !r->host_class ||
+		    parse_float_array(PQgetvalue(res, i, 7), &a, &r->nbase) ||
+		    parse_float_array(PQgetvalue(res, i, 8), &b, &r->nhead) ||
+		    !r->nbase || !r->nhead) {
+			free(a);
+			free(b);
+			ret = -ENOMEM;
+			break;
+		}
+		r->base = median_of(a, r->nbase);
+		r->head = median_of(b, r->nhead);
+		r->p = detect_mwu(a, r->nbase, b, r->nhead);
+		free(a);
+		free(b);
+		r->ratio = r->base ? r->head / r->base : NAN;
+		r->change = r->base ? (r->head - r->base) / fabs(r->base) : NAN;
+		r->base_floor = floor_of(res, i, 9);
+		r->head_floor = floor_of(res, i, 10);
+		worse = r->lower_is_better ? r->head > r->base : r->head < r->base;
+		r->verdict = r->p < COMPARE_ALPHA &&
+			     fabs(r->change) >= conf->detect.min_magnitude ?
+			     (worse ? "regression" : "improvement") : "";
+	}
+	PQclear(res);
+	qsort(*rows, *nrows, sizeof(**rows), cmp_rows);
+	return ret;
+}
+
+static void free_rows(struct cmp_row *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(rows[i].name);
+		free(rows[i].params);
+		free(rows[i].backend);
+		free(rows[i].unit);
+		free(rows[i].host_class);
+	}
+	free(rows);
+}
+
+static json_t *num_or_null(double v)
+{
+	return isfinite(v) ? json_real(v) : json_null();
+}
+
+int compare_commits(PGconn *c, const char *base_arg, const char *head_arg,
+		    const char *host_class, bool html, struct buf *b, char *why, size_t whylen)
+{
+	char base[41], head[41];
+	struct cmp_row *rows;
+	size_t n;
+	int ret;
+
+	if (!base_arg || !head_arg) {
+		snprintf(why, whylen, "takes base and head, each 7 to 40 hex digits of a commit");
+		return -EINVAL;
+	}
+	ret = resolve_sha(c, base_arg, base, why, whylen);
+	if (!ret)
+		ret = resolve_sha(c, head_arg, head, why, whylen);
+	if (!ret)
+		ret = compare_rows(c, base, head, host_class, &rows, &n);
+	if (ret)
+		return ret;
+	if (!html) {
+		json_t *o = json_pack("{s:s, s:s, s:o}", "base", base, "head", head, "rows",
+				      json_array());
+		char *text;
+
+		for (size_t i = 0; o && i < n; i++) {
+			struct cmp_row *r = &rows[i];
+
+			json_array_append_new(json_object_get(o, "rows"), json_pack(
+				"{s:I, s:s, s:s, s:s, s:s, s:b, s:s, s:f, s:f, s:o, s:o, s:f, s:I,"
+				" s:I, s:o, s:o, s:s, s:s}",
+				"series", (json_int_t)r->series, "name", r->name, "params",
+				r->params, "backend", r->backend, "unit", r->unit,
+				"lower_is_better", r->lower_is_better, "host_class", r->host_class,
+				"base_median", r->base, "head_median", r->head,
+				"ratio", num_or_null(r->ratio), "change", num_or_null(r->change),
+				"p", r->p, "base_samples", (json_int_t)r->nbase,
+				"head_samples", (json_int_t)r->nhead,
+				"base_floor", num_or_null(r->base_floor),
+				"head_floor", num_or_null(r->head_floor), "verdict", r->verdict,
+				"mark", stars(r->p)));
+		}
+		text = o ? json_dumps(o, JSON_INDENT(1)) : NULL;
+		json_decref(o);
+		if (text)
+			buf_printf(b, "%s\n", text);
+		free(text);
+		free_rows(rows, n);
+		return text ? 0 : -ENOMEM;
+	}
+
+	page_start(b, "Compare two commits");
+	buf_printf(b, "<p>base ");
+	commit_link(b, base);
+	buf_printf(b, " against head ");
+	commit_link(b, head);
+	buf_printf(b, "%s", host_class ? ", host class " : "");
+	if (host_class)
+		buf_html(b, host_class);
+	buf_printf(b, ". p: two-sided Mann-Whitney U on the raw samples (* &lt; 0.05, "
+		   "** &lt; 0.01, *** &lt; 0.001); a change is a regression or an improvement "
+		   "when p &lt; %g and it is at least %g%%. Those first, then by size. "
+		   "<a href=\"/api/v1/compare?base=%s&amp;head=%s\">JSON</a></p>\n",
+		   COMPARE_ALPHA, 100 * conf->detect.min_magnitude, base, head);
+	buf_printf(b, "<table><tr><th>series</th><th>host class</th><th class=\"num\">base</th>"
+		   "<th class=\"num\">head</th><th class=\"num\">head/base</th>"
+		   "<th class=\"num\">p</th><th>verdict</th><th class=\"num\">floor base</th>"
+		   "<th class=\"num\">floor head</th></tr>\n");
+	for (size_t i = 0; i < n; i++) {
+		struct cmp_row *r = &rows[i];
+
+		buf_printf(b, "<tr class=\"%s\"><td><a href=\"/series/%lld\">", r->verdict,
+			   r->series);
+		buf_html(b, r->name);
+		buf_printf(b, "</a> <small>");
+		buf_html(b, r->backend);
+		buf_printf(b, " ");
+		buf_html(b, r->params);
+		buf_printf(b, "</small></td><td>");
+		buf_html(b, r->host_class);
+		buf_printf(b, "</td><td class=\"num\">%.4g</td><td class=\"num\">%.4g ", r->base,
+			   r->head);
+		buf_html(b, r->unit);
+		buf_printf(b, "</td><td class=\"num\">%.3f (%+.1f%%)</td><td class=\"num\">%s%.2g"
+			   "%s</td><td>%s</td>", r->ratio, 100 * r->change,
+			   r->p < 1e-6 ? "&lt; " : "", r->p < 1e-6 ? 1e-6 : r->p, stars(r->p),
+			   *r->verdict ? r->verdict : "&mdash;");
+		if (isfinite(r->base_floor) && isfinite(r->head_floor))
+			buf_printf(b, "<td class=\"num\">%.3g</td><td class=\"num\">%.3g ns/entry"
+				   "</td>", r->base_floor, r->head_floor);
+		else
+			buf_printf(b, "<td></td><td></td>");
+		buf_printf(b, "</tr>\n");
+	}
+	buf_printf(b, "</table>\n%s</body></html>\n", n ? "" :
+		   "<p>No series was measured at both commits.</p>\n");
+	free_rows(rows, n);
+	return 0;
+}

@@ -135,6 +135,12 @@ void buf_free(struct buf *b);
 int page_dashboard(PGconn *c, struct buf *out);
 int page_series(PGconn *c, long long id, struct buf *out);
 int plot_series(PGconn *c, long long id, bool compare, struct buf *svg);
+/*
+ * Two commits (sha prefixes) side by side, as a page or as JSON: -EINVAL or
+ * -ENOENT with why, when an argument is bad or names no commit.
+ */
+int compare_commits(PGconn *c, const char *base, const char *head, const char *host_class,
+		    bool html, struct buf *out, char *why, size_t whylen);
 
 /* Parse a decimal id from a URL; -1 when it is not one. */
 long long parse_id(const char *s);

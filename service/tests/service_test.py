@@ -15,6 +15,7 @@ import copy
 import glob
 import hashlib
 import json
+import math
 import os
 import random
 import re
@@ -22,6 +23,7 @@ import select
 import shutil
 import signal
 import socket
+import statistics
 import struct
 import subprocess
 import sys
@@ -658,6 +660,74 @@ def detection_finds_the_step(env):
     env.regression = c
 
 
+def mwu_p(a, b):
+    """Two-sided Mann-Whitney U, normal approximation with mid-ranks, tie and
+    continuity corrections: what the service computes, written again."""
+    pool = sorted([(v, 0) for v in a] + [(v, 1) for v in b])
+    r1 = ties = 0.0
+    i = 0
+    while i < len(pool):
+        j = i
+        while j < len(pool) and pool[j][0] == pool[i][0]:
+            j += 1
+        rank = (i + 1 + j) / 2
+        r1 += rank * sum(1 for k in range(i, j) if pool[k][1] == 0)
+        ties += (j - i) ** 3 - (j - i)
+        i = j
+    n1, n2 = len(a), len(b)
+    nn = n1 + n2
+    u = r1 - n1 * (n1 + 1) / 2
+    var = n1 * n2 / 12 * ((nn + 1) - ties / (nn * (nn - 1)))
+    z = max(0.0, abs(u - n1 * n2 / 2) - 0.5)
+    return math.erfc(z / math.sqrt(var) / math.sqrt(2))
+
+
+@case
+def compare_view(env):
+    """Two commits side by side: every series measured at both, with both
+    medians, the ratio, the U test's p and mark, the floors, checked against
+    the raw samples; regressions first; bad arguments refused."""
+    sid = env.regression["series_id"]
+    pts = jget(env, "/api/v1/series/%d" % sid)["points"]
+    at = {}
+    for p in pts:
+        if p["host_class"] == "amd":
+            at.setdefault(p["commit"], []).extend(p["samples"])
+    base, head = at[sha(124)], at[sha(125)]
+    cmp = jget(env, "/api/v1/compare?base=%s&head=%s" % (sha(124)[:9], sha(125)))
+    check(cmp["base"] == sha(124) and cmp["head"] == sha(125), "shas %s" % cmp)
+    rows = [r for r in cmp["rows"] if r["series"] == sid and r["host_class"] == "amd"]
+    check(len(rows) == 1, "rows %s" % rows)
+    r = rows[0]
+    want_p = mwu_p(base, head)
+    check(r["base_median"] == statistics.median(base) and
+          r["head_median"] == statistics.median(head) and
+          abs(r["ratio"] - r["head_median"] / r["base_median"]) < 1e-12 and
+          abs(r["p"] - want_p) < 1e-12 and r["base_samples"] == len(base) and
+          r["base_floor"] == 6.0 and r["head_floor"] == 6.0, "row %s, want p %g" % (r, want_p))
+    check(r["verdict"] == "regression" and r["mark"] == "*" and want_p < 0.05,
+          "verdict %s %s (p %g)" % (r["verdict"], r["mark"], want_p))
+    verdicts = [bool(x["verdict"]) for x in cmp["rows"]]
+    check(verdicts == sorted(verdicts, reverse=True), "changes not first: %s" % verdicts)
+    # The same commit against itself: nothing moved.
+    same = jget(env, "/api/v1/compare?base=%s&head=%s" % (sha(124), sha(124)))
+    check(same["rows"] and all(x["ratio"] == 1 and not x["verdict"] for x in same["rows"]),
+          "a commit against itself: %s" % same["rows"][:2])
+    st, page, _ = http("GET", env.url + "/compare?base=%s&head=%s" % (sha(124), sha(125)))
+    page = page.decode()
+    check(st == 200 and 'href="/series/%d"' % sid in page and "regression" in page and
+          "%.4g" % r["head_median"] in page, "compare page: %d" % st)
+    for q, want in [("base=%s" % sha(124), 400), ("base=xyz&head=%s" % sha(1), 400),
+                    ("base=%s&head=%s" % ("f" * 12, sha(125)), 404),
+                    ("base=%s&head=%s&x=1" % (sha(124), sha(125)), 400),
+                    ("base=%s&head=%s" % (sha(124)[:6], sha(125)), 400)]:
+        for path in ("/api/v1/compare?", "/compare?"):
+            st, body, _ = http("GET", env.url + path + q)
+            check(st == want and json.loads(body)["error"], "%s%s: %d, want %d"
+                  % (path, q, st, want))
+    env.compare = "/compare?base=%s&head=%s" % (sha(124), sha(125))
+
+
 @case
 def change_point_states(env):
     c = env.regression
@@ -1010,7 +1080,8 @@ def chromium_renders_the_dashboard(env):
     common = [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
               "--disable-dev-shm-usage", "--no-first-run", "--user-data-dir=" +
               os.path.join(env.tmp, "chromium"), "--virtual-time-budget=5000"]
-    for name, path in (("dashboard", "/"), ("series", "/series/%d" % sid)):
+    for name, path in (("dashboard", "/"), ("series", "/series/%d" % sid),
+                       ("compare", env.compare)):
         shot = os.path.join(SHOTS, name + ".png")
         if os.path.exists(shot):
             os.unlink(shot)
@@ -1022,7 +1093,9 @@ def chromium_renders_the_dashboard(env):
         colours = png_colours(shot)
         # A page of text alone has a few greys; the plots add the lines'
         # and the samples' colours.
-        check(len(colours) >= 12, "%s: %d colours: no plot rendered" % (name, len(colours)))
+        # The compare view is a table: text, and the regression's red.
+        check(len(colours) >= (4 if name == "compare" else 12),
+              "%s: %d colours: nothing rendered" % (name, len(colours)))
         print("# screenshot %s: %s (%d colours)" % (name, shot, len(colours)))
     r = subprocess.run(common + ["--dump-dom", env.url + "/series/%d" % sid],
                        capture_output=True, text=True, timeout=180)
