@@ -199,14 +199,42 @@ static void cp_table(struct buf *b, PGresult *res, bool forms)
 			   100 * atof(PQgetvalue(res, i, 8)), kind, atof(PQgetvalue(res, i, 6)),
 			   atof(PQgetvalue(res, i, 7)));
 		buf_html(b, PQgetvalue(res, i, 10));
-		buf_printf(b, "</td><td class=\"num\">%.2g</td><td>%s</td><td>%s</td>",
-			   atof(PQgetvalue(res, i, 9)), PQgetvalue(res, i, 12),
+		/* Past 1e-6 a p-value says nothing more to a reader. */
+		buf_printf(b, "</td><td class=\"num\">%s%.2g</td><td>%s</td><td>%s</td>",
+			   atof(PQgetvalue(res, i, 9)) < 1e-6 ? "&lt; " : "",
+			   fmax(atof(PQgetvalue(res, i, 9)), 1e-6), PQgetvalue(res, i, 12),
 			   PQgetvalue(res, i, 0));
 		if (forms)
 			state_form(b, PQgetvalue(res, i, 0), PQgetvalue(res, i, 12));
 		buf_printf(b, "</tr>\n");
 	}
 	buf_printf(b, "</table>\n");
+}
+
+#define SPARK_POINTS "30"
+
+/* The medians m[0..n) as a small inline SVG line, the last one marked. */
+static void sparkline(struct buf *b, const double *m, size_t n)
+{
+	const double w = 120, h = 22, pad = 2;
+	double lo = m[0], hi = m[0];
+
+	for (size_t i = 1; i < n; i++) {
+		lo = fmin(lo, m[i]);
+		hi = fmax(hi, m[i]);
+	}
+	buf_printf(b, "<svg class=\"spark\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f "
+		   "%.0f\" role=\"img\" aria-label=\"last %zu points\"><polyline fill=\"none\" "
+		   "stroke=\"#1f77b4\" stroke-width=\"1.5\" points=\"", w, h, w, h, n);
+	for (size_t i = 0; i < n; i++) {
+		double x = n > 1 ? pad + (w - 2 * pad) * i / (n - 1) : w / 2;
+		double y = hi > lo ? h - pad - (h - 2 * pad) * (m[i] - lo) / (hi - lo) : h / 2;
+
+		buf_printf(b, "%s%.1f,%.1f", i ? " " : "", x, y);
+		if (i == n - 1)
+			buf_printf(b, "\"/><circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" "
+				   "fill=\"#1f77b4\"/></svg>", x, y);
+	}
 }
 
 int page_dashboard(PGconn *c, struct buf *b)
@@ -241,12 +269,19 @@ int page_dashboard(PGconn *c, struct buf *b)
 	}
 	PQclear(res);
 
+	/* Per series and host class: its points' count and the last SPARK medians. */
 	ret = db_exec(c, &res, "SELECT s.id, s.bench, s.metric, s.backend,"
-		      PARAMS_TEXT("s.params") ", s.unit,"
-		      " (SELECT count(DISTINCT u.commit_id) FROM results r JOIN runs u"
-		      " ON u.id = r.run_id WHERE r.series_id = s.id)"
-		      " FROM series s WHERE NOT s.params ? 'mmu'"
-		      " ORDER BY s.bench, s.metric, s.backend, s.params_key", 0, NULL);
+		      PARAMS_TEXT("s.params") ", s.unit, s.lower_is_better, t.host_class,"
+		      " t.total, t.meds FROM series s JOIN LATERAL (SELECT host_class,"
+		      " max(total) AS total, array_agg(med ORDER BY rn DESC) AS meds FROM"
+		      " (SELECT host_class, (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY v)"
+		      " FROM unnest(samples) v) AS med, row_number() OVER w AS rn,"
+		      " count(*) OVER (PARTITION BY host_class) AS total FROM commit_samples"
+		      " WHERE series_id = s.id WINDOW w AS (PARTITION BY host_class"
+		      " ORDER BY gen DESC, committed DESC, commit_id DESC)) x"
+		      " WHERE rn <= " SPARK_POINTS " GROUP BY host_class) t ON true"
+		      " WHERE NOT s.params ? 'mmu'"
+		      " ORDER BY s.bench, s.metric, s.backend, s.params_key, t.host_class", 0, NULL);
 	if (ret)
 		return ret;
 	buf_printf(b, "<h2>Benchmarks</h2>\n");
@@ -256,25 +291,48 @@ int page_dashboard(PGconn *c, struct buf *b)
 			   "sends them here.</p>\n");
 	for (int i = 0; i < PQntuples(res); i++) {
 		const char *id = PQgetvalue(res, i, 0);
+		double *m = NULL, change;
+		size_t n = 0;
+		bool worse;
 
 		if (!bench || strcmp(bench, PQgetvalue(res, i, 1))) {
+			buf_printf(b, "%s<h3>", bench ? "</table>\n" : "");
 			bench = PQgetvalue(res, i, 1);
-			buf_printf(b, "<h3>");
 			buf_html(b, bench);
-			buf_printf(b, "</h3>\n");
+			buf_printf(b, "</h3>\n<table><tr><th>series</th><th>host class</th>"
+				   "<th class=\"num\">commits</th><th class=\"num\">latest</th>"
+				   "<th class=\"num\">vs previous</th><th>last %s</th></tr>\n",
+				   SPARK_POINTS);
 		}
-		buf_printf(b, "<figure><figcaption><a href=\"/series/%s\">", id);
+		if (parse_float_array(PQgetvalue(res, i, 9), &m, &n) || !n) {
+			free(m);
+			continue;
+		}
+		change = n > 1 && m[n - 2] ? (m[n - 1] - m[n - 2]) / fabs(m[n - 2]) : NAN;
+		worse = *PQgetvalue(res, i, 6) == 't' ? change > 0 : change < 0;
+		buf_printf(b, "<tr><td><a href=\"/series/%s\">", id);
 		buf_html(b, PQgetvalue(res, i, 2));
-		buf_printf(b, "</a> (");
-		buf_html(b, PQgetvalue(res, i, 5));
-		buf_printf(b, ", %s commits) <small>", PQgetvalue(res, i, 6));
+		buf_printf(b, "</a> <small>");
 		buf_html(b, PQgetvalue(res, i, 3));
 		buf_printf(b, " ");
 		buf_html(b, PQgetvalue(res, i, 4));
-		buf_printf(b, "</small></figcaption><img class=\"plot\" loading=\"lazy\" "
-			   "width=\"900\" height=\"420\" src=\"/plots/series/%s.svg\" alt=\"plot of "
-			   "series %s\"></figure>\n", id, id);
+		buf_printf(b, "</small></td><td>");
+		buf_html(b, PQgetvalue(res, i, 7));
+		buf_printf(b, "</td><td class=\"num\">%s</td><td class=\"num\">%.4g ",
+			   PQgetvalue(res, i, 8), m[n - 1]);
+		buf_html(b, PQgetvalue(res, i, 5));
+		if (isfinite(change))
+			buf_printf(b, "</td><td class=\"num%s\">%+.1f%%</td><td>",
+				   fabs(change) < conf->detect.min_magnitude ? "" :
+				   worse ? " regression" : " improvement", 100 * change);
+		else
+			buf_printf(b, "</td><td></td><td>");
+		sparkline(b, m, n);
+		buf_printf(b, "</td></tr>\n");
+		free(m);
 	}
+	if (bench)
+		buf_printf(b, "</table>\n");
 	PQclear(res);
 	buf_printf(b, "<p><small>API: <code>/api/v1/hosts</code>, <code>/api/v1/benchmarks"
 		   "</code>, <code>/api/v1/series</code>, <code>/api/v1/change-points</code>, "

@@ -918,11 +918,27 @@ def plots_and_pages(env):
     check(first < page.index("Benchmarks"), "regressions are not first")
     check('href="/series/%d"' % sid in page, "no link to the series")
     check("https://example.org/kmmu/commit/%s" % sha(125) in page, "no link to the commit")
-    check('src="/plots/series/%d.svg"' % sid in page, "no plot on the dashboard")
     check("<script" not in page, "the dashboard uses JavaScript")
+    check("e-31" not in page and "e-2" not in page and "&lt; 1e-06" in page,
+          "raw tiny p-values on the dashboard")
+    # A compact table, not every full plot: per series and host class the
+    # latest median, the change from the previous commit, a sparkline.
+    check("<img" not in page and page.count('<svg class="spark"') >= 3,
+          "the dashboard is not a table of sparklines")
+    meds = {}
+    for p in jget(env, "/api/v1/series/%d" % sid)["points"]:
+        if p["host_class"] == "amd":
+            meds.setdefault(p["commit"], []).extend(p["samples"])
+    last = [statistics.median(meds[c]) for c in list(meds)[-2:]]
+    row = re.search(r'<tr><td><a href="/series/%d">.*?<td>amd</td>(.*?)</tr>' % sid, page)
+    check(row, "no amd row for series %d" % sid)
+    want = "%.4g ns/4K" % last[1], "%+.1f%%" % (100 * (last[1] - last[0]) / last[0])
+    check(want[0] in row.group(1) and want[1] in row.group(1) and "<polyline" in row.group(1),
+          "row %s, want %s" % (row.group(1)[:300], want))
     # Every plot, those of series named with quotes, backslashes and long
     # multibyte strings included, is well-formed XML.
-    for other in re.findall(r'src="(/plots/series/\d+\.svg)"', page):
+    for other in sorted(set(re.findall(r'href="/series/(\d+)"', page))):
+        other = "/plots/series/%s.svg" % other
         st, svg, _ = http("GET", env.url + other)
         check(st == 200, "%s: %d %s" % (other, st, svg[:200]))
         try:
@@ -1149,7 +1165,7 @@ def make_serve(env):
         st, page, _ = http("GET", "http://127.0.0.1:%d/" % port)
         check(st == 200 and b"<h3>dirty_log</h3>" in page and b"<h3>aging</h3>" in page,
               "imported results not on the dashboard")
-        sid = re.search(rb'src="/plots/series/(\d+).svg"', page).group(1).decode()
+        sid = re.search(rb'href="/series/(\d+)"', page).group(1).decode()
         st, svg, _ = http("GET", "http://127.0.0.1:%d/plots/series/%s.svg" % (port, sid))
         check(st == 200 and b"<svg" in svg, "plot: %d" % st)
     finally:
