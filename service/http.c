@@ -768,6 +768,21 @@ static enum MHD_Result post_cp_form(struct MHD_Connection *mc, PGconn *c, long l
 	return mret;
 }
 
+/* A series page's or plot's from, to and last: the commits to draw. */
+static int range_args(struct MHD_Connection *mc, PGconn *c, long long id,
+		      struct plot_range *range, char *why, size_t whylen)
+{
+	static const char *const allowed[] = { "from", "to", "last", NULL };
+	const char *bad = bad_arg(mc, allowed);
+
+	if (bad) {
+		snprintf(why, whylen, "unknown parameter '%.64s' (takes from and to, or last)", bad);
+		return -EINVAL;
+	}
+	return series_range(c, id, arg(mc, "from"), arg(mc, "to"), arg(mc, "last"), range, why,
+			    whylen);
+}
+
 /* Routes that need the database; c is this request's connection. */
 static enum MHD_Result route_db(struct MHD_Connection *mc, PGconn *c, const char *url,
 				bool post, struct request *r)
@@ -882,10 +897,21 @@ static enum MHD_Result route_db(struct MHD_Connection *mc, PGconn *c, const char
 	} else if (!strcmp(url, "/")) {
 		ret = page_dashboard(c, &b);
 	} else if (!strncmp(url, "/series/", 8) && (id = parse_id(url + 8)) > 0) {
-		ret = page_series(c, id, &b);
+		struct plot_range range;
+		char why[256] = "";
+
+		ret = range_args(mc, c, id, &range, why, sizeof(why));
+		if (!ret)
+			ret = page_series(c, id, &range, &b);
+		if (ret == -EINVAL || ret == -ERANGE || (ret == -ENOENT && *why)) {
+			buf_free(&b);
+			return fail(mc, ret == -EINVAL ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_NOT_FOUND,
+				    "%s", *why ? why : "no point of this series in that range");
+		}
 	} else if ((!strncmp(url, "/plots/series/", 14) && (rest = url + 14)) ||
 		   (!strncmp(url, "/plots/compare/", 15) && (rest = url + 15))) {
-		char num[24];
+		struct plot_range range;
+		char num[24], why[256] = "";
 		size_t len = strlen(rest);
 
 		if (len < 5 || len > 20 || strcmp(rest + len - 4, ".svg"))
@@ -894,7 +920,14 @@ static enum MHD_Result route_db(struct MHD_Connection *mc, PGconn *c, const char
 		id = parse_id(num);
 		if (id < 0)
 			return fail(mc, MHD_HTTP_NOT_FOUND, "no such plot");
-		ret = plot_series(c, id, url[7] == 'c', &b);
+		ret = range_args(mc, c, id, &range, why, sizeof(why));
+		if (!ret)
+			ret = plot_series(c, id, url[7] == 'c', &range, &b);
+		if (ret == -EINVAL || ret == -ERANGE || (ret == -ENOENT && *why)) {
+			buf_free(&b);
+			return fail(mc, ret == -EINVAL ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_NOT_FOUND,
+				    "%s", *why ? why : "no point of this series in that range");
+		}
 		if (!ret)
 			return respond(mc, MHD_HTTP_OK, "image/svg+xml", &b);
 	} else {

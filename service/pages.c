@@ -365,7 +365,98 @@ static long long kvm_counterpart(PGconn *c, const char *id)
 	return kvm;
 }
 
-int page_series(PGconn *c, long long id, struct buf *b)
+static int resolve_sha(PGconn *c, const char *prefix, char *sha, char *why, size_t whylen);
+
+/*
+ * The commits of series @id to draw: from and to (sha prefixes, either may be
+ * missing) or the last @last of them; 0 bounds for the whole history.
+ */
+int series_range(PGconn *c, long long id, const char *from, const char *to, const char *last,
+		 struct plot_range *r, char *why, size_t whylen)
+{
+	const char *shas[2] = { from, to };
+	long long *ends[2] = { &r->from, &r->to };
+	char id_s[24], sha[41];
+	PGresult *res;
+	int ret;
+
+	memset(r, 0, sizeof(*r));
+	snprintf(id_s, sizeof(id_s), "%lld", id);
+	if (last && (from || to)) {
+		snprintf(why, whylen, "takes from and to, or last, not both");
+		return -EINVAL;
+	}
+	if (last) {
+		const char *p[2] = { id_s, last };
+		char *end;
+		long n = strtol(last, &end, 10);
+
+		if (*end || end == last || n < 1 || n > 1000000) {
+			snprintf(why, whylen, "last = '%.20s': not a number of commits (1 or more)",
+				 last);
+			return -EINVAL;
+		}
+		ret = db_exec(c, &res, "SELECT min(gen) FROM (SELECT DISTINCT gen, committed,"
+			      " commit_id FROM commit_samples WHERE series_id = $1"
+			      " ORDER BY gen DESC, committed DESC, commit_id DESC LIMIT $2) t", 2, p);
+		if (ret)
+			return ret;
+		r->from = PQgetisnull(res, 0, 0) ? 0 : atoll(PQgetvalue(res, 0, 0));
+		PQclear(res);
+		return 0;
+	}
+	for (int i = 0; i < 2; i++) {
+		const char *p[1] = { sha };
+
+		if (!shas[i])
+			continue;
+		ret = resolve_sha(c, shas[i], sha, why, whylen);
+		if (ret)
+			return ret;
+		ret = db_exec(c, &res, "SELECT gen FROM commits WHERE sha = $1", 1, p);
+		if (ret)
+			return ret;
+		*ends[i] = atoll(PQgetvalue(res, 0, 0));
+		PQclear(res);
+	}
+	if (r->from && r->to && r->from > r->to) {
+		snprintf(why, whylen, "from comes after to");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The GET form that picks the range: the series' commits, newest first. */
+static int range_form(PGconn *c, struct buf *b, const char *id, const struct plot_range *r)
+{
+	PGresult *res;
+	int ret;
+
+	ret = db_exec(c, &res, "SELECT c.sha, c.gen FROM commits c WHERE c.id IN (SELECT commit_id"
+		      " FROM commit_samples WHERE series_id = $1) ORDER BY c.gen DESC,"
+		      " c.committed DESC, c.id DESC", 1, &id);
+	if (ret)
+		return ret;
+	buf_printf(b, "<form method=\"get\" action=\"/series/%s\"><label>from <select "
+		   "name=\"from\"><option value=\"\">first</option>", id);
+	for (int i = 0; i < PQntuples(res); i++)
+		buf_printf(b, "<option%s>%.12s</option>",
+			   r->from == atoll(PQgetvalue(res, i, 1)) ? " selected" : "",
+			   PQgetvalue(res, i, 0));
+	buf_printf(b, "</select></label> <label>to <select name=\"to\"><option value=\"\">"
+		   "latest</option>");
+	for (int i = 0; i < PQntuples(res); i++)
+		buf_printf(b, "<option%s>%.12s</option>",
+			   r->to == atoll(PQgetvalue(res, i, 1)) ? " selected" : "",
+			   PQgetvalue(res, i, 0));
+	buf_printf(b, "</select></label> <button>zoom</button> <a href=\"/series/%s?last=30\">"
+		   "last 30</a> <a href=\"/series/%s\">all %d</a></form>\n", id, id,
+		   PQntuples(res));
+	PQclear(res);
+	return 0;
+}
+
+int page_series(PGconn *c, long long id, const struct plot_range *range, struct buf *b)
 {
 	char id_s[24], title[512];
 	const char *p[1] = { id_s };
@@ -395,7 +486,9 @@ int page_series(PGconn *c, long long id, struct buf *b)
 	buf_printf(b, "</code>. <a href=\"/api/v1/series/%s\">data</a></p>\n", id_s);
 	PQclear(res);
 
-	ret = plot_series(c, id, false, &svg);
+	ret = range_form(c, b, id_s, range);
+	if (!ret)
+		ret = plot_series(c, id, false, range, &svg);
 	if (ret)
 		goto out;
 	buf_printf(b, "<figure>");
@@ -404,7 +497,7 @@ int page_series(PGconn *c, long long id, struct buf *b)
 	kvm = kvm_counterpart(c, id_s);
 	if (kvm > 0) {
 		svg.len = 0;
-		ret = plot_series(c, id, true, &svg);
+		ret = plot_series(c, id, true, range, &svg);
 		if (ret)
 			goto out;
 		buf_printf(b, "<h2>kmmu and KVM</h2>\n<figure>");
@@ -522,9 +615,11 @@ static int add_series(PGconn *c, struct plot *pl, const char *id, const char *pr
 		size_t n;
 		int x = commit_x(pl, atoll(PQgetvalue(res, i, 1)));
 
+		if (x < 0)	/* outside the range drawn */
+			continue;
 		snprintf(title, sizeof(title), "%s%s", prefix, PQgetvalue(res, i, 0));
 		l = line_of(pl, title);
-		if (x < 0 || !l || parse_float_array(PQgetvalue(res, i, 2), &v, &n) || !n) {
+		if (!l || parse_float_array(PQgetvalue(res, i, 2), &v, &n) || !n) {
 			ret = -EIO;
 			break;
 		}
@@ -660,6 +755,8 @@ static void remove_dir(const char *dir)
 static void drop_stale(const char *kind, const char *id, const char *keep)
 {
 	const char *base = strrchr(keep, '/') + 1;
+	/* Renders of the same data for other ranges (".r<from>-<to>") stay. */
+	size_t same = strstr(base, ".r") ? (size_t)(strstr(base, ".r") - base) : strlen(base);
 	char prefix[64], path[4400];
 	struct dirent *e;
 	DIR *d;
@@ -669,7 +766,8 @@ static void drop_stale(const char *kind, const char *id, const char *keep)
 	if (!d)
 		return;
 	while ((e = readdir(d)))
-		if (!strncmp(e->d_name, prefix, strlen(prefix)) && strcmp(e->d_name, base)) {
+		if (!strncmp(e->d_name, prefix, strlen(prefix)) &&
+		    strncmp(e->d_name, base, same + 2)) {
 			snprintf(path, sizeof(path), "%s/%s", conf->cache_dir, e->d_name);
 			unlink(path);
 		}
@@ -759,21 +857,27 @@ out:
 }
 
 /* Commits of the series (and of its KVM counterpart) in commit order. */
-static int load_commits(PGconn *c, struct plot *pl, const char *const *ids)
+static int load_commits(PGconn *c, struct plot *pl, const char *const *ids,
+			const struct plot_range *r)
 {
+	char lo[24], hi[24];
+	const char *p[4] = { ids[0], ids[1], lo, hi };
 	PGresult *res;
 	int ret, n;
 
+	snprintf(lo, sizeof(lo), "%lld", r ? r->from : 0);
+	snprintf(hi, sizeof(hi), "%lld", r ? r->to : 0);
 	ret = db_exec(c, &res, "SELECT DISTINCT c.id, c.sha, c.committed, c.gen FROM results r"
 		      " JOIN runs u ON u.id = r.run_id JOIN commits c ON c.id = u.commit_id"
 		      " WHERE r.series_id IN ($1, $2) AND u.retracted IS NULL AND NOT u.dirty"
-		      " ORDER BY c.gen, c.committed, c.id", 2, ids);
+		      " AND ($3::bigint = 0 OR c.gen >= $3) AND ($4::bigint = 0 OR c.gen <= $4)"
+		      " ORDER BY c.gen, c.committed, c.id", 4, p);
 	if (ret)
 		return ret;
 	n = PQntuples(res);
 	if (!n) {
 		PQclear(res);
-		return -ENOENT;
+		return r && (r->from || r->to) ? -ERANGE : -ENOENT;
 	}
 	pl->commits = calloc(n, sizeof(*pl->commits));
 	pl->shas = calloc(n, sizeof(*pl->shas));
@@ -795,7 +899,8 @@ static int load_commits(PGconn *c, struct plot *pl, const char *const *ids)
  * counterpart; rendered when the cache has none for this version of
  * the data.
  */
-int plot_series(PGconn *c, long long id, bool compare, struct buf *svg)
+int plot_series(PGconn *c, long long id, bool compare, const struct plot_range *range,
+		struct buf *svg)
 {
 	char id_s[24], kvm_s[24] = "0", key[4400], tmpl[4200];
 	const char *ids[2] = { id_s, kvm_s };
@@ -820,9 +925,10 @@ int plot_series(PGconn *c, long long id, bool compare, struct buf *svg)
 		PQclear(res);
 		return -ENOENT;
 	}
-	snprintf(key, sizeof(key), "%s/%s-%s-%s.%s.%s.%s.svg", conf->cache_dir,
+	snprintf(key, sizeof(key), "%s/%s-%s-%s.%s.%s.%s.r%lld-%lld.svg", conf->cache_dir,
 		 compare ? "compare" : "series", id_s, PQgetvalue(res, 0, 0), kvm_s,
-		 PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
+		 PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2), range ? range->from : 0,
+		 range ? range->to : 0);
 	PQclear(res);
 	if (!slurp(key, svg))
 		return 0;
@@ -834,7 +940,7 @@ int plot_series(PGconn *c, long long id, bool compare, struct buf *svg)
 		log_err("plot: %s: %s", pl.dir, strerror(errno));
 		return -EIO;
 	}
-	ret = load_commits(c, &pl, ids);
+	ret = load_commits(c, &pl, ids, range);
 	if (!ret)
 		ret = add_series(c, &pl, id_s, compare ? "kmmu " : "");
 	if (!ret && compare)

@@ -133,8 +133,16 @@ void buf_html(struct buf *b, const char *s);	/* escaped for HTML */
 void buf_free(struct buf *b);
 
 int page_dashboard(PGconn *c, struct buf *out);
-int page_series(PGconn *c, long long id, struct buf *out);
-int plot_series(PGconn *c, long long id, bool compare, struct buf *svg);
+/* Commits drawn, by place (commits.gen): 0 for no bound. */
+struct plot_range {
+	long long	from, to;
+};
+int series_range(PGconn *c, long long id, const char *from, const char *to, const char *last,
+		 struct plot_range *r, char *why, size_t whylen);
+/* -ERANGE: no point of the series in the range. */
+int page_series(PGconn *c, long long id, const struct plot_range *range, struct buf *out);
+int plot_series(PGconn *c, long long id, bool compare, const struct plot_range *range,
+		struct buf *svg);
 /*
  * Two commits (sha prefixes) side by side, as a page or as JSON: -EINVAL or
  * -ENOENT with why, when an argument is bad or names no commit.

@@ -951,6 +951,43 @@ def plots_and_pages(env):
 
 
 @case
+def series_zoom(env):
+    """A series page and its plot take a commit range (from, to: sha
+    prefixes) or the last N commits, picked with a plain GET form."""
+    sid = env.regression["series_id"]
+
+    def plot(q):
+        st, svg, _ = http("GET", env.url + "/plots/series/%d.svg?%s" % (sid, q))
+        check(st == 200 and svg_ok(svg, "dirty_log.clear_dirty_log"), "plot ?%s: %d" % (q, st))
+        return svg.decode()
+    whole = plot("")
+    check(sha(100)[:7] in whole, "the whole history does not start at the first commit")
+    last = plot("last=10")
+    check(sha(130)[:7] in last and sha(100)[:7] not in last and sha(120)[:7] not in last,
+          "last=10 draws other commits")
+    part = plot("from=%s&to=%s" % (sha(120)[:10], sha(127)))
+    check(sha(120)[:7] in part and sha(139)[:7] not in part and sha(100)[:7] not in part,
+          "from..to draws other commits")
+    check("+10" in part or "+9" in part or "+11" in part, "the change point in range not drawn")
+    cached = [f for f in os.listdir(os.path.join(env.tmp, "cache"))
+              if f.startswith("series-%d-" % sid)]
+    check(len(cached) >= 3, "ranges share a cache entry: %s" % cached)
+    st, page, _ = http("GET", env.url + "/series/%d?last=10" % sid)
+    page = page.decode()
+    check(st == 200 and '<form method="get" action="/series/%d">' % sid in page and
+          "<option selected>%s</option>" % sha(130)[:12] in page and "<svg" in page,
+          "zoomed series page: %d" % st)
+    for q, want in [("last=0", 400), ("last=abc", 400), ("from=zzz", 400),
+                    ("from=%s&to=%s" % (sha(130), sha(120)), 400),
+                    ("last=5&from=%s" % sha(120), 400), ("zoom=1", 400),
+                    ("from=%s" % ("f" * 10), 404)]:
+        for path in ("/series/%d?" % sid, "/plots/series/%d.svg?" % sid):
+            st, body, _ = http("GET", env.url + path + q)
+            check(st == want and json.loads(body)["error"], "%s%s: %d, want %d"
+                  % (path, q, st, want))
+
+
+@case
 def kvm_comparison_plot(env):
     params = {"vcpus": 1, "bytes_per_vcpu": 67108864, "backing": "anonymous"}
     figs = []
