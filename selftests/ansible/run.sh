@@ -304,6 +304,26 @@ else
 fi
 phase_done second-run
 
+# --- check mode ---------------------------------------------------------------
+# A dry run of a change: --diff shows it, and nothing on the hosts moves.
+echo "# check mode"
+if play check --check --diff -e kmmu_nonpresent_ve=true; then
+	grep -q '^+options kmmu .*nonpresent_ve=Y' "$OUT/check.log" &&
+		ok "check mode: --diff shows the new module options" ||
+		not_ok "check mode: no diff of /etc/modprobe.d/kmmu.conf (see $OUT/check.log)"
+	[ "$(recap_sum check changed)" -gt 0 ] && ok "check mode: reports the change" ||
+		not_ok "check mode: reports changed=0"
+	for g in bench-intel bench-amd; do
+		got=$(gssh "$g" 'cat /sys/module/kmmu/parameters/nonpresent_ve; grep -c nonpresent_ve=N /etc/modprobe.d/kmmu.conf' 2>/dev/null | tr '\n' ' ')
+		[ "$got" = "N 1 " ] && ok "$g: check mode changed nothing" ||
+			not_ok "$g: after check mode: '$got'"
+	done
+else
+	not_ok "deploy.yml --check --diff (see $OUT/check.log)"
+	grep -E -B2 -A12 '^(fatal|failed):' "$OUT/check.log" | head -n 40 | sed 's/^/#   /'
+fi
+phase_done check-mode
+
 # --- what must fail, changing nothing -------------------------------------
 # must_fail NAME MESSAGE ARG...: the run fails, says MESSAGE, changes nothing.
 must_fail() {
