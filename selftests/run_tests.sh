@@ -196,13 +196,18 @@ bench_json() {
 	else
 		echo "fio is not installed: no run with --pressure fio"
 	fi
+	mid=0123456789abcdef0123456789abcdef
 	for run in "$@"; do
 		echo "== $run"
 		# shellcheck disable=SC2086
-		KMMU_BACKEND=user "$BUILD/rel/bench/"$run -o "$out" || return 1
+		KMMU_BACKEND=user KMMU_MACHINE_ID=$mid "$BUILD/rel/bench/"$run -o "$out" || return 1
 	done
 	# shellcheck disable=SC2086
-	python3 bench/check_results.py "$out" $want
+	python3 bench/check_results.py "$out" $want || return 1
+	# The machine's identity, which keeps its series apart from others'.
+	python3 -c 'import json, sys
+sys.exit(json.load(open(sys.argv[1]))["host"].get("machine_id") != sys.argv[2])' "$out" "$mid" ||
+		{ echo "host.machine_id is not KMMU_MACHINE_ID"; return 1; }
 }
 
 # A bad flag or value: a usage message and exit status 2, from every driver.
