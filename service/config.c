@@ -15,7 +15,8 @@
 
 #include "regressd.h"
 
-enum kind { STR, UINT, SIZE, PROB };
+/* PROB: a number in (min, max]; REAL: in [min, max]. */
+enum kind { STR, UINT, SIZE, PROB, REAL };
 
 struct key {
 	const char	*name;
@@ -58,8 +59,12 @@ static const struct key keys[] = {
 	  "seconds SIGTERM waits for the requests in flight to be answered (30)"),
 	K("detect_max_pvalue", PROB, detect.max_pvalue, 0, 1,
 	  "Welch t-test p-value a change point must be under (0.001)"),
-	K("detect_min_magnitude", PROB, detect.min_magnitude, 0, 10,
-	  "smallest relative change reported (0.02)"),
+	K("detect_noise_factor", REAL, detect.noise_factor, 0, 1000,
+	  "smallest change reported, in noises of the series' per-commit medians; 0: off (3)"),
+	K("detect_noise_points", UINT, detect.noise_points, 3, 100000,
+	  "fewest commits whose noise is trusted; under it detect_min_magnitude applies (12)"),
+	K("detect_min_magnitude", REAL, detect.min_magnitude, 0, 10,
+	  "smallest relative change reported where the noise is not known (0.02)"),
 	K("detect_mwu_alpha", PROB, detect.mwu_alpha, 0, 1,
 	  "Mann-Whitney U p-value on raw samples that confirms it (0.001)"),
 	K("detect_window", UINT, detect.window, 4, 100000,
@@ -156,19 +161,21 @@ int config_set(struct config *cfg, const char *name, const char *value, const ch
 			*(size_t *)field = v;
 		return 0;
 	}
-	case PROB: {
+	case PROB:
+	case REAL: {
 		double v = strtod(value, &end);
 
-		if (errno || end == value || *end || !isfinite(v) || v <= k->min || v > k->max)
+		if (errno || end == value || *end || !isfinite(v) || v > k->max ||
+		    (k->kind == PROB ? v <= k->min : v < k->min))
 			goto bad;
 		*(double *)field = v;
 		return 0;
 	}
 	}
 bad:
-	if (k->kind == PROB)
-		log_err("%s: %s = '%s': not a number in (%g, %g]", where, name, value, k->min,
-			k->max);
+	if (k->kind == PROB || k->kind == REAL)
+		log_err("%s: %s = '%s': not a number in %c%g, %g]", where, name, value,
+			k->kind == PROB ? '(' : '[', k->min, k->max);
 	else
 		log_err("%s: %s = '%s': not an integer in [%.0f, %.0f]", where, name, value,
 			k->min, k->max);

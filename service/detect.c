@@ -35,7 +35,15 @@ void detect_config_default(struct detect_config *cfg)
 	 * 15 commits on each side; 3 commits a side is the least a t-test
 	 * can say anything about.
 	 */
+	/*
+	 * A step of 3 noises (of the per-commit medians) is what a t-test on
+	 * 3 commits a side separates at 0.001 often enough; with fewer than
+	 * 12 commits the spread is too rough to go by, and the fixed 2%
+	 * stands in.
+	 */
 	cfg->max_pvalue = 0.001;
+	cfg->noise_factor = 3;
+	cfg->noise_points = 12;
 	cfg->min_magnitude = 0.02;
 	cfg->mwu_alpha = 0.001;
 	cfg->window = 30;
@@ -49,6 +57,8 @@ int detect_config_check(const struct detect_config *cfg)
 	if (!(cfg->max_pvalue > 0 && cfg->max_pvalue <= 1))
 		return -EINVAL;
 	if (!(cfg->min_magnitude >= 0 && isfinite(cfg->min_magnitude)))
+		return -EINVAL;
+	if (!(cfg->noise_factor >= 0 && isfinite(cfg->noise_factor)) || cfg->noise_points < 3)
 		return -EINVAL;
 	if (!(cfg->mwu_alpha > 0 && cfg->mwu_alpha <= 1))
 		return -EINVAL;
@@ -241,6 +251,7 @@ struct det {
 	unsigned char	*is_cand;	/* n: proposed by some window */
 	struct cand	*cps;
 	size_t		ncp;
+	double		noise;		/* NAN: not known */
 };
 
 static int cmp_double(const void *a, const void *b)
@@ -484,6 +495,69 @@ static void cand_remove(struct det *d, size_t i)
 }
 
 /*
+ * How far a candidate's step is above the least that counts (1: exactly
+ * at it): noise_factor noises when the noise is known, else min_magnitude.
+ */
+static double size_margin(const struct det *d, const struct cand *c)
+{
+	const struct detect_config *cfg = d->cfg;
+	double step = fabs(c->new_med - c->old_med);
+
+	if (!isnan(d->noise)) {
+		if (d->noise == 0)
+			return step > 0 ? INFINITY : 0;
+		return step / (cfg->noise_factor * d->noise);
+	}
+	if (cfg->min_magnitude == 0)
+		return INFINITY;
+	return fabs(c->rel) / cfg->min_magnitude;
+}
+
+/* Median of v[0..k), sorting it; k > 0. */
+static double median_sort(double *v, size_t k)
+{
+	qsort(v, k, sizeof(*v), cmp_double);
+	return k % 2 ? v[k / 2] : (v[k / 2 - 1] + v[k / 2]) / 2;
+}
+
+/*
+ * The noise of the per-commit medians, the larger of two estimates:
+ *  - between commits, from the median of |x[i+1] - x[i]|, which a few
+ *    steps hardly move (a difference of two values of sigma s has sigma
+ *    s * sqrt(2), and its median absolute value is 0.6745 of that); over
+ *    a dozen or two commits it is often half the truth;
+ *  - within commits, from the median over commits of their samples'
+ *    standard deviation, over sqrt(samples) and times 1.2533 (the sigma
+ *    of a median of normal samples); runs of one commit that vary more
+ *    between them than within leave it low, never high.
+ * NAN when noise_factor is 0 or there are too few points.
+ */
+static double series_noise(struct det *d)
+{
+	size_t i, k = d->n - 1, m = 0;
+	double between, within = 0;
+
+	if (d->cfg->noise_factor == 0 || d->n < d->cfg->noise_points)
+		return NAN;
+	for (i = 0; i < k; i++)
+		d->sel[i] = fabs(d->x[i + 1] - d->x[i]);
+	between = median_sort(d->sel, k) / (0.674489750196 * M_SQRT2);
+
+	for (i = 0; i < d->n; i++) {
+		const struct detect_point *p = &d->pts[i];
+		double mean, var;
+
+		if (p->nsamples < 2)
+			continue;
+		mean_var(p->samples, p->nsamples, &mean, &var);
+		d->sel[m++] = sqrt(var) * 1.2533141373 / sqrt((double)p->nsamples);
+	}
+	if (m)
+		within = median_sort(d->sel, m);
+	return fmax(between, within);
+}
+
+/*
  * Drops the weakest candidate until all pass: the least significant first,
  * then the smallest change, then the worst confirmation.  One at a time,
  * since each removal changes what its neighbours are compared with.
@@ -506,9 +580,9 @@ static void merge(struct det *d)
 		}
 		w = 0;
 		for (i = 1; i < d->ncp; i++)
-			if (fabs(c[i].rel) < fabs(c[w].rel))
+			if (size_margin(d, &c[i]) < size_margin(d, &c[w]))
 				w = i;
-		if (fabs(c[w].rel) < cfg->min_magnitude) {
+		if (size_margin(d, &c[w]) < 1) {
 			cand_remove(d, w);
 			continue;
 		}
@@ -662,6 +736,7 @@ int detect_changes(const struct detect_point *pts, size_t n, const struct detect
 	}
 	for (i = 0; i < n; i++)
 		d.x[i] = pts[i].median;
+	d.noise = series_noise(&d);
 
 	/* Windows overlapping by half; the last one ends at n. */
 	alpha = cfg->max_pvalue * 10 < 1 ? cfg->max_pvalue * 10 : 1;
@@ -703,6 +778,9 @@ int detect_changes(const struct detect_point *pts, size_t n, const struct detect
 			.rel_change = c->rel,
 			.pvalue = c->p,
 			.mwu_pvalue = c->mwu,
+			.noise = d.noise,
+			.effect = isnan(d.noise) ? NAN : d.noise == 0 ? INFINITY :
+				  fabs(c->new_med - c->old_med) / d.noise,
 		};
 	}
 	ret = (int)i;

@@ -15,7 +15,8 @@
  *     the real filter), and the split recurses into both sides.
  *  2. Merge: each candidate is tested again, Welch's t-test on the whole
  *     segments between its neighbouring candidates.  The weakest one is
- *     dropped (p >= max_pvalue first, then |rel_change| < min_magnitude,
+ *     dropped (p >= max_pvalue first, then a change under noise_factor noises
+ *     (min_magnitude without a noise),
  *     then the Mann-Whitney U confirmation, mwu p >= mwu_alpha), its
  *     neighbours are tested again, and so on until every survivor passes.
  *     Survivors are then moved to the best split between their neighbours
@@ -37,8 +38,19 @@
 struct detect_config {
 	/* Welch's t-test significance a change point must reach. */
 	double		max_pvalue;	/* default 0.001, in (0, 1] */
-	/* Minimum |new - old| / |old| of the medians on both sides. */
+	/*
+	 * Minimum |new - old| of the medians on both sides, in units of the
+	 * series' noise: the robust spread of its per-commit medians, from
+	 * the median of their successive differences (steps move only a few
+	 * of those).  0 turns it off.
+	 */
+	double		noise_factor;	/* default 3, >= 0 */
+	/*
+	 * Minimum |new - old| / |old| instead, when the noise cannot be
+	 * told: noise_factor is 0 or the series has under noise_points.
+	 */
 	double		min_magnitude;	/* default 0.02, >= 0 */
+	unsigned int	noise_points;	/* default 12, >= 3 */
 	/* Mann-Whitney U on the raw samples; 1 keeps every change point. */
 	double		mwu_alpha;	/* default 0.001, in (0, 1] */
 	/* Points per split window, and per side of the confirmation. */
@@ -76,6 +88,12 @@ struct detect_change {
 	 */
 	double		rel_change;
 	double		pvalue;		/* Welch's t-test, per-commit medians */
+	/*
+	 * The series' noise (robust sigma of per-commit medians, NAN when
+	 * it cannot be told) and |new - old| / noise, the effect size
+	 * (INFINITY on a series without noise, NAN without noise).
+	 */
+	double		noise, effect;
 	double		mwu_pvalue;	/* Mann-Whitney U, raw samples */
 };
 

@@ -335,23 +335,25 @@ static bool is_state(const char *s)
 }
 
 #define CP_SELECT "SELECT p.id, p.series_id, s.bench, s.metric, s.backend, s.params, s.unit," \
-	" p.host_class, c.sha AS commit, c.committed, p.old_median, p.new_median," \
-	" p.rel_change, p.pvalue, p.mwu_pvalue, p.kind, p.state, p.note, p.detected," \
-	" p.updated FROM change_points p JOIN series s ON s.id = p.series_id" \
-	" JOIN commits c ON c.id = p.commit_id"
+	" p.host_class, m.label AS machine, p.branch, c.sha AS commit, c.committed," \
+	" p.old_median, p.new_median, p.rel_change, p.noise, p.effect, p.pvalue," \
+	" p.mwu_pvalue, p.kind, p.state, p.note, p.detected, p.updated, p.weakened" \
+	" FROM change_points p JOIN series s ON s.id = p.series_id" \
+	" JOIN machine_labels m ON m.id = p.machine_id JOIN commits c ON c.id = p.commit_id"
 #define CP_LIST "SELECT coalesce(json_agg(t ORDER BY t.id DESC), '[]') FROM (" CP_SELECT
 #define CP_ONE "SELECT row_to_json(t) FROM (" CP_SELECT " WHERE p.id = $1) t"
 
 static enum MHD_Result get_change_points(struct MHD_Connection *mc, PGconn *c)
 {
-	static const char *const allowed[] = { "state", "bench", "host_class", "kind", NULL };
-	const char *p[4] = { arg(mc, "state"), arg(mc, "bench"), arg(mc, "host_class"),
-			     arg(mc, "kind") };
+	static const char *const allowed[] = { "state", "bench", "host_class", "kind", "branch",
+					       NULL };
+	const char *p[5] = { arg(mc, "state"), arg(mc, "bench"), arg(mc, "host_class"),
+			     arg(mc, "kind"), arg(mc, "branch") };
 	const char *bad = bad_arg(mc, allowed);
 
 	if (bad)
 		return fail(mc, MHD_HTTP_BAD_REQUEST, "unknown parameter '%.64s' (takes state, "
-			    "bench, host_class, kind)", bad);
+			    "bench, host_class, kind, branch)", bad);
 	if (p[0] && !is_state(p[0]))
 		return fail(mc, MHD_HTTP_BAD_REQUEST,
 			    "state must be new, acknowledged, invalid or fixed");
@@ -360,7 +362,8 @@ static enum MHD_Result get_change_points(struct MHD_Connection *mc, PGconn *c)
 	return send_query(mc, c, CP_LIST " WHERE ($1::text IS NULL OR p.state = $1)"
 			  " AND ($2::text IS NULL OR s.bench = $2)"
 			  " AND ($3::text IS NULL OR p.host_class = $3)"
-			  " AND ($4::text IS NULL OR p.kind = $4)) t", 4, p, false);
+			  " AND ($4::text IS NULL OR p.kind = $4)"
+			  " AND ($5::text IS NULL OR p.branch = $5)) t", 5, p, false);
 }
 
 /*
@@ -567,17 +570,22 @@ static enum MHD_Result get_series(struct MHD_Connection *mc, PGconn *c, long lon
 	snprintf(id_s, sizeof(id_s), "%lld", id);
 	return send_query(mc, c, "SELECT json_build_object('series', row_to_json(s),"
 			  " 'points', (SELECT coalesce(json_agg(t ORDER BY t.gen, t.committed, t.run), '[]')"
-			  " FROM (SELECT h.host_class, h.name AS host, c.sha AS commit, c.committed, c.gen,"
+			  " FROM (SELECT h.host_class, h.name AS host, m.label AS machine, u.branch,"
+			  " c.sha AS commit, c.committed, c.gen,"
 			  " u.id AS run, u.dirty, r.median, r.samples, r.floor_metric, r.floor_median"
 			  " FROM results r JOIN runs u ON u.id = r.run_id"
-			  " JOIN hosts h ON h.id = u.host_id JOIN commits c ON c.id = u.commit_id"
+			  " JOIN hosts h ON h.id = u.host_id JOIN machine_labels m ON m.id = h.machine"
+			  " JOIN commits c ON c.id = u.commit_id"
 			  " WHERE r.series_id = s.id AND u.retracted IS NULL"
 			  " AND ($2::text IS NULL OR h.host_class = $2)) t),"
 			  " 'change_points', (SELECT coalesce(json_agg(json_build_object('id', p.id,"
-			  " 'host_class', p.host_class, 'commit', c.sha, 'old_median', p.old_median,"
-			  " 'new_median', p.new_median, 'rel_change', p.rel_change, 'pvalue',"
-			  " p.pvalue, 'mwu_pvalue', p.mwu_pvalue, 'kind', p.kind, 'state', p.state,"
-			  " 'note', p.note) ORDER BY c.gen, c.committed), '[]') FROM change_points p"
+			  " 'host_class', p.host_class, 'machine', m.label, 'branch', p.branch,"
+			  " 'commit', c.sha, 'old_median', p.old_median,"
+			  " 'new_median', p.new_median, 'rel_change', p.rel_change, 'noise', p.noise,"
+			  " 'effect', p.effect, 'pvalue', p.pvalue, 'mwu_pvalue', p.mwu_pvalue,"
+			  " 'kind', p.kind, 'state', p.state, 'note', p.note, 'weakened', p.weakened)"
+			  " ORDER BY c.gen, c.committed), '[]') FROM change_points p"
+			  " JOIN machine_labels m ON m.id = p.machine_id"
 			  " JOIN commits c ON c.id = p.commit_id WHERE p.series_id = s.id"
 			  " AND ($2::text IS NULL OR p.host_class = $2)))"
 			  " FROM series s WHERE s.id = $1", 2, p, true);
@@ -590,7 +598,8 @@ static enum MHD_Result get_run(struct MHD_Connection *mc, PGconn *c, long long i
 
 	snprintf(id_s, sizeof(id_s), "%lld", id);
 	return send_query(mc, c, "SELECT json_build_object('id', u.id, 'commit', c.sha,"
-			  " 'host', h.name, 'host_class', h.host_class, 'submitted', u.submitted,"
+			  " 'host', h.name, 'machine', h.machine, 'branch', u.branch,"
+			  " 'host_class', h.host_class, 'submitted', u.submitted,"
 			  " 'submitter', k.name, 'dirty', u.dirty, 'retracted', CASE WHEN"
 			  " u.retracted IS NULL THEN NULL ELSE json_build_object('at', u.retracted,"
 			  " 'by', a.name, 'reason', u.retract_reason) END, 'document', u.document)"
@@ -862,6 +871,11 @@ static enum MHD_Result route_db(struct MHD_Connection *mc, PGconn *c, const char
 	if (!strcmp(url, "/api/v1/hosts"))
 		return send_query(mc, c, "SELECT coalesce(json_agg(h ORDER BY h.id), '[]')"
 				   " FROM hosts h", 0, NULL, false);
+	if (!strcmp(url, "/api/v1/machines"))
+		return send_query(mc, c, "SELECT coalesce(json_agg(t ORDER BY t.id), '[]') FROM"
+				   " (SELECT m.id, l.label, m.name, m.machine_id, m.host_class,"
+				   " m.first_seen FROM machines m JOIN machine_labels l"
+				   " ON l.id = m.id) t", 0, NULL, false);
 	if (!strcmp(url, "/api/v1/benchmarks"))
 		return send_query(mc, c, "SELECT coalesce(json_agg(t ORDER BY t.bench, t.metric),"
 				   " '[]') FROM (SELECT bench, metric, unit, lower_is_better,"

@@ -4,6 +4,7 @@
  * that works without JavaScript; plots are SVG that gnuplot renders from
  * the templates in plots/, kept in cache_dir until their series changes.
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -154,8 +155,11 @@ static void commit_link(struct buf *b, const char *sha)
 	" FROM jsonb_each_text(" col "))"
 
 #define CP_COLUMNS "p.id, p.series_id, s.bench || '.' || s.metric," PARAMS_TEXT("s.params") \
-	", p.host_class, c.sha, p.old_median, p.new_median, " \
-	"p.rel_change, p.pvalue, s.unit, p.kind, p.state, s.backend"
+	", m.label || ' ' || p.branch || ' (' || p.host_class || ')', c.sha, p.old_median," \
+	" p.new_median, p.rel_change, p.pvalue, s.unit, p.kind, p.state, s.backend, p.effect," \
+	" p.weakened IS NOT NULL"
+#define CP_FROM " FROM change_points p JOIN series s ON s.id = p.series_id" \
+	" JOIN machine_labels m ON m.id = p.machine_id JOIN commits c ON c.id = p.commit_id"
 
 /* What a person with a token can say of change point @id: a plain form. */
 static void state_form(struct buf *b, const char *id, const char *state)
@@ -176,9 +180,11 @@ static void state_form(struct buf *b, const char *id, const char *state)
 /* Change points; with @forms, each with a form to set its state. */
 static void cp_table(struct buf *b, PGresult *res, bool forms)
 {
-	buf_printf(b, "<table><tr><th>series</th><th>host class</th><th>first commit</th>"
+	buf_printf(b, "<table><tr><th>series</th><th>machine, branch</th><th>first commit</th>"
 		   "<th class=\"num\">change</th><th class=\"num\">before</th>"
-		   "<th class=\"num\">after</th><th class=\"num\">p</th><th>state</th>"
+		   "<th class=\"num\">after</th><th class=\"num\" title=\"the step in noises "
+		   "of the line (robust sigma of its per-commit medians), and Welch's p\">"
+		   "effect</th><th>state</th>"
 		   "<th>id</th>%s</tr>\n", forms ? "<th>set the state</th>" : "");
 	for (int i = 0; i < PQntuples(res); i++) {
 		const char *kind = PQgetvalue(res, i, 11);
@@ -199,10 +205,14 @@ static void cp_table(struct buf *b, PGresult *res, bool forms)
 			   100 * atof(PQgetvalue(res, i, 8)), kind, atof(PQgetvalue(res, i, 6)),
 			   atof(PQgetvalue(res, i, 7)));
 		buf_html(b, PQgetvalue(res, i, 10));
-		/* Past 1e-6 a p-value says nothing more to a reader. */
-		buf_printf(b, "</td><td class=\"num\">%s%.2g</td><td>%s</td><td>%s</td>",
+		/* The effect in noises; past 1e-6 a p-value says nothing more. */
+		buf_printf(b, "</td><td class=\"num\">");
+		if (!PQgetisnull(res, i, 14))
+			buf_printf(b, "%.1f&sigma; ", atof(PQgetvalue(res, i, 14)));
+		buf_printf(b, "<small>p %s%.2g</small></td><td>%s%s</td><td>%s</td>",
 			   atof(PQgetvalue(res, i, 9)) < 1e-6 ? "&lt; " : "",
 			   fmax(atof(PQgetvalue(res, i, 9)), 1e-6), PQgetvalue(res, i, 12),
+			   *PQgetvalue(res, i, 15) == 't' ? " <small>(weakened)</small>" : "",
 			   PQgetvalue(res, i, 0));
 		if (forms)
 			state_form(b, PQgetvalue(res, i, 0), PQgetvalue(res, i, 12));
@@ -244,10 +254,10 @@ int page_dashboard(PGconn *c, struct buf *b)
 	int ret;
 
 	page_start(b, "kmmu performance");
-	ret = db_exec(c, &res, "SELECT " CP_COLUMNS " FROM change_points p"
-		      " JOIN series s ON s.id = p.series_id JOIN commits c ON c.id = p.commit_id"
+	ret = db_exec(c, &res, "SELECT " CP_COLUMNS CP_FROM
 		      " WHERE p.kind = 'regression' AND p.state IN ('new', 'acknowledged')"
-		      " ORDER BY c.gen DESC, c.committed DESC, p.id DESC", 0, NULL);
+		      " ORDER BY c.gen DESC, c.committed DESC, abs(p.rel_change) DESC, p.id DESC",
+		      0, NULL);
 	if (ret)
 		return ret;
 	buf_printf(b, "<h2>Open regressions (%d)</h2>\n", PQntuples(res));
@@ -257,8 +267,7 @@ int page_dashboard(PGconn *c, struct buf *b)
 		buf_printf(b, "<p>None.</p>\n");
 	PQclear(res);
 
-	ret = db_exec(c, &res, "SELECT " CP_COLUMNS " FROM change_points p"
-		      " JOIN series s ON s.id = p.series_id JOIN commits c ON c.id = p.commit_id"
+	ret = db_exec(c, &res, "SELECT " CP_COLUMNS CP_FROM
 		      " WHERE p.kind = 'improvement' AND p.state = 'new'"
 		      " ORDER BY c.gen DESC, c.committed DESC, p.id DESC LIMIT 20", 0, NULL);
 	if (ret)
@@ -269,19 +278,20 @@ int page_dashboard(PGconn *c, struct buf *b)
 	}
 	PQclear(res);
 
-	/* Per series and host class: its points' count and the last SPARK medians. */
+	/* Per series and line: its points' count and the last SPARK medians. */
 	ret = db_exec(c, &res, "SELECT s.id, s.bench, s.metric, s.backend,"
-		      PARAMS_TEXT("s.params") ", s.unit, s.lower_is_better, t.host_class,"
-		      " t.total, t.meds FROM series s JOIN LATERAL (SELECT host_class,"
+		      PARAMS_TEXT("s.params") ", s.unit, s.lower_is_better, t.line,"
+		      " t.total, t.meds FROM series s JOIN LATERAL (SELECT host_class, line,"
 		      " max(total) AS total, array_agg(med ORDER BY rn DESC) AS meds FROM"
-		      " (SELECT host_class, (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY v)"
-		      " FROM unnest(samples) v) AS med, row_number() OVER w AS rn,"
-		      " count(*) OVER (PARTITION BY host_class) AS total FROM commit_samples"
-		      " WHERE series_id = s.id WINDOW w AS (PARTITION BY host_class"
+		      " (SELECT host_class, line, (SELECT percentile_cont(0.5) WITHIN GROUP"
+		      " (ORDER BY v) FROM unnest(samples) v) AS med, row_number() OVER w AS rn,"
+		      " count(*) OVER (PARTITION BY line) AS total FROM commit_samples"
+		      " WHERE series_id = s.id WINDOW w AS (PARTITION BY line"
 		      " ORDER BY gen DESC, committed DESC, commit_id DESC)) x"
-		      " WHERE rn <= " SPARK_POINTS " GROUP BY host_class) t ON true"
+		      " WHERE rn <= " SPARK_POINTS " GROUP BY host_class, line) t ON true"
 		      " WHERE NOT s.params ? 'mmu'"
-		      " ORDER BY s.bench, s.metric, s.backend, s.params_key, t.host_class", 0, NULL);
+		      " ORDER BY s.bench, s.metric, s.backend, s.params_key, t.host_class, t.line",
+		      0, NULL);
 	if (ret)
 		return ret;
 	buf_printf(b, "<h2>Benchmarks</h2>\n");
@@ -299,7 +309,7 @@ int page_dashboard(PGconn *c, struct buf *b)
 			buf_printf(b, "%s<h3>", bench ? "</table>\n" : "");
 			bench = PQgetvalue(res, i, 1);
 			buf_html(b, bench);
-			buf_printf(b, "</h3>\n<table><tr><th>series</th><th>host class</th>"
+			buf_printf(b, "</h3>\n<table><tr><th>series</th><th>machine, branch</th>"
 				   "<th class=\"num\">commits</th><th class=\"num\">latest</th>"
 				   "<th class=\"num\">vs previous</th><th>last %s</th></tr>\n",
 				   SPARK_POINTS);
@@ -505,8 +515,7 @@ int page_series(PGconn *c, long long id, const struct plot_range *range, struct 
 		buf_printf(b, "</figure>\n");
 	}
 
-	ret = db_exec(c, &res, "SELECT " CP_COLUMNS " FROM change_points p"
-		      " JOIN series s ON s.id = p.series_id JOIN commits c ON c.id = p.commit_id"
+	ret = db_exec(c, &res, "SELECT " CP_COLUMNS CP_FROM
 		      " WHERE p.series_id = $1 ORDER BY c.gen, c.committed, p.id", 1, p);
 	if (ret)
 		goto out;
@@ -544,7 +553,7 @@ out:
 /* ---- plots ---- */
 
 struct line {
-	char		title[64];
+	char		title[96];
 	FILE		*medians, *samples;
 	unsigned int	points;
 };
@@ -569,10 +578,26 @@ static int commit_x(struct plot *pl, long long commit)
 	return -1;
 }
 
-static struct line *line_of(struct plot *pl, const char *title)
+/*
+ * A title as gnuplot's data header and its SVG take it whatever a host
+ * called itself: letters, digits and " .:_#@/+-" kept, the rest '_'.
+ */
+static void plot_title(char *dst, size_t n, const char *src)
 {
-	char path[4200];
+	size_t i;
+
+	for (i = 0; src[i] && i + 1 < n; i++)
+		dst[i] = isalnum((unsigned char)src[i]) || strchr(" .:_#@/+-", src[i]) ?
+			 src[i] : '_';
+	dst[i] = 0;
+}
+
+static struct line *line_of(struct plot *pl, const char *name)
+{
+	char path[4200], title[96];
 	struct line *l;
+
+	plot_title(title, sizeof(title), name);
 
 	for (unsigned int i = 0; i < pl->nlines; i++)
 		if (!strcmp(pl->lines[i].title, title))
@@ -598,18 +623,22 @@ static struct line *line_of(struct plot *pl, const char *title)
 	return l;
 }
 
-/* Points of one series, per host class, on the x of their commits. */
+/*
+ * Points of one series, a line per machine and branch (grouped by host
+ * class), on the x of their commits.
+ */
 static int add_series(PGconn *c, struct plot *pl, const char *id, const char *prefix)
 {
 	PGresult *res;
 	int ret;
 
-	ret = db_exec(c, &res, "SELECT host_class, commit_id, samples FROM commit_samples"
-		      " WHERE series_id = $1 ORDER BY host_class, gen, committed, commit_id", 1, &id);
+	ret = db_exec(c, &res, "SELECT line, commit_id, samples FROM commit_samples"
+		      " WHERE series_id = $1 ORDER BY host_class, line, gen, committed, commit_id",
+		      1, &id);
 	if (ret)
 		return ret;
 	for (int i = 0; i < PQntuples(res); i++) {
-		char title[64];
+		char title[320];
 		struct line *l;
 		double *v;
 		size_t n;
@@ -619,6 +648,8 @@ static int add_series(PGconn *c, struct plot *pl, const char *id, const char *pr
 			continue;
 		snprintf(title, sizeof(title), "%s%s", prefix, PQgetvalue(res, i, 0));
 		l = line_of(pl, title);
+		if (!l && pl->nlines == MAX_LINES)
+			continue;	/* the first MAX_LINES lines are drawn */
 		if (!l || parse_float_array(PQgetvalue(res, i, 2), &v, &n) || !n) {
 			ret = -EIO;
 			break;
@@ -634,21 +665,22 @@ static int add_series(PGconn *c, struct plot *pl, const char *id, const char *pr
 }
 
 /*
- * The floor each host class's figures were measured against, per commit:
+ * The floor each machine's figures were measured against, per commit:
  * the median of its runs' floor medians, drawn on its own axis (ns/entry)
  * so that a step in the figure can be told from a step in the machine.
  */
 static int add_floors(PGconn *c, struct plot *pl, const char *id)
 {
-	char path[4200], last[80] = "";
+	char path[4200], last[320] = "", ftitle[96];
 	FILE *f = NULL;
 	PGresult *res;
 	int ret;
 
-	ret = db_exec(c, &res, "SELECT h.host_class || ' ' || r.floor_metric, u.commit_id,"
+	ret = db_exec(c, &res, "SELECT m.label || ' ' || r.floor_metric, u.commit_id,"
 		      " percentile_cont(0.5) WITHIN GROUP (ORDER BY r.floor_median)"
 		      " FROM results r JOIN runs u ON u.id = r.run_id"
-		      " JOIN hosts h ON h.id = u.host_id JOIN commits c ON c.id = u.commit_id"
+		      " JOIN hosts h ON h.id = u.host_id JOIN machine_labels m ON m.id = h.machine"
+		      " JOIN commits c ON c.id = u.commit_id"
 		      " WHERE r.series_id = $1 AND r.floor_median IS NOT NULL"
 		      " AND u.retracted IS NULL AND NOT u.dirty"
 		      " GROUP BY 1, u.commit_id, c.gen, c.committed ORDER BY 1, c.gen, c.committed,"
@@ -671,7 +703,8 @@ static int add_floors(PGconn *c, struct plot *pl, const char *id)
 				ret = -EIO;
 				break;
 			}
-			fprintf(f, "x \"floor: %s\"\n", last);
+			plot_title(ftitle, sizeof(ftitle), last);
+			fprintf(f, "x \"floor: %s\"\n", ftitle);
 		}
 		if (x >= 0)
 			fprintf(f, "%d %s\n", x, PQgetvalue(res, i, 2));
@@ -806,7 +839,8 @@ static int write_setup(PGconn *c, struct plot *pl, const char *id, bool compare)
 	buf_printf(&b, "'\n");
 
 	ret = db_exec(c, &res, "SELECT p.commit_id, p.new_median, p.rel_change, p.kind, p.state,"
-		      " p.host_class FROM change_points p WHERE p.series_id = $1", 1, &id);
+		      " m.label || ' ' || p.branch, p.weakened IS NOT NULL FROM change_points p"
+		      " JOIN machine_labels m ON m.id = p.machine_id WHERE p.series_id = $1", 1, &id);
 	if (ret)
 		goto out;
 	for (int i = 0; i < PQntuples(res); i++) {
@@ -816,9 +850,10 @@ static int write_setup(PGconn *c, struct plot *pl, const char *id, bool compare)
 
 		if (x < 0)
 			continue;
-		snprintf(label, sizeof(label), "%+.1f%% %s %s (%s)",
+		snprintf(label, sizeof(label), "%+.1f%% %s %s (%s%s)",
 			 100 * atof(PQgetvalue(res, i, 2)), PQgetvalue(res, i, 5),
-			 PQgetvalue(res, i, 3), PQgetvalue(res, i, 4));
+			 PQgetvalue(res, i, 3), PQgetvalue(res, i, 4),
+			 *PQgetvalue(res, i, 6) == 't' ? ", weakened" : "");
 		buf_printf(&b, "set label %d ", 200 + i);
 		buf_gp(&b, label, sizeof(label));
 		buf_printf(&b, " at %d, %.17g point pt 7 ps 1.4 lc rgb '%s' offset 0.8,0.8 front"
@@ -980,11 +1015,11 @@ int plot_series(PGconn *c, long long id, bool compare, const struct plot_range *
 
 /* ---- compare: two commits side by side ---- */
 
-/* The median floor of series s's runs at commit_samples row x's commit and class. */
+/* The median floor of series s's runs at row x's commit and machine. */
 #define FLOOR_AT(x) "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY r.floor_median)" \
 	" FROM results r JOIN runs u ON u.id = r.run_id JOIN hosts h ON h.id = u.host_id" \
-	" WHERE r.series_id = s.id AND u.commit_id = " x ".commit_id AND h.host_class = " \
-	x ".host_class AND r.floor_median IS NOT NULL AND u.retracted IS NULL AND NOT u.dirty"
+	" WHERE r.series_id = s.id AND u.commit_id = " x ".commit_id AND h.machine = " \
+	x ".machine_id AND r.floor_median IS NOT NULL AND u.retracted IS NULL AND NOT u.dirty"
 
 #define COMPARE_ALPHA 0.05
 
@@ -996,7 +1031,7 @@ static const char *stars(double p)
 
 struct cmp_row {
 	long long	series;
-	char		*name, *params, *backend, *unit, *host_class;
+	char		*name, *params, *backend, *unit, *host_class, *machine;
 	bool		lower_is_better;
 	double		base, head, ratio, change, p;
 	double		base_floor, head_floor;	/* NaN when not measured */
@@ -1066,11 +1101,20 @@ static int compare_rows(PGconn *c, const char *base, const char *head, const cha
 
 	*rows = NULL;
 	*nrows = 0;
-	ret = db_exec(c, &res, "SELECT s.id, s.bench || '.' || s.metric," PARAMS_TEXT("s.params")
+	/*
+	 * Per machine: a branch is compared with the commit it forked from on
+	 * the same machine, whatever branch each run was on.
+	 */
+	ret = db_exec(c, &res, "WITH cs AS (SELECT series_id, machine_id, host_class, commit_id,"
+		      " array_agg(v) AS samples FROM commit_samples CROSS JOIN LATERAL"
+		      " unnest(samples) v WHERE commit_id IN (SELECT id FROM commits"
+		      " WHERE sha IN ($1, $2)) GROUP BY 1, 2, 3, 4)"
+		      " SELECT s.id, s.bench || '.' || s.metric," PARAMS_TEXT("s.params")
 		      ", s.backend, s.unit, s.lower_is_better, a.host_class, a.samples,"
-		      " b.samples, (" FLOOR_AT("a") "), (" FLOOR_AT("b") ")"
-		      " FROM commit_samples a JOIN commit_samples b ON b.series_id = a.series_id"
-		      " AND b.host_class = a.host_class JOIN series s ON s.id = a.series_id"
+		      " b.samples, (" FLOOR_AT("a") "), (" FLOOR_AT("b") "), m.label"
+		      " FROM cs a JOIN cs b ON b.series_id = a.series_id"
+		      " AND b.machine_id = a.machine_id JOIN series s ON s.id = a.series_id"
+		      " JOIN machine_labels m ON m.id = a.machine_id"
 		      " WHERE a.commit_id = (SELECT id FROM commits WHERE sha = $1)"
 		      " AND b.commit_id = (SELECT id FROM commits WHERE sha = $2)"
 		      " AND ($3::text IS NULL OR a.host_class = $3)", 3, p);
@@ -1094,8 +1138,10 @@ static int compare_rows(PGconn *c, const char *base, const char *head, const cha
 		r->unit = strdup(PQgetvalue(res, i, 4));
 		r->lower_is_better = *PQgetvalue(res, i, 5) == 't';
 		r->host_class = strdup(PQgetvalue(res, i, 6));
+		r->machine = strdup(PQgetvalue(res, i, 11));
 		(*nrows)++;
 		if (!r->name || !r->params || !r->backend || !r->unit || !r->host_class ||
+		    !r->machine ||
 		    parse_float_array(PQgetvalue(res, i, 7), &a, &r->nbase) ||
 		    parse_float_array(PQgetvalue(res, i, 8), &b, &r->nhead) ||
 		    !r->nbase || !r->nhead) {
@@ -1131,6 +1177,7 @@ static void free_rows(struct cmp_row *rows, size_t n)
 		free(rows[i].backend);
 		free(rows[i].unit);
 		free(rows[i].host_class);
+		free(rows[i].machine);
 	}
 	free(rows);
 }
@@ -1168,12 +1215,12 @@ int compare_commits(PGconn *c, const char *base_arg, const char *head_arg,
 			struct cmp_row *r = &rows[i];
 
 			json_array_append_new(json_object_get(o, "rows"), json_pack(
-				"{s:I, s:s, s:s, s:s, s:s, s:b, s:s, s:f, s:f, s:o, s:o, s:f, s:I,"
-				" s:I, s:o, s:o, s:s, s:s}",
+				"{s:I, s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:f, s:f, s:o, s:o, s:f,"
+				" s:I, s:I, s:o, s:o, s:s, s:s}",
 				"series", (json_int_t)r->series, "name", r->name, "params",
 				r->params, "backend", r->backend, "unit", r->unit,
 				"lower_is_better", r->lower_is_better, "host_class", r->host_class,
-				"base_median", r->base, "head_median", r->head,
+				"machine", r->machine, "base_median", r->base, "head_median", r->head,
 				"ratio", num_or_null(r->ratio), "change", num_or_null(r->change),
 				"p", r->p, "base_samples", (json_int_t)r->nbase,
 				"head_samples", (json_int_t)r->nhead,
@@ -1203,7 +1250,7 @@ int compare_commits(PGconn *c, const char *base_arg, const char *head_arg,
 		   "when p &lt; %g and it is at least %g%%. Those first, then by size. "
 		   "<a href=\"/api/v1/compare?base=%s&amp;head=%s\">JSON</a></p>\n",
 		   COMPARE_ALPHA, 100 * conf->detect.min_magnitude, base, head);
-	buf_printf(b, "<table><tr><th>series</th><th>host class</th><th class=\"num\">base</th>"
+	buf_printf(b, "<table><tr><th>series</th><th>machine</th><th class=\"num\">base</th>"
 		   "<th class=\"num\">head</th><th class=\"num\">head/base</th>"
 		   "<th class=\"num\">p</th><th>verdict</th><th class=\"num\">floor base</th>"
 		   "<th class=\"num\">floor head</th></tr>\n");
@@ -1218,8 +1265,10 @@ int compare_commits(PGconn *c, const char *base_arg, const char *head_arg,
 		buf_printf(b, " ");
 		buf_html(b, r->params);
 		buf_printf(b, "</small></td><td>");
+		buf_html(b, r->machine);
+		buf_printf(b, " <small>");
 		buf_html(b, r->host_class);
-		buf_printf(b, "</td><td class=\"num\">%.4g</td><td class=\"num\">%.4g ", r->base,
+		buf_printf(b, "</small></td><td class=\"num\">%.4g</td><td class=\"num\">%.4g ", r->base,
 			   r->head);
 		buf_html(b, r->unit);
 		buf_printf(b, "</td><td class=\"num\">%.3f (%+.1f%%)</td><td class=\"num\">%s%.2g"

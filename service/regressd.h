@@ -99,8 +99,8 @@ struct submit_result {
 };
 int store_run(PGconn *c, long long token_id, const json_t *doc,
 	      struct submit_result *out, char *err, size_t errlen);
-int detect_series(PGconn *c, long long series_id, const char *host_class,
-		  unsigned int *found);
+int detect_series(PGconn *c, long long series_id, const char *machine_id, const char *branch,
+		  const char *pivot, bool drop_unfound, unsigned int *found);
 
 struct retract_result {
 	char		when[40];	/* the retraction's time, as PostgreSQL prints it */

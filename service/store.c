@@ -331,7 +331,7 @@ int store_run(PGconn *c, long long token_id, const json_t *doc, struct submit_re
 	const json_t *host = json_object_get(doc, "host");
 	const json_t *commit = json_object_get(doc, "commit");
 	const char *class = host_class_of(str(host, "cpu_vendor"));
-	char host_id[24], commit_id[24], token_s[24], cores[24], mem[24];
+	char host_id[24], machine_id[24], commit_id[24], token_s[24], cores[24], mem[24];
 	struct touched t = { 0 };
 	PGresult *res = NULL;
 	char *canon;
@@ -358,15 +358,30 @@ int store_run(PGconn *c, long long token_id, const json_t *doc, struct submit_re
 	if (ret)
 		FAIL(ret, "database unavailable");
 	{
-		const char *p[7] = { str(host, "name"), str(host, "cpu_vendor"),
+		const char *mid = json_string_value(json_object_get(host, "machine_id"));
+		const char *p[7] = { mid, str(host, "name"), str(host, "cpu_vendor"),
+				     str(host, "cpu_model"), cores, class };
+
+		/* sql/006_machines_branches.sql: what names a machine. */
+		ret = insert_id(c, "INSERT INTO machines (key, machine_id, name, host_class)"
+				" VALUES (CASE WHEN $1::text IS NULL THEN 'host:' || $2 ELSE"
+				" 'id:' || $1 END || '|' || $3 || '|' || $4 || '|' || $5, $1, $2, $6)"
+				" ON CONFLICT (key) DO UPDATE SET name = EXCLUDED.name RETURNING id",
+				6, p, machine_id, sizeof(machine_id));
+		if (ret)
+			FAIL(ret, "machine: not stored");
+	}
+	{
+		const char *p[8] = { str(host, "name"), str(host, "cpu_vendor"),
 				     str(host, "cpu_model"), cores, mem, str(host, "kernel"),
-				     class };
+				     class, machine_id };
 
 		ret = insert_id(c, "INSERT INTO hosts (name, cpu_vendor, cpu_model, cores,"
-				" memory_bytes, kernel, host_class)"
-				" VALUES ($1, $2, $3, $4, $5, $6, $7)"
-				" ON CONFLICT (name, cpu_vendor, cpu_model, cores, memory_bytes, kernel)"
-				" DO UPDATE SET host_class = EXCLUDED.host_class RETURNING id", 7, p,
+				" memory_bytes, kernel, host_class, machine)"
+				" VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+				" ON CONFLICT (machine, name, cpu_vendor, cpu_model, cores,"
+				" memory_bytes, kernel)"
+				" DO UPDATE SET host_class = EXCLUDED.host_class RETURNING id", 8, p,
 				host_id, sizeof(host_id));
 		if (ret)
 			FAIL(ret, "host: not stored");
@@ -387,16 +402,16 @@ int store_run(PGconn *c, long long token_id, const json_t *doc, struct submit_re
 			FAIL(ret, "commit: not placed");
 	}
 	{
-		const char *p[8] = { canon, host_id, commit_id, str(host, "backend"),
+		const char *p[9] = { canon, host_id, commit_id, str(host, "backend"),
 				     str(host, "spte_format"),
 				     json_is_true(json_object_get(commit, "dirty")) ? "t" : "f",
-				     str(doc, "created"), token_s };
+				     str(doc, "created"), token_s, str(commit, "branch") };
 
 		ret = db_exec(c, &res, "INSERT INTO runs (digest, document, host_id, commit_id,"
-			      " backend, spte_format, dirty, created, token_id)"
+			      " backend, spte_format, dirty, created, token_id, branch)"
 			      " VALUES (sha256(convert_to($1, 'UTF8')), $1::jsonb, $2, $3, $4, $5,"
-			      " $6, $7::timestamptz, $8)"
-			      " ON CONFLICT (digest) DO NOTHING RETURNING id", 8, p);
+			      " $6, $7::timestamptz, $8, $9)"
+			      " ON CONFLICT (digest) DO NOTHING RETURNING id", 9, p);
 		if (ret)
 			FAIL(ret, "run: not stored");
 		if (PQntuples(res) == 0) {
@@ -428,7 +443,8 @@ int store_run(PGconn *c, long long token_id, const json_t *doc, struct submit_re
 	for (size_t i = 0; i < t.n; i++) {
 		unsigned int found = 0;
 
-		if (!detect_series(c, t.ids[i], class, &found))
+		if (!detect_series(c, t.ids[i], machine_id, str(commit, "branch"), commit_id,
+				   false, &found))
 			out->change_points += found;
 	}
 out:
@@ -473,12 +489,6 @@ static void free_points(struct detect_point *p, size_t n)
 	free(p);
 }
 
-/*
- * Detect again on the whole series of one host class and bring its stored
- * change points in line: new ones are added, the figures of known ones
- * updated, and those nobody looked at that are no longer found removed.
- * A state people set (acknowledged, invalid, fixed) is kept.
- */
 /* A change point just raised: its summary, for the webhook (notify.c). */
 static int queue_notification(PGconn *c, const char *cp_id)
 {
@@ -488,23 +498,91 @@ static int queue_notification(PGconn *c, const char *cp_id)
 		      " SELECT p.id, json_build_object('change_point', p.id, 'series', s.id,"
 		      " 'bench', s.bench, 'metric', s.metric, 'backend', s.backend,"
 		      " 'params', s.params, 'unit', s.unit, 'lower_is_better', s.lower_is_better,"
-		      " 'host_class', p.host_class, 'commit', c.sha, 'commit_url', CASE WHEN $2 = ''"
+		      " 'host_class', p.host_class, 'machine', m.label, 'branch', p.branch,"
+		      " 'commit', c.sha, 'commit_url', CASE WHEN $2 = ''"
 		      " THEN NULL ELSE replace($2, '%s', c.sha) END, 'kind', p.kind,"
 		      " 'old_median', p.old_median, 'new_median', p.new_median,"
-		      " 'rel_change', p.rel_change, 'page', '/series/' || s.id)"
+		      " 'rel_change', p.rel_change, 'effect', p.effect, 'page', '/series/' || s.id)"
 		      " FROM change_points p JOIN series s ON s.id = p.series_id"
+		      " JOIN machine_labels m ON m.id = p.machine_id"
 		      " JOIN commits c ON c.id = p.commit_id WHERE p.id = $1", 2, p);
 }
 
-int detect_series(PGconn *c, long long series_id, const char *host_class, unsigned int *found)
+/* A stored change point of the line, and where its commit is in the line. */
+struct known_cp {
+	char		id[24];
+	size_t		idx;		/* SIZE_MAX: its commit has no points now */
+	bool		regression, matched;
+};
+
+/* Where commit id sits in ids[0..n), or SIZE_MAX. */
+static size_t index_of(const long long *ids, size_t n, long long id)
 {
+	for (size_t i = 0; i < n; i++)
+		if (ids[i] == id)
+			return i;
+	return SIZE_MAX;
+}
+
+/*
+ * The stored change point a found one is: one at the same commit, else the
+ * nearest of the same direction within min_size commits not yet taken.
+ */
+static struct known_cp *match_known(struct known_cp *k, size_t nk, size_t g, bool regression,
+				    size_t zlo, size_t zhi, size_t tol)
+{
+	struct known_cp *best = NULL;
+	size_t bd = SIZE_MAX;
+
+	for (size_t i = 0; i < nk; i++) {
+		size_t d;
+
+		if (k[i].matched || k[i].idx < zlo || k[i].idx >= zhi)
+			continue;
+		if (k[i].idx == g)
+			return &k[i];
+		d = k[i].idx > g ? k[i].idx - g : g - k[i].idx;
+		if (k[i].regression == regression && d <= tol && d < bd) {
+			best = &k[i];
+			bd = d;
+		}
+	}
+	/* Moving there must not collide with another one already at g. */
+	for (size_t i = 0; best && i < nk; i++)
+		if (k[i].idx == g)
+			return NULL;
+	return best;
+}
+
+/*
+ * Detects on one line of a series (one machine, one branch) and brings its
+ * stored change points in line with what it finds.
+ *
+ * After a submission (pivot, the commit sent) only the points within
+ * 2 * detect_window commits of it are read, and only change points within
+ * detect_window of it are matched, so the work does not grow with the
+ * history; without a pivot the whole line is.  A found change point is an
+ * existing one when at the same commit, or of the same direction within
+ * detect_min_size commits (then moved): it keeps its id and its state.  A
+ * new one is stored and its notification queued in the same transaction.
+ * An existing one not found any more is marked weakened, never removed,
+ * except with drop_unfound (a retraction took its evidence away) for one
+ * nobody had looked at (state new).
+ */
+int detect_series(PGconn *c, long long series_id, const char *machine_id, const char *branch,
+		  const char *pivot, bool drop_unfound, unsigned int *found)
+{
+	const struct detect_config *cfg = &conf->detect;
 	struct detect_change *cps = NULL;
 	struct detect_point *pts = NULL;
-	char id_s[24], keep[64 * 1024];
-	const char *p[2] = { id_s, host_class };
+	struct known_cp *known = NULL;
+	long long *ids = NULL, piv = pivot ? atoll(pivot) : -1;
+	size_t n = 0, np = 0, nk = 0, lo, hi, zlo, zhi, pos;
+	char id_s[24];
+	const char *p[4] = { id_s, machine_id, branch, NULL };
 	PGresult *res = NULL, *rows = NULL;
-	size_t n = 0, kn;
-	unsigned int queued = 0;
+	struct buf set = { 0 };
+	unsigned int queued = 0, inzone = 0;
 	bool lib;
 	int ret, k;
 
@@ -519,69 +597,165 @@ int detect_series(PGconn *c, long long series_id, const char *host_class, unsign
 		goto out;
 	lib = PQntuples(res) == 1 && *PQgetvalue(res, 0, 0) == 't';
 	PQclear(res);
-	res = NULL;
-	ret = db_exec(c, &rows, "SELECT commit_id, samples FROM commit_samples"
-		      " WHERE series_id = $1 AND host_class = $2"
-		      " ORDER BY gen, committed, commit_id", 2, p);
-	if (!ret)
-		ret = load_points(rows, &pts, &n);
+
+	/* The line's commits in order: ids only, however long the history. */
+	ret = db_exec(c, &res, "SELECT DISTINCT u.commit_id, c.gen, c.committed FROM results r"
+		      " JOIN runs u ON u.id = r.run_id JOIN hosts h ON h.id = u.host_id"
+		      " JOIN commits c ON c.id = u.commit_id WHERE r.series_id = $1"
+		      " AND h.machine = $2 AND u.branch = $3 AND u.retracted IS NULL"
+		      " AND NOT u.dirty ORDER BY c.gen, c.committed, u.commit_id", 3, p);
 	if (ret)
 		goto out;
-	cps = calloc(n ? n : 1, sizeof(*cps));
+	n = PQntuples(res);
+	ids = calloc(n ? n : 1, sizeof(*ids));
+	if (!ids) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		ids[i] = atoll(PQgetvalue(res, i, 0));
+	PQclear(res);
+	res = NULL;
+
+	pos = index_of(ids, n, piv);
+	if (pos == SIZE_MAX) {
+		lo = zlo = 0;
+		hi = zhi = n;
+	} else {
+		size_t h = 2 * (size_t)cfg->window, w = cfg->window;
+
+		lo = pos > h ? pos - h : 0;
+		hi = n - pos > h + 1 ? pos + h + 1 : n;
+		/* At an end of the line there is nothing to leave out. */
+		zlo = lo == 0 ? 0 : pos - w;
+		zhi = hi == n ? n : pos + w + 1;
+	}
+
+	buf_printf(&set, "{");
+	for (size_t i = lo; i < hi; i++)
+		buf_printf(&set, "%s%lld", i > lo ? "," : "", ids[i]);
+	buf_printf(&set, "}");
+	if (set.oom) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	p[3] = set.p;
+	ret = db_exec(c, &rows, "SELECT commit_id, samples FROM commit_samples"
+		      " WHERE series_id = $1 AND machine_id = $2 AND branch = $3"
+		      " AND commit_id = ANY ($4::bigint[])"
+		      " ORDER BY array_position($4::bigint[], commit_id)", 4, p);
+	if (!ret)
+		ret = load_points(rows, &pts, &np);
+	if (ret)
+		goto out;
+	if (np != hi - lo) {
+		/* A retraction or a late parent moved the line meanwhile. */
+		ret = -EAGAIN;
+		goto out;
+	}
+	cps = calloc(np ? np : 1, sizeof(*cps));
 	if (!cps) {
 		ret = -ENOMEM;
 		goto out;
 	}
-	k = detect_changes(pts, n, &conf->detect, cps, n);
+	k = detect_changes(pts, np, cfg, cps, np);
 	if (k < 0) {
-		log_err("detection on series %lld/%s: %s", series_id, host_class, strerror(-k));
+		log_err("detection on series %lld, machine %s, branch %s: %s", series_id,
+			machine_id, branch, strerror(-k));
 		ret = -EIO;
 		goto out;
 	}
-	kn = snprintf(keep, sizeof(keep), "{");
+
+	ret = db_exec(c, &res, "SELECT id, commit_id, kind = 'regression' FROM change_points"
+		      " WHERE series_id = $1 AND machine_id = $2 AND branch = $3", 3, p);
+	if (ret)
+		goto out;
+	nk = PQntuples(res);
+	known = calloc(nk ? nk : 1, sizeof(*known));
+	if (!known) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < nk; i++) {
+		snprintf(known[i].id, sizeof(known[i].id), "%s", PQgetvalue(res, i, 0));
+		known[i].idx = index_of(ids, n, atoll(PQgetvalue(res, i, 1)));
+		known[i].regression = *PQgetvalue(res, i, 2) == 't';
+	}
+	PQclear(res);
+	res = NULL;
+
 	for (int i = 0; i < k && !ret; i++) {
 		const struct detect_change *d = &cps[i];
-		char o[40], nw[40], rel[40], pv[40], mp[40];
-		const char *cp[9] = { id_s, host_class, PQgetvalue(rows, d->index, 0), o, nw, rel,
-				      pv, mp, NULL };
+		size_t g = lo + d->index;
+		bool regression = detect_kind(d, lib) == DETECT_REGRESSION;
+		struct known_cp *e;
+		char o[40], nw[40], rel[40], pv[40], mp[40], cid[24], noise[40], eff[40];
+		const char *cp[13] = { id_s, machine_id, branch, cid, o, nw, rel, pv, mp,
+				       regression ? "regression" : "improvement", noise, eff,
+				       NULL };
 
-		cp[8] = detect_kind(d, lib) == DETECT_REGRESSION ? "regression" : "improvement";
+		if (g < zlo || g >= zhi)
+			continue;
+		inzone++;
+		snprintf(cid, sizeof(cid), "%lld", ids[g]);
 		snprintf(o, sizeof(o), "%.17g", d->old_median);
 		snprintf(nw, sizeof(nw), "%.17g", d->new_median);
 		/* From a level of 0 the change is infinite: stored as a huge one. */
 		snprintf(rel, sizeof(rel), "%.17g", fmax(-1e9, fmin(1e9, d->rel_change)));
 		snprintf(pv, sizeof(pv), "%.17g", d->pvalue);
 		snprintf(mp, sizeof(mp), "%.17g", d->mwu_pvalue);
-		ret = db_exec(c, &res, "INSERT INTO change_points (series_id, host_class, commit_id,"
-			      " old_median, new_median, rel_change, pvalue, mwu_pvalue, kind)"
-			      " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-			      " ON CONFLICT (series_id, host_class, commit_id) DO UPDATE SET"
-			      " old_median = EXCLUDED.old_median, new_median = EXCLUDED.new_median,"
-			      " rel_change = EXCLUDED.rel_change, pvalue = EXCLUDED.pvalue,"
-			      " mwu_pvalue = EXCLUDED.mwu_pvalue, kind = EXCLUDED.kind,"
-			      " updated = now() RETURNING id, xmax = 0", 9, cp);
-		if (!ret && *conf->webhook_url && *PQgetvalue(res, 0, 1) == 't') {
+		if (isnan(d->noise))
+			cp[10] = NULL;
+		else
+			snprintf(noise, sizeof(noise), "%.17g", d->noise);
+		if (isnan(d->effect))
+			cp[11] = NULL;
+		else
+			snprintf(eff, sizeof(eff), "%.17g", fmin(1e9, d->effect));
+		e = match_known(known, nk, g, regression, zlo, zhi, cfg->min_size);
+		if (e) {
+			e->matched = true;
+			cp[12] = e->id;
+			ret = db_cmd(c, "UPDATE change_points SET commit_id = $4, old_median = $5,"
+				     " new_median = $6, rel_change = $7, pvalue = $8, mwu_pvalue = $9,"
+				     " kind = $10, noise = $11, effect = $12, weakened = NULL,"
+				     " updated = now() WHERE id = $13 AND series_id = $1"
+				     " AND machine_id = $2 AND branch = $3", 13, cp);
+			continue;
+		}
+		ret = db_exec(c, &res, "INSERT INTO change_points (series_id, machine_id, branch,"
+			      " commit_id, old_median, new_median, rel_change, pvalue, mwu_pvalue,"
+			      " kind, noise, effect, host_class)"
+			      " SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, host_class"
+			      " FROM machines WHERE id = $2 RETURNING id", 12, cp);
+		if (!ret && *conf->webhook_url) {
 			ret = queue_notification(c, PQgetvalue(res, 0, 0));
 			queued++;
 		}
 		PQclear(res);
 		res = NULL;
-		if (kn < sizeof(keep) - 24)
-			kn += snprintf(keep + kn, sizeof(keep) - kn, "%s%s", i ? "," : "", cp[2]);
 	}
-	snprintf(keep + kn, sizeof(keep) - kn, "}");
-	if (!ret) {
-		const char *dp[3] = { id_s, host_class, keep };
 
-		ret = db_cmd(c, "DELETE FROM change_points WHERE series_id = $1 AND host_class = $2"
-			     " AND state = 'new' AND NOT (commit_id = ANY ($3::bigint[]))", 3, dp);
+	/* What was not found again, within the part of the line looked at. */
+	for (size_t i = 0; i < nk && !ret; i++) {
+		const char *q[1] = { known[i].id };
+
+		if (known[i].matched ||
+		    (known[i].idx != SIZE_MAX && (known[i].idx < zlo || known[i].idx >= zhi)))
+			continue;
+		if (drop_unfound)
+			ret = db_cmd(c, "DELETE FROM change_points WHERE id = $1 AND state = 'new'",
+				     1, q);
+		if (!ret)
+			ret = db_cmd(c, "UPDATE change_points SET weakened = now(), updated = now()"
+				     " WHERE id = $1 AND weakened IS NULL", 1, q);
 	}
 	if (!ret)
 		ret = db_cmd(c, "UPDATE series SET version = version + 1 WHERE id = $1", 1, p);
 	if (!ret)
 		ret = db_commit(c);
 	if (!ret)
-		*found = k;
+		*found = inzone;
 	if (!ret && queued)
 		notify_kick();
 out:
@@ -590,7 +764,10 @@ out:
 	PQclear(res);
 	PQclear(rows);
 	free(cps);
-	free_points(pts, n);
+	free(known);
+	free(ids);
+	buf_free(&set);
+	free_points(pts, np);
 	return ret;
 }
 
@@ -636,7 +813,7 @@ int retract_run(PGconn *c, long long run_id, long long token_id, const char *rea
 	if (ret)
 		goto out;
 	snprintf(out->when, sizeof(out->when), "%s", PQgetvalue(res, 0, 0));
-	ret = db_exec(c, &pairs, "SELECT DISTINCT r.series_id, h.host_class FROM results r"
+	ret = db_exec(c, &pairs, "SELECT DISTINCT r.series_id, h.machine, u.branch FROM results r"
 		      " JOIN runs u ON u.id = r.run_id JOIN hosts h ON h.id = u.host_id"
 		      " WHERE r.run_id = $1", 1, p);
 	if (!ret)
@@ -653,7 +830,7 @@ int retract_run(PGconn *c, long long run_id, long long token_id, const char *rea
 		unsigned int found = 0;
 
 		if (!detect_series(c, atoll(PQgetvalue(pairs, i, 0)), PQgetvalue(pairs, i, 1),
-				   &found))
+				   PQgetvalue(pairs, i, 2), NULL, true, &found))
 			out->change_points += found;
 		out->series++;
 	}
@@ -672,14 +849,15 @@ int detect_all(PGconn *c)
 	unsigned int total = 0;
 	int ret;
 
-	ret = db_exec(c, &res, "SELECT DISTINCT r.series_id, h.host_class FROM results r"
+	ret = db_exec(c, &res, "SELECT DISTINCT r.series_id, h.machine, u.branch FROM results r"
 		      " JOIN runs u ON u.id = r.run_id JOIN hosts h ON h.id = u.host_id", 0, NULL);
 	if (ret)
 		return ret;
 	for (int i = 0; i < PQntuples(res) && !ret; i++) {
 		unsigned int found;
 
-		ret = detect_series(c, atoll(PQgetvalue(res, i, 0)), PQgetvalue(res, i, 1), &found);
+		ret = detect_series(c, atoll(PQgetvalue(res, i, 0)), PQgetvalue(res, i, 1),
+				    PQgetvalue(res, i, 2), NULL, false, &found);
 		total += found;
 	}
 	if (!ret)

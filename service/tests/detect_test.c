@@ -141,7 +141,8 @@ static void levels(struct series *s, size_t n, unsigned int k, const size_t *at,
  * A series of 60..MAX_N commits with nsteps steps of +-size at random
  * positions at least MIN_GAP apart; pos[] gets them in order.
  */
-static void random_steps(struct series *s, unsigned int nsteps, double size, size_t *pos)
+static void random_steps_at(struct series *s, unsigned int nsteps, double size, double noise,
+			    size_t *pos)
 {
 	double level = 10 + uniform() * 1000;
 	unsigned int k, at;
@@ -165,7 +166,12 @@ static void random_steps(struct series *s, unsigned int nsteps, double size, siz
 		}
 		s->level[i] = level;
 	}
-	sample(s, NOISE);
+	sample(s, noise);
+}
+
+static void random_steps(struct series *s, unsigned int nsteps, double size, size_t *pos)
+{
+	random_steps_at(s, nsteps, size, NOISE, pos);
 }
 
 struct tally {
@@ -266,6 +272,50 @@ static void test_steps(unsigned int scale, struct tally *all)
 		all->missed += t.missed;
 		all->falses += t.falses;
 		all->errors += t.errors;
+	}
+}
+
+/*
+ * The threshold follows the noise: steps of 4 times the samples' noise are
+ * found at every noise level, where a fixed 2% would miss the quiet ones
+ * (shown with noise_factor 0), and a step of 0.8 noises, significant as it
+ * is over many commits, is not reported.
+ */
+static void test_noise_relative(unsigned int scale)
+{
+	static const double noises[] = { 0.0025, 0.005, 0.01, 0.02 };
+	struct detect_config cfg, fixed;
+	size_t pos[MAX_STEPS];
+	unsigned int z, i;
+
+	detect_config_default(&cfg);
+	fixed = cfg;
+	fixed.noise_factor = 0;
+	for (z = 0; z < sizeof(noises) / sizeof(*noises); z++) {
+		struct tally t = { 0 }, f = { 0 }, small = { 0 };
+		char what[48];
+
+		snprintf(what, sizeof(what), "4x steps at %.2f%% noise", 100 * noises[z]);
+		for (i = 0; i < 40 * scale; i++) {
+			unsigned int k = 1 + (unsigned int)below(MAX_STEPS);
+
+			random_steps_at(&s, k, 4 * noises[z], noises[z], pos);
+			score(&s, pos, k, &cfg, &t, what);
+			score(&s, pos, k, &fixed, &f, "fixed 2%");
+			random_steps_at(&s, 1, 0.8 * noises[z], noises[z], pos);
+			score(&s, pos, 1, &cfg, &small, "0.8x step");
+		}
+		check(!t.missed && !t.falses && !t.errors,
+		      "%s: injected %u, found %u, missed %u, false %u", what, t.injected,
+		      t.found, t.missed, t.falses);
+		check(small.found + small.falses == 0,
+		      "0.8x steps at %.2f%% noise: none of %u reported (%u)", 100 * noises[z],
+		      small.injected, small.found + small.falses);
+		printf("# %s with a fixed 2%% instead (not asserted): found %u of %u\n", what,
+		       f.found, f.injected);
+		if (z == 0)
+			check(f.missed > 0, "a fixed 2%% misses 1%% steps at 0.25%% noise (%u of %u)",
+			      f.missed, f.injected);
 	}
 }
 
@@ -437,6 +487,7 @@ static void test_pvalues(void)
 	detect_config_default(&cfg);
 	cfg.max_pvalue = 0.01;
 	cfg.mwu_alpha = 1;
+	cfg.noise_factor = 0;	/* a step of 2 noises: the p-values are what counts */
 	for (i = 0; i < 20; i++)
 		p[i] = (struct detect_point){ .median = i < 10 ? left[i] : right[i - 10] };
 	r = detect_changes(p, 20, &cfg, c, 4);
@@ -599,6 +650,7 @@ int main(int argc, char **argv)
 	test_steps(scale, &steps);
 	noise_cps = test_noise(scale, &noise_series);
 	test_small_steps(scale);
+	test_noise_relative(scale);
 	test_tail(scale);
 	test_values();
 	test_pvalues();
