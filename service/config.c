@@ -41,6 +41,9 @@ static const struct key keys[] = {
 	K("cache_dir", STR, cache_dir, 0, 0, "where rendered plots are kept (build/plot-cache)"),
 	K("commit_url", STR, commit_url, 0, 0,
 	  "link to a commit, %s is its sha (\"\": no link)"),
+	K("range_url", STR, range_url, 0, 0,
+	  "link to the commits of a range, the first %s its start (excluded), the second"
+	  " its end (\"\": none)"),
 	K("max_body", SIZE, max_body, 1024, 1 << 30, "largest request body in bytes (8388608)"),
 	K("threads", UINT, threads, 1, 64, "HTTP threads, one database connection each (4)"),
 	K("max_results", UINT, max_results, 1, 1000000,
@@ -52,7 +55,9 @@ static const struct key keys[] = {
 	K("idle_timeout", UINT, idle_timeout, 1, 3600,
 	  "seconds a connection may send or read nothing before it is closed (30)"),
 	K("webhook_url", STR, webhook_url, 0, 0,
-	  "http://host[:port]/path POSTed a JSON summary of each new change point (\"\": none)"),
+	  "http://host[:port]/path POSTed a JSON summary of each new alert (\"\": none)"),
+	K("webhook_settle", UINT, webhook_settle, 0, 3600,
+	  "seconds a new alert waits for the rest of its series before it is sent (30)"),
 	K("webhook_max_delay", UINT, webhook_max_delay, 1, 86400,
 	  "longest wait in seconds between retries of a notification (300)"),
 	K("stop_timeout", UINT, stop_timeout, 0, 3600,
@@ -98,6 +103,7 @@ void config_init(struct config *cfg)
 	cfg->plots_dir = xstrdup("plots");
 	cfg->cache_dir = xstrdup("build/plot-cache");
 	cfg->commit_url = xstrdup("");
+	cfg->range_url = xstrdup("");
 	cfg->max_body = 8 << 20;
 	cfg->threads = 4;
 	cfg->max_results = 2000;
@@ -107,6 +113,7 @@ void config_init(struct config *cfg)
 	cfg->stop_timeout = 30;
 	cfg->webhook_url = xstrdup("");
 	cfg->webhook_max_delay = 300;
+	cfg->webhook_settle = 30;
 	detect_config_default(&cfg->detect);
 }
 
@@ -139,6 +146,16 @@ int config_set(struct config *cfg, const char *name, const char *value, const ch
 
 			if (!p || strchr(value, '%') != p || strchr(p + 2, '%')) {
 				log_err("%s: %s must hold exactly one %%s and no other %%", where,
+					name);
+				return -EINVAL;
+			}
+		}
+		if (!strcmp(k->name, "range_url") && *value) {
+			const char *p = strstr(value, "%s"), *q = p ? strstr(p + 2, "%s") : NULL;
+
+			if (!q || strchr(value, '%') != p || strchr(p + 2, '%') != q ||
+			    strchr(q + 2, '%')) {
+				log_err("%s: %s must hold exactly two %%s and no other %%", where,
 					name);
 				return -EINVAL;
 			}

@@ -366,6 +366,122 @@ static enum MHD_Result get_change_points(struct MHD_Connection *mc, PGconn *c)
 			  " AND ($5::text IS NULL OR p.branch = $5)) t", 5, p, false);
 }
 
+/* A bug link: "" or an http(s) URL of at most 1000 bytes without spaces. */
+static bool bug_url_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (!n)
+		return true;
+	if (n > 1000 || (strncmp(s, "http://", 7) && strncmp(s, "https://", 8)))
+		return false;
+	for (; *s; s++)
+		if ((unsigned char)*s <= ' ' || *s == 0x7f)
+			return false;
+	return true;
+}
+
+/*
+ * What people say of alert @id_s: its state, bug link and note, each left
+ * as it was when NULL.  -EINVAL a bad value, -ENOENT no such alert.  The
+ * plots of its series are drawn again.
+ */
+static int set_alert(PGconn *c, const char *id_s, const char *state, const char *bug,
+		     const char *note)
+{
+	const char *p[4] = { id_s, state, bug, note };
+	PGresult *res = NULL;
+	int ret;
+
+	if ((state && !is_state(state)) || (bug && !bug_url_ok(bug)) ||
+	    (note && strlen(note) > 1000))
+		return -EINVAL;
+	ret = db_begin(c);
+	if (!ret)
+		ret = db_exec(c, &res, "UPDATE alerts SET state = coalesce($2, state),"
+			      " bug_url = coalesce($3, bug_url), note = coalesce($4, note),"
+			      " updated = now() WHERE id = $1 RETURNING id", 4, p);
+	if (!ret && PQntuples(res) != 1)
+		ret = -ENOENT;
+	if (!ret)
+		ret = db_cmd(c, "UPDATE series SET version = version + 1 WHERE id IN"
+			     " (SELECT series_id FROM change_points WHERE alert_id = $1)", 1, p);
+	if (!ret)
+		ret = db_commit(c);
+	if (ret)
+		db_rollback(c);
+	PQclear(res);
+	return ret;
+}
+
+#define ALERT_ONE "SELECT alert_json(id, $2, $3) FROM alerts WHERE id = $1"
+
+static enum MHD_Result get_alerts(struct MHD_Connection *mc, PGconn *c)
+{
+	static const char *const allowed[] = { "state", NULL };
+	const char *p[3] = { arg(mc, "state"), conf->commit_url, conf->range_url };
+	const char *bad = bad_arg(mc, allowed);
+
+	if (bad)
+		return fail(mc, MHD_HTTP_BAD_REQUEST, "unknown parameter '%.64s' (takes state)",
+			    bad);
+	if (p[0] && !is_state(p[0]))
+		return fail(mc, MHD_HTTP_BAD_REQUEST,
+			    "state must be new, acknowledged, invalid or fixed");
+	/* Newest commit first; an alert whose change points all moved away is none. */
+	return send_query(mc, c, "SELECT coalesce(json_agg(alert_json(a.id, $2, $3)"
+			  " ORDER BY c.gen DESC, c.committed DESC, a.id DESC), '[]')"
+			  " FROM alerts a JOIN commits c ON c.id = a.commit_id"
+			  " WHERE ($1::text IS NULL OR a.state = $1) AND EXISTS"
+			  " (SELECT 1 FROM change_points p WHERE p.alert_id = a.id)", 3, p, false);
+}
+
+/* {"state"?, "bug_url"?, "note"?}: what a person says of an alert. */
+static enum MHD_Result post_alert(struct MHD_Connection *mc, PGconn *c, long long id,
+				  struct request *r)
+{
+	const char *f[3] = { NULL, NULL, NULL };	/* state, bug_url, note */
+	static const char *const names[] = { "state", "bug_url", "note" };
+	char id_s[24];
+	enum MHD_Result mret;
+	const char *key;
+	json_t *o, *v;
+	int ret, i;
+
+	o = parse_body(mc, r, &mret);
+	if (!o)
+		return mret;
+	json_object_foreach(o, key, v) {
+		for (i = 0; i < 3 && strcmp(key, names[i]); i++)
+			;
+		if (i == 3 || !json_is_string(v)) {
+			mret = fail(mc, MHD_HTTP_BAD_REQUEST, "'%.64s': expected \"state\" (new, "
+				    "acknowledged, invalid, fixed), \"bug_url\" (\"\" or an http(s) "
+				    "URL) and \"note\", strings", key);
+			json_decref(o);
+			return mret;
+		}
+		f[i] = json_string_value(v);
+	}
+	if (!f[0] && !f[1] && !f[2]) {
+		json_decref(o);
+		return fail(mc, MHD_HTTP_BAD_REQUEST, "nothing to set: state, bug_url or note");
+	}
+	snprintf(id_s, sizeof(id_s), "%lld", id);
+	ret = set_alert(c, id_s, f[0], f[1], f[2]);
+	json_decref(o);
+	if (ret == -EINVAL)
+		return fail(mc, MHD_HTTP_BAD_REQUEST, "state must be new, acknowledged, invalid "
+			    "or fixed; bug_url \"\" or an http(s) URL without spaces of at most "
+			    "1000 bytes; note at most 1000 bytes");
+	if (ret == -ENOENT)
+		return fail(mc, MHD_HTTP_NOT_FOUND, "no such alert");
+	if (ret)
+		return fail_db(mc, ret);
+	return send_query(mc, c, ALERT_ONE, 3,
+			  (const char *[]){ id_s, conf->commit_url, conf->range_url }, true);
+}
+
 /*
  * A person's decision about change point @id_s: its state, and its note
  * unless @note is NULL.  Its series' plots are drawn again.  -ENOENT when
@@ -695,23 +811,62 @@ static bool form_decode(char *s)
 }
 
 /*
- * The series page's form: POST /change-points/ID/state with token, state
- * and note, application/x-www-form-urlencoded; on success back to the
- * series page (303).  The token is typed into the form, never kept in a
- * cookie, so another site cannot make a browser send one.
+ * Splits a form body (application/x-www-form-urlencoded, decoded in place)
+ * into field[i] for names[i]; false on an unknown, repeated or undecodable
+ * field.
  */
-static enum MHD_Result post_cp_form(struct MHD_Connection *mc, PGconn *c, long long id,
-				    struct request *r)
+static bool parse_form(char *body, const char *const *names, int n, char **field)
+{
+	char *pair, *save;
+
+	for (pair = strtok_r(body, "&", &save); pair; pair = strtok_r(NULL, "&", &save)) {
+		char *eq = strchr(pair, '=');
+		int i;
+
+		if (!eq)
+			return false;
+		*eq = 0;
+		for (i = 0; i < n && strcmp(pair, names[i]); i++)
+			;
+		if (i == n || field[i] || !form_decode(eq + 1))
+			return false;
+		field[i] = eq + 1;
+	}
+	return true;
+}
+
+static enum MHD_Result see_other(struct MHD_Connection *mc, const char *where)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result mret;
+
+	resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, where);
+	mret = MHD_queue_response(mc, MHD_HTTP_SEE_OTHER, resp);
+	MHD_destroy_response(resp);
+	return mret;
+}
+
+/*
+ * The forms of the pages: POST /change-points/ID/state (token, state,
+ * note) and /alerts/ID/state (token, state, bug_url, note), form-encoded;
+ * on success back to the page (303).  An empty note or bug link leaves it as
+ * it was.  The token is typed into the form, never kept in a cookie, so
+ * another site cannot make a browser send one.
+ */
+static enum MHD_Result post_form(struct MHD_Connection *mc, PGconn *c, long long id,
+				 struct request *r, bool alert)
 {
 	const char *type = MHD_lookup_connection_value(mc, MHD_HEADER_KIND,
 						       MHD_HTTP_HEADER_CONTENT_TYPE);
-	char *field[3] = { NULL, NULL, NULL };	/* token, state, note */
-	static const char *const names[] = { "token", "state", "note" };
+	char *field[4] = { NULL, NULL, NULL, NULL };	/* token, state, note, bug_url */
+	static const char *const names[] = { "token", "state", "note", "bug_url" };
 	char id_s[24], back[64] = "/";
-	struct MHD_Response *resp;
 	enum MHD_Result mret;
 	long long tok, series = 0;
-	char *body, *pair, *save;
+	char *body;
 	int ret;
 
 	if (!type || strncasecmp(type, "application/x-www-form-urlencoded", 33))
@@ -720,58 +875,44 @@ static enum MHD_Result post_cp_form(struct MHD_Connection *mc, PGconn *c, long l
 	body = strndup(r->body.p ? r->body.p : "", r->body.len);
 	if (!body)
 		return fail_page(mc, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory", back);
-	for (pair = strtok_r(body, "&", &save); pair; pair = strtok_r(NULL, "&", &save)) {
-		char *eq = strchr(pair, '=');
-		int i;
-
-		if (!eq)
-			break;
-		*eq = 0;
-		for (i = 0; i < 3; i++)
-			if (!strcmp(pair, names[i]))
-				break;
-		if (i == 3 || field[i] || !form_decode(eq + 1))
-			break;
-		field[i] = eq + 1;
-	}
 	snprintf(id_s, sizeof(id_s), "%lld", id);
-	if (pair) {
-		mret = fail_page(mc, MHD_HTTP_BAD_REQUEST, "the form takes token, state and note, "
-				 "each once", back);
+	if (!parse_form(body, names, alert ? 4 : 3, field)) {
+		mret = fail_page(mc, MHD_HTTP_BAD_REQUEST, alert ?
+				 "the form takes token, state, bug_url and note, each once" :
+				 "the form takes token, state and note, each once", back);
 	} else if (!field[1] || !is_state(field[1])) {
 		mret = fail_page(mc, MHD_HTTP_BAD_REQUEST, "state must be new, acknowledged, "
 				 "invalid or fixed", back);
 	} else if (field[2] && strlen(field[2]) > 1000) {
 		mret = fail_page(mc, MHD_HTTP_BAD_REQUEST, "a note is at most 1000 characters",
 				 back);
+	} else if (field[3] && !bug_url_ok(field[3])) {
+		mret = fail_page(mc, MHD_HTTP_BAD_REQUEST, "a bug link is an http:// or https:// "
+				 "URL without spaces, of at most 1000 characters", back);
 	} else if ((tok = token_id(c, field[0])) <= 0) {
 		mret = tok < 0 ? fail_db(mc, tok) :
 			fail_page(mc, MHD_HTTP_UNAUTHORIZED, "that token may not change states",
 				  back);
 	} else {
-		/* An empty note leaves the note as it was. */
-		ret = set_cp_state(c, id_s, field[1], field[2] && *field[2] ? field[2] : NULL,
-				   &series);
+		const char *note = field[2] && *field[2] ? field[2] : NULL;
+
+		if (alert)
+			ret = set_alert(c, id_s, field[1], field[3] && *field[3] ? field[3] : NULL,
+					note);
+		else
+			ret = set_cp_state(c, id_s, field[1], note, &series);
 		if (ret == -ENOENT)
-			mret = fail_page(mc, MHD_HTTP_NOT_FOUND, "no such change point", back);
+			mret = fail_page(mc, MHD_HTTP_NOT_FOUND, alert ? "no such alert" :
+					 "no such change point", back);
 		else if (ret == -EINVAL)
 			mret = fail_page(mc, MHD_HTTP_BAD_REQUEST, "bad note", back);
 		else if (ret)
 			mret = fail_db(mc, ret);
+		else if (alert)
+			mret = see_other(mc, (snprintf(back, sizeof(back), "/alerts/%s", id_s), back));
 		else
-			mret = MHD_YES;
-		if (!ret) {
-			snprintf(back, sizeof(back), "/series/%lld", series);
-			resp = MHD_create_response_from_buffer(0, (void *)"",
-							       MHD_RESPMEM_PERSISTENT);
-			if (!resp) {
-				free(body);
-				return MHD_NO;
-			}
-			MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, back);
-			mret = MHD_queue_response(mc, MHD_HTTP_SEE_OTHER, resp);
-			MHD_destroy_response(resp);
-		}
+			mret = see_other(mc, (snprintf(back, sizeof(back), "/series/%lld", series),
+					      back));
 	}
 	free(body);
 	return mret;
@@ -801,17 +942,18 @@ static enum MHD_Result route_db(struct MHD_Connection *mc, PGconn *c, const char
 	const char *rest;
 	int ret;
 
-	if (post && !strncmp(url, "/change-points/", 15)) {
+	if (post && (!strncmp(url, "/change-points/", 15) || !strncmp(url, "/alerts/", 8))) {
+		bool alert = url[1] == 'a';
+		const char *num0 = url + (alert ? 8 : 15), *slash = strchr(num0, '/');
 		char num[24];
-		const char *slash = strchr(url + 15, '/');
 
-		if (!slash || strcmp(slash, "/state") || slash - (url + 15) >= (int)sizeof(num))
+		if (!slash || strcmp(slash, "/state") || slash - num0 >= (int)sizeof(num))
 			return fail(mc, MHD_HTTP_NOT_FOUND, "nothing at %.200s", url);
-		snprintf(num, sizeof(num), "%.*s", (int)(slash - (url + 15)), url + 15);
+		snprintf(num, sizeof(num), "%.*s", (int)(slash - num0), num0);
 		id = parse_id(num);
 		if (id < 0)
 			return fail(mc, MHD_HTTP_NOT_FOUND, "nothing at %.200s", url);
-		return post_cp_form(mc, c, id, r);
+		return post_form(mc, c, id, r, alert);
 	}
 	if (post) {
 		token = authenticate(mc, c);
@@ -859,6 +1001,12 @@ static enum MHD_Result route_db(struct MHD_Connection *mc, PGconn *c, const char
 	if (!strncmp(url, "/api/v1/change-points/", 22) && (id = parse_id(url + 22)) > 0)
 		return post ? post_change_point(mc, c, id, r) :
 			send_query(mc, c, CP_ONE, 1, (const char *[]){ url + 22 }, true);
+	if (!strcmp(url, "/api/v1/alerts") && !post)
+		return get_alerts(mc, c);
+	if (!strncmp(url, "/api/v1/alerts/", 15) && (id = parse_id(url + 15)) > 0)
+		return post ? post_alert(mc, c, id, r) :
+			send_query(mc, c, ALERT_ONE, 3, (const char *[]){ url + 15,
+				   conf->commit_url, conf->range_url }, true);
 	if (post)
 		return fail(mc, MHD_HTTP_METHOD_NOT_ALLOWED, "%.100s takes GET", url);
 	if (!strcmp(url, "/api/v1/hosts") || !strcmp(url, "/api/v1/benchmarks")) {
@@ -910,6 +1058,12 @@ static enum MHD_Result route_db(struct MHD_Connection *mc, PGconn *c, const char
 			return respond(mc, MHD_HTTP_OK, "application/json", &b);
 	} else if (!strcmp(url, "/")) {
 		ret = page_dashboard(c, &b);
+	} else if (!strncmp(url, "/alerts/", 8) && (id = parse_id(url + 8)) > 0) {
+		ret = page_alert(c, id, &b);
+		if (ret == -ENOENT) {
+			buf_free(&b);
+			return fail(mc, MHD_HTTP_NOT_FOUND, "no such alert");
+		}
 	} else if (!strncmp(url, "/series/", 8) && (id = parse_id(url + 8)) > 0) {
 		struct plot_range range;
 		char why[256] = "";
@@ -1001,11 +1155,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *mc, const char *
 		return fail(mc, MHD_HTTP_METHOD_NOT_ALLOWED, "%.20s is not served here", method);
 	if (strncmp(url, "/api/v1/", 8) && strcmp(url, "/") && strncmp(url, "/series/", 8) &&
 	    strncmp(url, "/plots/", 7) && strcmp(url, "/healthz") && strcmp(url, "/compare") &&
-	    strncmp(url, "/change-points/", 15))
+	    strncmp(url, "/change-points/", 15) && strncmp(url, "/alerts/", 8))
 		return fail(mc, MHD_HTTP_NOT_FOUND, "nothing at %.200s", url);
-	if (post && strncmp(url, "/api/v1/", 8) && strncmp(url, "/change-points/", 15))
+	if (post && strncmp(url, "/api/v1/", 8) && strncmp(url, "/change-points/", 15) &&
+	    !(!strncmp(url, "/alerts/", 8) && strchr(url + 8, '/')))
 		return fail(mc, MHD_HTTP_METHOD_NOT_ALLOWED, "%.100s takes GET", url);
-	if (!post && !strncmp(url, "/change-points/", 15))
+	if (!post && (!strncmp(url, "/change-points/", 15) ||
+		      (!strncmp(url, "/alerts/", 8) && strchr(url + 8, '/'))))
 		return fail(mc, MHD_HTTP_METHOD_NOT_ALLOWED, "%.100s takes a form's POST", url);
 
 	c = db_get();

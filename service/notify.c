@@ -128,9 +128,11 @@ static int send_due(const struct webhook *w)
 	c = db_get();
 	if (!c)
 		return -ENOTCONN;
-	ret = db_exec(c, &res, "SELECT id, body::text, attempts FROM notifications"
-		      " WHERE delivered IS NULL AND next_try <= now() ORDER BY id LIMIT 20",
-		      0, NULL);
+	/* An alert's body is made now: it holds what joined it since it was raised. */
+	ret = db_exec(c, &res, "SELECT id, coalesce(body, alert_json(alert_id, $1, $2))::text,"
+		      " attempts FROM notifications WHERE delivered IS NULL AND next_try <= now()"
+		      " ORDER BY id LIMIT 20", 2,
+		      (const char *[]){ conf->commit_url, conf->range_url });
 	for (int i = 0; !ret && i < PQntuples(res); i++) {
 		const char *id = PQgetvalue(res, i, 0);
 		unsigned int attempts = atoi(PQgetvalue(res, i, 2)) + 1;

@@ -177,8 +177,7 @@ static void state_form(struct buf *b, const char *id, const char *state)
 		   "aria-label=\"token\"> <button>set</button></form></td>");
 }
 
-/* Change points; with @forms, each with a form to set its state. */
-static void cp_table(struct buf *b, PGresult *res, bool forms)
+static void cp_header(struct buf *b, bool forms)
 {
 	buf_printf(b, "<table><tr><th>series</th><th>machine, branch</th><th>first commit</th>"
 		   "<th class=\"num\">change</th><th class=\"num\">before</th>"
@@ -186,7 +185,12 @@ static void cp_table(struct buf *b, PGresult *res, bool forms)
 		   "of the line (robust sigma of its per-commit medians), and Welch's p\">"
 		   "effect</th><th>state</th>"
 		   "<th>id</th>%s</tr>\n", forms ? "<th>set the state</th>" : "");
-	for (int i = 0; i < PQntuples(res); i++) {
+}
+
+/* Rows lo..hi of @res (CP_COLUMNS first); with @forms, a state form each. */
+static void cp_rows(struct buf *b, PGresult *res, int lo, int hi, bool forms)
+{
+	for (int i = lo; i < hi; i++) {
 		const char *kind = PQgetvalue(res, i, 11);
 
 		buf_printf(b, "<tr class=\"%s\"><td><a href=\"/series/%s\">", kind,
@@ -218,7 +222,92 @@ static void cp_table(struct buf *b, PGresult *res, bool forms)
 			state_form(b, PQgetvalue(res, i, 0), PQgetvalue(res, i, 12));
 		buf_printf(b, "</tr>\n");
 	}
+}
+
+/* Change points; with @forms, each with a form to set its state. */
+static void cp_table(struct buf *b, PGresult *res, bool forms)
+{
+	cp_header(b, forms);
+	cp_rows(b, res, 0, PQntuples(res), forms);
 	buf_printf(b, "</table>\n");
+}
+
+/*
+ * Alerts: CP_COLUMNS, then ALERT_COLUMNS (at A_ID...), a row per change
+ * point, grouped by alert, each alert's largest first.
+ */
+#define ALERT_COLUMNS ", a.id, a.state, a.bug_url, a.note, fp.sha, c.sha, c.gen"
+#define A_ID 16
+#define ALERT_FROM CP_FROM " JOIN alerts a ON a.id = p.alert_id" \
+	" LEFT JOIN LATERAL (SELECT pc.sha FROM change_points q JOIN commits pc" \
+	" ON pc.id = q.prev_commit_id WHERE q.alert_id = a.id" \
+	" ORDER BY pc.gen, pc.committed, pc.id LIMIT 1) fp ON true"
+#define ALERT_ORDER " ORDER BY c.gen DESC, c.committed DESC, a.id DESC," \
+	" abs(p.rel_change) DESC, p.id"
+
+/* The commits first_parent..commit an alert's step lies in, linked. */
+static void range_link(struct buf *b, const char *from, const char *to)
+{
+	char url[2048];
+
+	if (!*from)
+		return;
+	buf_printf(b, " in ");
+	if (*conf->range_url) {
+		snprintf(url, sizeof(url), conf->range_url, from, to);
+		buf_printf(b, "<a href=\"");
+		buf_html(b, url);
+		buf_printf(b, "\"><code>%.12s..%.12s</code></a>", from, to);
+	} else {
+		buf_printf(b, "<code>%.12s..%.12s</code>", from, to);
+	}
+}
+
+static void alert_head(struct buf *b, PGresult *res, int i, int n, int regs, bool link)
+{
+	const char *bug = PQgetvalue(res, i, A_ID + 2);
+
+	buf_printf(b, "<h3 class=\"alert\">");
+	if (link)
+		buf_printf(b, "<a href=\"/alerts/%s\">", PQgetvalue(res, i, A_ID));
+	buf_printf(b, "Alert %s", PQgetvalue(res, i, A_ID));
+	if (link)
+		buf_printf(b, "</a>");
+	buf_printf(b, ": ");
+	commit_link(b, PQgetvalue(res, i, A_ID + 5));
+	range_link(b, PQgetvalue(res, i, A_ID + 4), PQgetvalue(res, i, A_ID + 5));
+	buf_printf(b, " &mdash; %d regression%s, %d improvement%s, largest %+.1f%% "
+		   "&mdash; %s", regs, regs == 1 ? "" : "s", n - regs, n - regs == 1 ? "" : "s",
+		   100 * atof(PQgetvalue(res, i, 8)), PQgetvalue(res, i, A_ID + 1));
+	if (*bug) {
+		buf_printf(b, " &mdash; <a href=\"");
+		buf_html(b, bug);
+		buf_printf(b, "\">bug</a>");
+	}
+	buf_printf(b, "</h3>\n");
+	if (*PQgetvalue(res, i, A_ID + 3)) {
+		buf_printf(b, "<p class=\"note\">");
+		buf_html(b, PQgetvalue(res, i, A_ID + 3));
+		buf_printf(b, "</p>\n");
+	}
+}
+
+/* Every alert of @res, each a heading and a table of its change points. */
+static void alert_tables(struct buf *b, PGresult *res, bool link)
+{
+	int n = PQntuples(res);
+
+	for (int i = 0, j; i < n; i = j) {
+		int regs = 0;
+
+		for (j = i; j < n && !strcmp(PQgetvalue(res, j, A_ID), PQgetvalue(res, i, A_ID));
+		     j++)
+			regs += !strcmp(PQgetvalue(res, j, 11), "regression");
+		alert_head(b, res, i, j - i, regs, link);
+		cp_header(b, false);
+		cp_rows(b, res, i, j, false);
+		buf_printf(b, "</table>\n");
+	}
 }
 
 #define SPARK_POINTS "30"
@@ -254,27 +343,31 @@ int page_dashboard(PGconn *c, struct buf *b)
 	int ret;
 
 	page_start(b, "kmmu performance");
-	ret = db_exec(c, &res, "SELECT " CP_COLUMNS CP_FROM
-		      " WHERE p.kind = 'regression' AND p.state IN ('new', 'acknowledged')"
-		      " ORDER BY c.gen DESC, c.committed DESC, abs(p.rel_change) DESC, p.id DESC",
-		      0, NULL);
+	/* Alerts someone must look at: those holding a regression. */
+	ret = db_exec(c, &res, "SELECT " CP_COLUMNS ALERT_COLUMNS ALERT_FROM
+		      " WHERE a.state IN ('new', 'acknowledged') AND EXISTS (SELECT 1"
+		      " FROM change_points r WHERE r.alert_id = a.id AND r.kind = 'regression')"
+		      ALERT_ORDER, 0, NULL);
 	if (ret)
 		return ret;
-	buf_printf(b, "<h2>Open regressions (%d)</h2>\n", PQntuples(res));
+	buf_printf(b, "<h2>Open alerts</h2>\n");
 	if (PQntuples(res))
-		cp_table(b, res, false);
+		alert_tables(b, res, true);
 	else
 		buf_printf(b, "<p>None.</p>\n");
 	PQclear(res);
 
-	ret = db_exec(c, &res, "SELECT " CP_COLUMNS CP_FROM
-		      " WHERE p.kind = 'improvement' AND p.state = 'new'"
-		      " ORDER BY c.gen DESC, c.committed DESC, p.id DESC LIMIT 20", 0, NULL);
+	ret = db_exec(c, &res, "SELECT " CP_COLUMNS ALERT_COLUMNS ALERT_FROM
+		      " WHERE a.id IN (SELECT a2.id FROM alerts a2 JOIN commits c2"
+		      " ON c2.id = a2.commit_id WHERE a2.state = 'new' AND NOT EXISTS (SELECT 1"
+		      " FROM change_points r WHERE r.alert_id = a2.id AND r.kind = 'regression')"
+		      " AND EXISTS (SELECT 1 FROM change_points r WHERE r.alert_id = a2.id)"
+		      " ORDER BY c2.gen DESC, a2.id DESC LIMIT 10)" ALERT_ORDER, 0, NULL);
 	if (ret)
 		return ret;
 	if (PQntuples(res)) {
 		buf_printf(b, "<h2>New improvements</h2>\n");
-		cp_table(b, res, false);
+		alert_tables(b, res, true);
 	}
 	PQclear(res);
 
@@ -464,6 +557,90 @@ static int range_form(PGconn *c, struct buf *b, const char *id, const struct plo
 		   PQntuples(res));
 	PQclear(res);
 	return 0;
+}
+
+#define ALERT_PLOTS	6	/* series drawn on an alert's page, largest first */
+#define ALERT_AROUND	30	/* commits drawn each side of the alert's */
+
+/*
+ * An alert's page: its change points, largest first, a form for its state,
+ * bug link and note, and the plots of its series around its commit.
+ */
+int page_alert(PGconn *c, long long id, struct buf *b)
+{
+	static const char *const states[] = { "new", "acknowledged", "invalid", "fixed" };
+	long long drawn[ALERT_PLOTS];
+	unsigned int ndrawn = 0;
+	struct plot_range range;
+	char id_s[24], title[64];
+	struct buf svg = { 0 };
+	const char *p[1] = { id_s };
+	PGresult *res;
+	int ret, n;
+
+	snprintf(id_s, sizeof(id_s), "%lld", id);
+	ret = db_exec(c, &res, "SELECT " CP_COLUMNS ALERT_COLUMNS ALERT_FROM " WHERE a.id = $1"
+		      ALERT_ORDER, 1, p);
+	if (ret)
+		return ret;
+	n = PQntuples(res);
+	if (!n) {
+		PQclear(res);
+		return -ENOENT;
+	}
+	snprintf(title, sizeof(title), "Alert %s", id_s);
+	page_start(b, title);
+	buf_printf(b, "<p>Every series whose level changed at this commit, on any machine "
+		   "and branch, largest first. Effect: the step in noises of its line; "
+		   "<a href=\"/api/v1/alerts/%s\">JSON</a>.</p>\n", id_s);
+	alert_tables(b, res, false);
+
+	buf_printf(b, "<form method=\"post\" action=\"/alerts/%s/state\"><select name=\"state\" "
+		   "aria-label=\"state\">", id_s);
+	for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
+		buf_printf(b, "<option%s>%s</option>",
+			   strcmp(states[i], PQgetvalue(res, 0, A_ID + 1)) ? "" : " selected",
+			   states[i]);
+	buf_printf(b, "</select> <input name=\"bug_url\" size=\"30\" maxlength=\"1000\" "
+		   "placeholder=\"bug link (https://...)\" aria-label=\"bug link\"> "
+		   "<input name=\"note\" size=\"24\" maxlength=\"1000\" placeholder=\"note\" "
+		   "aria-label=\"note\"> <input name=\"token\" type=\"password\" size=\"10\" "
+		   "required placeholder=\"token\" aria-label=\"token\"> <button>set</button> "
+		   "<small>(an empty link or note leaves it as it is)</small></form>\n");
+
+	range.from = atoll(PQgetvalue(res, 0, A_ID + 6)) - ALERT_AROUND;
+	range.to = atoll(PQgetvalue(res, 0, A_ID + 6)) + ALERT_AROUND;
+	if (range.from < 1)
+		range.from = 1;
+	for (int i = 0; i < n && ndrawn < ALERT_PLOTS && !ret; i++) {
+		long long sid = atoll(PQgetvalue(res, i, 1));
+		unsigned int k;
+
+		for (k = 0; k < ndrawn && drawn[k] != sid; k++)
+			;
+		if (k < ndrawn)
+			continue;
+		drawn[ndrawn++] = sid;
+		svg.len = 0;
+		ret = plot_series(c, sid, false, &range, &svg);
+		if (ret == -ERANGE || ret == -ENOENT) {
+			ret = 0;
+			continue;
+		}
+		if (ret)
+			break;
+		buf_printf(b, "<figure>");
+		inline_svg(b, &svg);
+		buf_printf(b, "<figcaption><a href=\"/series/%lld\">", sid);
+		buf_html(b, PQgetvalue(res, i, 2));
+		buf_printf(b, "</a> <small>");
+		buf_html(b, PQgetvalue(res, i, 3));
+		buf_printf(b, "</small></figcaption></figure>\n");
+	}
+	buf_printf(b, "</body></html>\n");
+	PQclear(res);
+	buf_free(&svg);
+	return ret;
 }
 
 int page_series(PGconn *c, long long id, const struct plot_range *range, struct buf *b)

@@ -28,6 +28,7 @@ struct config {
 	char		*plots_dir;	/* gnuplot templates */
 	char		*cache_dir;	/* rendered SVG */
 	char		*commit_url;	/* printf format with one %s: the sha */
+	char		*range_url;	/* two %s: from (excluded), to */
 	size_t		max_body;
 	unsigned int	threads;	/* HTTP threads, one DB connection each */
 	unsigned int	max_results;	/* figures in one document */
@@ -37,6 +38,7 @@ struct config {
 	unsigned int	stop_timeout;	/* seconds SIGTERM waits for requests in flight */
 	char		*webhook_url;	/* http://host[:port]/path, or "" for none */
 	unsigned int	webhook_max_delay;	/* seconds between retries, at most */
+	unsigned int	webhook_settle;		/* seconds before a new alert is sent */
 	struct detect_config detect;
 };
 
@@ -141,6 +143,8 @@ int series_range(PGconn *c, long long id, const char *from, const char *to, cons
 		 struct plot_range *r, char *why, size_t whylen);
 /* -ERANGE: no point of the series in the range. */
 int page_series(PGconn *c, long long id, const struct plot_range *range, struct buf *out);
+/* -ENOENT: no such alert, or one without change points. */
+int page_alert(PGconn *c, long long id, struct buf *out);
 int plot_series(PGconn *c, long long id, bool compare, const struct plot_range *range,
 		struct buf *svg);
 /*

@@ -489,23 +489,35 @@ static void free_points(struct detect_point *p, size_t n)
 	free(p);
 }
 
-/* A change point just raised: its summary, for the webhook (notify.c). */
-static int queue_notification(PGconn *c, const char *cp_id)
+/*
+ * The alert of commit @cid (one per commit), made when missing; its id in
+ * @alert.  A new one is queued for the webhook, sent webhook_settle seconds
+ * later with what it holds then (notify.c), and *@queued is counted up.
+ */
+static int alert_of(PGconn *c, const char *cid, char *alert, size_t len, unsigned int *queued)
 {
-	const char *p[2] = { cp_id, conf->commit_url };
+	const char *p[2] = { cid, NULL };
+	char settle[24];
+	PGresult *res;
+	int ret;
 
-	return db_cmd(c, "INSERT INTO notifications (change_point_id, body)"
-		      " SELECT p.id, json_build_object('change_point', p.id, 'series', s.id,"
-		      " 'bench', s.bench, 'metric', s.metric, 'backend', s.backend,"
-		      " 'params', s.params, 'unit', s.unit, 'lower_is_better', s.lower_is_better,"
-		      " 'host_class', p.host_class, 'machine', m.label, 'branch', p.branch,"
-		      " 'commit', c.sha, 'commit_url', CASE WHEN $2 = ''"
-		      " THEN NULL ELSE replace($2, '%s', c.sha) END, 'kind', p.kind,"
-		      " 'old_median', p.old_median, 'new_median', p.new_median,"
-		      " 'rel_change', p.rel_change, 'effect', p.effect, 'page', '/series/' || s.id)"
-		      " FROM change_points p JOIN series s ON s.id = p.series_id"
-		      " JOIN machine_labels m ON m.id = p.machine_id"
-		      " JOIN commits c ON c.id = p.commit_id WHERE p.id = $1", 2, p);
+	ret = db_exec(c, &res, "INSERT INTO alerts (commit_id) VALUES ($1)"
+		      " ON CONFLICT (commit_id) DO UPDATE SET updated = now()"
+		      " RETURNING id, xmax = 0", 1, p);
+	if (ret)
+		return ret;
+	snprintf(alert, len, "%s", PQgetvalue(res, 0, 0));
+	if (*conf->webhook_url && *PQgetvalue(res, 0, 1) == 't') {
+		snprintf(settle, sizeof(settle), "%u", conf->webhook_settle);
+		p[0] = alert;
+		p[1] = settle;
+		ret = db_cmd(c, "INSERT INTO notifications (alert_id, next_try)"
+			     " VALUES ($1, now() + $2 * interval '1 second')", 2, p);
+		if (!ret)
+			(*queued)++;
+	}
+	PQclear(res);
+	return ret;
 }
 
 /* A stored change point of the line, and where its commit is in the line. */
@@ -690,14 +702,17 @@ int detect_series(PGconn *c, long long series_id, const char *machine_id, const 
 		bool regression = detect_kind(d, lib) == DETECT_REGRESSION;
 		struct known_cp *e;
 		char o[40], nw[40], rel[40], pv[40], mp[40], cid[24], noise[40], eff[40];
-		const char *cp[13] = { id_s, machine_id, branch, cid, o, nw, rel, pv, mp,
+		char alert[24], prev[24];
+		const char *cp[15] = { id_s, machine_id, branch, cid, o, nw, rel, pv, mp,
 				       regression ? "regression" : "improvement", noise, eff,
-				       NULL };
+				       alert, prev, NULL };
 
 		if (g < zlo || g >= zhi)
 			continue;
 		inzone++;
 		snprintf(cid, sizeof(cid), "%lld", ids[g]);
+		/* A change point has min_size points before it on its line. */
+		snprintf(prev, sizeof(prev), "%lld", ids[g - 1]);
 		snprintf(o, sizeof(o), "%.17g", d->old_median);
 		snprintf(nw, sizeof(nw), "%.17g", d->new_median);
 		/* From a level of 0 the change is infinite: stored as a huge one. */
@@ -713,27 +728,25 @@ int detect_series(PGconn *c, long long series_id, const char *machine_id, const 
 		else
 			snprintf(eff, sizeof(eff), "%.17g", fmin(1e9, d->effect));
 		e = match_known(known, nk, g, regression, zlo, zhi, cfg->min_size);
+		ret = alert_of(c, cid, alert, sizeof(alert), &queued);
+		if (ret)
+			break;
 		if (e) {
 			e->matched = true;
-			cp[12] = e->id;
+			cp[14] = e->id;
 			ret = db_cmd(c, "UPDATE change_points SET commit_id = $4, old_median = $5,"
 				     " new_median = $6, rel_change = $7, pvalue = $8, mwu_pvalue = $9,"
-				     " kind = $10, noise = $11, effect = $12, weakened = NULL,"
-				     " updated = now() WHERE id = $13 AND series_id = $1"
-				     " AND machine_id = $2 AND branch = $3", 13, cp);
+				     " kind = $10, noise = $11, effect = $12, alert_id = $13,"
+				     " prev_commit_id = $14, weakened = NULL, updated = now()"
+				     " WHERE id = $15 AND series_id = $1 AND machine_id = $2"
+				     " AND branch = $3", 15, cp);
 			continue;
 		}
-		ret = db_exec(c, &res, "INSERT INTO change_points (series_id, machine_id, branch,"
-			      " commit_id, old_median, new_median, rel_change, pvalue, mwu_pvalue,"
-			      " kind, noise, effect, host_class)"
-			      " SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, host_class"
-			      " FROM machines WHERE id = $2 RETURNING id", 12, cp);
-		if (!ret && *conf->webhook_url) {
-			ret = queue_notification(c, PQgetvalue(res, 0, 0));
-			queued++;
-		}
-		PQclear(res);
-		res = NULL;
+		ret = db_cmd(c, "INSERT INTO change_points (series_id, machine_id, branch,"
+			     " commit_id, old_median, new_median, rel_change, pvalue, mwu_pvalue,"
+			     " kind, noise, effect, alert_id, prev_commit_id, host_class)"
+			     " SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
+			     " host_class FROM machines WHERE id = $2", 14, cp);
 	}
 
 	/* What was not found again, within the part of the line looked at. */

@@ -119,11 +119,13 @@ class Env:
             "plots_dir = %s/plots" % ROOT,
             "cache_dir = %s/cache" % self.tmp,
             "commit_url = https://example.org/kmmu/commit/%s",
+            "range_url = https://example.org/kmmu/log/%s..%s",
             "max_body = 1048576",
             "idle_timeout = 3",
             # Nothing listens there until the webhook case starts a listener.
             "webhook_url = http://127.0.0.1:%d/kmmu-alerts" % self.hook_port,
             "webhook_max_delay = 2",
+            "webhook_settle = 1",
             "threads = 4", ""]))
         env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
                    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
@@ -749,6 +751,78 @@ def replay_keeps_change_points(env):
 
 
 @case
+def alerts_group_by_commit(env):
+    """One alert per commit holds every series that moved there, largest
+    first, with the range its step lies in when the bench skipped commits;
+    people set its state, bug link and note (bad values refused, nothing
+    changed); the dashboard opens with the alerts still open."""
+    steps = {0: (10, 0.20), 1: (10, 0.08), 2: (10, -0.10), 3: (14, 0.15)}
+    rnd = random.Random(31)
+    for i in [j for j in range(20) if j != 9]:     # the bench skipped 1709
+        figs = [("populate", "populate", {"vcpus": 1, "alert": k},
+                 [round(100 * (1 + (d if i >= at else 0)) * (1 + rnd.gauss(0, 0.005)), 4)
+                  for _ in range(5)], True) for k, (at, d) in steps.items()]
+        doc = make_doc(1700 + i, host="alert-amd", figures=figs)
+        doc["host"]["machine_id"] = "%032x" % 0xc2
+        st, body, _ = post_run(env, doc)
+        check(st == 201, "commit %d: %d %s" % (i, st, body))
+    alerts = {a["commit"]: a for a in jget(env, "/api/v1/alerts")
+              if any("alert" in c["params"] for c in a["change_points"])}
+    check(set(alerts) == {sha(1710), sha(1714)}, "alerts at %s" % sorted(alerts))
+    a = alerts[sha(1710)]
+    check([c["params"]["alert"] for c in a["change_points"]] == [0, 2, 1] and
+          a["regressions"] == 2 and a["improvements"] == 1 and a["state"] == "new" and
+          a["first_parent"] == sha(1708) and
+          a["range_url"] == "https://example.org/kmmu/log/%s..%s" % (sha(1708), sha(1710)),
+          "alert at the skipped range: %s" % a)
+    aid, other = a["alert"], alerts[sha(1714)]["alert"]
+    check(jget(env, "/api/v1/alerts/%d" % aid) == a, "one alert as in the list")
+
+    url = "/api/v1/alerts/%d" % aid
+    for bad, want, what in [({"state": "bogus"}, 400, "bad state"),
+                            ({"bug_url": "javascript:alert(1)"}, 400, "a script link"),
+                            ({"bug_url": "https://x/ y"}, 400, "a space in the link"),
+                            ({"note": "x" * 1001}, 400, "a long note"),
+                            ({"colour": "red"}, 400, "unknown field"),
+                            ({}, 400, "nothing to set")]:
+        refused(env, bad, want, what, path=url)
+    refused(env, {"state": "fixed"}, 401, "no token", path=url, token=None)
+    refused(env, {"state": "fixed"}, 404, "no such alert", path="/api/v1/alerts/999999")
+    check(jget(env, url) == a, "a refused change changed the alert")
+    st, body, _ = http("POST", env.url + url, {"state": "acknowledged", "note": "bisected <b>",
+                                               "bug_url": "https://bugs.example.org/123"},
+                       token=TOKEN)
+    got = json.loads(body)
+    check(st == 200 and got["state"] == "acknowledged" and got["note"] == "bisected <b>" and
+          got["bug_url"] == "https://bugs.example.org/123", "set: %d %s" % (st, body))
+    st, page, _ = http("GET", env.url + "/alerts/%d" % aid)
+    page = page.decode()
+    check(st == 200 and "Alert %d" % aid in page and "https://bugs.example.org/123" in page and
+          "bisected &lt;b&gt;" in page and "<b>" not in page and
+          "%s..%s" % (sha(1708)[:12], sha(1710)[:12]) in page and page.count("<svg") >= 3,
+          "alert page: %d" % st)
+    dash = http("GET", env.url + "/")[1].decode()
+    check('href="/alerts/%d"' % aid in dash and 'href="/alerts/%d"' % other in dash,
+          "open alerts on the dashboard")
+    # The page's form (303 back to the page, which urllib follows): an empty
+    # link keeps the link.
+    st, text, _ = http("POST", env.url + "/alerts/%d/state" % aid,
+                       "token=%s&state=fixed&bug_url=&note=" % TOKEN,
+                       ctype="application/x-www-form-urlencoded")
+    got = jget(env, url)
+    check(st == 200 and ("<h1>Alert %d</h1>" % aid).encode() in text and
+          got["state"] == "fixed" and got["bug_url"] == "https://bugs.example.org/123",
+          "form: %d %s" % (st, got))
+    st, _, _ = http("POST", env.url + "/alerts/%d/state" % aid,
+                    "token=%s&state=new&bug_url=ftp://x" % TOKEN,
+                    ctype="application/x-www-form-urlencoded")
+    check(st == 400 and jget(env, url)["state"] == "fixed", "bad link by form: %d" % st)
+    dash = http("GET", env.url + "/")[1].decode()
+    check('href="/alerts/%d"' % aid not in dash, "a fixed alert is still open")
+    env.alert = aid
+
+
+@case
 def dirty_runs_stay_out_of_detection(env):
     """Runs of a dirty tree are stored and shown as such, never detected on:
     a step only they make is no change point."""
@@ -988,37 +1062,54 @@ class Hook(BaseHTTPRequestHandler):
 
 @case
 def webhook(env):
-    """Each new change point is POSTed to webhook_url once.  Those raised
-    while nothing listened (every earlier case's) are retried and arrive once
-    the listener is up; a step raised with it up arrives too, once."""
-    raised = {c["id"] for c in jget(env, "/api/v1/change-points")}
-    check(raised, "no change point raised before this case")
+    """Each new alert is POSTed to webhook_url once, webhook_settle seconds
+    after it is raised, with every change point that joined it by then.
+    Those raised while nothing listened (every earlier case's) are retried
+    and arrive once the listener is up; one raised with it up arrives too,
+    once."""
+    raised = {a["alert"] for a in jget(env, "/api/v1/alerts")}
+    check(raised, "no alert raised before this case")
     srv = ThreadingHTTPServer(("127.0.0.1", env.hook_port), Hook)
     th = threading.Thread(target=srv.serve_forever, daemon=True)
     th.start()
     try:
-        step_series(env, "hook-amd", "AuthenticAMD", 12, 6, 0.3, seed=11,
-                    params={"vcpus": 1, "hook": 1, "step": 940})
-        raised = {c["id"] for c in jget(env, "/api/v1/change-points")}
+        # Two series stepping at one commit: one alert, holding both.
+        for i in range(12):
+            level = 1.3 if i >= 6 else 1.0
+            rnd = random.Random(i)
+            doc = make_doc(940 + i, host="hook-amd", figures=[
+                ("dirty_log", "clear_dirty_log", {"vcpus": 1, "hook": k},
+                 [round(100 * level ** (k + 1) * (1 + rnd.gauss(0, 0.01)), 4)
+                  for _ in range(5)], True) for k in (1, 2)])
+            st, body, _ = post_run(env, doc)
+            check(st == 201, "commit %d: %d %s" % (i, st, body))
+        raised = {a["alert"] for a in jget(env, "/api/v1/alerts")}
         for _ in range(150):
-            if {g[2]["change_point"] for g in Hook.got} >= raised:
+            if {g[2]["alert"] for g in Hook.got} >= raised:
                 break
             time.sleep(0.1)
         time.sleep(3)  # one more round of retries: nothing is sent twice
     finally:
         srv.shutdown()
         srv.server_close()
-    ids = [g[2]["change_point"] for g in Hook.got]
+    ids = [g[2]["alert"] for g in Hook.got]
     check(set(ids) >= raised, "not notified: %s" % sorted(raised - set(ids)))
     check(len(ids) == len(set(ids)), "notified twice: %s" % sorted(ids))
-    new = [g for g in Hook.got if g[2]["params"].get("hook")]
+    new = [g for g in Hook.got if g[2]["commit"] == sha(946)]
     check(len(new) == 1, "the step's notification: %s" % new)
     path, ctype, body = new[0]
+    cps = body["change_points"]
     check(path == "/kmmu-alerts" and ctype == "application/json" and
-          body["kind"] == "regression" and body["commit"] == sha(106) and
-          body["commit_url"] == "https://example.org/kmmu/commit/%s" % sha(106) and
-          abs(body["rel_change"] - 0.3) < 0.05 and body["page"] == "/series/%d" % body["series"],
-          "summary %s" % body)
+          body["commit_url"] == "https://example.org/kmmu/commit/%s" % sha(946) and
+          body["first_parent"] == sha(945) and
+          body["range_url"] == "https://example.org/kmmu/log/%s..%s" % (sha(945), sha(946)) and
+          body["page"] == "/alerts/%d" % body["alert"] and body["regressions"] == 2 and
+          len(cps) == 2 and [c["params"]["hook"] for c in cps] == [2, 1] and
+          all(c["kind"] == "regression" for c in cps) and
+          abs(cps[0]["rel_change"] - 1.197) < 0.1 and abs(cps[1]["rel_change"] - 0.69) < 0.1,
+          "summary: first parent %s, %d regressions, %s" % (
+              body["first_parent"][:8], body["regressions"],
+              [(c["params"], c["kind"], c["rel_change"]) for c in cps]))
     sent = env.psql("SELECT count(*) FROM notifications WHERE delivered IS NOT NULL")
     retried = env.psql("SELECT count(*) FROM notifications WHERE attempts > 1")
     check(int(sent) == len(ids) and int(retried) > 0,
@@ -1083,9 +1174,9 @@ def plots_and_pages(env):
 
     st, page, _ = http("GET", env.url + "/")
     page = page.decode()
-    check(st == 200 and "Open regressions" in page, "dashboard: %d" % st)
-    first = page.index("Open regressions")
-    check(first < page.index("Benchmarks"), "regressions are not first")
+    check(st == 200 and "Open alerts" in page, "dashboard: %d" % st)
+    first = page.index("Open alerts")
+    check(first < page.index("Benchmarks"), "alerts are not first")
     check('href="/series/%d"' % sid in page, "no link to the series")
     check("https://example.org/kmmu/commit/%s" % sha(125) in page, "no link to the commit")
     check("<script" not in page, "the dashboard uses JavaScript")
@@ -1304,7 +1395,7 @@ def chromium_renders_the_dashboard(env):
               "--disable-dev-shm-usage", "--no-first-run", "--user-data-dir=" +
               os.path.join(env.tmp, "chromium"), "--virtual-time-budget=5000"]
     for name, path in (("dashboard", "/"), ("series", "/series/%d" % sid),
-                       ("compare", env.compare)):
+                       ("compare", env.compare), ("alert", "/alerts/%d" % env.alert)):
         shot = os.path.join(SHOTS, name + ".png")
         if os.path.exists(shot):
             os.unlink(shot)
@@ -1450,6 +1541,9 @@ def configuration_errors(env):
                        ("detect_min_magnitude = 11\n", "detect_min_magnitude"),
                        ("detect_noise_points = 2\n", "detect_noise_points"),
                        ("commit_url = http://x/%d\n", "commit_url"),
+                       ("range_url = http://x/%s\n", "range_url"),
+                       ("range_url = http://x/%s..%s%20\n", "range_url"),
+                       ("webhook_settle = 4000\n", "webhook_settle"),
                        ("webhook_url = https://x/\ntokens_file = %s\n" % env.tokens,
                         "webhook_url"),
                        ("webhook_url = http://x:0/\ntokens_file = %s\n" % env.tokens,
