@@ -32,6 +32,7 @@
 /* Last: the core's headers read the tracepoints' header already. */
 #define CREATE_TRACE_POINTS
 #include "kmmu_trace.h"
+#include "svm.h"
 
 static uint spte_format;
 module_param(spte_format, uint, 0444);
@@ -576,6 +577,8 @@ static struct miscdevice kmmu_dev = {
 
 static int __init kmmu_init(void)
 {
+	int ret;
+
 	if (spte_format > KMMU_SPTE_FORMAT_NPT) {
 		pr_err("spte_format=%u is not 0, 1 (EPT) or 2 (NPT)\n", spte_format);
 		return -EINVAL;
@@ -583,7 +586,13 @@ static int __init kmmu_init(void)
 	kmmu_dev.mode = devmode;
 	pr_info("SPTE format %s\n",
 		os_host_spte_format() == KMMU_SPTE_FORMAT_EPT ? "EPT" : "NPT");
-	return misc_register(&kmmu_dev);
+	/* Without it only the software vCPU runs: the reason is logged. */
+	if (!kmmu_svm_init())
+		kmmu_svm_selftest();
+	ret = misc_register(&kmmu_dev);
+	if (ret)
+		kmmu_svm_exit();
+	return ret;
 }
 
 static void __exit kmmu_exit(void)
@@ -591,6 +600,7 @@ static void __exit kmmu_exit(void)
 	misc_deregister(&kmmu_dev);
 	/* Page tables still waiting for a grace period are freed by our callback. */
 	rcu_barrier();
+	kmmu_svm_exit();
 }
 
 module_init(kmmu_init);
