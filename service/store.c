@@ -728,15 +728,21 @@ int detect_series(PGconn *c, long long series_id, const char *machine_id, const 
 		else
 			snprintf(eff, sizeof(eff), "%.17g", fmin(1e9, d->effect));
 		e = match_known(known, nk, g, regression, zlo, zhi, cfg->min_size);
-		ret = alert_of(c, cid, alert, sizeof(alert), &queued);
-		if (ret)
-			break;
+		/* One found again where it was keeps its alert: no write for it. */
+		if (e && e->idx == g) {
+			cp[12] = NULL;
+		} else {
+			ret = alert_of(c, cid, alert, sizeof(alert), &queued);
+			if (ret)
+				break;
+		}
 		if (e) {
 			e->matched = true;
 			cp[14] = e->id;
 			ret = db_cmd(c, "UPDATE change_points SET commit_id = $4, old_median = $5,"
 				     " new_median = $6, rel_change = $7, pvalue = $8, mwu_pvalue = $9,"
-				     " kind = $10, noise = $11, effect = $12, alert_id = $13,"
+				     " kind = $10, noise = $11, effect = $12,"
+				     " alert_id = coalesce($13::bigint, alert_id),"
 				     " prev_commit_id = $14, weakened = NULL, updated = now()"
 				     " WHERE id = $15 AND series_id = $1 AND machine_id = $2"
 				     " AND branch = $3", 15, cp);
