@@ -26,14 +26,21 @@ mkdir -p "$ANSIBLE_CACHE"
 sh selftests/ansible/image.sh "$ANSIBLE_CACHE" >"$LOGS/ansible-image.out" 2>"$LOGS/ansible-image.log" &
 ansible_image_pid=$!
 
-# Each phase's wall time, printed at the end: where make test's time goes.
+# Each phase's wall time, printed at the end: where make test's time goes,
+# with how busy the machine's CPUs were meanwhile (a phase well below 100%
+# leaves cores idle; one at 100% gets shorter only by doing less).
+. selftests/cpu_busy.sh
 phases=""
 phase_t0=$(date +%s)
+phase_cpu0=$(cpu_jiffies)
 phase() {
 	now=$(date +%s)
-	[ -n "${phase_name:-}" ] && phases="$phases $phase_name $((now - phase_t0))"
+	cpu=$(cpu_jiffies)
+	[ -n "${phase_name:-}" ] &&
+		phases="$phases $phase_name $((now - phase_t0)) $(cpu_busy_pct "$phase_cpu0" "$cpu")"
 	phase_name=$1
 	phase_t0=$now
+	phase_cpu0=$cpu
 }
 
 note_fail() {
@@ -439,14 +446,14 @@ count_summary ansible
 
 phase end
 total=0
-echo "# time per phase (seconds):"
+echo "# time per phase (seconds, CPU busy):"
 [ -n "${BUILD_SECONDS:-}" ] && { echo "#   build $BUILD_SECONDS"; total=$BUILD_SECONDS; }
 # shellcheck disable=SC2086
 set -- $phases
-while [ $# -ge 2 ]; do
-	echo "#   $1 $2"
+while [ $# -ge 3 ]; do
+	echo "#   $1 $2 ($3%)"
 	total=$((total + $2))
-	shift 2
+	shift 3
 done
 echo "#   total $total ($((total / 60)) min)"
 [ -n "$failures" ] && echo "# failed:$failures"

@@ -27,7 +27,9 @@ passed=0
 failed=0
 skipped=0
 phases=""
+. selftests/cpu_busy.sh
 t_phase=$(date +%s)
+cpu_phase=$(cpu_jiffies)
 
 ok() {
 	passed=$((passed + 1))
@@ -41,13 +43,15 @@ not_ok() {
 
 phase_done() {
 	now=$(date +%s)
-	phases="$phases$1 $((now - t_phase))
+	cpu=$(cpu_jiffies)
+	phases="$phases$1 $((now - t_phase)) ($(cpu_busy_pct "$cpu_phase" "$cpu")%)
 "
 	t_phase=$now
+	cpu_phase=$cpu
 }
 
 summary() {
-	echo "# time per phase (seconds):"
+	echo "# time per phase (seconds, CPU busy):"
 	printf '%s' "$phases" | sed 's/^/#   /'
 	echo "ansible: $passed passed, $failed failed, $skipped skipped"
 }
