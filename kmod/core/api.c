@@ -54,6 +54,8 @@ static long kmmu_check_extension(unsigned long cap)
 		return BIT(KMMU_DIRTY_LOG_MODE_WRPROT) | BIT(KMMU_DIRTY_LOG_MODE_DBIT);
 	case KMMU_CAP_DIRTY_LOG_RING:
 		return KMMU_DIRTY_RING_MAX_ENTRIES * sizeof(struct kmmu_dirty_gfn);
+	case KMMU_CAP_HW_VCPU:
+		return !os_hw_supported();
 	default:
 		return 0;
 	}
@@ -341,6 +343,8 @@ static long kmmu_vm_check_extension(struct kmmu *kmmu, unsigned long cap)
 	case KMMU_CAP_DIRTY_LOG_MODE:
 		return BIT(KMMU_DIRTY_LOG_MODE_WRPROT) |
 		       (kmmu->fmt.ad_enabled ? BIT(KMMU_DIRTY_LOG_MODE_DBIT) : 0);
+	case KMMU_CAP_HW_VCPU:
+		return kmmu->hw_vcpu || kmmu_hw_vcpu_possible(kmmu);
 	default:
 		return kmmu_check_extension(cap);
 	}
@@ -423,6 +427,14 @@ static long kmmu_vcpu_set_workload_ioctl(struct kmmu_vcpu *vcpu, unsigned long a
 	ret = kmmu_check_workload(&wl);
 	if (ret)
 		return ret;
+	/*
+	 * A hardware vCPU's guest addresses below 2^MAXPHYADDR only, and its
+	 * workload must not overwrite the guest's own code and tables.
+	 */
+	if (vcpu->hw && (wl.gpa + wl.size > vcpu->kmmu->hw_gpa_limit ||
+			 (wl.gpa < KMMU_HW_SLOT_GPA + KMMU_HW_SLOT_SIZE &&
+			  KMMU_HW_SLOT_GPA < wl.gpa + wl.size)))
+		return -EINVAL;
 	if (!kmmu_vcpu_get_exclusive(vcpu))
 		return -EBUSY;
 	kmmu_set_workload(vcpu, &wl);

@@ -9,6 +9,7 @@
  */
 #include "dirty_ring.h"
 #include "memslot.h"
+#include "vcpu.h"
 #include "tdp_mmu.h"
 
 void kmmu_mark_dirty_range(struct kmmu *kmmu, const struct kmmu_memory_slot *slot, gfn_t gfn,
@@ -287,6 +288,8 @@ int kmmu_enable_cap(struct kmmu *kmmu, const struct kmmu_enable_cap *cap)
 			ret = -EINVAL;
 		else if (kmmu->nr_logging_slots)
 			ret = -EBUSY;
+		else if (arg == KMMU_DIRTY_LOG_MODE_DBIT && kmmu->hw_vcpu && kmmu->dirty_ring_size)
+			ret = -EOPNOTSUPP;	/* no PML on AMD: see KMMU_CAP_HW_VCPU */
 		else
 			kmmu->dirty_log_mode = arg;
 		break;
@@ -299,7 +302,13 @@ int kmmu_enable_cap(struct kmmu *kmmu, const struct kmmu_enable_cap *cap)
 			kmmu->eager_split_chunk = arg;
 		break;
 	case KMMU_CAP_DIRTY_LOG_RING:
-		ret = kmmu_dirty_ring_enable(kmmu, arg);
+		if (kmmu->hw_vcpu && kmmu->dirty_log_mode == KMMU_DIRTY_LOG_MODE_DBIT)
+			ret = -EOPNOTSUPP;
+		else
+			ret = kmmu_dirty_ring_enable(kmmu, arg);
+		break;
+	case KMMU_CAP_HW_VCPU:
+		ret = kmmu_hw_vcpu_enable(kmmu, arg);
 		break;
 	case KMMU_CAP_LOCKLESS_AGING:
 		if (arg > 1)

@@ -31,7 +31,7 @@ static int handle_mmio_page_fault(struct kmmu_vcpu *vcpu, struct kmmu_page_fault
 
 	if (sptep && is_mmio_spte(&kmmu->fmt, spte) &&
 	    (mmio_spte_gen(spte) == gen || kmmu_mutant(MMIO_GEN_IGNORED))) {
-		kmmu_fault_stat_inc(vcpu, MMIO_FAULTS);
+		kmmu_fault_stat_inc(vcpu, fault, MMIO_FAULTS);
 		return RET_PF_EMULATE;
 	}
 	/* Stale (or already replaced): let the slow path decide again. */
@@ -114,9 +114,9 @@ static int fast_page_fault(struct kmmu_vcpu *vcpu, struct kmmu_page_fault *fault
 	rcu_read_unlock();
 
 	if (ret == RET_PF_FIXED)
-		kmmu_fault_stat_inc(vcpu, FAST_FAULTS);
+		kmmu_fault_stat_inc(vcpu, fault, FAST_FAULTS);
 	else if (ret == RET_PF_SPURIOUS)
-		kmmu_fault_stat_inc(vcpu, SPURIOUS_FAULTS);
+		kmmu_fault_stat_inc(vcpu, fault, SPURIOUS_FAULTS);
 	return ret;
 }
 
@@ -193,7 +193,7 @@ static int kmmu_faultin_pfn(struct kmmu_vcpu *vcpu, struct kmmu_page_fault *faul
 		return RET_PF_RETRY;
 	/* Writes to read-only memory are MMIO, as in KVM. */
 	if (fault->write && (slot->flags & KMMU_MEM_READONLY)) {
-		kmmu_fault_stat_inc(vcpu, MMIO_FAULTS);
+		kmmu_fault_stat_inc(vcpu, fault, MMIO_FAULTS);
 		return RET_PF_EMULATE;
 	}
 
@@ -274,12 +274,12 @@ static int direct_page_fault(struct kmmu_vcpu *vcpu, struct kmmu_page_fault *fau
 	read_unlock(&kmmu->mmu_lock);
 
 	if (ret == RET_PF_RETRY) {
-		kmmu_fault_stat_inc(vcpu, FAULT_RETRIES);
+		kmmu_fault_stat_inc(vcpu, fault, FAULT_RETRIES);
 		os_race_point(kmmu, KMMU_RACE_FAULT_RETRY, fault->gfn);
 	} else if (ret == RET_PF_SPURIOUS) {
-		kmmu_fault_stat_inc(vcpu, SPURIOUS_FAULTS);
+		kmmu_fault_stat_inc(vcpu, fault, SPURIOUS_FAULTS);
 	} else if (ret == RET_PF_EMULATE) {
-		kmmu_fault_stat_inc(vcpu, MMIO_FAULTS);
+		kmmu_fault_stat_inc(vcpu, fault, MMIO_FAULTS);
 	}
 	return ret;
 }
@@ -297,7 +297,7 @@ int kmmu_page_fault(struct kmmu_vcpu *vcpu, struct kmmu_page_fault *fault)
 	struct kmmu_memslots *slots;
 	int ret;
 
-	kmmu_fault_stat_inc(vcpu, FAULTS);
+	kmmu_fault_stat_inc(vcpu, fault, FAULTS);
 	/*
 	 * One read of the set for both: a set published in between would give
 	 * "no slot" with the new generation, an MMIO SPTE that never goes stale.

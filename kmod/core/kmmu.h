@@ -13,6 +13,14 @@
 #define KMMU_MAX_VCPUS			64
 #define KMMU_ADDRESS_SPACE_NUM		2
 #define KMMU_USER_MEM_SLOTS		512
+/*
+ * The hardware vCPU's guest code, page tables and parameters
+ * (KMMU_CAP_HW_VCPU): a slot of kmmu's own in each address space, which
+ * userspace cannot name, and which statistics, dirty logging and aging
+ * leave out.
+ */
+#define KMMU_HW_MEM_SLOT		KMMU_USER_MEM_SLOTS
+#define KMMU_MEM_SLOTS_NUM		(KMMU_USER_MEM_SLOTS + 1)
 #define KMMU_PT_CACHE_MIN		(KMMU_MAX_LEVEL + 1)
 #define KMMU_PT_CACHE_SIZE		16
 
@@ -88,6 +96,16 @@ struct kmmu {
 	u32 dirty_log_mode;		/* KMMU_DIRTY_LOG_MODE_* */
 	u64 eager_split_chunk;		/* bytes split per batch; 0 = split on fault */
 	bool lockless_aging;		/* aging walks under RCU only */
+	/*
+	 * KMMU_CAP_HW_VCPU: vCPUs made from now on run on the CPU.  Set once,
+	 * under slots_lock, before any vCPU exists; then read-only.  The
+	 * private slot's frames are [hw_gfn, hw_gfn + hw_npages).
+	 */
+	bool hw_vcpu;
+	gfn_t hw_gfn;
+	u64 hw_npages;
+	u64 hw_gpa_limit;		/* what the guest can address: 2^MAXPHYADDR */
+	void *hw;			/* the host's per-VM hardware data */
 	u32 dirty_ring_size;		/* entries per vCPU ring; 0 = bitmaps */
 	int nr_logging_slots;		/* under slots_lock */
 
@@ -172,6 +190,8 @@ struct kmmu_vcpu {
 	int mode;			/* OUTSIDE_GUEST_MODE / IN_GUEST_MODE */
 	unsigned long requests;
 	int kick;			/* KMMU_KICK: leave RUN at the next check */
+	void *hw;			/* the host's hardware vCPU, or NULL: software */
+	int cpu;			/* where a hardware vCPU is IN_GUEST_MODE */
 	atomic_t running;		/* one RUN at a time */
 
 	struct kmmu_mmu_page *root[KMMU_ADDRESS_SPACE_NUM];
@@ -187,6 +207,12 @@ struct kmmu_vcpu {
 	struct kmmu_dirty_ring dirty_ring;
 	u64 stats[KMMU_VCPU_NR_STATS];
 };
+
+/* A frame of the hardware vCPU's private slot (never for a VM without one). */
+static inline bool kmmu_gfn_private(const struct kmmu *kmmu, gfn_t gfn)
+{
+	return gfn - kmmu->hw_gfn < kmmu->hw_npages;
+}
 
 /* ---- statistics ---- */
 
@@ -208,9 +234,14 @@ static inline void kmmu_vcpu_stat_inc(struct kmmu_vcpu *vcpu, enum kmmu_vcpu_sta
 	WRITE_ONCE(vcpu->stats[s], vcpu->stats[s] + 1);
 }
 
-/* What a fault came to, counted for its VM and its vCPU. */
-#define kmmu_fault_stat_inc(vcpu, name)						\
+/*
+ * What a fault came to, counted for its VM and its vCPU; a fault on the
+ * hardware vCPU's private slot is kmmu's own business and is not counted.
+ */
+#define kmmu_fault_stat_inc(vcpu, fault, name)					\
 	do {									\
+		if (kmmu_gfn_private((vcpu)->kmmu, (fault)->gfn))		\
+			break;							\
 		kmmu_stat_inc((vcpu)->kmmu, KMMU_STAT_##name);			\
 		kmmu_vcpu_stat_inc(vcpu, KMMU_VCPU_STAT_##name);		\
 	} while (0)

@@ -420,13 +420,23 @@ free_slot:
  */
 int kmmu_set_memory_region(struct kmmu *kmmu, const struct kmmu_userspace_memory_region *mem)
 {
+	int ret;
+
+	mutex_lock(&kmmu->slots_lock);
+	ret = __kmmu_set_memory_region(kmmu, mem);
+	mutex_unlock(&kmmu->slots_lock);
+	return ret;
+}
+
+/* kmmu_set_memory_region() with slots_lock held; also for kmmu's private slot. */
+int __kmmu_set_memory_region(struct kmmu *kmmu, const struct kmmu_userspace_memory_region *mem)
+{
 	int as_id = mem->slot >> 16, id = mem->slot & 0xffff;
 	gfn_t base = mem->guest_phys_addr >> KMMU_PAGE_SHIFT;
 	u64 npages = mem->memory_size >> KMMU_PAGE_SHIFT;
 	struct kmmu_memory_slot *old;
 	int ret;
 
-	mutex_lock(&kmmu->slots_lock);
 	old = rcu_dereference_protected(kmmu->memslots[as_id], 1)->by_id[id];
 
 	if (!npages)
@@ -442,7 +452,5 @@ int kmmu_set_memory_region(struct kmmu *kmmu, const struct kmmu_userspace_memory
 		ret = memslot_change_flags(kmmu, as_id, old, mem->flags);
 	else
 		ret = 0;
-
-	mutex_unlock(&kmmu->slots_lock);
 	return ret;
 }

@@ -61,8 +61,8 @@ static inline unsigned long kmmu_dirty_bitmap_longs(const struct kmmu_memory_slo
 struct kmmu_memslots {
 	u64 generation;		/* written once more at the end of the update */
 	int nr;					/* slots in by_gfn */
-	struct kmmu_memory_slot *by_gfn[KMMU_USER_MEM_SLOTS];	/* sorted by base_gfn */
-	struct kmmu_memory_slot *by_id[KMMU_USER_MEM_SLOTS];
+	struct kmmu_memory_slot *by_gfn[KMMU_MEM_SLOTS_NUM];	/* sorted by base_gfn */
+	struct kmmu_memory_slot *by_id[KMMU_MEM_SLOTS_NUM];
 };
 
 static inline struct kmmu_memslots *kmmu_memslots(struct kmmu *kmmu, int as_id)
@@ -84,6 +84,7 @@ int kmmu_memslots_init(struct kmmu *kmmu);
 void kmmu_memslots_destroy(struct kmmu *kmmu);
 struct kmmu_memory_slot *kmmu_gfn_to_memslot(struct kmmu_memslots *slots, gfn_t gfn);
 int kmmu_set_memory_region(struct kmmu *kmmu, const struct kmmu_userspace_memory_region *mem);
+int __kmmu_set_memory_region(struct kmmu *kmmu, const struct kmmu_userspace_memory_region *mem);
 bool kmmu_lpage_disallowed(const struct kmmu_memory_slot *slot, gfn_t gfn, int level);
 
 /* dirty.c */

@@ -94,6 +94,8 @@ static void kmmu_destroy_vm(struct kmmu *kmmu)
 	WARN_ON_ONCE(kmmu_stat_read(kmmu, KMMU_STAT_PT_PAGES));
 
 	kmmu_memslots_destroy(kmmu);
+	if (kmmu->hw)
+		os_hw_vm_disable(kmmu);
 	cleanup_srcu_struct(&kmmu->srcu);
 	mutex_destroy(&kmmu->lock);
 	mutex_destroy(&kmmu->slots_lock);
@@ -132,8 +134,20 @@ void kmmu_make_all_vcpus_request(struct kmmu *kmmu, int req)
 		if (vcpu)
 			set_bit(req, &vcpu->requests);
 	}
-	/* Pairs with the barrier in vcpu_enter_guest(). */
+	/* Pairs with the barrier in vcpu_enter_guest() and kmmu_vcpu_hw_enter(). */
 	smp_mb();
+	/*
+	 * A hardware vCPU in guest mode checks nothing until an interrupt
+	 * exits it: an IPI to its CPU does, and it acknowledges (or leaves
+	 * guest mode) before entering again, as KVM's vCPUs do.
+	 */
+	if (kmmu->hw_vcpu) {
+		for (i = 0; i < KMMU_MAX_VCPUS; i++) {
+			vcpu = rcu_dereference(kmmu->vcpus[i]);
+			if (vcpu && READ_ONCE(vcpu->mode) == IN_GUEST_MODE)
+				os_hw_kick_cpu(READ_ONCE(vcpu->cpu));
+		}
+	}
 	for (i = 0; i < KMMU_MAX_VCPUS; i++) {
 		vcpu = rcu_dereference(kmmu->vcpus[i]);
 		if (!vcpu || kmmu_mutant(SKIP_KICK_ACK_WAIT))

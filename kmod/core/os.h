@@ -105,6 +105,42 @@ void os_guest_enter(struct kmmu_vcpu *vcpu);
 void os_guest_exit(struct kmmu_vcpu *vcpu);
 /* A signal is pending for the calling thread: RUN must return. */
 bool os_signal_pending(void);
+/* The calling thread should give the CPU up (checked with IRQs off). */
+bool os_need_resched(void);
+
+/*
+ * ---- hardware vCPUs (KMMU_CAP_HW_VCPU) ----
+ *
+ * The Linux host runs them on AMD SVM (linux/hw_vcpu.c); the user host has
+ * none, and os_hw_supported() says -EOPNOTSUPP there.
+ */
+
+/* 0 when this host can run hardware vCPUs, else -errno (and why, logged once). */
+int os_hw_supported(void);
+/*
+ * Make the VM's private slot memory (the guest's code, page tables and
+ * parameter pages) in the owner's address space; its address in @hva.
+ */
+int os_hw_vm_enable(struct kmmu *kmmu, unsigned long *hva);
+/* Undo os_hw_vm_enable(); also when the VM goes away. */
+void os_hw_vm_disable(struct kmmu *kmmu);
+/* Give @vcpu its hardware side (vcpu->hw), or -errno. */
+int os_hw_vcpu_create(struct kmmu_vcpu *vcpu);
+void os_hw_vcpu_destroy(struct kmmu_vcpu *vcpu);
+/* A new workload: the guest starts over (vcpu->wls is set). */
+void os_hw_set_workload(struct kmmu_vcpu *vcpu);
+/* The access that exited as MMIO is done; @data is what a read loads. */
+void os_hw_complete_mmio(struct kmmu_vcpu *vcpu, u64 data);
+/*
+ * Enter the guest once (kmmu_vcpu_hw_enter() with IRQs off, VMRUN,
+ * kmmu_vcpu_hw_exit()) and say why it stopped: a STOP_*, with @fault or
+ * @run->internal filled for STOP_FAULT and STOP_INTERNAL, or -errno.
+ */
+struct kmmu_run;
+struct kmmu_page_fault;
+int os_hw_vcpu_run(struct kmmu_vcpu *vcpu, struct kmmu_run *run, struct kmmu_page_fault *fault);
+/* Make @cpu leave guest mode soon (an IPI). */
+void os_hw_kick_cpu(int cpu);
 
 /*
  * Tracing (os_linux.h, os_user.h): os_trace_fault(), os_trace_spte_changed(),

@@ -84,9 +84,10 @@ static u64 kmmu_tdp_mmu_write_spte(const struct kmmu_spte_fmt *f, u64 *sptep, u6
 	return old_spte;
 }
 
-static void tdp_mmu_update_page_stats(struct kmmu *kmmu, int level, s64 delta)
+static void tdp_mmu_update_page_stats(struct kmmu *kmmu, gfn_t gfn, int level, s64 delta)
 {
-	kmmu_stat_add(kmmu, KMMU_STAT_PAGES_4K + level - 1, delta);
+	if (!kmmu_gfn_private(kmmu, gfn))
+		kmmu_stat_add(kmmu, KMMU_STAT_PAGES_4K + level - 1, delta);
 }
 
 static void __handle_changed_spte(struct kmmu *kmmu, int as_id, gfn_t gfn, u64 old_spte,
@@ -163,7 +164,7 @@ static void handle_removed_pt(struct kmmu *kmmu, u64 *pt, bool shared)
 		}
 		/* A leaf going away only changes the statistics: count them once. */
 		if (is_last_spte(f, old_spte, level)) {
-			leaves++;
+			leaves += !kmmu_gfn_private(kmmu, gfn);
 			if (kmmu_mutant(MARK_ACCESSED_ON_ROOT_ZAP) && is_refcounted_spte(f, old_spte) &&
 			    is_accessed_spte(f, old_spte))
 				os_mark_pfn_accessed(spte_to_pfn(old_spte));
@@ -172,7 +173,7 @@ static void handle_removed_pt(struct kmmu *kmmu, u64 *pt, bool shared)
 			__handle_changed_spte(kmmu, sp->as_id, gfn, old_spte, f->frozen, level,
 					      shared);
 	}
-	tdp_mmu_update_page_stats(kmmu, level, -leaves);
+	kmmu_stat_add(kmmu, KMMU_STAT_PAGES_4K + level - 1, -leaves);
 
 	if (kmmu_mutant(FREE_TABLE_AT_ONCE))
 		tdp_mmu_free_sp(sp);
@@ -206,7 +207,7 @@ static void __handle_changed_spte(struct kmmu *kmmu, int as_id, gfn_t gfn, u64 o
 	WARN_ON_ONCE(was_leaf && is_leaf && pfn_changed);
 
 	if (was_leaf != is_leaf)
-		tdp_mmu_update_page_stats(kmmu, level, is_leaf ? 1 : -1);
+		tdp_mmu_update_page_stats(kmmu, gfn, level, is_leaf ? 1 : -1);
 
 	if (!was_present && !is_present) {
 		/* Only MMIO, frozen and non-present values live here. */
@@ -237,7 +238,7 @@ static void handle_changed_spte_ad(struct kmmu *kmmu, int as_id, gfn_t gfn, u64 
 	if (is_shadow_present_spte(new_spte))
 		return;
 	tdp_mmu_log_zapped_dirty(kmmu, as_id, gfn, old_spte, level);
-	if (is_refcounted_spte(f, old_spte))
+	if (is_refcounted_spte(f, old_spte) && !kmmu_gfn_private(kmmu, gfn))
 		kmmu_stat_inc(kmmu, KMMU_STAT_ZAPPED_LEAFS);
 }
 
@@ -647,7 +648,7 @@ static int tdp_mmu_split_huge_page(struct kmmu *kmmu, struct tdp_iter *iter,
 			     ~clear_bits;
 	if (tdp_mmu_link_sp(kmmu, iter, sp))
 		return -EBUSY;
-	tdp_mmu_update_page_stats(kmmu, sp->level, KMMU_PT_ENTRIES);
+	tdp_mmu_update_page_stats(kmmu, sp->gfn, sp->level, KMMU_PT_ENTRIES);
 	kmmu_stat_inc(kmmu, KMMU_STAT_SPLITS);
 	return 0;
 }
@@ -923,6 +924,9 @@ static void tdp_mmu_age_leaf(struct kmmu *kmmu, struct tdp_iter *iter, gfn_t sta
 
 	if (!is_shadow_present_spte(iter->old_spte) ||
 	    !is_last_spte(f, iter->old_spte, iter->level))
+		return;
+	/* The hardware vCPU's own code and tables are not the guest's memory. */
+	if (kmmu_gfn_private(kmmu, iter->gfn))
 		return;
 	if (!is_accessed_spte(f, iter->old_spte)) {
 		res->old += pages;

@@ -18,17 +18,6 @@
 #define KMMU_GUEST_CHUNK	256	/* accesses per stay in guest mode */
 #define KMMU_MAX_REFAULTS	(1 << 20) /* faults on one access before giving up */
 
-/* Why a chunk of guest execution stopped. */
-enum {
-	STOP_CHUNK,		/* ran its share; come back after a resched point */
-	STOP_FAULT,		/* the walk faulted: handle it and retry */
-	STOP_RELOAD,		/* the root must be replaced */
-	STOP_DONE,
-	STOP_BUDGET,
-	STOP_INTERNAL,
-	STOP_RING_FULL,		/* the dirty ring reached its soft limit */
-};
-
 struct kmmu_vcpu *kmmu_create_vcpu(struct kmmu *kmmu, int id, int *err)
 {
 	struct kmmu_vcpu *vcpu = os_zalloc(sizeof(*vcpu));
@@ -51,6 +40,11 @@ struct kmmu_vcpu *kmmu_create_vcpu(struct kmmu *kmmu, int id, int *err)
 		return NULL;
 	}
 	*err = kmmu_dirty_ring_alloc(vcpu);
+	if (!*err && kmmu->hw_vcpu) {
+		*err = os_hw_vcpu_create(vcpu);
+		if (*err)
+			kmmu_dirty_ring_free(vcpu);
+	}
 	if (*err) {
 		mutex_unlock(&kmmu->lock);
 		os_free(vcpu);
@@ -76,6 +70,8 @@ static void vcpu_free(struct kmmu_vcpu *vcpu)
 	while (vcpu->nr_sp_cache)
 		os_free(vcpu->sp_cache[--vcpu->nr_sp_cache]);
 	kmmu_dirty_ring_free(vcpu);
+	if (vcpu->hw)
+		os_hw_vcpu_destroy(vcpu);
 	os_free(vcpu);
 }
 
@@ -103,6 +99,16 @@ void kmmu_destroy_vcpu(struct kmmu_vcpu *vcpu)
 void kmmu_kick_vcpu(struct kmmu_vcpu *vcpu)
 {
 	WRITE_ONCE(vcpu->kick, 1);
+	/*
+	 * A hardware vCPU inside VMRUN sees nothing until an interrupt
+	 * exits it.  Pairs with the barrier in kmmu_vcpu_hw_enter(): either
+	 * it sees the kick before VMRUN or this sees it in guest mode.
+	 */
+	if (vcpu->hw) {
+		smp_mb();
+		if (READ_ONCE(vcpu->mode) == IN_GUEST_MODE)
+			os_hw_kick_cpu(READ_ONCE(vcpu->cpu));
+	}
 }
 
 static u64 splitmix64(u64 x)
@@ -149,6 +155,8 @@ void kmmu_set_workload(struct kmmu_vcpu *vcpu, const struct kmmu_workload *wl)
 	s->total = s->per_pass * wl->iterations;
 	s->as_id = (wl->flags & KMMU_WL_SMM) ? 1 : 0;
 	s->valid = true;
+	if (vcpu->hw)
+		os_hw_set_workload(vcpu);
 }
 
 /* The access number @step of the workload; a pure function of the step. */
@@ -340,6 +348,12 @@ static void vcpu_complete_mmio(struct kmmu_vcpu *vcpu, struct kmmu_run *run, u64
 
 	if (!s->mmio_pending)
 		return;
+	/* The guest code finishes the access itself, with the data. */
+	if (vcpu->hw) {
+		os_hw_complete_mmio(vcpu, s->mmio_write ? 0 : data);
+		s->mmio_pending = false;
+		return;
+	}
 	if (!s->mmio_write)
 		run->read_sum += data;
 	s->mmio_pending = false;
@@ -353,7 +367,9 @@ static int vcpu_handle_fault_result(struct kmmu_vcpu *vcpu, struct kmmu_run *run
 {
 	struct kmmu_wl_state *s = &vcpu->wls;
 
-	run->faults++;
+	/* A hardware vCPU's faults on its own code and tables are kmmu's. */
+	if (!kmmu_gfn_private(vcpu->kmmu, fault->gfn))
+		run->faults++;
 	switch (ret) {
 	case RET_PF_RETRY:
 		/*
@@ -425,9 +441,13 @@ static int vcpu_run_loop(struct kmmu_vcpu *vcpu, struct kmmu_run *run)
 			return ret;
 
 		idx = srcu_read_lock(&kmmu->srcu);
-		vcpu_enter_guest(vcpu);
-		stop = vcpu_guest_chunk(vcpu, run, &fault);
-		vcpu_exit_guest(vcpu);
+		if (vcpu->hw) {
+			stop = os_hw_vcpu_run(vcpu, run, &fault);
+		} else {
+			vcpu_enter_guest(vcpu);
+			stop = vcpu_guest_chunk(vcpu, run, &fault);
+			vcpu_exit_guest(vcpu);
+		}
 		ret = 0;
 		if (stop == STOP_FAULT) {
 			ret = kmmu_page_fault(vcpu, &fault);
@@ -451,6 +471,9 @@ static int vcpu_run_loop(struct kmmu_vcpu *vcpu, struct kmmu_run *run)
 			run->exit_reason = KMMU_EXIT_INTERNAL_ERROR;
 			return 1;
 		default:
+			/* Only the host's errors are negative: -EBUSY, -ENOMEM. */
+			if (stop < 0)
+				return stop;
 			break;
 		}
 		cond_resched();
@@ -492,4 +515,131 @@ int kmmu_run_vcpu(struct kmmu_vcpu *vcpu, struct kmmu_run *run)
 	kmmu_vcpu_stat_inc(vcpu, KMMU_VCPU_STAT_EXITS);
 	kmmu_vcpu_put_exclusive(vcpu);
 	return ret == 1 ? 0 : ret;
+}
+
+/* ---- hardware vCPUs (KMMU_CAP_HW_VCPU) ---- */
+
+/*
+ * Could the VM turn hardware vCPUs on now?  Its SPTEs must be NPT's, which
+ * the CPU walks, and D-bit logging into rings is out: the software walker
+ * logs what it dirties as PML would, and AMD's CPUs have no such log.
+ */
+bool kmmu_hw_vcpu_possible(struct kmmu *kmmu)
+{
+	return !os_hw_supported() && kmmu->fmt.format == KMMU_SPTE_FORMAT_NPT &&
+	       !(kmmu->dirty_log_mode == KMMU_DIRTY_LOG_MODE_DBIT && kmmu->dirty_ring_size);
+}
+
+/**
+ * kmmu_hw_vcpu_enable() - KMMU_CAP_HW_VCPU
+ * @kmmu: the VM, slots_lock held
+ * @arg: args[0] of the enable, which must be 1
+ *
+ * Maps the private slot (the guest's code, tables and parameters, made by
+ * the host) in every address space; from then on new vCPUs are hardware
+ * ones.  Errors are listed in the uapi header; on any, nothing changed.
+ */
+int kmmu_hw_vcpu_enable(struct kmmu *kmmu, u64 arg)
+{
+	struct kmmu_userspace_memory_region mem = {
+		.guest_phys_addr = KMMU_HW_SLOT_GPA,
+		.memory_size = KMMU_HW_SLOT_SIZE,
+	};
+	unsigned long hva;
+	int as, ret;
+
+	if (arg != 1)
+		return -EINVAL;
+	ret = os_hw_supported();
+	if (ret)
+		return ret;
+	if (kmmu->fmt.format != KMMU_SPTE_FORMAT_NPT)
+		return -EINVAL;
+	if (kmmu->dirty_log_mode == KMMU_DIRTY_LOG_MODE_DBIT && kmmu->dirty_ring_size)
+		return -EOPNOTSUPP;
+
+	mutex_lock(&kmmu->lock);
+	if (kmmu->hw_vcpu || atomic_read(&kmmu->online_vcpus)) {
+		ret = -EBUSY;
+		goto out;
+	}
+	ret = os_hw_vm_enable(kmmu, &hva);
+	if (ret)
+		goto out;
+	mem.userspace_addr = hva;
+	/* Left out of the statistics from the first fault on. */
+	kmmu->hw_gfn = KMMU_HW_SLOT_GPA >> KMMU_PAGE_SHIFT;
+	kmmu->hw_npages = KMMU_HW_SLOT_SIZE >> KMMU_PAGE_SHIFT;
+	for (as = 0; as < KMMU_ADDRESS_SPACE_NUM; as++) {
+		mem.slot = (as << 16) | KMMU_HW_MEM_SLOT;
+		ret = __kmmu_set_memory_region(kmmu, &mem);
+		if (ret)
+			break;
+	}
+	if (ret) {
+		mem.memory_size = 0;
+		while (as-- > 0) {
+			mem.slot = (as << 16) | KMMU_HW_MEM_SLOT;
+			__kmmu_set_memory_region(kmmu, &mem);
+		}
+		kmmu->hw_gfn = 0;
+		kmmu->hw_npages = 0;
+		os_hw_vm_disable(kmmu);
+		goto out;
+	}
+	kmmu->hw_vcpu = true;
+out:
+	mutex_unlock(&kmmu->lock);
+	return ret;
+}
+
+/**
+ * kmmu_vcpu_hw_enter() - a hardware vCPU enters guest mode
+ * @vcpu: the vCPU
+ * @cpu: the CPU it is about to run on
+ * @flush: out: its TLB entries must go at this VMRUN
+ *
+ * Called by the host with IRQs off, right before VMRUN, in KVM's order:
+ * the mode first, then the requests.  A requester that posts after the
+ * check sees IN_GUEST_MODE and kicks the CPU with an IPI, which IRQs off
+ * (and GIF=0) hold until VMRUN, where it exits the guest at once.
+ *
+ * Return: 0 to run the guest, or the STOP_* that keeps it out (the vCPU
+ * is then outside guest mode again).
+ */
+int kmmu_vcpu_hw_enter(struct kmmu_vcpu *vcpu, int cpu, bool *flush)
+{
+	WRITE_ONCE(vcpu->cpu, cpu);
+	/* Pairs with the barrier in kmmu_make_all_vcpus_request() and kmmu_kick_vcpu(). */
+	smp_store_mb(vcpu->mode, IN_GUEST_MODE);
+	if (READ_ONCE(vcpu->kick) || os_signal_pending() || os_need_resched()) {
+		kmmu_vcpu_hw_exit(vcpu);
+		return STOP_CHUNK;
+	}
+	if (unlikely(READ_ONCE(vcpu->requests))) {
+		if (test_bit(KMMU_REQ_MMU_RELOAD, &vcpu->requests)) {
+			kmmu_vcpu_hw_exit(vcpu);
+			return STOP_RELOAD;
+		}
+		if (test_bit(KMMU_REQ_DIRTY_RING_FULL, &vcpu->requests)) {
+			kmmu_vcpu_hw_exit(vcpu);
+			return STOP_RING_FULL;
+		}
+		/*
+		 * The CPU drops the entries at this VMRUN, before the guest
+		 * runs; until then nothing uses them: acknowledge now.
+		 */
+		if (test_bit(KMMU_REQ_TLB_FLUSH, &vcpu->requests)) {
+			*flush = true;
+			kmmu_vcpu_stat_inc(vcpu, KMMU_VCPU_STAT_TLB_FLUSHES);
+			clear_bit_unlock(KMMU_REQ_TLB_FLUSH, &vcpu->requests);
+		}
+	}
+	return 0;
+}
+
+/* After #VMEXIT, IRQs still off: every guest access is done (release). */
+void kmmu_vcpu_hw_exit(struct kmmu_vcpu *vcpu)
+{
+	smp_store_release(&vcpu->mode, OUTSIDE_GUEST_MODE);
 }

@@ -309,6 +309,11 @@ bool os_signal_pending(void)
 	return signal_pending(current);
 }
 
+bool os_need_resched(void)
+{
+	return need_resched();
+}
+
 u64 os_now_ns(void)
 {
 	return ktime_get_ns();

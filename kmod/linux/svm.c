@@ -267,7 +267,8 @@ static inline void svm_stgi(void)
 	asm volatile("stgi" ::: "memory");
 }
 
-int kmmu_svm_run(struct kmmu_svm_vcpu *v, u64 ncr3, bool flush, struct kmmu_svm_exit *exit)
+int kmmu_svm_run(struct kmmu_svm_vcpu *v, u64 ncr3, bool flush,
+		 const struct kmmu_svm_window *win, struct kmmu_svm_exit *exit)
 {
 	struct vmcb_control_area *c = &v->vmcb->control;
 	struct kmmu_svm_cpu *sc;
@@ -292,6 +293,14 @@ int kmmu_svm_run(struct kmmu_svm_vcpu *v, u64 ncr3, bool flush, struct kmmu_svm_
 		local_irq_restore(flags);
 		return hw_mode == KMMU_HW_EXCLUSIVE ? -EBUSY : -EOPNOTSUPP;
 	}
+	if (win) {
+		int ret = win->enter(win->ctx, cpu, &flush);
+
+		if (ret) {
+			local_irq_restore(flags);
+			return ret;
+		}
+	}
 	/* A new CPU, another vCPU's entries under this ASID, or a request. */
 	if (flush || v->last_cpu != cpu || sc->asid_owner[v->asid] != v)
 		c->tlb_ctl = TLB_CONTROL_FLUSH_ALL_ASID;
@@ -309,6 +318,8 @@ int kmmu_svm_run(struct kmmu_svm_vcpu *v, u64 ncr3, bool flush, struct kmmu_svm_
 	raw_local_irq_enable();
 	kmmu_svm_vmrun(v->vmcb_pa, page_to_phys(sc->host_save), v->regs);
 	raw_local_irq_disable();
+	if (win)
+		win->leave(win->ctx);
 	svm_stgi();
 	wrmsrl(MSR_VM_HSAVE_PA, hsave);
 	/* STGI needs SVME: it goes only after. */
@@ -380,11 +391,11 @@ void kmmu_svm_selftest(void)
 	v.vmcb->save.rip = 0x1000;
 	v.vmcb->save.rsp = 0x1000;
 	v.vmcb->save.cr3 = 0x2000;
-	r1 = kmmu_svm_run(&v, page_to_phys(pg[ST_PAGES]), true, &e1);
+	r1 = kmmu_svm_run(&v, page_to_phys(pg[ST_PAGES]), true, NULL, &e1);
 	rax1 = v.vmcb->save.rax;
 	if (!r1 && e1.code == SVM_EXIT_VMMCALL) {
 		v.vmcb->save.rip += 3;
-		r2 = kmmu_svm_run(&v, page_to_phys(pg[ST_PAGES]), false, &e2);
+		r2 = kmmu_svm_run(&v, page_to_phys(pg[ST_PAGES]), false, NULL, &e2);
 	}
 	leaf_code = npt[3][1];
 	leaf_data = npt[3][0];

@@ -57,12 +57,25 @@ int kmmu_svm_vcpu_create(struct kmmu_svm_vcpu *v, unsigned int id);
 void kmmu_svm_vcpu_destroy(struct kmmu_svm_vcpu *v);
 
 /*
- * One VMRUN of @v on nested CR3 @ncr3, flushing its ASID first when @flush:
- * -EBUSY when another hypervisor has SVM on this CPU in exclusive mode,
- * -EOPNOTSUPP in borrow mode (not there yet).
- * Called with preemption enabled; the window itself runs with IRQs off.
+ * What the caller does inside the IRQs-off window: @enter right before
+ * VMRUN, on the CPU it will run on (a non-zero return skips VMRUN, and is
+ * kmmu_svm_run()'s; it may ask for a flush); @leave right after #VMEXIT.
  */
-int kmmu_svm_run(struct kmmu_svm_vcpu *v, u64 ncr3, bool flush, struct kmmu_svm_exit *exit);
+struct kmmu_svm_window {
+	int (*enter)(void *ctx, int cpu, bool *flush);
+	void (*leave)(void *ctx);
+	void *ctx;
+};
+
+/*
+ * One VMRUN of @v on nested CR3 @ncr3, flushing its ASID first when @flush
+ * (or @win's enter asks): 0, or @win's enter's return, or -EBUSY when
+ * another hypervisor has SVM on this CPU in exclusive mode, -EOPNOTSUPP in
+ * borrow mode (not there yet).  Called with preemption enabled; the window
+ * itself runs with IRQs off.  @win may be NULL.
+ */
+int kmmu_svm_run(struct kmmu_svm_vcpu *v, u64 ncr3, bool flush,
+		 const struct kmmu_svm_window *win, struct kmmu_svm_exit *exit);
 
 /* hw_selftest=1: a guest run at load, its exits logged. */
 void kmmu_svm_selftest(void);

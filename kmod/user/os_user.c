@@ -434,6 +434,53 @@ bool os_signal_pending(void)
 	return false;
 }
 
+bool os_need_resched(void)
+{
+	return false;
+}
+
+/* ---- os.h: hardware vCPUs, which the user host does not have ---- */
+
+int os_hw_supported(void)
+{
+	return -EOPNOTSUPP;
+}
+
+int os_hw_vm_enable(struct kmmu *kmmu, unsigned long *hva)
+{
+	return -EOPNOTSUPP;
+}
+
+void os_hw_vm_disable(struct kmmu *kmmu)
+{
+}
+
+int os_hw_vcpu_create(struct kmmu_vcpu *vcpu)
+{
+	return -EOPNOTSUPP;
+}
+
+void os_hw_vcpu_destroy(struct kmmu_vcpu *vcpu)
+{
+}
+
+void os_hw_set_workload(struct kmmu_vcpu *vcpu)
+{
+}
+
+void os_hw_complete_mmio(struct kmmu_vcpu *vcpu, u64 data)
+{
+}
+
+int os_hw_vcpu_run(struct kmmu_vcpu *vcpu, struct kmmu_run *run, struct kmmu_page_fault *fault)
+{
+	return -EOPNOTSUPP;
+}
+
+void os_hw_kick_cpu(int cpu)
+{
+}
+
 int os_current_pid(void)
 {
 	return getpid();

@@ -169,7 +169,7 @@ FIXTURE_SETUP(aging)
 
 	KMMU_REQUIRE_BACKEND();
 	ASSERT_EQ(0, kmmu_mem_alloc(&self->mem, KMMU_BACKING_ANON, AGE_SIZE));
-	ASSERT_EQ(0, kmmu_vm_create(&variant->cfg, &self->vm));
+	KMMU_VM_CREATE(&variant->cfg, &self->vm);
 	ASSERT_EQ(0, kmmu_vm_enable_cap(self->vm, KMMU_CAP_LOCKLESS_AGING, variant->lockless));
 	ASSERT_EQ(0, kmmu_vm_set_memslot(self->vm, 0, 0, AGE_GPA, AGE_SIZE, self->mem.addr));
 	for (i = 0; i < NR_VCPUS; i++) {

@@ -86,7 +86,7 @@ FIXTURE_SETUP(data)
 	int i;
 
 	KMMU_REQUIRE_BACKEND();
-	ASSERT_EQ(0, kmmu_vm_create(&variant->cfg, &self->vm));
+	KMMU_VM_CREATE(&variant->cfg, &self->vm);
 	for (i = 0; i < NR_VCPUS; i++)
 		ASSERT_EQ(0, kmmu_vcpu_create(self->vm, i, &self->vcpu[i]));
 	/* Fixed per format, so a failure replays with the same choices. */

@@ -177,7 +177,7 @@ FIXTURE_SETUP(dirty_log)
 
 	KMMU_REQUIRE_BACKEND();
 	KMMU_REQUIRE_FORMAT(&variant->cfg);
-	ASSERT_EQ(0, kmmu_vm_create(&variant->cfg, &self->vm));
+	KMMU_VM_CREATE(&variant->cfg, &self->vm);
 	/* THP: a slot that does not log yet is mapped with 2M leaves where it can. */
 	ASSERT_EQ(0, kmmu_mem_alloc(&self->mem, KMMU_BACKING_ANON_THP, LOG_SIZE + PLAIN_SIZE));
 	/* Writable host pages on dev, so no fault sees the zero page. */
@@ -251,7 +251,7 @@ static void remake_vm_with_rings(struct __test_metadata *_metadata,
 
 	kmmu_vm_free(self->vm);
 	self->vm = NULL;
-	ASSERT_EQ(0, kmmu_vm_create(vm_cfg, &self->vm));
+	KMMU_VM_CREATE(vm_cfg, &self->vm);
 	ASSERT_EQ(0, kmmu_vm_enable_cap(self->vm, KMMU_CAP_DIRTY_LOG_RING, bytes));
 	ASSERT_EQ(0, kmmu_vm_enable_cap(self->vm, KMMU_CAP_LOCKLESS_AGING, self->lockless));
 	for (i = 0; i < NR_WORKERS; i++) {

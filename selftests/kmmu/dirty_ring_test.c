@@ -46,6 +46,7 @@
 #define DBIT		KMMU_DIRTY_LOG_MODE_DBIT
 
 #define NO_DBIT		"D-bit mode needs A/D bits (ENABLE_CAP refused it)"
+#define NO_DBIT_HW	"hw backend: D-bit mode with rings needs PML (ENABLE_CAP refused it)"
 
 /* Writes store stamp(round) ^ gpa (KMMU_WL_XOR_GPA): a word tells which round wrote it. */
 static uint64_t stamp(unsigned int round)
@@ -128,7 +129,7 @@ FIXTURE_SETUP(dirty_ring)
 {
 	KMMU_REQUIRE_BACKEND();
 	/* No vCPU yet: the ring size has to come first. */
-	ASSERT_EQ(0, kmmu_vm_create(&variant->cfg, &self->vm));
+	KMMU_VM_CREATE(&variant->cfg, &self->vm);
 	ASSERT_EQ(0, kmmu_mem_alloc(&self->mem, KMMU_BACKING_ANON, MEM_PAGES * SZ_4K));
 	/* Writable host pages on dev, so no fault sees the zero page; and unwritten reads 0. */
 	memset(self->mem.addr, 0, self->mem.size);
@@ -180,10 +181,11 @@ static int set_slots(FIXTURE_DATA(dirty_ring) *self, struct kmmu_vm *vm)
 
 /*
  * Rings of @bytes, dirty logging in @mode, the slots, and vCPU 0 with its
- * ring mapped.  D-bit mode needs A/D bits: without them ENABLE_CAP refuses
- * it, and false tells the caller to skip.
+ * ring mapped; NULL, or why the caller must skip.  D-bit mode needs A/D
+ * bits, and on hardware vCPUs a PML-like log AMD's CPUs do not have: in
+ * either case ENABLE_CAP refuses it.
  */
-static bool ring_vm_setup(struct __test_metadata *_metadata, FIXTURE_DATA(dirty_ring) *self,
+static const char *ring_vm_setup(struct __test_metadata *_metadata, FIXTURE_DATA(dirty_ring) *self,
 			  const FIXTURE_VARIANT(dirty_ring) *variant, uint64_t bytes,
 			  uint32_t mode)
 {
@@ -192,7 +194,11 @@ static bool ring_vm_setup(struct __test_metadata *_metadata, FIXTURE_DATA(dirty_
 	ASSERT_EQ(0, kmmu_vm_enable_cap(self->vm, KMMU_CAP_DIRTY_LOG_RING, bytes));
 	if (mode == DBIT && (variant->cfg.flags & KMMU_VM_AD_DISABLED)) {
 		EXPECT_EQ(-EINVAL, kmmu_vm_enable_cap(self->vm, KMMU_CAP_DIRTY_LOG_MODE, DBIT));
-		return false;
+		return NO_DBIT;
+	}
+	if (mode == DBIT && kmmu_backend_hw()) {
+		EXPECT_EQ(-EOPNOTSUPP, kmmu_vm_enable_cap(self->vm, KMMU_CAP_DIRTY_LOG_MODE, DBIT));
+		return NO_DBIT_HW;
 	}
 	ASSERT_EQ(0, kmmu_vm_enable_cap(self->vm, KMMU_CAP_DIRTY_LOG_MODE, mode));
 	ASSERT_EQ(0, set_slots(self, self->vm));
@@ -202,7 +208,7 @@ static bool ring_vm_setup(struct __test_metadata *_metadata, FIXTURE_DATA(dirty_
 	for (i = 0; i < self->vcpu->ring_entries; i++) {
 		ASSERT_EQ(0, self->vcpu->ring[i].flags);
 	}
-	return true;
+	return NULL;
 }
 
 /* Entry @i of @vcpu's ring, counting every entry ever pushed. */
@@ -444,7 +450,7 @@ KMMU_TEST_F(dirty_ring, enable_cap_bad_input)
 	EXPECT_EQ(-EINVAL, kmmu_vm_enable_cap(self->vm, KMMU_CAP_DIRTY_LOG_RING, SMALL_RING));
 
 	/* The largest ring is a ring like any other: every entry of it is mapped. */
-	ASSERT_EQ(0, kmmu_vm_create(&variant->cfg, &self->other));
+	KMMU_VM_CREATE(&variant->cfg, &self->other);
 	ASSERT_EQ(0, kmmu_vm_enable_cap(self->other, KMMU_CAP_DIRTY_LOG_RING, RING_MAX_BYTES));
 	ASSERT_EQ(0, kmmu_vcpu_create(self->other, 5, &vcpu));
 	ASSERT_EQ(KMMU_DIRTY_RING_MAX_ENTRIES, vcpu->ring_entries);
@@ -454,7 +460,7 @@ KMMU_TEST_F(dirty_ring, enable_cap_bad_input)
 	self->other = NULL;
 
 	/* A vCPU first: too late for rings, and it has none to map. */
-	ASSERT_EQ(0, kmmu_vm_create(&variant->cfg, &self->other));
+	KMMU_VM_CREATE(&variant->cfg, &self->other);
 	ASSERT_EQ(0, kmmu_vcpu_create(self->other, 0, &vcpu));
 	EXPECT_EQ(NULL, vcpu->ring);
 	EXPECT_EQ(-EINVAL, kmmu_vm_enable_cap(self->other, KMMU_CAP_DIRTY_LOG_RING, SMALL_RING));
@@ -477,7 +483,7 @@ KMMU_TEST_F(dirty_ring, dirty_log_ioctls_refused)
 	unsigned int i;
 
 	/* Without rings, the bitmaps work and RESET has nothing to do. */
-	ASSERT_EQ(0, kmmu_vm_create(&variant->cfg, &self->other));
+	KMMU_VM_CREATE(&variant->cfg, &self->other);
 	ASSERT_EQ(0, set_slots(self, self->other));
 	EXPECT_EQ(0, kmmu_vm_get_dirty_log(self->other, LOG_SLOT, bm));
 	EXPECT_EQ(-EINVAL, kmmu_vm_reset_dirty_rings(self->other));
@@ -485,7 +491,7 @@ KMMU_TEST_F(dirty_ring, dirty_log_ioctls_refused)
 	kmmu_vm_free(self->other);
 	self->other = NULL;
 
-	ASSERT_TRUE(ring_vm_setup(_metadata, self, variant, SMALL_RING, WRPROT));
+	ASSERT_EQ(NULL, ring_vm_setup(_metadata, self, variant, SMALL_RING, WRPROT));
 	write_pages(_metadata, self, self->vcpu, &page, 1, 1);
 	memset(bm, 0xa5, sizeof(bm));
 	EXPECT_EQ(-ENXIO, kmmu_vm_get_dirty_log(self->vm, LOG_SLOT, bm));
@@ -518,7 +524,7 @@ KMMU_TEST_F(dirty_ring, mmap_bad_input)
 	int fd;
 	void *p;
 
-	ASSERT_TRUE(ring_vm_setup(_metadata, self, variant, bytes, WRPROT));
+	ASSERT_EQ(NULL, ring_vm_setup(_metadata, self, variant, bytes, WRPROT));
 	fd = self->vcpu->fd;
 	EXPECT_EQ(-EINVAL, kmmu_mmap(fd, 0, bytes, &p));
 	EXPECT_EQ(-EINVAL, kmmu_mmap(fd, pgoff - 1, bytes, &p));
@@ -530,7 +536,7 @@ KMMU_TEST_F(dirty_ring, mmap_bad_input)
 	EXPECT_EQ(-ENODEV, kmmu_mmap(self->vm->fd, 0, SZ_4K, &p));
 	EXPECT_EQ(-ENODEV, kmmu_mmap(self->vm->sys_fd, pgoff, bytes, &p));
 	/* A vCPU of a VM without rings has nothing to map. */
-	ASSERT_EQ(0, kmmu_vm_create(&variant->cfg, &self->other));
+	KMMU_VM_CREATE(&variant->cfg, &self->other);
 	ASSERT_EQ(0, kmmu_vcpu_create(self->other, 0, &norings));
 	EXPECT_EQ(-EINVAL, kmmu_mmap(norings->fd, pgoff, SZ_4K, &p));
 
@@ -605,8 +611,9 @@ static void entries_in_order(struct __test_metadata *_metadata, FIXTURE_DATA(dir
 	uint64_t dirty;
 	long got;
 
-	if (!ring_vm_setup(_metadata, self, variant, SMALL_RING, mode))
-		SKIP(return, NO_DBIT);
+	const char *why = ring_vm_setup(_metadata, self, variant, SMALL_RING, mode);
+	if (why)
+		SKIP(return, "%s", why);
 	vcpu = self->vcpu;
 	run_pages(_metadata, vcpu, LOG_SLOT, 0, 32, false, 0);
 	run_pages(_metadata, vcpu, AS1_SLOT, 0, AS1_PAGES, false, 0);
@@ -682,7 +689,7 @@ KMMU_TEST_F(dirty_ring, rings_are_per_vcpu)
 	struct kmmu_vcpu *vcpu1;
 	long got;
 
-	ASSERT_TRUE(ring_vm_setup(_metadata, self, variant, SMALL_RING, WRPROT));
+	ASSERT_EQ(NULL, ring_vm_setup(_metadata, self, variant, SMALL_RING, WRPROT));
 	ASSERT_EQ(0, kmmu_vcpu_create(self->vm, 1, &vcpu1));
 	ASSERT_NE(NULL, vcpu1->ring);
 	ASSERT_NE(self->vcpu->ring, vcpu1->ring);
@@ -719,8 +726,9 @@ static void ring_full_exit(struct __test_metadata *_metadata, FIXTURE_DATA(dirty
 	uint64_t done = 0;
 	long got;
 
-	if (!ring_vm_setup(_metadata, self, variant, SMALL_RING, mode))
-		SKIP(return, NO_DBIT);
+	const char *why = ring_vm_setup(_metadata, self, variant, SMALL_RING, mode);
+	if (why)
+		SKIP(return, "%s", why);
 	vcpu = self->vcpu;
 	limit = vcpu->ring_entries - RING_RSVD;
 	wl.flags = KMMU_WL_XOR_GPA;
@@ -861,8 +869,9 @@ static void garbage_entries(struct __test_metadata *_metadata, FIXTURE_DATA(dirt
 	struct kmmu_vcpu *vcpu;
 	long got;
 
-	if (!ring_vm_setup(_metadata, self, variant, SMALL_RING, mode))
-		SKIP(return, NO_DBIT);
+	const char *why = ring_vm_setup(_metadata, self, variant, SMALL_RING, mode);
+	if (why)
+		SKIP(return, "%s", why);
 	vcpu = self->vcpu;
 	for (i = 0; i < ARRAY_SIZE(ents); i++) {
 		all[i] = ents[i].gp;
@@ -931,8 +940,9 @@ static void partial_collection(struct __test_metadata *_metadata,
 	uint32_t base;
 	long got;
 
-	if (!ring_vm_setup(_metadata, self, variant, SMALL_RING, mode))
-		SKIP(return, NO_DBIT);
+	const char *why = ring_vm_setup(_metadata, self, variant, SMALL_RING, mode);
+	if (why)
+		SKIP(return, "%s", why);
 	vcpu = self->vcpu;
 	base = vcpu->ring_fetch;
 	for (i = 0; i < n; i++)

@@ -99,7 +99,7 @@ static void vm_start(struct __test_metadata *_metadata, FIXTURE_DATA(level) *sel
 	struct kmmu_vm_config cfg = *variant_cfg;
 
 	cfg.max_level = max_level;
-	ASSERT_EQ(0, kmmu_vm_create(&cfg, &self->vm));
+	KMMU_VM_CREATE(&cfg, &self->vm);
 	ASSERT_EQ(0, kmmu_vcpu_create(self->vm, 0, &self->vcpu));
 }
 

@@ -80,7 +80,7 @@ TEST(random_ioctls)
 	rng_state = getenv("KMMU_FUZZ_SEED") ? strtoull(getenv("KMMU_FUZZ_SEED"), NULL, 0) : 42;
 	TH_LOG("seed %llu (KMMU_FUZZ_SEED)", (unsigned long long)rng_state);
 	ASSERT_EQ(0, kmmu_mem_alloc(&mem, KMMU_BACKING_ANON, SIZE));
-	ASSERT_EQ(0, kmmu_vm_create(NULL, &vm));
+	KMMU_VM_CREATE(NULL, &vm);
 	ASSERT_EQ(0, kmmu_vm_set_memslot(vm, 0, 0, GPA, SIZE, mem.addr));
 	ASSERT_EQ(0, kmmu_vcpu_create(vm, 0, &vcpu));
 	fds[0] = vm->sys_fd;

@@ -39,7 +39,7 @@ FIXTURE_SETUP(host_mm)
 {
 	if (!kmmu_backend_available())
 		return;
-	ASSERT_EQ(0, kmmu_vm_create(&variant->cfg, &self->vm));
+	KMMU_VM_CREATE(&variant->cfg, &self->vm);
 	ASSERT_EQ(0, kmmu_mem_alloc(&self->mem, KMMU_BACKING_ANON, SIZE));
 	ASSERT_EQ(0, kmmu_mem_alloc(&self->thp, KMMU_BACKING_ANON_THP, THP_SIZE));
 	memset(self->mem.addr, 0, SIZE);

@@ -73,7 +73,7 @@ FIXTURE_SETUP(memslot)
 {
 	if (!kmmu_backend_available())
 		return;
-	ASSERT_EQ(0, kmmu_vm_create(&variant->cfg, &self->vm));
+	KMMU_VM_CREATE(&variant->cfg, &self->vm);
 	ASSERT_EQ(0, kmmu_mem_alloc(&self->mem, KMMU_BACKING_ANON, MEM_SIZE));
 	ASSERT_EQ(0, kmmu_mem_alloc(&self->mem2, KMMU_BACKING_ANON, MEM_SIZE));
 	/* Writable host pages on dev, so no fault sees the zero page. */

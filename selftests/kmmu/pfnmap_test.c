@@ -63,7 +63,7 @@ FIXTURE_SETUP(pfnmap)
 		SKIP(return, "no PFNMAP memory here (kmmu_test.ko not loaded?)");
 	ASSERT_EQ(0, ret);
 	ASSERT_EQ(0, snapshot_refs(_metadata, &self->mem, self->refs_before, "before"));
-	ASSERT_EQ(0, kmmu_vm_create(&variant->cfg, &self->vm));
+	KMMU_VM_CREATE(&variant->cfg, &self->vm);
 	ASSERT_EQ(0, kmmu_vm_set_memslot(self->vm, 0, 0, GPA, SIZE, self->mem.addr));
 	ASSERT_EQ(0, kmmu_vcpu_create(self->vm, 0, &self->vcpu));
 }

@@ -59,7 +59,7 @@ TEST(signal_interrupts_run)
 		SKIP(return, "signals reach RUN only in the kernel; user RUN stops on KICK");
 	ASSERT_EQ(0, sigaction(SIGUSR1, &sa, NULL));
 	ASSERT_EQ(0, kmmu_mem_alloc(&mem, KMMU_BACKING_ANON, SIZE));
-	ASSERT_EQ(0, kmmu_vm_create(NULL, &vm));
+	KMMU_VM_CREATE(NULL, &vm);
 	ASSERT_EQ(0, kmmu_vm_set_memslot(vm, 0, 0, GPA, SIZE, mem.addr));
 	ASSERT_EQ(0, kmmu_vcpu_create(vm, 0, &r.vcpu));
 	ASSERT_EQ(0, kmmu_vcpu_set_workload(r.vcpu, &wl));

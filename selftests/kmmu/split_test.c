@@ -111,7 +111,7 @@ static bool ctx_start(struct __test_metadata *_metadata, struct split_ctx *c,
 		SKIP(return false, "no %s memory on this host (huge pages not reserved?)",
 		     kmmu_backing_name(backing));
 	ASSERT_EQ(0, ret);
-	ASSERT_EQ(0, kmmu_vm_create(cfg, &c->vm));
+	KMMU_VM_CREATE(cfg, &c->vm);
 	ASSERT_EQ(0, kmmu_vcpu_create(c->vm, 0, &c->vcpu));
 
 	c->ad = kmmu_vm_format(c->vm) == KMMU_SPTE_FORMAT_NPT ||

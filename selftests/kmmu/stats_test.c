@@ -33,7 +33,7 @@ FIXTURE_SETUP(stats)
 	self->vm_fd = self->vcpu_fd[0] = self->vcpu_fd[1] = -1;
 	if (!kmmu_backend_available())
 		return;
-	ASSERT_EQ(0, kmmu_vm_create(&variant->cfg, &self->vm));
+	KMMU_VM_CREATE(&variant->cfg, &self->vm);
 	ASSERT_EQ(0, kmmu_mem_alloc(&self->mem, KMMU_BACKING_ANON, SIZE));
 	memset(self->mem.addr, 0, SIZE);
 	ASSERT_EQ(0, kmmu_vm_set_memslot(self->vm, 0, 0, GPA, SIZE, self->mem.addr));

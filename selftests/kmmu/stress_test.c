@@ -388,7 +388,7 @@ FIXTURE_SETUP(stress)
 	int i;
 
 	KMMU_REQUIRE_BACKEND();
-	ASSERT_EQ(0, kmmu_vm_create(&variant->cfg, &self->vm));
+	KMMU_VM_CREATE(&variant->cfg, &self->vm);
 	for (i = 0; i < NR_VCPUS; i++)
 		ASSERT_EQ(0, kmmu_vcpu_create(self->vm, i, &self->vcpu[i]));
 	/* Fixed per format: the checks do not depend on it, the interleavings do. */
@@ -889,7 +889,7 @@ FIXTURE_SETUP(memslot_delete)
 	self->uffd = -1;
 	KMMU_REQUIRE_BACKEND();
 	/* All allocations first: the user host's wait for RCU too, which vCPU 0 will hold up. */
-	ASSERT_EQ(0, kmmu_vm_create(NULL, &self->vm));
+	KMMU_VM_CREATE(NULL, &self->vm);
 	ASSERT_EQ(0, kmmu_mem_alloc(&self->hold_mem, KMMU_BACKING_ANON, SZ_4K));
 	ASSERT_EQ(0, kmmu_mem_alloc(&self->del_mem, KMMU_BACKING_ANON, SZ_2M));
 	self->uffd = uffd_missing(self->hold_mem.addr, SZ_4K);
@@ -1075,7 +1075,7 @@ TEST(one_vcpu_two_threads)
 	int i;
 
 	KMMU_REQUIRE_BACKEND();
-	ASSERT_EQ(0, kmmu_vm_create(NULL, &vm));
+	KMMU_VM_CREATE(NULL, &vm);
 	ASSERT_EQ(0, kmmu_mem_alloc(&mem, KMMU_BACKING_ANON, STRESS_SIZE));
 	ASSERT_EQ(0, kmmu_vm_set_memslot(vm, 0, 0, STRESS_GPA, STRESS_SIZE, mem.addr));
 	ASSERT_EQ(0, kmmu_vcpu_create(vm, 0, &vcpu));
@@ -1151,7 +1151,7 @@ TEST(unmap_while_faulting)
 	int round, p, mapped = 0;
 
 	KMMU_REQUIRE_BACKEND();
-	ASSERT_EQ(0, kmmu_vm_create(NULL, &vm));
+	KMMU_VM_CREATE(NULL, &vm);
 	ASSERT_EQ(0, kmmu_vcpu_create(vm, 0, &f.vcpu));
 	wl.iterations = 1ULL << 40;
 	for (round = 0; round < UNMAP_ROUNDS; round++) {

@@ -62,6 +62,21 @@ static inline bool kmmu_host_quiet(void)
 			     kmmu_backend_name());					\
 	} while (0)
 
+/*
+ * Make a VM like @cfg into *@vmp, or fail the test; on the hw backend, skip
+ * the test instead (its body and teardown: use it in a setup before
+ * anything the teardown frees) when hardware vCPUs cannot run a VM like
+ * it, saying why.
+ */
+#define KMMU_VM_CREATE(cfg, vmp)						\
+	do {									\
+		const char *__why = kmmu_hw_refusal(cfg);			\
+										\
+		if (__why)							\
+			SKIP(longjmp(_metadata->env, 1), "hw backend: %s", __why); \
+		ASSERT_EQ(0, kmmu_vm_create(cfg, vmp));				\
+	} while (0)
+
 /* The name KMMU_ADD_FORMAT_VARIANTS() gives the variant of @cfg. */
 static inline const char *kmmu_format_variant_name(const struct kmmu_vm_config *cfg)
 {

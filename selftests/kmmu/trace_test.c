@@ -72,7 +72,7 @@ FIXTURE_SETUP(trace)
 	ASSERT_EQ(0, write_file(TRACEFS "/events/kmmu/enable", "1"));
 	self->enabled = true;
 	ASSERT_EQ(0, write_file(TRACEFS "/tracing_on", "1"));
-	ASSERT_EQ(0, kmmu_vm_create(NULL, &self->vm));
+	KMMU_VM_CREATE(NULL, &self->vm);
 	ASSERT_EQ(0, kmmu_mem_alloc(&self->mem, KMMU_BACKING_ANON, PAGES * SZ_4K));
 	memset(self->mem.addr, 0, PAGES * SZ_4K);
 	ASSERT_EQ(0, kmmu_vm_set_memslot(self->vm, 0, 0, GPA, PAGES * SZ_4K, self->mem.addr));

@@ -28,6 +28,7 @@
 #define SZ_1G		(1UL << 30)
 
 static enum kmmu_backend backend;
+static bool backend_hw;
 static pthread_once_t backend_once = PTHREAD_ONCE_INIT;
 
 static void backend_init(void)
@@ -38,6 +39,8 @@ static void backend_init(void)
 		backend = KMMU_BACKEND_USER;
 	else if (env && !strcmp(env, "dev"))
 		backend = KMMU_BACKEND_DEV;
+	else if (env && !strcmp(env, "hw"))
+		backend = KMMU_BACKEND_DEV, backend_hw = true;
 	else
 		backend = access("/dev/kmmu", F_OK) ? KMMU_BACKEND_USER : KMMU_BACKEND_DEV;
 }
@@ -50,12 +53,43 @@ enum kmmu_backend kmmu_backend(void)
 
 const char *kmmu_backend_name(void)
 {
-	return kmmu_backend() == KMMU_BACKEND_USER ? "user" : "dev";
+	if (kmmu_backend() == KMMU_BACKEND_USER)
+		return "user";
+	return backend_hw ? "hw" : "dev";
 }
 
+bool kmmu_backend_hw(void)
+{
+	return kmmu_backend() == KMMU_BACKEND_DEV && backend_hw;
+}
+
+/* The hw backend needs the device and a host that can run hardware vCPUs. */
 bool kmmu_backend_available(void)
 {
-	return kmmu_backend() == KMMU_BACKEND_USER || !access("/dev/kmmu", R_OK | W_OK);
+	int fd;
+	long ok;
+
+	if (kmmu_backend() == KMMU_BACKEND_USER)
+		return true;
+	if (access("/dev/kmmu", R_OK | W_OK))
+		return false;
+	if (!backend_hw)
+		return true;
+	fd = kmmu_open_dev();
+	if (fd < 0)
+		return false;
+	ok = kmmu_ioctl(fd, KMMU_CHECK_EXTENSION, KMMU_CAP_HW_VCPU);
+	kmmu_close(fd);
+	return ok == 1;
+}
+
+const char *kmmu_hw_refusal(const struct kmmu_vm_config *cfg)
+{
+	if (!kmmu_backend_hw())
+		return NULL;
+	if (cfg && cfg->spte_format == KMMU_SPTE_FORMAT_EPT)
+		return "an EPT VM: hardware vCPUs walk NPT tables only (SVM)";
+	return NULL;
 }
 
 int kmmu_open_dev(void)
@@ -126,6 +160,17 @@ int kmmu_vm_create(const struct kmmu_vm_config *cfg, struct kmmu_vm **out)
 	if (vm->fd < 0) {
 		ret = vm->fd;
 		goto close_sys;
+	}
+	if (backend_hw) {
+		struct kmmu_enable_cap c = { .cap = KMMU_CAP_HW_VCPU, .args = { 1 } };
+
+		ret = kmmu_ioctl(vm->fd, KMMU_ENABLE_CAP, (unsigned long)&c);
+		if (ret) {
+			kmmu_close(vm->fd);
+			if (kmmu_hw_refusal(cfg))
+				ret = -EOPNOTSUPP;
+			goto close_sys;
+		}
 	}
 	*out = vm;
 	return 0;

@@ -3,7 +3,8 @@
  * The one client API of kmmu, used by every selftest and bench driver.  It
  * talks to /dev/kmmu (backend "dev") or to the core linked into the
  * process (backend "user"), chosen with KMMU_BACKEND=dev|user; the default
- * is "dev" when /dev/kmmu exists.  Functions return 0 or a value on
+ * is "dev" when /dev/kmmu exists.  KMMU_BACKEND=hw is "dev" with every VM's
+ * vCPUs on the CPU (KMMU_CAP_HW_VCPU, enabled by kmmu_vm_create()).  Functions return 0 or a value on
  * success and -errno on failure, never -1 with errno.
  */
 #ifndef KMMU_LIB_H
@@ -22,6 +23,14 @@ enum kmmu_backend {
 /* The backend in use (decided once, from KMMU_BACKEND and /dev/kmmu). */
 enum kmmu_backend kmmu_backend(void);
 const char *kmmu_backend_name(void);
+/* KMMU_BACKEND=hw: the dev backend, with hardware vCPUs. */
+bool kmmu_backend_hw(void);
+/*
+ * On the hw backend, why a VM like @cfg cannot have hardware vCPUs (its
+ * SPTE format), or NULL when it can; kmmu_vm_create() then fails with
+ * -EOPNOTSUPP and makes nothing.
+ */
+const char *kmmu_hw_refusal(const struct kmmu_vm_config *cfg);
 /* Whether the backend can be used at all (the device exists, for "dev"). */
 bool kmmu_backend_available(void);
 

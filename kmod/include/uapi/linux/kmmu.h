@@ -119,12 +119,20 @@ struct kmmu_run {
 			__u32 flags;
 			__s32 error;	/* -errno from the host */
 		} memory_fault;
-		/* KMMU_EXIT_INTERNAL_ERROR */
+		/*
+		 * KMMU_EXIT_INTERNAL_ERROR.  On a hardware vCPU (KMMU_CAP_HW_VCPU)
+		 * an exit kmmu does not handle gives the CPU's exit code and
+		 * infos (SVM: EXITCODE, EXITINFO1, EXITINFO2) and the guest's RIP.
+		 */
 		struct {
 			__u64 gpa;
 			__u64 spte;
 			__u32 level;
 			__u32 reserved;
+			__u64 hw_exit_code;
+			__u64 hw_info1;
+			__u64 hw_info2;
+			__u64 hw_rip;
 		} internal;
 		__u64 exit_pad[8];
 	};
@@ -325,6 +333,37 @@ struct kmmu_dirty_gfn {
  * fail with -ENXIO.
  */
 #define KMMU_CAP_DIRTY_LOG_RING	13
+/*
+ * Hardware vCPUs: the workload runs as 64-bit guest code on the CPU (AMD
+ * SVM with nested paging), whose nested CR3 is the VM's own NPT root; the
+ * CPU walks kmmu's tables, sets their A/D bits and exits with #NPF into
+ * kmmu's fault path.  The kernel log says, once, why a host cannot.
+ *
+ * Check: 1 when this host can (on a VM fd: that VM has them, or its SPTE
+ * format and dirty-log settings allow them), else 0.  Enable, args[0] = 1, before any vCPU exists: every vCPU
+ * made afterwards is a hardware one.  kmmu then owns a private slot of
+ * KMMU_HW_SLOT_SIZE bytes at KMMU_HW_SLOT_GPA in each address space, with
+ * the guest's code, page tables and parameters; statistics, dirty logging
+ * and aging leave it out.
+ *
+ * Errors of the enable:
+ *  - -EOPNOTSUPP: the host cannot (not AMD, no SVM or NPT, SVM disabled by
+ *    the firmware, MAXPHYADDR 52 or below 40, SME on, hw_vcpu=off), or the
+ *    VM logs with KMMU_DIRTY_LOG_MODE_DBIT into dirty rings, which would
+ *    need a PML-like log the hardware does not have;
+ *  - -EINVAL: the VM's SPTE format is EPT (TCG has no VMX, and kmmu has no
+ *    VMX vCPU), or args[0] is not 1;
+ *  - -EBUSY: a vCPU exists;
+ *  - -EEXIST: a memslot overlaps the private slot.
+ * Once enabled: DIRTY_LOG_MODE_DBIT with DIRTY_LOG_RING is -EOPNOTSUPP in
+ * either order; SET_WORKLOAD is -EINVAL for a workload the guest cannot
+ * address (any byte at or above 2^MAXPHYADDR) or that touches the private
+ * slot; RUN is -EBUSY in the module's hw_vcpu=exclusive mode on a CPU where
+ * another hypervisor has SVM on.
+ */
+#define KMMU_CAP_HW_VCPU	14
+#define KMMU_HW_SLOT_GPA	(1ULL << 39)	/* 512 GiB */
+#define KMMU_HW_SLOT_SIZE	(128ULL << 10)
 
 /* System ioctls, on /dev/kmmu */
 #define KMMU_GET_API_VERSION	_IO(KMMUIO, 0x00)
