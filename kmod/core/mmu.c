@@ -126,8 +126,10 @@ void kmmu_put(struct kmmu *kmmu)
 void kmmu_make_all_vcpus_request(struct kmmu *kmmu, int req)
 {
 	struct kmmu_vcpu *vcpu;
+	u64 unkicked = 0;
 	int i;
 
+	BUILD_BUG_ON(KMMU_MAX_VCPUS > 64);
 	rcu_read_lock();
 	for (i = 0; i < KMMU_MAX_VCPUS; i++) {
 		vcpu = rcu_dereference(kmmu->vcpus[i]);
@@ -144,13 +146,14 @@ void kmmu_make_all_vcpus_request(struct kmmu *kmmu, int req)
 	if (kmmu->hw_vcpu) {
 		for (i = 0; i < KMMU_MAX_VCPUS; i++) {
 			vcpu = rcu_dereference(kmmu->vcpus[i]);
-			if (vcpu && READ_ONCE(vcpu->mode) == IN_GUEST_MODE)
-				os_hw_kick_cpu(READ_ONCE(vcpu->cpu));
+			if (vcpu && READ_ONCE(vcpu->mode) == IN_GUEST_MODE &&
+			    !os_hw_kick_cpu(READ_ONCE(vcpu->cpu)))
+				unkicked |= BIT_ULL(i);
 		}
 	}
 	for (i = 0; i < KMMU_MAX_VCPUS; i++) {
 		vcpu = rcu_dereference(kmmu->vcpus[i]);
-		if (!vcpu || kmmu_mutant(SKIP_KICK_ACK_WAIT))
+		if (!vcpu || kmmu_mutant(SKIP_KICK_ACK_WAIT) || (unkicked & BIT_ULL(i)))
 			continue;
 		/*
 		 * Acquire, both: what the vCPU did before it left guest mode,

@@ -139,8 +139,12 @@ void os_hw_complete_mmio(struct kmmu_vcpu *vcpu, u64 data);
 struct kmmu_run;
 struct kmmu_page_fault;
 int os_hw_vcpu_run(struct kmmu_vcpu *vcpu, struct kmmu_run *run, struct kmmu_page_fault *fault);
-/* Make @cpu leave guest mode soon (an IPI). */
-void os_hw_kick_cpu(int cpu);
+/*
+ * Make @cpu leave guest mode soon (an IPI).  False only when a test asked
+ * for kicks to be left out (hw_test_no_kick): the requester must then not
+ * wait for an acknowledgement that may never come.
+ */
+bool os_hw_kick_cpu(int cpu);
 
 /*
  * Tracing (os_linux.h, os_user.h): os_trace_fault(), os_trace_spte_changed(),

@@ -99,15 +99,15 @@ void kmmu_destroy_vcpu(struct kmmu_vcpu *vcpu)
 void kmmu_kick_vcpu(struct kmmu_vcpu *vcpu)
 {
 	WRITE_ONCE(vcpu->kick, 1);
-	/*
-	 * A hardware vCPU inside VMRUN sees nothing until an interrupt
-	 * exits it.  Pairs with the barrier in kmmu_vcpu_hw_enter(): either
-	 * it sees the kick before VMRUN or this sees it in guest mode.
-	 */
+	/* A hardware vCPU inside VMRUN sees nothing until an interrupt exits it. */
 	if (vcpu->hw) {
+		/*
+		 * Pairs with the barrier in kmmu_vcpu_hw_enter(): either it
+		 * sees the kick before VMRUN or this sees it in guest mode.
+		 */
 		smp_mb();
 		if (READ_ONCE(vcpu->mode) == IN_GUEST_MODE)
-			os_hw_kick_cpu(READ_ONCE(vcpu->cpu));
+			(void)os_hw_kick_cpu(READ_ONCE(vcpu->cpu));
 	}
 }
 
@@ -638,8 +638,9 @@ int kmmu_vcpu_hw_enter(struct kmmu_vcpu *vcpu, int cpu, bool *flush)
 	return 0;
 }
 
-/* After #VMEXIT, IRQs still off: every guest access is done (release). */
+/* After #VMEXIT, IRQs still off. */
 void kmmu_vcpu_hw_exit(struct kmmu_vcpu *vcpu)
 {
+	/* Release: every guest access is done before a requester stops waiting. */
 	smp_store_release(&vcpu->mode, OUTSIDE_GUEST_MODE);
 }

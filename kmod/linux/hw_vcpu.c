@@ -33,10 +33,6 @@
 #include "../core/vcpu.h"
 #include "svm.h"
 
-/* In hw_guest.S. */
-extern const u8 kmmu_hw_guest[], kmmu_hw_guest_end[];
-extern const u8 kmmu_hw_guest_load[], kmmu_hw_guest_store[], kmmu_hw_guest_report[];
-
 #define HW_CODE_GPA		KMMU_HW_SLOT_GPA
 #define HW_PML4_GPA		(KMMU_HW_SLOT_GPA + PAGE_SIZE)
 #define HW_PDPT_GPA(i)		(KMMU_HW_SLOT_GPA + (2 + (i)) * PAGE_SIZE)
@@ -49,10 +45,16 @@ extern const u8 kmmu_hw_guest_load[], kmmu_hw_guest_store[], kmmu_hw_guest_repor
 #define GPTE_RW			_PAGE_RW
 #define GPTE_PS			_PAGE_PSE
 
-static bool hw_test_skip_kick;
-module_param(hw_test_skip_kick, bool, 0644);
-MODULE_PARM_DESC(hw_test_skip_kick,
-		 "testing only: hardware vCPUs in guest mode get no IPI, and miss TLB flushes");
+/*
+ * A deliberate defect for kmmu/hw_test, which must see what it breaks: a
+ * TLB flush or root reload then neither kicks a hardware vCPU in guest
+ * mode nor waits for it, so the guest goes on with stale translations
+ * until it happens to exit.
+ */
+static bool hw_test_no_kick;
+module_param(hw_test_no_kick, bool, 0644);
+MODULE_PARM_DESC(hw_test_no_kick,
+		 "testing only: requests neither kick nor wait for hardware vCPUs in guest mode");
 
 struct kmmu_hw_vm {
 	struct mm_struct *mm;	/* grabbed: where the slot's memory is mapped */
@@ -262,12 +264,13 @@ static void hw_kick_nop(void *info)
 {
 }
 
-void os_hw_kick_cpu(int cpu)
+bool os_hw_kick_cpu(int cpu)
 {
-	if (READ_ONCE(hw_test_skip_kick))
-		return;
+	if (READ_ONCE(hw_test_no_kick))
+		return false;
 	/* The IPI is what makes the guest exit (INTR); nothing to do in it. */
 	smp_call_function_single(cpu, hw_kick_nop, NULL, 0);
+	return true;
 }
 
 static int hw_window_enter(void *ctx, int cpu, bool *flush)

@@ -80,6 +80,13 @@ int kmmu_svm_run(struct kmmu_svm_vcpu *v, u64 ncr3, bool flush,
 /* hw_selftest=1: a guest run at load, its exits logged. */
 void kmmu_svm_selftest(void);
 
+/*
+ * In hw_guest.S: the guest code of hardware vCPUs (data, copied into the
+ * VM's private slot), and the places in it kmmu resumes after.
+ */
+extern const u8 kmmu_hw_guest[], kmmu_hw_guest_end[];
+extern const u8 kmmu_hw_guest_load[], kmmu_hw_guest_store[], kmmu_hw_guest_report[];
+
 /* In svm_vmenter.S: VMSAVE host, VMLOAD/VMRUN/VMSAVE guest, VMLOAD host. */
 void kmmu_svm_vmrun(unsigned long vmcb_pa, unsigned long host_save_pa, unsigned long *regs);
 

@@ -477,8 +477,9 @@ int os_hw_vcpu_run(struct kmmu_vcpu *vcpu, struct kmmu_run *run, struct kmmu_pag
 	return -EOPNOTSUPP;
 }
 
-void os_hw_kick_cpu(int cpu)
+bool os_hw_kick_cpu(int cpu)
 {
+	return true;
 }
 
 int os_current_pid(void)

@@ -175,7 +175,7 @@ host_line() {
 	echo "          ansible_host: 127.0.0.1"
 	echo "          ansible_port: $(cat "$OUT/$1.ssh-port")"
 }
-# write_hosts INTEL-HOST AMD-HOST: the bench groups as given.
+# write_hosts INTEL-HOST AMD-HOST [INVENTORY]: the bench groups as given.
 write_hosts() {
 	{
 		echo "---"
@@ -200,7 +200,7 @@ write_hosts() {
 		echo "      hosts:"
 		echo "        regress:"
 		host_line regress
-	} >"$inv/hosts.yml"
+	} >"${3:-$inv}/hosts.yml"
 }
 write_hosts bench-intel bench-amd
 token=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
@@ -216,18 +216,38 @@ export ANSIBLE_NOCOLOR=1
 # Each task's time, at the end of each run's log.
 export ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks
 
-# play NAME ARG...: ansible-playbook into $OUT/NAME.log; its recap printed.
-play() {
+# play_bg NAME INVENTORY ARG...: ansible-playbook into $OUT/NAME.log, in
+# the background; its exit status into $OUT/NAME.rc.
+play_bg() {
 	name=$1
-	shift
+	pinv=$2
+	shift 2
 	# Both bench hosts at once: two single-CPU guests on this machine's two
 	# cores cost little more than one (kmmu_bench_serial's default of 1
 	# would make the first run half as long again).
-	ansible-playbook -i "$inv" --vault-password-file "$OUT/vault-pass" \
-		-e kmmu_bench_serial=2 ansible/deploy.yml "$@" >"$OUT/$name.log" 2>&1
-	rc=$?
-	sed -n '/^PLAY RECAP/,$p' "$OUT/$name.log" | sed '/^$/d; s/^/#   /'
-	return $rc
+	rm -f "$OUT/$name.rc"
+	{
+		ansible-playbook -i "$pinv" --vault-password-file "$OUT/vault-pass" \
+			-e kmmu_bench_serial=2 ansible/deploy.yml "$@" >"$OUT/$name.log" 2>&1
+		echo $? >"$OUT/$name.rc"
+	} &
+}
+
+# played NAME: wait for play_bg NAME to end, print its recap, return its status.
+played() {
+	while [ ! -s "$OUT/$1.rc" ]; do
+		sleep 1
+	done
+	sed -n '/^PLAY RECAP/,$p' "$OUT/$1.log" | sed '/^$/d; s/^/#   /'
+	return "$(cat "$OUT/$1.rc")"
+}
+
+# play NAME ARG...: ansible-playbook into $OUT/NAME.log; its recap printed.
+play() {
+	pname=$1
+	shift
+	play_bg "$pname" "$inv" "$@"
+	played "$pname"
 }
 
 # The total of one recap field (changed, failed, ...) over every host.
@@ -297,67 +317,74 @@ else
 fi
 phase_done checks
 
-# --- the second run ---------------------------------------------------------
-echo "# second run"
-if play second; then
+# --- the second run, check mode, and what must fail -----------------------
+# None of these runs may change anything on the hosts -- that is what each
+# checks -- so they run side by side: alone, each leaves this machine's
+# CPUs idle while its tasks wait on one guest at a time.
+echo "# second run, check mode and the runs that must fail, side by side"
+inv_swapped=$OUT/inventory-swapped
+rm -rf "$inv_swapped"
+cp -r "$inv" "$inv_swapped"
+write_hosts bench-amd bench-intel "$inv_swapped"
+play_bg second "$inv"
+play_bg check "$inv" --check --diff -e kmmu_nonpresent_ve=true
+play_bg wrong-vendor "$inv_swapped"
+play_bg bad-format "$inv" -e kmmu_spte_format=vmx
+play_bg bad-suite "$inv" -e kmmu_bench_suite=fastest
+play_bg no-token "$inv" -e kmmu_service_token=
+play_bg bad-admin "$inv" -e '{"kmmu_service_admins": ["nobody"]}'
+
+if played second; then
 	c=$(recap_sum second changed)
 	[ "$c" -eq 0 ] && ok "deploy.yml: second run, changed=0" ||
 		{ not_ok "deploy.yml: second run changed $c"; grep -E '^changed:' "$OUT/second.log" | sed 's/^/#   /'; }
 else
 	not_ok "deploy.yml: second run (see $OUT/second.log)"
 fi
-phase_done second-run
 
-# --- check mode ---------------------------------------------------------------
 # A dry run of a change: --diff shows it, and nothing on the hosts moves.
-echo "# check mode"
-if play check --check --diff -e kmmu_nonpresent_ve=true; then
+if played check; then
 	grep -q '^+options kmmu .*nonpresent_ve=Y' "$OUT/check.log" &&
 		ok "check mode: --diff shows the new module options" ||
 		not_ok "check mode: no diff of /etc/modprobe.d/kmmu.conf (see $OUT/check.log)"
 	[ "$(recap_sum check changed)" -gt 0 ] && ok "check mode: reports the change" ||
 		not_ok "check mode: reports changed=0"
-	for g in bench-intel bench-amd; do
-		got=$(gssh "$g" 'cat /sys/module/kmmu/parameters/nonpresent_ve; grep -c nonpresent_ve=N /etc/modprobe.d/kmmu.conf' 2>/dev/null | tr '\n' ' ')
-		[ "$got" = "N 1 " ] && ok "$g: check mode changed nothing" ||
-			not_ok "$g: after check mode: '$got'"
-	done
 else
 	not_ok "deploy.yml --check --diff (see $OUT/check.log)"
 	grep -E -B2 -A12 '^(fatal|failed):' "$OUT/check.log" | head -n 40 | sed 's/^/#   /'
 fi
-phase_done check-mode
 
-# --- what must fail, changing nothing -------------------------------------
-# must_fail NAME MESSAGE ARG...: the run fails, says MESSAGE, changes nothing.
+# must_fail NAME MESSAGE: the run failed, said MESSAGE, changed nothing.
 must_fail() {
-	name=$1
-	msg=$2
-	shift 2
-	if play "$name" "$@"; then
-		not_ok "$name: the run passed"
-	elif ! grep -qF "$msg" "$OUT/$name.log"; then
-		not_ok "$name: no message '$msg' (see $OUT/$name.log)"
-	elif [ "$(recap_sum "$name" changed)" -ne 0 ]; then
-		not_ok "$name: changed $(recap_sum "$name" changed)"
+	if played "$1"; then
+		not_ok "$1: the run passed"
+	elif ! grep -qF "$2" "$OUT/$1.log"; then
+		not_ok "$1: no message '$2' (see $OUT/$1.log)"
+	elif [ "$(recap_sum "$1" changed)" -ne 0 ]; then
+		not_ok "$1: changed $(recap_sum "$1" changed)"
 	else
-		ok "$name: fails with '$msg', changed=0"
+		ok "$1: fails with '$2', changed=0"
 	fi
 }
-write_hosts bench-amd bench-intel
 must_fail wrong-vendor "bench-amd is in group intel but its CPU is AuthenticAMD, not GenuineIntel"
-write_hosts bench-intel bench-amd
-must_fail bad-format "kmmu_spte_format" -e kmmu_spte_format=vmx
-must_fail bad-suite "kmmu_bench_suite" -e kmmu_bench_suite=fastest
-must_fail no-token "kmmu_service_token is not set" -e kmmu_service_token=
-must_fail bad-admin "kmmu_service_admins" -e '{"kmmu_service_admins": ["nobody"]}'
+must_fail bad-format "kmmu_spte_format"
+must_fail bad-suite "kmmu_bench_suite"
+must_fail no-token "kmmu_service_token is not set"
+must_fail bad-admin "kmmu_service_admins"
+wait
+
 # Nothing moved: the module and its options are the first run's.
+for g in bench-intel bench-amd; do
+	got=$(gssh "$g" 'cat /sys/module/kmmu/parameters/nonpresent_ve; grep -c nonpresent_ve=N /etc/modprobe.d/kmmu.conf' 2>/dev/null | tr '\n' ' ')
+	[ "$got" = "N 1 " ] && ok "$g: check mode changed nothing" ||
+		not_ok "$g: after check mode: '$got'"
+done
 for g in bench-intel:1 bench-amd:2; do
 	got=$(gssh "${g%:*}" cat /sys/module/kmmu/parameters/spte_format 2>/dev/null)
 	[ "$got" = "${g#*:}" ] && ok "${g%:*}: still spte_format=$got after the failed runs" ||
 		not_ok "${g%:*}: spte_format is '$got' after the failed runs"
 done
-phase_done failures
+phase_done reruns
 
 if [ "${KMMU_ANSIBLE_KEEP:-0}" = 1 ]; then
 	for g in $GUESTS; do

@@ -261,12 +261,16 @@ static void remake_vm_with_rings(struct __test_metadata *_metadata,
 	self->ctl.ring = true;
 }
 
+#define NO_DBIT		"D-bit mode needs A/D bits (ENABLE_CAP refused it)"
+#define NO_DBIT_RING_HW	"hw backend: D-bit mode with rings needs PML (ENABLE_CAP refused it)"
+
 /*
- * Set the VM's logging capabilities (for rings, on a new VM).  D-bit mode
- * needs A/D bits: without them ENABLE_CAP refuses it, and false tells the
- * caller to skip.
+ * Set the VM's logging capabilities (for rings, on a new VM); NULL, or why
+ * the caller must skip.  D-bit mode needs A/D bits, and with rings on
+ * hardware vCPUs a PML-like log AMD's CPUs do not have: in either case
+ * ENABLE_CAP refuses it.
  */
-static bool enable_log_caps(struct __test_metadata *_metadata, FIXTURE_DATA(dirty_log) *self,
+static const char *enable_log_caps(struct __test_metadata *_metadata, FIXTURE_DATA(dirty_log) *self,
 			    const struct kmmu_vm_config *vm_cfg, const struct log_cfg *cfg)
 {
 	struct kmmu_vm *vm;
@@ -278,7 +282,12 @@ static bool enable_log_caps(struct __test_metadata *_metadata, FIXTURE_DATA(dirt
 
 	if (cfg->mode == DBIT && (vm_cfg->flags & KMMU_VM_AD_DISABLED)) {
 		EXPECT_EQ(-EINVAL, kmmu_vm_enable_cap(vm, KMMU_CAP_DIRTY_LOG_MODE, DBIT));
-		return false;
+		return NO_DBIT;
+	}
+	/* No PML on AMD: hardware vCPUs cannot log D bits into rings. */
+	if (cfg->mode == DBIT && cfg->ring && kmmu_backend_hw()) {
+		EXPECT_EQ(-EOPNOTSUPP, kmmu_vm_enable_cap(vm, KMMU_CAP_DIRTY_LOG_MODE, DBIT));
+		return NO_DBIT_RING_HW;
 	}
 	ASSERT_EQ(0, kmmu_vm_enable_cap(vm, KMMU_CAP_DIRTY_LOG_MODE, cfg->mode));
 	if (cfg->manual || cfg->initially_set)
@@ -289,10 +298,9 @@ static bool enable_log_caps(struct __test_metadata *_metadata, FIXTURE_DATA(dirt
 	/* 64M a batch (32 tables) is kmmu's default. */
 	ASSERT_EQ(0, kmmu_vm_enable_cap(vm, KMMU_CAP_EAGER_SPLIT_CHUNK_SIZE,
 					cfg->no_eager_split ? 0 : 32 * SZ_2M));
-	return true;
+	return NULL;
 }
 
-#define NO_DBIT		"D-bit mode needs A/D bits (ENABLE_CAP refused it)"
 
 static int set_log_slot(FIXTURE_DATA(dirty_log) *self, uint32_t flags)
 {
@@ -656,8 +664,10 @@ static void quiescent_rounds(struct __test_metadata *_metadata, FIXTURE_DATA(dir
 {
 	unsigned int k, p;
 
-	if (!enable_log_caps(_metadata, self, &variant->cfg, cfg))
-		SKIP(return, NO_DBIT);
+	const char *why = enable_log_caps(_metadata, self, &variant->cfg, cfg);
+
+	if (why)
+		SKIP(return, "%s", why);
 	ASSERT_EQ(0, set_log_slot(self, KMMU_MEM_LOG_DIRTY_PAGES));
 	for (p = 0; p < LOG_PAGES; p++)
 		self->snap[p] = read_page(self, p);
@@ -718,8 +728,10 @@ static void concurrent_rounds(struct __test_metadata *_metadata, FIXTURE_DATA(di
 {
 	unsigned int k, p;
 
-	if (!enable_log_caps(_metadata, self, &variant->cfg, cfg))
-		SKIP(return, NO_DBIT);
+	const char *why = enable_log_caps(_metadata, self, &variant->cfg, cfg);
+
+	if (why)
+		SKIP(return, "%s", why);
 	ASSERT_EQ(0, set_log_slot(self, KMMU_MEM_LOG_DIRTY_PAGES));
 
 	self->ctl.round = 1;
@@ -831,8 +843,10 @@ static void toggle_logging(struct __test_metadata *_metadata, FIXTURE_DATA(dirty
 	uint64_t dirty;
 	int pass;
 
-	if (!enable_log_caps(_metadata, self, &variant->cfg, cfg))
-		SKIP(return, NO_DBIT);
+	const char *why = enable_log_caps(_metadata, self, &variant->cfg, cfg);
+
+	if (why)
+		SKIP(return, "%s", why);
 	ASSERT_EQ(0, set_log_slot(self, 0));
 	write_range(_metadata, self, 0, LOG_PAGES, 1);
 	EXPECT_EQ(-ENOENT, kmmu_vm_get_dirty_log(self->vm, LOG_SLOT, self->bm));
@@ -946,8 +960,10 @@ static void initially_set(struct __test_metadata *_metadata, FIXTURE_DATA(dirty_
 	const bool exact = host_quiet();
 	uint64_t ones[LOG_LONGS], want[LOG_LONGS] = { 0 };
 
-	if (!enable_log_caps(_metadata, self, &variant->cfg, cfg))
-		SKIP(return, NO_DBIT);
+	const char *why = enable_log_caps(_metadata, self, &variant->cfg, cfg);
+
+	if (why)
+		SKIP(return, "%s", why);
 	ASSERT_EQ(0, set_log_slot(self, 0));
 	write_range(_metadata, self, 0, LOG_PAGES, 1);
 	ASSERT_EQ(0, set_log_slot(self, KMMU_MEM_LOG_DIRTY_PAGES));
@@ -1089,7 +1105,7 @@ static void race_rounds(struct __test_metadata *_metadata, FIXTURE_DATA(dirty_lo
 	unsigned int k, p;
 	char what[64];
 
-	if (!enable_log_caps(_metadata, self, &variant->cfg, cfg))
+	if (enable_log_caps(_metadata, self, &variant->cfg, cfg))
 		return;
 	/* Rings came with a new VM. */
 	self->noise.vm = self->vm;
@@ -1188,8 +1204,10 @@ static void zap_before_collect(struct __test_metadata *_metadata, FIXTURE_DATA(d
 	uint64_t want[LOG_LONGS] = { 0 };
 	int how;
 
-	if (!enable_log_caps(_metadata, self, &variant->cfg, cfg))
-		SKIP(return, NO_DBIT);
+	const char *why = enable_log_caps(_metadata, self, &variant->cfg, cfg);
+
+	if (why)
+		SKIP(return, "%s", why);
 	ASSERT_EQ(0, set_log_slot(self, KMMU_MEM_LOG_DIRTY_PAGES));
 	set_range(want, 100, 64);
 	for (how = 0; how < 3; how++) {
@@ -1250,8 +1268,10 @@ static void age_between_writes(struct __test_metadata *_metadata, FIXTURE_DATA(d
 	char what[64];
 	int how;
 
-	if (!enable_log_caps(_metadata, self, &variant->cfg, cfg))
-		SKIP(return, NO_DBIT);
+	const char *why = enable_log_caps(_metadata, self, &variant->cfg, cfg);
+
+	if (why)
+		SKIP(return, "%s", why);
 	ASSERT_EQ(0, set_log_slot(self, KMMU_MEM_LOG_DIRTY_PAGES));
 	set_range(want, 0, LOG_PAGES);
 	for (how = 0; how < 4; how++) {
@@ -1324,7 +1344,7 @@ static int clear_log_raw(struct kmmu_vm *vm, const struct kmmu_clear_dirty_log *
 static void bad_input_setup(struct __test_metadata *_metadata, FIXTURE_DATA(dirty_log) *self,
 			    const FIXTURE_VARIANT(dirty_log) *variant, const struct log_cfg *cfg)
 {
-	ASSERT_TRUE(enable_log_caps(_metadata, self, &variant->cfg, cfg));
+	ASSERT_EQ(NULL, enable_log_caps(_metadata, self, &variant->cfg, cfg));
 	ASSERT_EQ(0, set_log_slot(self, KMMU_MEM_LOG_DIRTY_PAGES));
 	ASSERT_EQ(0, kmmu_vm_set_memslot(self->vm, PLAIN_SLOT, 0, PLAIN_GPA, PLAIN_SIZE,
 					 (uint8_t *)self->mem.addr + LOG_SIZE));
