@@ -171,7 +171,7 @@ static json_t *commit_info(void)
 }
 
 /*
- * The SPTE format this host's VMs get by default: on the dev backend the
+ * The SPTE format this host's VMs get by default: on the dev (and hw) backend the
  * module's spte_format parameter (0 = by vendor), else by vendor.
  */
 static const char *default_spte_format(const char *vendor)
@@ -180,7 +180,7 @@ static const char *default_spte_format(const char *vendor)
 	unsigned int param = 0;
 	FILE *f;
 
-	if (!strcmp(kmmu_backend_name(), "dev")) {
+	if (kmmu_backend() == KMMU_BACKEND_DEV) {
 		f = fopen("/sys/module/kmmu/parameters/spte_format", "r");
 		if (f) {
 			if (fscanf(f, "%u", &param) != 1)

@@ -168,6 +168,9 @@ enum kmmu_vcpu_stat {
 	KMMU_VCPU_STAT_TLB_FLUSHES,	/* flush requests it acted on */
 	KMMU_VCPU_STAT_ROOT_LOADS,
 	KMMU_VCPU_STAT_EXITS,		/* RUNs that returned */
+	KMMU_VCPU_STAT_HW_NPF_EXITS,	/* hardware vCPU: #VMEXITs for #NPF */
+	KMMU_VCPU_STAT_HW_INTR_EXITS,	/* ... for interrupts (kicks among them) */
+	KMMU_VCPU_STAT_HW_VMMCALL_EXITS, /* ... for the guest's reports */
 	KMMU_VCPU_NR_STATS,
 };
 

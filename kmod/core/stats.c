@@ -55,6 +55,9 @@ static const struct kmmu_stat_def vcpu_stats[] = {
 	[KMMU_VCPU_STAT_TLB_FLUSHES]	= { .name = "tlb_flushes", .flags = CUMULATIVE },
 	[KMMU_VCPU_STAT_ROOT_LOADS]	= { .name = "root_loads", .flags = CUMULATIVE },
 	[KMMU_VCPU_STAT_EXITS]		= { .name = "exits", .flags = CUMULATIVE },
+	[KMMU_VCPU_STAT_HW_NPF_EXITS]	= { .name = "hw_npf_exits", .flags = CUMULATIVE },
+	[KMMU_VCPU_STAT_HW_INTR_EXITS]	= { .name = "hw_intr_exits", .flags = CUMULATIVE },
+	[KMMU_VCPU_STAT_HW_VMMCALL_EXITS] = { .name = "hw_vmmcall_exits", .flags = CUMULATIVE },
 };
 
 static_assert(ARRAY_SIZE(vm_stats) == KMMU_NR_STATS + 2);

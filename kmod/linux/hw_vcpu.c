@@ -64,7 +64,13 @@ struct kmmu_hw_vm {
 struct kmmu_hw_vcpu {
 	struct kmmu_svm_vcpu svm;
 	struct kmmu_vcpu *vcpu;
-	u64 ncr3;		/* the nested CR3 of the last VMRUN; another needs a flush */
+	u64 root_pa;		/* the NPT root of the last VMRUN; another needs a flush */
+	/*
+	 * On a host with 5-level paging the CPU walks nested tables with five
+	 * levels too (KVM's get_npt_level()): a PML5 whose entry 0 is kmmu's
+	 * 4-level root, which covers every GPA below 2^48.
+	 */
+	u64 *pml5;
 };
 
 static u64 hw_gpa_limit(void)
@@ -95,11 +101,6 @@ int os_hw_supported(void)
 	if (ret)
 		return ret;
 	/* Reasons kmmu_svm_init() does not know about, said once. */
-	if (pgtable_l5_enabled()) {
-		if (!xchg(&said, true))
-			pr_info("no hardware vCPU: the host uses 5-level paging, which kmmu's 4-level NPT does not wrap yet\n");
-		return -EOPNOTSUPP;
-	}
 	if (boot_cpu_data.x86_phys_bits < 40) {
 		if (!xchg(&said, true))
 			pr_info("no hardware vCPU: MAXPHYADDR %u leaves no room for the private slot at 512 GiB\n",
@@ -207,6 +208,14 @@ int os_hw_vcpu_create(struct kmmu_vcpu *vcpu)
 		kfree(hv);
 		return ret;
 	}
+	if (pgtable_l5_enabled()) {
+		hv->pml5 = (u64 *)get_zeroed_page(GFP_KERNEL_ACCOUNT);
+		if (!hv->pml5) {
+			kmmu_svm_vcpu_destroy(&hv->svm);
+			kfree(hv);
+			return -ENOMEM;
+		}
+	}
 	hv->vcpu = vcpu;
 	s = &hv->svm.vmcb->save;
 	s->cr3 = HW_PML4_GPA;
@@ -221,6 +230,7 @@ void os_hw_vcpu_destroy(struct kmmu_vcpu *vcpu)
 	struct kmmu_hw_vcpu *hv = vcpu->hw;
 
 	kmmu_svm_vcpu_destroy(&hv->svm);
+	free_page((unsigned long)hv->pml5);
 	kfree(hv);
 	vcpu->hw = NULL;
 }
@@ -317,7 +327,7 @@ int os_hw_vcpu_run(struct kmmu_vcpu *vcpu, struct kmmu_run *run, struct kmmu_pag
 	};
 	/* run->accesses counts from the step RUN began at. */
 	u64 step0 = ws->step - run->accesses;
-	u64 stop = ws->total, ncr3, rip;
+	u64 stop = ws->total, root_pa, ncr3, rip;
 	struct kmmu_svm_exit e;
 	bool flush = false;
 	int ret;
@@ -326,11 +336,14 @@ int os_hw_vcpu_run(struct kmmu_vcpu *vcpu, struct kmmu_run *run, struct kmmu_pag
 		stop = step0 + run->max_accesses;
 	hv->svm.regs[KMMU_SVM_R14] = stop;
 	hv->svm.regs[KMMU_SVM_R13] = run->read_sum;
-	ncr3 = os_pt_to_pfn(vcpu->root[ws->as_id]->spt) << PAGE_SHIFT;
-	if (ncr3 != hv->ncr3) {
+	root_pa = os_pt_to_pfn(vcpu->root[ws->as_id]->spt) << PAGE_SHIFT;
+	if (root_pa != hv->root_pa) {
 		flush = true;
-		hv->ncr3 = ncr3;
+		hv->root_pa = root_pa;
+		if (hv->pml5)
+			WRITE_ONCE(hv->pml5[0], root_pa | _PAGE_PRESENT | _PAGE_RW | _PAGE_USER);
 	}
+	ncr3 = hv->pml5 ? __pa(hv->pml5) : root_pa;
 
 	ret = kmmu_svm_run(&hv->svm, ncr3, flush, &win, &e);
 	if (ret)
@@ -340,6 +353,7 @@ int os_hw_vcpu_run(struct kmmu_vcpu *vcpu, struct kmmu_run *run, struct kmmu_pag
 
 	switch (e.code) {
 	case SVM_EXIT_NPF:
+		kmmu_vcpu_stat_inc(vcpu, KMMU_VCPU_STAT_HW_NPF_EXITS);
 		memset(fault, 0, sizeof(*fault));
 		fault->addr = e.info2;
 		fault->gfn = e.info2 >> KMMU_PAGE_SHIFT;
@@ -359,6 +373,7 @@ int os_hw_vcpu_run(struct kmmu_vcpu *vcpu, struct kmmu_run *run, struct kmmu_pag
 			return hw_internal(run, &e, rip);
 		return STOP_FAULT;
 	case SVM_EXIT_VMMCALL:
+		kmmu_vcpu_stat_inc(vcpu, KMMU_VCPU_STAT_HW_VMMCALL_EXITS);
 		if (rip != hw_rip(kmmu_hw_guest_report))
 			return hw_internal(run, &e, rip);
 		hv->svm.vmcb->save.rip = rip + HW_INSN_LEN;
@@ -366,6 +381,7 @@ int os_hw_vcpu_run(struct kmmu_vcpu *vcpu, struct kmmu_run *run, struct kmmu_pag
 	case SVM_EXIT_INTR:
 	case SVM_EXIT_NMI:
 	case SVM_EXIT_SMI:
+		kmmu_vcpu_stat_inc(vcpu, KMMU_VCPU_STAT_HW_INTR_EXITS);
 		/* The host took the interrupt after STGI; RUN checks for signals. */
 		return STOP_CHUNK;
 	default:

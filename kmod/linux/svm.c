@@ -359,8 +359,8 @@ static const u8 st_code[] = {
 
 void kmmu_svm_selftest(void)
 {
-	struct page *pg[ST_PAGES + 4] = { NULL };
-	u64 *npt[4], *gpa_page[ST_PAGES];
+	struct page *pg[ST_PAGES + 5] = { NULL };
+	u64 *npt[4], *gpa_page[ST_PAGES], ncr3;
 	struct kmmu_svm_vcpu v;
 	struct kmmu_svm_exit e1 = { 0 }, e2 = { 0 };
 	int i, r1 = -1, r2 = -1;
@@ -368,7 +368,7 @@ void kmmu_svm_selftest(void)
 
 	if (!hw_selftest || svm_status)
 		return;
-	for (i = 0; i < ST_PAGES + 4; i++) {
+	for (i = 0; i < ST_PAGES + 5; i++) {
 		pg[i] = alloc_page(GFP_KERNEL | __GFP_ZERO);
 		if (!pg[i])
 			goto out;
@@ -382,6 +382,12 @@ void kmmu_svm_selftest(void)
 	npt[2][0] = page_to_phys(pg[ST_PAGES + 3]) | NPT_P;
 	for (i = 0; i < ST_PAGES; i++)
 		npt[3][i] = page_to_phys(pg[i]) | NPT_P;
+	/* With 5-level host paging the nested walk has five levels too. */
+	ncr3 = page_to_phys(pg[ST_PAGES]);
+	if (pgtable_l5_enabled()) {
+		*(u64 *)page_address(pg[ST_PAGES + 4]) = ncr3 | NPT_P;
+		ncr3 = page_to_phys(pg[ST_PAGES + 4]);
+	}
 	memcpy(gpa_page[1], st_code, sizeof(st_code));
 	gpa_page[2][0] = 0x3000 | NPT_P;			/* guest PML4 -> PDPT */
 	gpa_page[3][0] = 0x0 | NPT_P | _PAGE_PSE;		/* 1 GiB at 0 */
@@ -393,7 +399,7 @@ void kmmu_svm_selftest(void)
 	v.vmcb->save.cr3 = 0x2000;
 	/* An interrupt exits the guest (INTR) wherever it is: enter it again. */
 	for (i = 0; i < 100; i++) {
-		r1 = kmmu_svm_run(&v, page_to_phys(pg[ST_PAGES]), !i, NULL, &e1);
+		r1 = kmmu_svm_run(&v, ncr3, !i, NULL, &e1);
 		if (r1 || e1.code != SVM_EXIT_INTR)
 			break;
 	}
@@ -401,7 +407,7 @@ void kmmu_svm_selftest(void)
 	if (!r1 && e1.code == SVM_EXIT_VMMCALL) {
 		v.vmcb->save.rip += 3;
 		for (i = 0; i < 100; i++) {
-			r2 = kmmu_svm_run(&v, page_to_phys(pg[ST_PAGES]), false, NULL, &e2);
+			r2 = kmmu_svm_run(&v, ncr3, false, NULL, &e2);
 			if (r2 || e2.code != SVM_EXIT_INTR)
 				break;
 		}
@@ -425,7 +431,7 @@ void kmmu_svm_selftest(void)
 		pr_info("hw self-test: failed\n");
 	kmmu_svm_vcpu_destroy(&v);
 out:
-	for (i = 0; i < ST_PAGES + 4; i++)
+	for (i = 0; i < ST_PAGES + 5; i++)
 		if (pg[i])
 			__free_page(pg[i]);
 }

@@ -91,6 +91,20 @@ TEST(cpu_sets_accessed_and_dirty)
 	ASSERT_EQ(0, kmmu_vm_stats(vm, &st));
 	EXPECT_EQ(4, st.pages_4k);
 	EXPECT_EQ(4, st.faults);
+	/* The exits behind them: a #NPF each at least, a VMMCALL for each DONE. */
+	{
+		int fd = kmmu_vcpu_stats_fd(vcpu);
+		uint64_t npf = 0, vmmcall = 0, intr = ~0ULL;
+
+		ASSERT_LE(0, fd);
+		EXPECT_EQ(0, kmmu_stats_get(fd, "hw_npf_exits", &npf));
+		EXPECT_EQ(0, kmmu_stats_get(fd, "hw_vmmcall_exits", &vmmcall));
+		EXPECT_EQ(0, kmmu_stats_get(fd, "hw_intr_exits", &intr));
+		EXPECT_LE(4, npf);
+		EXPECT_LE(3, vmmcall);
+		EXPECT_NE(~0ULL, intr);
+		close(fd);
+	}
 	kmmu_vm_free(vm);
 	kmmu_mem_free(&mem);
 }

@@ -10,7 +10,8 @@
 #
 # Environment: BUILD (default build), KMMU_VM_KERNELS (default: every
 # /boot/vmlinuz-* with a build tree), KMMU_VM_VENDORS (default "intel amd"),
-# KMMU_VM_TIMEOUT seconds per boot (default 900), KMMU_VM_PRESSURE=all to run
+# KMMU_VM_AMD_CPU (QEMU's CPU model of the AMD boots, default EPYC; max
+# has 5-level paging), KMMU_VM_TIMEOUT seconds per boot (default 900), KMMU_VM_PRESSURE=all to run
 # the suite under memory pressure in every boot, =none in none (default: one
 # vendor per kernel, alternating, to keep make test short).
 set -u
@@ -78,7 +79,7 @@ build_initramfs() {
 cpu_model() {
 	case "$1" in
 	intel) echo "max,vendor=GenuineIntel" ;;
-	amd) echo "EPYC" ;;
+	amd) echo "${KMMU_VM_AMD_CPU:-EPYC}" ;;
 	esac
 }
 
