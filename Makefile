@@ -64,8 +64,10 @@ SERVICE_SRCS	:= $(sort $(wildcard service/*.c))
 SERVICE_LIBS	:= -lmicrohttpd -ljansson -lpq -lm -lpthread
 SERVICE_BINS	:= $(BUILD)/asan/service/kmmu-regressd $(BUILD)/rel/service/kmmu-regressd
 SERVICE_TEST_BINS := $(addprefix $(BUILD)/asan/service/,detect_test jsonschema_test jsonschema_cli)
-# What the QEMU guests run on the dev backend: static, no sanitizers.
+# What the QEMU guests run on the dev backend: static, no sanitizers; and
+# the KVM user of their coexistence stage.
 VM_TEST_BINS	:= $(addprefix $(BUILD)/static/kmmu/,$(KMMU_TESTS))
+VM_HELPER_BINS	:= $(BUILD)/static/vm/kvm_hold
 
 all: $(TEST_BINS) $(BENCH_BINS) $(SERVICE_BINS) kmod
 
@@ -126,12 +128,16 @@ $(BUILD)/$(1)/fuzz/%: $(BUILD)/$(1)/obj/selftests/fuzz/%.o $(BUILD)/$(1)/libkmmu
 endef
 $(foreach v,asan tsan rel static fuzz,$(eval $(call variant,$(v))))
 
+$(BUILD)/static/vm/kvm_hold: selftests/vm/kvm_hold.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Wextra -Werror -static -o $@ $<
+
 kmod:
 	$(MAKE) -C kmod W=1
 
 test: deps
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory -j$(shell nproc) $(TEST_BINS) $(BENCH_BINS) $(VM_TEST_BINS) \
+	$(MAKE) --no-print-directory -j$(shell nproc) $(TEST_BINS) $(BENCH_BINS) $(VM_TEST_BINS) $(VM_HELPER_BINS) \
 		$(FUZZ_BINS) $(SERVICE_BINS) $(SERVICE_TEST_BINS) || exit 1; \
 	BUILD_SECONDS=$$(($$(date +%s) - start)) BUILD=$(BUILD) KSRC_TAR=$(KSRC_TAR) \
 		VM_TEST_BINS="$(VM_TEST_BINS)" FUZZ_BINS="$(FUZZ_BINS)" \
@@ -139,7 +145,7 @@ test: deps
 
 # Only the QEMU test bench (dev backend, every installed kernel, both vendors).
 vm-test: deps
-	@$(MAKE) --no-print-directory $(VM_TEST_BINS)
+	@$(MAKE) --no-print-directory $(VM_TEST_BINS) $(VM_HELPER_BINS)
 	@BUILD=$(BUILD) sh selftests/vm/run_vm_tests.sh $(VM_TEST_BINS)
 
 # The default suite (a few minutes at most on 2 cores), or BENCH_SUITE=full

@@ -67,6 +67,8 @@ struct kmmu_svm_cpu {
 static DEFINE_PER_CPU(struct kmmu_svm_cpu, svm_cpu);
 static int svm_status = -ENODEV;	/* 0 once kmmu_svm_init() found all it needs */
 static u32 svm_nasid;
+/* An NPT root with nothing mapped: borrow mode's flushing VMRUN walks it. */
+static struct page *svm_empty_root;
 
 int kmmu_svm_supported(void)
 {
@@ -89,6 +91,9 @@ static void svm_free_pages(void)
 {
 	int cpu;
 
+	if (svm_empty_root)
+		__free_page(svm_empty_root);
+	svm_empty_root = NULL;
 	for_each_possible_cpu(cpu) {
 		struct kmmu_svm_cpu *sc = per_cpu_ptr(&svm_cpu, cpu);
 
@@ -127,6 +132,9 @@ int kmmu_svm_init(void)
 	if (svm_nasid < 2)
 		return svm_refuse(-EOPNOTSUPP, "the CPU has no ASID for a guest");
 
+	svm_empty_root = alloc_page(GFP_KERNEL | __GFP_ZERO);
+	if (!svm_empty_root)
+		return svm_refuse(-ENOMEM, "no memory for the empty NPT root");
 	for_each_possible_cpu(cpu) {
 		struct kmmu_svm_cpu *sc = per_cpu_ptr(&svm_cpu, cpu);
 
@@ -267,6 +275,30 @@ static inline void svm_stgi(void)
 	asm volatile("stgi" ::: "memory");
 }
 
+/*
+ * Borrow mode, before the CPU goes back to the other hypervisor: no TLB
+ * entry of kmmu's guest may stay under an ASID that hypervisor hands to
+ * its own guests without a flush.  A VMRUN that flushes every ASID, on an
+ * NPT with nothing mapped, takes #NPF at the guest's first fetch and
+ * caches nothing.  The guest's state is as the last exit left it and
+ * nothing of it runs: the same registers come back.  Called with GIF=0
+ * and IRQs off, right after the guest's own VMRUN.
+ */
+static void svm_flush_run(struct kmmu_svm_vcpu *v, struct kmmu_svm_cpu *sc)
+{
+	struct vmcb_control_area *c = &v->vmcb->control;
+	u64 ncr3 = c->nested_cr3;
+
+	c->nested_cr3 = page_to_phys(svm_empty_root);
+	c->tlb_ctl = TLB_CONTROL_FLUSH_ALL_ASID;
+	kmmu_svm_vmrun(v->vmcb_pa, page_to_phys(sc->host_save), v->regs);
+	WARN_ONCE(c->exit_code != SVM_EXIT_NPF, "kmmu: the flushing VMRUN exited with %#x\n",
+		  c->exit_code);
+	c->nested_cr3 = ncr3;
+	c->tlb_ctl = TLB_CONTROL_DO_NOTHING;
+	/* The next entry flushes again: another hypervisor's guests come in between. */
+}
+
 int kmmu_svm_run(struct kmmu_svm_vcpu *v, u64 ncr3, bool flush,
 		 const struct kmmu_svm_window *win, struct kmmu_svm_exit *exit)
 {
@@ -274,6 +306,7 @@ int kmmu_svm_run(struct kmmu_svm_vcpu *v, u64 ncr3, bool flush,
 	struct kmmu_svm_cpu *sc;
 	unsigned long flags;
 	u64 efer, hsave;
+	bool borrowed;
 	int cpu;
 
 	if (svm_status)
@@ -283,15 +316,11 @@ int kmmu_svm_run(struct kmmu_svm_vcpu *v, u64 ncr3, bool flush,
 	sc = this_cpu_ptr(&svm_cpu);
 	rdmsrl(MSR_EFER, efer);
 
-	/*
-	 * Beside another hypervisor, entries kmmu's guest leaves under an
-	 * ASID that hypervisor also uses would outlive the run: borrow mode
-	 * needs a flushing VMRUN on an empty NPT before the CPU is given
-	 * back, which is not there yet.  Until it is, both modes refuse.
-	 */
-	if (efer & EFER_SVME) {
+	/* Another hypervisor has SVM on here: only borrow mode runs beside it. */
+	borrowed = efer & EFER_SVME;
+	if (borrowed && hw_mode != KMMU_HW_BORROW) {
 		local_irq_restore(flags);
-		return hw_mode == KMMU_HW_EXCLUSIVE ? -EBUSY : -EOPNOTSUPP;
+		return -EBUSY;
 	}
 	if (win) {
 		int ret = win->enter(win->ctx, cpu, &flush);
@@ -301,8 +330,11 @@ int kmmu_svm_run(struct kmmu_svm_vcpu *v, u64 ncr3, bool flush,
 			return ret;
 		}
 	}
-	/* A new CPU, another vCPU's entries under this ASID, or a request. */
-	if (flush || v->last_cpu != cpu || sc->asid_owner[v->asid] != v)
+	/*
+	 * A new CPU, another vCPU's entries under this ASID, a request, or
+	 * the other hypervisor's guests, which may have used it meanwhile.
+	 */
+	if (flush || borrowed || v->last_cpu != cpu || sc->asid_owner[v->asid] != v)
 		c->tlb_ctl = TLB_CONTROL_FLUSH_ALL_ASID;
 	else
 		c->tlb_ctl = TLB_CONTROL_DO_NOTHING;
@@ -310,7 +342,8 @@ int kmmu_svm_run(struct kmmu_svm_vcpu *v, u64 ncr3, bool flush,
 	v->last_cpu = cpu;
 	c->nested_cr3 = ncr3;
 
-	wrmsrl(MSR_EFER, efer | EFER_SVME);
+	if (!borrowed)
+		wrmsrl(MSR_EFER, efer | EFER_SVME);
 	rdmsrl(MSR_VM_HSAVE_PA, hsave);
 	wrmsrl(MSR_VM_HSAVE_PA, page_to_phys(sc->hsave));
 	svm_clgi();
@@ -320,19 +353,22 @@ int kmmu_svm_run(struct kmmu_svm_vcpu *v, u64 ncr3, bool flush,
 	raw_local_irq_disable();
 	if (win)
 		win->leave(win->ctx);
+	exit->code = ((u64)c->exit_code_hi << 32) | c->exit_code;
+	exit->info1 = c->exit_info_1;
+	exit->info2 = c->exit_info_2;
+	if (borrowed)
+		svm_flush_run(v, sc);
 	svm_stgi();
 	wrmsrl(MSR_VM_HSAVE_PA, hsave);
 	/* STGI needs SVME: it goes only after. */
-	wrmsrl(MSR_EFER, efer);
+	if (!borrowed)
+		wrmsrl(MSR_EFER, efer);
 	/* #VMEXIT clears the host's DR7 on real hardware. */
 	if (hw_breakpoint_active())
 		hw_breakpoint_restore();
 	local_irq_restore(flags);
 
 	c->tlb_ctl = TLB_CONTROL_DO_NOTHING;
-	exit->code = ((u64)c->exit_code_hi << 32) | c->exit_code;
-	exit->info1 = c->exit_info_1;
-	exit->info2 = c->exit_info_2;
 	return 0;
 }
 

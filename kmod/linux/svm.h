@@ -70,8 +70,9 @@ struct kmmu_svm_window {
 /*
  * One VMRUN of @v on nested CR3 @ncr3, flushing its ASID first when @flush
  * (or @win's enter asks): 0, or @win's enter's return, or -EBUSY when
- * another hypervisor has SVM on this CPU in exclusive mode, -EOPNOTSUPP in
- * borrow mode (not there yet).  Called with preemption enabled; the window
+ * another hypervisor has SVM on this CPU and the mode is not borrow.  In
+ * borrow mode a flushing VMRUN follows, which leaves no TLB entry of
+ * kmmu's guest behind.  Called with preemption enabled; the window
  * itself runs with IRQs off.  @win may be NULL.
  */
 int kmmu_svm_run(struct kmmu_svm_vcpu *v, u64 ncr3, bool flush,

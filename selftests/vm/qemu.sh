@@ -43,3 +43,35 @@ vm_boot() {
 		vm_try=$((vm_try + 1))
 	done
 }
+
+# vm_kvm_modules KERNEL MODULE DIR [PARAMS-FN]: MODULE (kvm-amd, kvm-intel)
+# of KERNEL and what it depends on (modules.dep), uncompressed into DIR, and
+# DIR/modules: "name.ko params" lines in load order.  PARAMS-FN, if given,
+# is called with a module's name and path and prints its parameters.
+vm_kvm_modules() {
+	vm_moddir=/lib/modules/$1
+	vm_dir=$3
+	vm_fn=${4:-}
+	vm_dep=$(grep -E "^kernel/arch/x86/kvm/$2\.ko(\.[a-z]+)?:" "$vm_moddir/modules.dep") ||
+		return 1
+	mkdir -p "$vm_dir"
+	# modules.dep lists a module's dependencies, the last one loaded first.
+	# shellcheck disable=SC2046
+	set -- $(echo "$vm_dep" | tr -d :)
+	vm_order=""
+	for vm_m in "$@"; do vm_order="$vm_m $vm_order"; done
+	: >"$vm_dir/modules"
+	for vm_m in $vm_order; do
+		vm_f=$(basename "$vm_m")
+		vm_base=${vm_f%.ko*}.ko
+		case "$vm_f" in
+		*.ko.xz) xz -dc "$vm_moddir/$vm_m" >"$vm_dir/$vm_base" ;;
+		*.ko.zst) zstd -qdc "$vm_moddir/$vm_m" >"$vm_dir/$vm_base" ;;
+		*.ko.gz) gzip -dc "$vm_moddir/$vm_m" >"$vm_dir/$vm_base" ;;
+		*) cp "$vm_moddir/$vm_m" "$vm_dir/$vm_base" ;;
+		esac
+		vm_params=""
+		[ -n "$vm_fn" ] && vm_params=$("$vm_fn" "$vm_base" "$vm_dir/$vm_base")
+		echo "$vm_base $vm_params" >>"$vm_dir/modules"
+	done
+}

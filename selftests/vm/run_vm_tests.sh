@@ -23,6 +23,8 @@ OUT=$BUILD/vm
 TIMEOUT=${KMMU_VM_TIMEOUT:-900}
 PRESSURE=${KMMU_VM_PRESSURE:-alternate}
 VENDORS=${KMMU_VM_VENDORS:-intel amd}
+# A static KVM user for the coexistence stage (selftests/vm/kvm_hold.c).
+KVM_HOLD=${KMMU_VM_KVM_HOLD:-$BUILD/static/vm/kvm_hold}
 
 if [ -z "${KMMU_VM_KERNELS:-}" ]; then
 	KMMU_VM_KERNELS=""
@@ -63,6 +65,10 @@ build_initramfs() {
 		cp "$t" "$root/tests/"
 	done
 	cp selftests/vm/init "$root/init"
+	# The coexistence stage on AMD: KVM's modules and a KVM VM to run beside.
+	if [ -x "$KVM_HOLD" ] && vm_kvm_modules "$kv" kvm-amd "$root/kvm"; then
+		cp "$KVM_HOLD" "$root/bin/kvm_hold"
+	fi
 	# stress-ng for the pressure run, with the shared libraries it needs.
 	if [ -x /usr/bin/stress-ng ]; then
 		mkdir -p "$root/stress"
@@ -100,6 +106,34 @@ check_hw_selftest() {
 	else
 		fail "$name: no '$want' in the kernel log"
 		echo "$klog" | grep -E 'kmmu: (hw|no hardware|hardware)' | sed 's/^/#   /'
+	fi
+}
+
+# On AMD: kvm_amd loaded, a KVM VM alive through kmmu's hw_test run (its
+# tests counted above as "coexist:"), KVM's guests still running after.
+check_coexist() {
+	case $1 in
+	*/amd) ;;
+	*) return ;;
+	esac
+	if ! [ -x "$KVM_HOLD" ]; then
+		skipped=$((skipped + 1))
+		echo "ok - $1: coexistence with kvm_amd # SKIP no $KVM_HOLD"
+		return
+	fi
+	line=$(grep '^KMMU-VM: COEXIST' "$2")
+	case $line in
+	"KMMU-VM: COEXIST skipped"*)
+		skipped=$((skipped + 1))
+		echo "ok - $1: coexistence with kvm_amd # SKIP ${line#KMMU-VM: COEXIST skipped: }"
+		return
+		;;
+	esac
+	if [ "$line" = "KMMU-VM: COEXIST load=0 spin=0 hlt=0" ]; then
+		passed=$((passed + 1))
+		echo "ok - $1: kvm_amd beside kmmu's hardware vCPUs, its VM alive meanwhile and its guests running after"
+	else
+		fail "$1: coexistence with kvm_amd: '${line:-no COEXIST line}'"
 	fi
 }
 
@@ -148,6 +182,7 @@ check_boot() {
 	fi
 	check_hw_selftest "$name" "$klog"
 	grep -q '^KMMU-VM: RMMOD OK' "$log" || fail "$name: rmmod failed"
+	check_coexist "$name" "$log"
 }
 
 mkdir -p "$OUT"
