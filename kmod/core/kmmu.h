@@ -14,7 +14,7 @@
 #define KMMU_ADDRESS_SPACE_NUM		2
 #define KMMU_USER_MEM_SLOTS		512
 /*
- * The hardware vCPU's guest code, page tables and parameters
+ * The hardware vCPU's guest code and page tables
  * (KMMU_CAP_HW_VCPU): a slot of kmmu's own in each address space, which
  * userspace cannot name, and which statistics, dirty logging and aging
  * leave out.

@@ -118,8 +118,8 @@ bool os_need_resched(void);
 /* 0 when this host can run hardware vCPUs, else -errno (and why, logged once). */
 int os_hw_supported(void);
 /*
- * Make the VM's private slot memory (the guest's code, page tables and
- * parameter pages) in the owner's address space; its address in @hva.
+ * Make the VM's private slot memory (the guest's code and page tables) in
+ * the owner's address space; its address in @hva.
  */
 int os_hw_vm_enable(struct kmmu *kmmu, unsigned long *hva);
 /* Undo os_hw_vm_enable(); also when the VM goes away. */

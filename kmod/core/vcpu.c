@@ -535,8 +535,8 @@ bool kmmu_hw_vcpu_possible(struct kmmu *kmmu)
  * @kmmu: the VM, slots_lock held
  * @arg: args[0] of the enable, which must be 1
  *
- * Maps the private slot (the guest's code, tables and parameters, made by
- * the host) in every address space; from then on new vCPUs are hardware
+ * Maps the private slot (the guest's code and page tables, made by the
+ * host) in every address space; from then on new vCPUs are hardware
  * ones.  Errors are listed in the uapi header; on any, nothing changed.
  */
 int kmmu_hw_vcpu_enable(struct kmmu *kmmu, u64 arg)

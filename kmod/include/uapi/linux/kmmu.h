@@ -343,7 +343,7 @@ struct kmmu_dirty_gfn {
  * format and dirty-log settings allow them), else 0.  Enable, args[0] = 1, before any vCPU exists: every vCPU
  * made afterwards is a hardware one.  kmmu then owns a private slot of
  * KMMU_HW_SLOT_SIZE bytes at KMMU_HW_SLOT_GPA in each address space, with
- * the guest's code, page tables and parameters; statistics, dirty logging
+ * the guest's code and page tables; statistics, dirty logging
  * and aging leave it out.
  *
  * Errors of the enable:
