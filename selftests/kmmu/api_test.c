@@ -399,6 +399,55 @@ KMMU_TEST_F(vm, check_extension_on_the_vm)
 				      KMMU_CAP_SPTE_FORMATS));
 }
 
+/*
+ * Where there are no hardware vCPUs (the user backend, an Intel host, a
+ * module loaded with hw_vcpu=off), the capability says 0 and its enable
+ * is -EOPNOTSUPP, changing nothing: the VM's vCPUs are software ones.
+ */
+TEST(hw_vcpu_refused_without_hardware)
+{
+	struct kmmu_enable_cap cap = { .cap = KMMU_CAP_HW_VCPU, .args = { 1 } };
+	const struct kmmu_workload wl = kmmu_wl_seq(GUEST_GPA, GUEST_SIZE, 50, 1);
+	struct kmmu_vcpu *vcpu;
+	struct kmmu_vm_stats st;
+	struct kmmu_mem mem;
+	struct kmmu_run run;
+	struct kmmu_vm *vm;
+	int sys;
+
+	KMMU_REQUIRE_BACKEND();
+	sys = kmmu_open_dev();
+	ASSERT_LE(0, sys);
+	if (kmmu_ioctl(sys, KMMU_CHECK_EXTENSION, KMMU_CAP_HW_VCPU) != 0) {
+		kmmu_close(sys);
+		SKIP(return, "this host has hardware vCPUs (kmmu/hw_test covers them)");
+	}
+	kmmu_close(sys);
+	if (kmmu_backend_hw())
+		SKIP(return, "the hw backend is not available here");
+	KMMU_VM_CREATE(NULL, &vm);
+	EXPECT_EQ(0, kmmu_ioctl(vm->fd, KMMU_CHECK_EXTENSION, KMMU_CAP_HW_VCPU));
+	EXPECT_EQ(-EOPNOTSUPP, kmmu_ioctl(vm->fd, KMMU_ENABLE_CAP, (unsigned long)&cap));
+	cap.args[0] = 0;
+	EXPECT_NE(0, kmmu_ioctl(vm->fd, KMMU_ENABLE_CAP, (unsigned long)&cap));
+	/* No private slot was made, and the vCPU runs as before. */
+	ASSERT_EQ(0, kmmu_mem_alloc(&mem, KMMU_BACKING_ANON, GUEST_SIZE));
+	memset(mem.addr, 0, GUEST_SIZE);
+	ASSERT_EQ(0, kmmu_vm_set_memslot(vm, 0, 0, KMMU_HW_SLOT_GPA, GUEST_SIZE, mem.addr));
+	ASSERT_EQ(0, kmmu_vm_set_memslot(vm, 0, 0, KMMU_HW_SLOT_GPA, 0, mem.addr));
+	ASSERT_EQ(0, kmmu_vm_set_memslot(vm, 0, 0, GUEST_GPA, GUEST_SIZE, mem.addr));
+	ASSERT_EQ(0, kmmu_vcpu_create(vm, 0, &vcpu));
+	ASSERT_EQ(0, kmmu_vcpu_run_workload(vcpu, &wl, &run));
+	EXPECT_EQ(KMMU_EXIT_DONE, run.exit_reason);
+	ASSERT_EQ(0, kmmu_vm_stats(vm, &st));
+	if (kmmu_host_quiet()) {
+		EXPECT_EQ(GUEST_SIZE / SZ_4K, st.pages_4k);
+	}
+	kmmu_vm_free(vm);
+	kmmu_mem_free(&mem);
+	EXPECT_EQ(0, kmmu_lib_leak_check());
+}
+
 /* Every order of closing the three fds leaves nothing behind. */
 TEST(close_in_every_order)
 {
