@@ -548,6 +548,11 @@ static int parse_common(int c, const char *arg, struct bench_common *cm)
 		else
 			return -EINVAL;
 		return 1;
+	case 'B':
+		/* Read by kmmu_lib at its first call, which comes after the options. */
+		if (strcmp(arg, "dev") && strcmp(arg, "user") && strcmp(arg, "hw"))
+			return -EINVAL;
+		return setenv("KMMU_BACKEND", arg, 1) ? -EINVAL : 1;
 	case OPT_PRESSURE:
 		if (!strcmp(arg, "none"))
 			cm->pressure = BENCH_PRESSURE_NONE;
@@ -583,7 +588,7 @@ int bench_parse_args(int argc, char **argv, const struct bench_args *a, struct b
 		longopts[n] = a->longopts[n - 2];
 		n++;
 	}
-	snprintf(opts, sizeof(opts), "hv:b:s:F:o:%s", a->opts ?: "");
+	snprintf(opts, sizeof(opts), "hv:b:s:F:o:B:%s", a->opts ?: "");
 
 	while ((c = getopt_long(argc, argv, opts, longopts, NULL)) != -1) {
 		if (c == 'h') {

@@ -79,7 +79,8 @@ struct bench_common {
 	"     fio (buffered random I/O on a file in $TMPDIR or /var/tmp); the tool\n" \
 	"     must be installed (default: none)\n"
 #define BENCH_BACKEND_HELP \
-	"\nBackend: KMMU_BACKEND=dev|user (default: dev when /dev/kmmu exists).\n"
+	"\nBackend: -B dev|user|hw, or KMMU_BACKEND (default: dev when /dev/kmmu\n" \
+	"exists); hw is dev with the vCPUs as guest code on the CPU (AMD SVM).\n"
 
 /* How a driver's own options are parsed by bench_parse_args(). */
 struct bench_args {

@@ -234,7 +234,7 @@ bench_bad_flags() {
 		   "dirty_log -l ring -g" "split -s anonymous" "split -e 0" "split -r 0" \
 		   "split -x" "floor -r 0" "floor extra" "floor --pressure bogus" \
 		   "zap_latency -v 2" "zap_latency -f 4k" "zap_latency -s anonymous_thp" \
-		   "zap_latency -r 0"; do
+		   "zap_latency -r 0" "populate -B nope" "aging -B"; do
 		# shellcheck disable=SC2086
 		KMMU_BACKEND=user "$BUILD/rel/bench/"$run >"$LOGS/bench-bad.out" 2>&1
 		rc=$?
