@@ -879,8 +879,34 @@ void bench_vm_stats(struct bench_vm *bv, struct kmmu_vm_stats *st)
 	bench_must(kmmu_vm_stats(bv->vm, st), "stats");
 }
 
+/*
+ * On hardware vCPUs, the exits behind the VM's figures: #NPF (a fault
+ * each), INTR (interrupts, kicks among them) and VMMCALL (the guest's
+ * reports: done, or RUN's budget), over every vCPU.
+ */
+static void print_hw_exits(const struct bench_vm *bv)
+{
+	static const char *const names[] = { "hw_npf_exits", "hw_intr_exits", "hw_vmmcall_exits" };
+	uint64_t sum[3] = { 0 }, v;
+	int i, j, fd;
+
+	for (i = 0; i < bv->nr_vcpus; i++) {
+		fd = kmmu_vcpu_stats_fd(bv->vcpus[i].vcpu);
+		if (fd < 0)
+			return;
+		for (j = 0; j < 3; j++)
+			if (!kmmu_stats_get(fd, names[j], &v))
+				sum[j] += v;
+		close(fd);
+	}
+	printf("  hw exits: %llu NPF, %llu INTR, %llu VMMCALL\n", (unsigned long long)sum[0],
+	       (unsigned long long)sum[1], (unsigned long long)sum[2]);
+}
+
 void bench_vm_free(struct bench_vm *bv)
 {
+	if (kmmu_backend_hw() && bv->vm)
+		print_hw_exits(bv);
 	kmmu_vm_free(bv->vm);
 	kmmu_mem_free(&bv->mem);
 	bv->vm = NULL;
