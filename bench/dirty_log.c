@@ -30,6 +30,7 @@ struct params {
 	int reps;
 	int write_percent;
 	bool manual;
+	bool initially_set;	/* -I: manual protection with KMMU_DIRTY_LOG_INITIALLY_SET */
 	uint32_t mode;
 	uint64_t split_chunk;
 	bool ring;
@@ -40,7 +41,7 @@ struct params {
 static void help(const char *name)
 {
 	printf("usage: %s [-h] [-v vcpus] [-b bytes] [-s backing] [-i iterations] [-r reps]\n"
-	       "          [-f fraction] [-g] [-m wrprot|dbit] [-e chunk] [-l bitmap|ring]\n"
+	       "          [-f fraction] [-g] [-I] [-m wrprot|dbit] [-e chunk] [-l bitmap|ring]\n"
 	       "          [-R entries] [-F format] [-o results.json] [--pressure tool]\n\n",
 	       name);
 	printf(BENCH_COMMON_HELP);
@@ -52,6 +53,9 @@ static void help(const char *name)
 	printf(" -f: write 1 page in f, read the others (default: 1: write every page)\n");
 	printf(" -g: do not enable manual protection (GET protects; no CLEAR); bitmap only\n"
 	       "     (default: manual)\n");
+	printf(" -I: manual protection with KMMU_DIRTY_LOG_INITIALLY_SET, as KVM's\n"
+	       "     dirty_log_perf_test has it: enabling logging neither splits nor\n"
+	       "     protects, the first clear does (default: without)\n");
 	printf(" -m: tracking mode: wrprot or dbit (default: wrprot)\n");
 	printf(" -e: eager split chunk size with k/m/g suffixes, 0 = split on fault (default: 64m)\n");
 	printf(" -l: the log: bitmap (get and clear the bitmap) or ring (collect every vCPU's\n"
@@ -78,6 +82,9 @@ static int parse(int c, const char *arg, void *data)
 		return 0;
 	case 'g':
 		p->manual = false;
+		return 0;
+	case 'I':
+		p->initially_set = true;
 		return 0;
 	case 'm':
 		return bench_parse_log_mode(arg, &p->mode);
@@ -112,6 +119,8 @@ static const char *check(void *data)
 
 	if (p->ring && !p->manual)
 		return "-g is for the bitmap: rings are always collected and reset";
+	if (p->initially_set && (!p->manual || p->ring))
+		return "-I is for the bitmap with manual protection: not with -g or -l ring";
 	if (!p->ring && p->ring_entries_set)
 		return "-R is for -l ring";
 	return NULL;
@@ -119,7 +128,7 @@ static const char *check(void *data)
 
 static const struct bench_args args = {
 	.name = "dirty_log",
-	.opts = "i:r:f:gm:e:l:R:",
+	.opts = "i:r:f:gIm:e:l:R:",
 	.parse = parse,
 	.check = check,
 	.help = help,
@@ -212,7 +221,8 @@ static void one_run(const struct params *p, int rep, struct run_result *r)
 			   "dirty ring");
 	else if (p->manual)
 		bench_must(kmmu_vm_enable_cap(bv.vm, KMMU_CAP_MANUAL_DIRTY_LOG_PROTECT,
-					      KMMU_DIRTY_LOG_MANUAL_PROTECT_ENABLE),
+					      KMMU_DIRTY_LOG_MANUAL_PROTECT_ENABLE |
+					      (p->initially_set ? KMMU_DIRTY_LOG_INITIALLY_SET : 0)),
 			   "manual protect");
 	bench_must(kmmu_vm_enable_cap(bv.vm, KMMU_CAP_DIRTY_LOG_MODE, p->mode), "mode");
 	bench_must(kmmu_vm_enable_cap(bv.vm, KMMU_CAP_EAGER_SPLIT_CHUNK_SIZE, p->split_chunk),
@@ -304,7 +314,7 @@ int main(int argc, char **argv)
 	if (p.ring)
 		printf(" ring_entries=%d", p.ring_entries);
 	else
-		printf(" manual=%d", p.manual);
+		printf(" manual=%d initially_set=%d", p.manual, p.initially_set);
 	printf(" split_chunk=%llu iterations=%d runs=%d\n", (unsigned long long)p.split_chunk,
 	       p.iterations, p.reps);
 	bench_common_params(res, &p.cm);
@@ -315,6 +325,9 @@ int main(int argc, char **argv)
 		bench_results_param_int(res, "ring_entries", p.ring_entries);
 	else
 		bench_results_param_str(res, "manual_protect", p.manual ? "yes" : "no");
+	/* Only when on: the figures without it keep their series. */
+	if (p.initially_set)
+		bench_results_param_str(res, "initially_set", "yes");
 	bench_results_param_str(res, "mode",
 				p.mode == KMMU_DIRTY_LOG_MODE_DBIT ? "dbit" : "wrprot");
 	bench_results_param_int(res, "split_chunk", p.split_chunk);
