@@ -10,6 +10,7 @@
 #
 # Environment: BUILD (default build), KMMU_VM_KERNELS (default: every
 # /boot/vmlinuz-* with a build tree), KMMU_VM_VENDORS (default "intel amd"),
+# KMMU_VM_JOBS (boots at once, default 1),
 # KMMU_VM_AMD_CPU (QEMU's CPU model of the AMD boots, default EPYC; max
 # has 5-level paging), KMMU_VM_TIMEOUT seconds per boot (default 900), KMMU_VM_PRESSURE=all to run
 # the suite under memory pressure in every boot, =none in none (default: one
@@ -23,6 +24,9 @@ OUT=$BUILD/vm
 TIMEOUT=${KMMU_VM_TIMEOUT:-900}
 PRESSURE=${KMMU_VM_PRESSURE:-alternate}
 VENDORS=${KMMU_VM_VENDORS:-intel amd}
+# Boots of one kernel at a time (KMMU_VM_JOBS): more share the CPUs, and
+# the guests' idle time with them.
+JOBS=${KMMU_VM_JOBS:-1}
 # A static KVM user for the coexistence stage (selftests/vm/kvm_hold.c).
 KVM_HOLD=${KMMU_VM_KVM_HOLD:-$BUILD/static/vm/kvm_hold}
 
@@ -185,6 +189,27 @@ check_boot() {
 	check_coexist "$name" "$log"
 }
 
+# boot_one KERNEL VENDOR PRESSURE: one boot into boot-KERNEL-VENDOR.log;
+# five boots at most, anything after /init counts.
+boot_one() {
+	vm_boot "$1/$2" "$OUT/boot-$1-$2.log" 'KMMU-VM: kernel' 5 "$TIMEOUT" \
+		-cpu "$(cpu_model "$2")" -m 3G \
+		-kernel "/boot/vmlinuz-$1" -initrd "$OUT/initramfs-$1.cpio.gz" \
+		-append "console=ttyS0 quiet panic=-1 hugepagesz=2M hugepages=64 hugepagesz=1G hugepages=1 transparent_hugepage=always kmmu_vm_pressure=$3"
+}
+
+# check_batch KERNEL VENDOR...: wait for the boots started, then check each
+# in order, with what its boot_one said.
+check_batch() {
+	cb_kv=$1
+	shift
+	wait
+	for cb_vendor in "$@"; do
+		cat "$OUT/boot-$cb_kv-$cb_vendor.log.msgs"
+		check_boot "$cb_kv/$cb_vendor" "$OUT/boot-$cb_kv-$cb_vendor.log"
+	done
+}
+
 mkdir -p "$OUT"
 nth=0
 for kv in $KMMU_VM_KERNELS; do
@@ -194,6 +219,7 @@ for kv in $KMMU_VM_KERNELS; do
 	fi
 	build_initramfs "$kv" "$@"
 	vi=0
+	batch=""
 	for vendor in $VENDORS; do
 		name="$kv/$vendor"
 		log=$OUT/boot-$kv-$vendor.log
@@ -203,13 +229,14 @@ for kv in $KMMU_VM_KERNELS; do
 		[ "$PRESSURE" = none ] && pressure=0
 		vi=$((vi + 1))
 		echo "# booting $name (pressure run: $pressure)"
-		# Five boots at most; anything after /init counts.
-		vm_boot "$name" "$log" 'KMMU-VM: kernel' 5 "$TIMEOUT" \
-			-cpu "$(cpu_model "$vendor")" -m 3G \
-			-kernel "/boot/vmlinuz-$kv" -initrd "$OUT/initramfs-$kv.cpio.gz" \
-			-append "console=ttyS0 quiet panic=-1 hugepagesz=2M hugepages=64 hugepagesz=1G hugepages=1 transparent_hugepage=always kmmu_vm_pressure=$pressure"
-		check_boot "$name" "$log"
+		boot_one "$kv" "$vendor" "$pressure" >"$log.msgs" 2>&1 &
+		batch="$batch $vendor"
+		if [ "$(echo $batch | wc -w)" -ge "$JOBS" ]; then
+			check_batch "$kv" $batch
+			batch=""
+		fi
 	done
+	[ -n "$batch" ] && check_batch "$kv" $batch
 	nth=$((nth + 1))
 done
 
