@@ -440,10 +440,16 @@ static int vcpu_run_loop(struct kmmu_vcpu *vcpu, struct kmmu_run *run)
 		if (ret)
 			return ret;
 
-		idx = srcu_read_lock(&kmmu->srcu);
 		if (vcpu->hw) {
+			/*
+			 * As KVM: no SRCU while the guest runs, which could be
+			 * long between exits; a memslot update then waits for
+			 * the faults in flight only, not for the guest to exit.
+			 */
 			stop = os_hw_vcpu_run(vcpu, run, &fault);
+			idx = srcu_read_lock(&kmmu->srcu);
 		} else {
+			idx = srcu_read_lock(&kmmu->srcu);
 			vcpu_enter_guest(vcpu);
 			stop = vcpu_guest_chunk(vcpu, run, &fault);
 			vcpu_exit_guest(vcpu);
