@@ -383,6 +383,7 @@ module_param(hw_selftest, bool, 0444);
 MODULE_PARM_DESC(hw_selftest, "run a guest on SVM at load and log its exits (testing)");
 
 #define ST_PAGES	4	/* GPA 0..0x4000 */
+#define ST_NPT_PAGES	5	/* PML4, PDPT, PD, PT, and a PML5 on 5-level hosts */
 #define NPT_P		(_PAGE_PRESENT | _PAGE_RW | _PAGE_USER)
 
 static const u8 st_code[] = {
@@ -393,9 +394,22 @@ static const u8 st_code[] = {
 	0xf4,						/* hlt */
 };
 
+/* One VMRUN, entered again after INTR exits: an interrupt can come anywhere. */
+static int st_run(struct kmmu_svm_vcpu *v, u64 ncr3, bool flush, struct kmmu_svm_exit *e)
+{
+	int i, r;
+
+	for (i = 0; i < 100; i++) {
+		r = kmmu_svm_run(v, ncr3, flush && !i, NULL, e);
+		if (r || e->code != SVM_EXIT_INTR)
+			break;
+	}
+	return r;
+}
+
 void kmmu_svm_selftest(void)
 {
-	struct page *pg[ST_PAGES + 5] = { NULL };
+	struct page *pg[ST_PAGES + ST_NPT_PAGES] = { NULL };
 	u64 *npt[4], *gpa_page[ST_PAGES], ncr3;
 	struct kmmu_svm_vcpu v;
 	struct kmmu_svm_exit e1 = { 0 }, e2 = { 0 };
@@ -404,7 +418,7 @@ void kmmu_svm_selftest(void)
 
 	if (!hw_selftest || svm_status)
 		return;
-	for (i = 0; i < ST_PAGES + 5; i++) {
+	for (i = 0; i < ST_PAGES + ST_NPT_PAGES; i++) {
 		pg[i] = alloc_page(GFP_KERNEL | __GFP_ZERO);
 		if (!pg[i])
 			goto out;
@@ -433,20 +447,11 @@ void kmmu_svm_selftest(void)
 	v.vmcb->save.rip = 0x1000;
 	v.vmcb->save.rsp = 0x1000;
 	v.vmcb->save.cr3 = 0x2000;
-	/* An interrupt exits the guest (INTR) wherever it is: enter it again. */
-	for (i = 0; i < 100; i++) {
-		r1 = kmmu_svm_run(&v, ncr3, !i, NULL, &e1);
-		if (r1 || e1.code != SVM_EXIT_INTR)
-			break;
-	}
+	r1 = st_run(&v, ncr3, true, &e1);
 	rax1 = v.vmcb->save.rax;
 	if (!r1 && e1.code == SVM_EXIT_VMMCALL) {
 		v.vmcb->save.rip += 3;
-		for (i = 0; i < 100; i++) {
-			r2 = kmmu_svm_run(&v, ncr3, false, NULL, &e2);
-			if (r2 || e2.code != SVM_EXIT_INTR)
-				break;
-		}
+		r2 = st_run(&v, ncr3, false, &e2);
 	}
 	leaf_code = npt[3][1];
 	leaf_data = npt[3][0];
@@ -467,7 +472,7 @@ void kmmu_svm_selftest(void)
 		pr_info("hw self-test: failed\n");
 	kmmu_svm_vcpu_destroy(&v);
 out:
-	for (i = 0; i < ST_PAGES + 5; i++)
+	for (i = 0; i < ST_PAGES + ST_NPT_PAGES; i++)
 		if (pg[i])
 			__free_page(pg[i]);
 }
