@@ -192,36 +192,85 @@ TEST(capability_rules)
 #define MARKER		(1ULL << 42)
 #define RUN_READS	((1ULL << 21) - 1)
 
-struct remap {
+/*
+ * A vCPU thread that runs @wl RUN after RUN, each with a budget of
+ * @max_accesses, until told to stop; @each, if set, sees every RUN's
+ * result.  @cpu >= 0 pins it there.
+ */
+struct guest_thread {
 	struct kmmu_vcpu *vcpu;
-	uint64_t old, new, marker;	/* reads of each, over every RUN */
+	struct kmmu_workload wl;
+	uint64_t max_accesses;
+	int cpu;
+	void (*each)(struct guest_thread *g, const struct kmmu_run *run);
+	uint64_t old, new, marker;	/* remap_count()'s: reads of each, over every RUN */
+	pthread_t thread;
 	int ret;
 	volatile int started, stop;
 };
 
-static void *remap_reader(void *arg)
+/* Run the calling thread on @cpu only. */
+static void pin_to(int cpu)
 {
-	struct remap *r = arg;
-	struct kmmu_workload wl = wl_of(HW_GPA, 8, 0, ~0ULL >> 1);
-	struct kmmu_run run = { .max_accesses = RUN_READS };
+	cpu_set_t set;
 
-	r->ret = kmmu_vcpu_set_workload(r->vcpu, &wl);
-	if (r->ret)
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+static void *guest_thread_fn(void *arg)
+{
+	struct guest_thread *g = arg;
+	struct kmmu_run run = { .max_accesses = g->max_accesses };
+
+	if (g->cpu >= 0)
+		pin_to(g->cpu);
+	g->ret = kmmu_vcpu_set_workload(g->vcpu, &g->wl);
+	if (g->ret)
 		return NULL;
-	r->started = 1;
-	while (!r->stop) {
-		r->ret = kmmu_vcpu_run(r->vcpu, &run);
-		if (r->ret)
+	g->started = 1;
+	while (!g->stop) {
+		g->ret = kmmu_vcpu_run(g->vcpu, &run);
+		if (g->ret)
 			break;
-		r->old += run.read_sum & (NEW_VALUE - 1);
-		r->new += (run.read_sum >> 21) & (NEW_VALUE - 1);
-		r->marker += run.read_sum >> 42;
+		if (g->each)
+			g->each(g, &run);
 		if (run.exit_reason != KMMU_EXIT_BUDGET && run.exit_reason != KMMU_EXIT_INTR) {
-			r->ret = -EPROTO;
+			g->ret = -EPROTO;
 			break;
 		}
 	}
 	return NULL;
+}
+
+/* Start @g and let its guest run for 20 ms. */
+static int guest_thread_start(struct guest_thread *g)
+{
+	int ret = pthread_create(&g->thread, NULL, guest_thread_fn, g);
+
+	if (ret)
+		return -ret;
+	while (!g->started && !g->ret)
+		usleep(1000);
+	usleep(20000);
+	return g->ret;
+}
+
+/* Stop @g (the kick ends the RUN under way) and say how its RUNs went. */
+static int guest_thread_stop(struct guest_thread *g)
+{
+	g->stop = 1;
+	kmmu_vcpu_kick(g->vcpu);
+	pthread_join(g->thread, NULL);
+	return g->ret;
+}
+
+static void remap_count(struct guest_thread *g, const struct kmmu_run *run)
+{
+	g->old += run->read_sum & (NEW_VALUE - 1);
+	g->new += (run->read_sum >> 21) & (NEW_VALUE - 1);
+	g->marker += run->read_sum >> 42;
 }
 
 static int set_no_kick(bool on)
@@ -243,9 +292,11 @@ static int set_no_kick(bool on)
  */
 static uint64_t remap_once(struct __test_metadata *_metadata, bool *valid)
 {
-	struct remap r = { 0 };
+	struct guest_thread r = {
+		.wl = wl_of(HW_GPA, 8, 0, ~0ULL >> 1), .max_accesses = RUN_READS, .cpu = -1,
+		.each = remap_count,
+	};
 	struct kmmu_vm *vm;
-	pthread_t thread;
 	uint64_t *slot, *keep, marker_reads;
 	void *again;
 	int memfd;
@@ -263,10 +314,7 @@ static uint64_t remap_once(struct __test_metadata *_metadata, bool *valid)
 	ASSERT_EQ(0, kmmu_vm_set_memslot(vm, 0, 0, HW_GPA, SZ_4K, slot));
 	ASSERT_EQ(0, kmmu_vcpu_create(vm, 0, &r.vcpu));
 
-	ASSERT_EQ(0, pthread_create(&thread, NULL, remap_reader, &r));
-	while (!r.started)
-		usleep(1000);
-	usleep(20000);
+	ASSERT_EQ(0, guest_thread_start(&r));
 	/* The remap: the second page of the memfd replaces the first at @slot. */
 	{
 		uint64_t *newp = mmap(NULL, SZ_4K, PROT_READ | PROT_WRITE, MAP_SHARED, memfd,
@@ -281,10 +329,7 @@ static uint64_t remap_once(struct __test_metadata *_metadata, bool *valid)
 	/* The invalidation is over: from here no read may reach the old page. */
 	keep[0] = MARKER;
 	usleep(20000);
-	r.stop = 1;
-	kmmu_vcpu_kick(r.vcpu);
-	ASSERT_EQ(0, pthread_join(thread, NULL));
-	ASSERT_EQ(0, r.ret);
+	ASSERT_EQ(0, guest_thread_stop(&r));
 
 	marker_reads = r.marker;
 	*valid = r.old && r.new;
@@ -328,55 +373,16 @@ TEST(remap_while_running_is_seen)
  */
 #define WRITE_VALUE	0x5a5a5a5a5a5a5a5aULL
 
-struct writer {
-	struct kmmu_vcpu *vcpu;
-	int ret;
-	volatile int started, stop;
-};
-
-/* Run the calling thread on @cpu only. */
-static void pin_to(int cpu)
-{
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-}
-
-static void *writer_fn(void *arg)
-{
-	struct writer *w = arg;
-	struct kmmu_workload wl = wl_of(HW_GPA, 8, 100, ~0ULL >> 1);
-	struct kmmu_run run = { .max_accesses = 1 << 20 };
-
-	/* The guest runs on CPU 1 while the test takes the log on CPU 0. */
-	pin_to(1);
-	wl.value = WRITE_VALUE;
-	w->ret = kmmu_vcpu_set_workload(w->vcpu, &wl);
-	if (w->ret)
-		return NULL;
-	w->started = 1;
-	while (!w->stop) {
-		w->ret = kmmu_vcpu_run(w->vcpu, &run);
-		if (w->ret)
-			break;
-		if (run.exit_reason != KMMU_EXIT_BUDGET && run.exit_reason != KMMU_EXIT_INTR) {
-			w->ret = -EPROTO;
-			break;
-		}
-	}
-	return NULL;
-}
-
 /* Of @trials, those in which a write of the guest's was missing from the log. */
 static int lost_writes(struct __test_metadata *_metadata, int trials)
 {
+	/* The guest runs on CPU 1 while the test takes the log on CPU 0. */
+	struct guest_thread w = {
+		.wl = wl_of(HW_GPA, 8, 100, ~0ULL >> 1), .max_accesses = 1 << 20, .cpu = 1,
+	};
 	volatile uint64_t *page;
-	struct writer w = { 0 };
 	struct kmmu_vm *vm;
 	struct kmmu_mem mem;
-	pthread_t thread;
 	uint64_t bm[1];
 	int trial, lost = 0, written = 0;
 	cpu_set_t all;
@@ -390,10 +396,8 @@ static int lost_writes(struct __test_metadata *_metadata, int trials)
 	ASSERT_EQ(0, kmmu_vm_set_memslot(vm, 0, KMMU_MEM_LOG_DIRTY_PAGES, HW_GPA, SZ_4K,
 					 mem.addr));
 	ASSERT_EQ(0, kmmu_vcpu_create(vm, 0, &w.vcpu));
-	ASSERT_EQ(0, pthread_create(&thread, NULL, writer_fn, &w));
-	while (!w.started)
-		usleep(1000);
-	usleep(20000);
+	w.wl.value = WRITE_VALUE;
+	ASSERT_EQ(0, guest_thread_start(&w));
 	for (trial = 0; trial < trials; trial++) {
 		uint64_t seen;
 
@@ -409,10 +413,7 @@ static int lost_writes(struct __test_metadata *_metadata, int trials)
 		}
 		usleep(5000);
 	}
-	w.stop = 1;
-	kmmu_vcpu_kick(w.vcpu);
-	ASSERT_EQ(0, pthread_join(thread, NULL));
-	EXPECT_EQ(0, w.ret);
+	EXPECT_EQ(0, guest_thread_stop(&w));
 	TH_LOG("%d trials: the guest wrote in %d, %d of them missing from the log",
 	       trials, written, lost);
 	EXPECT_LT(0, written);
