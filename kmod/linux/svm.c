@@ -467,7 +467,7 @@ void kmmu_svm_selftest(void)
 	    (e2.info1 & (BIT_ULL(32) | BIT_ULL(1) | BIT_ULL(0))) == BIT_ULL(32) &&
 	    (leaf_code & _PAGE_ACCESSED) && (leaf_data & (_PAGE_ACCESSED | _PAGE_DIRTY)) ==
 	    (_PAGE_ACCESSED | _PAGE_DIRTY) && *(u32 *)((u8 *)gpa_page[0] + 0x800) == 0x1234)
-		pr_info("hw self-test: ok\n");
+		pr_info("hw self-test: ok, %d-level NPT\n", pgtable_l5_enabled() ? 5 : 4);
 	else
 		pr_info("hw self-test: failed\n");
 	kmmu_svm_vcpu_destroy(&v);
