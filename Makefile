@@ -28,7 +28,7 @@ LIB_OBJS	= $(patsubst %.c,$(BUILD)/$(1)/obj/%.o,$(CORE_SRCS) $(HOST_SRCS) $(LIB_
 UNIT_TESTS	:= $(sort $(basename $(notdir $(wildcard selftests/unit/*_test.c))))
 KMMU_TESTS	:= $(sort $(basename $(notdir $(wildcard selftests/kmmu/*_test.c))))
 # The concurrency tests, built once more under ThreadSanitizer.
-TSAN_TESTS	:= $(filter aging_test stress_test dirty_log_test,$(KMMU_TESTS))
+TSAN_TESTS	:= $(filter aging_test stress_test dirty_log_test spp_test,$(KMMU_TESTS))
 BENCHES		:= populate dirty_log aging split floor zap_latency
 
 # -Wno-unused-parameter: kernel-style callbacks and os.h hooks take

@@ -15,6 +15,8 @@ case $bin in
 */tsan/*/dirty_log_test) formats=npt ;;
 # Lockless aging against access tracking and against the CPU's A/D bits.
 */tsan/*/aging_test) formats=ept_ad_disabled,npt ;;
+# Sub-page permissions are EPT's; their races are the same in every EPT mode.
+*/tsan/*/spp_test) formats=ept ;;
 esac
 KMMU_BACKEND=user \
 ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 \

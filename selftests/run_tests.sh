@@ -355,7 +355,7 @@ done
 # a build of the core with each of these defects must fail the suites.
 MUTANTS_SHORT="SKIP_INVAL_RETRY DROP_IN_PROGRESS_CHECK SKIP_FLUSH_AFTER_ZAP SKIP_KICK_ACK_WAIT
 	       MARK_DIRTY_BEFORE_INSTALL CLEAR_A_WITHOUT_D FORGET_REFCOUNTED_CHECK
-	       MARK_ACCESSED_ON_ROOT_ZAP"
+	       MARK_ACCESSED_ON_ROOT_ZAP SPP_WRPROT_KEEPS_SPP"
 mutation() {
 	# shellcheck disable=SC2086
 	BUILD=$BUILD sh selftests/mutation/run.sh $MUTANTS_SHORT

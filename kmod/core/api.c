@@ -10,6 +10,7 @@
 #include "api.h"
 #include "dirty_ring.h"
 #include "memslot.h"
+#include "spp.h"
 #include "stats.h"
 #include "tdp_mmu.h"
 #include "vcpu.h"
@@ -47,6 +48,7 @@ static long kmmu_check_extension(unsigned long cap)
 	case KMMU_CAP_READONLY_MEM:
 	case KMMU_CAP_EAGER_SPLIT_CHUNK_SIZE:
 	case KMMU_CAP_LOCKLESS_AGING:
+	case KMMU_CAP_SPP:
 		return 1;
 	case KMMU_CAP_MANUAL_DIRTY_LOG_PROTECT:
 		return KMMU_DIRTY_LOG_MANUAL_PROTECT_ENABLE | KMMU_DIRTY_LOG_INITIALLY_SET;
@@ -326,6 +328,49 @@ static long kmmu_vm_age(struct kmmu *kmmu, unsigned long arg)
 }
 
 /*
+ * KMMU_SUBPAGES_GET_ACCESS and _SET_ACCESS: the header, then the maps (in
+ * for SET, out for GET), every field checked before the VM is looked at.
+ */
+static long kmmu_vm_subpages(struct kmmu *kmmu, unsigned long arg, bool set)
+{
+	struct kmmu_subpage_access req;
+	unsigned long uaddr = arg + sizeof(req);
+	size_t bytes;
+	u32 *map;
+	int ret;
+
+	if (kmmu->fmt.format != KMMU_SPTE_FORMAT_EPT)
+		return -EOPNOTSUPP;
+	if (!READ_ONCE(kmmu->spp_enabled))
+		return -ENXIO;
+	if (os_copy_from_user(&req, arg, sizeof(req)))
+		return -EFAULT;
+	if (req.flags || req.reserved0 || !mem_is_zero(req.reserved, sizeof(req.reserved)) ||
+	    !req.npages || req.as_id >= KMMU_ADDRESS_SPACE_NUM ||
+	    !gpa_range_ok(req.gfn_base << KMMU_PAGE_SHIFT, (u64)req.npages << KMMU_PAGE_SHIFT) ||
+	    req.gfn_base >= KMMU_GPA_LIMIT >> KMMU_PAGE_SHIFT)
+		return -EINVAL;
+	if (req.npages > KMMU_SUBPAGES_MAX_PAGES)
+		return -E2BIG;
+
+	bytes = (size_t)req.npages * sizeof(*map);
+	map = os_zalloc(bytes);
+	if (!map)
+		return -ENOMEM;
+	if (set) {
+		ret = os_copy_from_user(map, uaddr, bytes) ? -EFAULT : 0;
+		if (!ret)
+			ret = kmmu_spp_set_access(kmmu, &req, map);
+	} else {
+		ret = kmmu_spp_get_access(kmmu, &req, map);
+		if (!ret && os_copy_to_user(uaddr, map, bytes))
+			ret = -EFAULT;
+	}
+	os_free(map);
+	return ret;
+}
+
+/*
  * KMMU_CHECK_EXTENSION on a VM fd, as KVM answers it there: what this VM
  * can do, where that depends on its configuration.
  */
@@ -345,6 +390,8 @@ static long kmmu_vm_check_extension(struct kmmu *kmmu, unsigned long cap)
 		       (kmmu->fmt.ad_enabled ? BIT(KMMU_DIRTY_LOG_MODE_DBIT) : 0);
 	case KMMU_CAP_HW_VCPU:
 		return kmmu->hw_vcpu || kmmu_hw_vcpu_possible(kmmu);
+	case KMMU_CAP_SPP:
+		return kmmu->fmt.format == KMMU_SPTE_FORMAT_EPT;
 	default:
 		return kmmu_check_extension(cap);
 	}
@@ -375,6 +422,10 @@ long kmmu_vm_ioctl(struct kmmu *kmmu, unsigned int cmd, unsigned long arg)
 		return kmmu_vm_clear_dirty_log(kmmu, arg);
 	case KMMU_ENABLE_CAP:
 		return kmmu_vm_enable_cap(kmmu, arg);
+	case KMMU_SUBPAGES_GET_ACCESS:
+		return kmmu_vm_subpages(kmmu, arg, false);
+	case KMMU_SUBPAGES_SET_ACCESS:
+		return kmmu_vm_subpages(kmmu, arg, true);
 	case KMMU_RESET_DIRTY_RINGS:
 		if (arg)
 			return -EINVAL;

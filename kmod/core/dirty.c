@@ -9,6 +9,7 @@
  */
 #include "dirty_ring.h"
 #include "memslot.h"
+#include "spp.h"
 #include "vcpu.h"
 #include "tdp_mmu.h"
 
@@ -267,6 +268,9 @@ int kmmu_enable_cap(struct kmmu *kmmu, const struct kmmu_enable_cap *cap)
 	u64 arg = cap->args[0];
 	int ret = 0;
 
+	/* On NPT VMs every SPP call is -EOPNOTSUPP, whatever its arguments. */
+	if (cap->cap == KMMU_CAP_SPP && kmmu->fmt.format != KMMU_SPTE_FORMAT_EPT)
+		return -EOPNOTSUPP;
 	if (cap->args[1] || cap->args[2] || cap->args[3])
 		return -EINVAL;
 
@@ -309,6 +313,9 @@ int kmmu_enable_cap(struct kmmu *kmmu, const struct kmmu_enable_cap *cap)
 		break;
 	case KMMU_CAP_HW_VCPU:
 		ret = kmmu_hw_vcpu_enable(kmmu, arg);
+		break;
+	case KMMU_CAP_SPP:
+		ret = kmmu_spp_enable(kmmu, arg);
 		break;
 	case KMMU_CAP_LOCKLESS_AGING:
 		if (arg > 1)

@@ -9,6 +9,7 @@
  */
 #include "dirty_ring.h"
 #include "fault.h"
+#include "spp.h"
 #include "tdp_mmu.h"
 
 /*
@@ -305,6 +306,16 @@ int kmmu_page_fault(struct kmmu_vcpu *vcpu, struct kmmu_page_fault *fault)
 	slots = kmmu_memslots(vcpu->kmmu, fault->as_id);
 	fault->slot = kmmu_gfn_to_memslot(slots, fault->gfn);
 	fault->slots_gen = READ_ONCE(slots->generation);
+
+	/*
+	 * SPP-related events.  A refused write exits to userspace, unless
+	 * SET_ACCESS allowed it since the walk (the vCPU then walks again).
+	 */
+	if (fault->spp_miss)
+		return kmmu_spp_handle_miss(vcpu, fault->as_id, fault->gfn);
+	if (fault->spp)
+		return kmmu_spp_write_allowed(vcpu, fault->as_id, fault->addr) ?
+		       RET_PF_RETRY : RET_PF_SPP;
 
 	if (fault->rsvd) {
 		ret = handle_mmio_page_fault(vcpu, fault);

@@ -17,6 +17,7 @@ enum {
 	RET_PF_INVALID,		/* the fast path cannot help: take the slow one */
 	RET_PF_FIXED,		/* a new or changed SPTE now allows the access */
 	RET_PF_SPURIOUS,	/* the SPTE already allowed it */
+	RET_PF_SPP,		/* a sub-page permission refused the write: exit to userspace */
 };
 
 /* One TDP violation (or misconfiguration), from the walk to the new SPTE. */
@@ -28,6 +29,8 @@ struct kmmu_page_fault {
 	bool exec;
 	bool present;		/* the walk found a present leaf that denied the access */
 	bool rsvd;		/* the walk met an MMIO SPTE */
+	bool spp;		/* the sub-page of the write is not writable (SPP) */
+	bool spp_miss;		/* the SPP table has no entry for the page */
 
 	/* Filled by the slow path. */
 	struct kmmu_memory_slot *slot;

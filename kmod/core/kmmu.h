@@ -106,6 +106,13 @@ struct kmmu {
 	u64 hw_npages;
 	u64 hw_gpa_limit;		/* what the guest can address: 2^MAXPHYADDR */
 	void *hw;			/* the host's per-VM hardware data */
+	/*
+	 * KMMU_CAP_SPP: set once, under slots_lock, then read-only.  The SPP
+	 * tables, one per address space, only grow (under mmu_lock held for
+	 * write) and are freed with the VM, so vCPUs read them with no lock.
+	 */
+	bool spp_enabled;
+	u64 *sppt_root[KMMU_ADDRESS_SPACE_NUM];
 	u32 dirty_ring_size;		/* entries per vCPU ring; 0 = bitmaps */
 	int nr_logging_slots;		/* under slots_lock */
 
@@ -139,6 +146,7 @@ struct kmmu_tlb_entry {
 	u8 *hva;			/* where the guest page's data is */
 	u8 as_id;			/* tag: address space of the walk */
 	bool writable;			/* write allowed without a walk */
+	u32 spp_wmask;			/* SPP leaf: sub-pages writable without a walk */
 };
 
 #define KMMU_TLB_INVALID	(~0ULL)
@@ -152,7 +160,7 @@ struct kmmu_wl_state {
 	u64 total;			/* accesses in the whole workload */
 	u64 step;			/* accesses done so far */
 	u64 refaults;			/* faults taken by the access at @step */
-	bool mmio_pending;		/* the access at @step exited as MMIO */
+	bool mmio_pending;		/* the access at @step exited as MMIO (or SPP, a write) */
 	bool mmio_write;
 };
 
@@ -171,6 +179,8 @@ enum kmmu_vcpu_stat {
 	KMMU_VCPU_STAT_HW_NPF_EXITS,	/* hardware vCPU: #VMEXITs for #NPF */
 	KMMU_VCPU_STAT_HW_INTR_EXITS,	/* ... for interrupts (kicks among them) */
 	KMMU_VCPU_STAT_HW_VMMCALL_EXITS, /* ... for the guest's reports */
+	KMMU_VCPU_STAT_SPP_EXITS,	/* writes a sub-page permission refused */
+	KMMU_VCPU_STAT_SPP_MISSES,	/* SPP table entries built on a miss */
 	KMMU_VCPU_NR_STATS,
 };
 

@@ -9,6 +9,7 @@
  * slots_lock, before anything is changed.
  */
 #include "memslot.h"
+#include "spp.h"
 #include "tdp_mmu.h"
 
 static struct kmmu_memslots *memslots_alloc(void)
@@ -51,6 +52,7 @@ void kmmu_memslots_destroy(struct kmmu *kmmu)
 		for (i = 0; i < slots->nr; i++) {
 			memslot_free_lpage_info(slots->by_gfn[i]);
 			kmmu_dirty_bitmap_free(slots->by_gfn[i]);
+			kmmu_spp_slot_free(slots->by_gfn[i]);
 			os_free(slots->by_gfn[i]);
 		}
 		os_free(slots);
@@ -263,6 +265,8 @@ static int memslot_remove(struct kmmu *kmmu, int as_id, struct kmmu_memory_slot 
 	memslots_install(kmmu, as_id, final);
 	os_free(invalid_slot);
 	memslot_free_lpage_info(old);
+	/* Sub-page permissions belong to the frames: a moved slot starts afresh. */
+	kmmu_spp_slot_free(old);
 	/* The bitmap goes with the slot, unless the moved slot still logs into it. */
 	if (!moved || moved->dirty_bitmap != old->dirty_bitmap)
 		kmmu_dirty_bitmap_free(old);
@@ -302,14 +306,18 @@ static int memslot_create(struct kmmu *kmmu, int as_id, int id,
 		goto free_slot;
 	if ((slot->flags & KMMU_MEM_LOG_DIRTY_PAGES) && kmmu_dirty_bitmap_alloc(kmmu, slot))
 		goto free_lpage;
+	if (kmmu_spp_slot_alloc(kmmu, slot))
+		goto free_bitmap;
 	next = memslots_copy(kmmu, cur, NULL, slot);
 	if (!next)
-		goto free_bitmap;
+		goto free_spp;
 	memslots_install(kmmu, as_id, next);
 	if (kmmu_slot_logging(slot))
 		kmmu->nr_logging_slots++;
 	return 0;
 
+free_spp:
+	kmmu_spp_slot_free(slot);
 free_bitmap:
 	kmmu_dirty_bitmap_free(slot);
 free_lpage:
@@ -344,12 +352,16 @@ static int memslot_move(struct kmmu *kmmu, int as_id, struct kmmu_memory_slot *o
 	ret = memslot_alloc_lpage_info(moved);
 	if (ret)
 		goto free_moved;
+	/* All-ones at the new place, as the disallow counts are new. */
+	ret = kmmu_spp_slot_alloc(kmmu, moved);
+	if (ret)
+		goto free_lpage;
 	if (!kmmu_slot_logging(moved)) {
 		moved->dirty_bitmap = NULL;
 	} else if (!kmmu_slot_logging(old)) {
 		ret = kmmu_dirty_bitmap_alloc(kmmu, moved);
 		if (ret)
-			goto free_lpage;
+			goto free_spp;
 	}
 	ret = memslot_remove(kmmu, as_id, old, moved);
 	if (!ret)
@@ -357,6 +369,8 @@ static int memslot_move(struct kmmu *kmmu, int as_id, struct kmmu_memory_slot *o
 
 	if (moved->dirty_bitmap != old->dirty_bitmap)
 		kmmu_dirty_bitmap_free(moved);
+free_spp:
+	kmmu_spp_slot_free(moved);
 free_lpage:
 	memslot_free_lpage_info(moved);
 free_moved:

@@ -45,6 +45,13 @@ struct kmmu_memory_slot {
 	 * GET_DIRTY_LOG hands out.
 	 */
 	unsigned long *dirty_bitmap;
+	/*
+	 * With KMMU_CAP_SPP: per page, which 128-byte sub-pages the guest
+	 * may write (KMMU_SUBPAGE_FULL_ACCESS: all).  Changed under slots_lock
+	 * and mmu_lock held for write; shared, like the disallow counts, with
+	 * the new copy of a slot whose flags change.
+	 */
+	u32 *spp_access;
 };
 
 /* The slot logs dirty pages (into its bitmap, or into the vCPUs' rings). */

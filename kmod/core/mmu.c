@@ -6,6 +6,7 @@
  */
 #include "kmmu.h"
 #include "memslot.h"
+#include "spp.h"
 #include "tdp_mmu.h"
 #include "vcpu.h"
 
@@ -94,6 +95,7 @@ static void kmmu_destroy_vm(struct kmmu *kmmu)
 	WARN_ON_ONCE(kmmu_stat_read(kmmu, KMMU_STAT_PT_PAGES));
 
 	kmmu_memslots_destroy(kmmu);
+	kmmu_spp_destroy(kmmu);
 	if (kmmu->hw)
 		os_hw_vm_disable(kmmu);
 	cleanup_srcu_struct(&kmmu->srcu);

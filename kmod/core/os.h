@@ -222,6 +222,8 @@ enum kmmu_mutant {
 	KMMU_MUTANT_MMIO_GEN_IGNORED,		/* a stale MMIO SPTE passes for current */
 	KMMU_MUTANT_RING_RESET_NO_PROTECT,	/* the ring reset frees entries, protects nothing */
 	KMMU_MUTANT_READONLY_SLOT_WRITABLE,	/* a read-only slot is mapped writable */
+	KMMU_MUTANT_SPP_NO_FLUSH,		/* SET_ACCESS takes write access without a flush */
+	KMMU_MUTANT_SPP_WRPROT_KEEPS_SPP,	/* write-protection leaves SPP leaves writable */
 	KMMU_NR_MUTANTS,
 };
 

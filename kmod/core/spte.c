@@ -14,6 +14,7 @@ static void spte_fmt_init_ept(struct kmmu_spte_fmt *f, u32 vm_flags)
 	f->host_writable = EPT_HOST_WRITABLE;
 	f->mmu_writable = EPT_MMU_WRITABLE;
 	f->refcounted = EPT_REFCOUNTED;
+	f->spp = EPT_SPP;
 	f->leaf_memtype = EPT_MT_WB | EPT_IPAT;
 	f->table_bits = EPT_RWX;
 	f->mmio_value = EPT_MMIO_VALUE;
@@ -109,6 +110,11 @@ bool spte_writable_invariants_ok(const struct kmmu_spte_fmt *f, u64 spte)
  * allow them; such SPTEs are MMU-writable too, so that a later
  * write-protection can be lifted by the fast page-fault path.
  *
+ * A page with sub-page permissions (@a->spp, EPT 4K only) gets SPP instead
+ * of W, and is never MMU-writable: the fast path must not make its whole
+ * page writable.  Under write-protection logging (@a->wrprot) it gets
+ * neither, so its first write faults and is logged like any other.
+ *
  * Return: the SPTE.
  */
 u64 make_spte(const struct kmmu_spte_fmt *f, const struct kmmu_spte_args *a)
@@ -127,8 +133,12 @@ u64 make_spte(const struct kmmu_spte_fmt *f, const struct kmmu_spte_args *a)
 		spte |= f->host_writable;
 	if (a->refcounted)
 		spte |= f->refcounted;
-	if (a->host_writable && (a->access & KMMU_ACC_WRITE))
-		spte |= (a->wrprot ? 0 : f->writable) | f->mmu_writable;
+	if (a->host_writable && (a->access & KMMU_ACC_WRITE)) {
+		if (a->spp)
+			spte |= a->wrprot ? 0 : f->spp;
+		else
+			spte |= (a->wrprot ? 0 : f->writable) | f->mmu_writable;
+	}
 	if (!a->prefetch)
 		spte |= f->accessed;
 	else if (!f->ad_enabled)

@@ -17,6 +17,10 @@
  *                            (A/D bits, or access tracking).
  *   54-56  saved R/X         EPT access tracking: R (54) and X (56) while the
  *                            SPTE is made non-present to the CPU.
+ *
+ * EPT 4K leaves of pages with sub-page permissions (KMMU_CAP_SPP) have W
+ * clear and SPP (61) set: the CPU then takes write permission per 128-byte
+ * sub-page from the SPP table (spp.c).
  */
 #ifndef KMMU_SPTE_H
 #define KMMU_SPTE_H
@@ -57,6 +61,7 @@
 #define EPT_LARGE		BIT_ULL(7)	/* leaf at 2M/1G */
 #define EPT_A			BIT_ULL(8)	/* set by the CPU on any access (A/D enabled in EPTP) */
 #define EPT_D			BIT_ULL(9)	/* set by the CPU on a write to a leaf */
+#define EPT_SPP			BIT_ULL(61)	/* 4K leaf, W clear: write per sub-page (SPPT) */
 #define EPT_SUPPRESS_VE		BIT_ULL(63)	/* no #VE on a violation through this entry */
 /* Software bits, ignored by the CPU (57-59 are not claimed by SPP or PW). */
 #define EPT_HOST_WRITABLE	BIT_ULL(57)	/* the host mapping allows writes */
@@ -111,6 +116,9 @@ static_assert(!((EPT_HOST_WRITABLE | EPT_MMU_WRITABLE | EPT_REFCOUNTED) &
 		(SPTE_TDP_AD_MASK | SPTE_ACC_TRACK_SAVED_MASK | SPTE_PFN_MASK |
 		 EPT_SUPPRESS_VE)));
 static_assert(EPT_HOST_WRITABLE != EPT_MMU_WRITABLE && EPT_MMU_WRITABLE != EPT_REFCOUNTED);
+static_assert(!(EPT_SPP & (EPT_HOST_WRITABLE | EPT_MMU_WRITABLE | EPT_REFCOUNTED |
+			   SPTE_TDP_AD_MASK | SPTE_ACC_TRACK_SAVED_MASK | SPTE_PFN_MASK |
+			   SPTE_FROZEN_BITS)));
 static_assert(!((NPT_P | NPT_RW | NPT_US | NPT_A | NPT_D | NPT_PS | NPT_NX) &
 		(SPTE_PFN_MASK | SPTE_MMU_PRESENT_MASK | NPT_HOST_WRITABLE |
 		 NPT_MMU_WRITABLE | NPT_REFCOUNTED)));
@@ -142,6 +150,7 @@ struct kmmu_spte_fmt {
 	u64 host_writable;
 	u64 mmu_writable;
 	u64 refcounted;
+	u64 spp;		/* EPT SPP; 0 for NPT, which has no sub-page permissions */
 	u64 acc_track_mask;	/* bits cleared to make an SPTE access-tracked */
 	u64 leaf_memtype;	/* EPT memory type for RAM leaves */
 	u64 table_bits;		/* what a non-leaf SPTE sets besides pfn and present */
@@ -202,6 +211,18 @@ static inline bool is_writable_spte(const struct kmmu_spte_fmt *f, u64 spte)
 	return spte & f->writable;
 }
 
+/* A 4K leaf whose writes the CPU checks per sub-page (KMMU_CAP_SPP). */
+static inline bool is_spp_spte(const struct kmmu_spte_fmt *f, u64 spte)
+{
+	return spte & f->spp;
+}
+
+/* The CPU may write through it: W, or SPP with a writable sub-page. */
+static inline bool spte_may_write(const struct kmmu_spte_fmt *f, u64 spte)
+{
+	return spte & (f->writable | f->spp);
+}
+
 static inline bool is_mmu_writable_spte(const struct kmmu_spte_fmt *f, u64 spte)
 {
 	return spte & f->mmu_writable;
@@ -235,7 +256,7 @@ static inline bool is_dirty_spte(const struct kmmu_spte_fmt *f, u64 spte)
 {
 	if (spte_ad_enabled(spte))
 		return spte & f->dirty;
-	return is_writable_spte(f, spte);
+	return spte_may_write(f, spte);
 }
 
 /*
@@ -255,7 +276,7 @@ static inline bool spte_has_volatile_bits(const struct kmmu_spte_fmt *f, u64 spt
 	 * The CPU may set D.  Not A: a lost A bit only makes a page look old
 	 * to one aging pass, which aging tolerates anyway (it does not flush).
 	 */
-	return is_writable_spte(f, spte) && !(spte & f->dirty);
+	return spte_may_write(f, spte) && !(spte & f->dirty);
 }
 
 /* Access kinds, as the fault path and the walker name them. */
@@ -273,6 +294,7 @@ struct kmmu_spte_args {
 	bool refcounted;
 	bool prefetch;		/* not faulted by an access: leave A clear */
 	bool wrprot;		/* MMU-writable, but W only on the first write */
+	bool spp;		/* the page has sub-page permissions: W never, SPP instead */
 };
 
 bool spte_writable_invariants_ok(const struct kmmu_spte_fmt *f, u64 spte);

@@ -58,6 +58,8 @@ static const struct kmmu_stat_def vcpu_stats[] = {
 	[KMMU_VCPU_STAT_HW_NPF_EXITS]	= { .name = "hw_npf_exits", .flags = CUMULATIVE },
 	[KMMU_VCPU_STAT_HW_INTR_EXITS]	= { .name = "hw_intr_exits", .flags = CUMULATIVE },
 	[KMMU_VCPU_STAT_HW_VMMCALL_EXITS] = { .name = "hw_vmmcall_exits", .flags = CUMULATIVE },
+	[KMMU_VCPU_STAT_SPP_EXITS]	= { .name = "spp_exits", .flags = CUMULATIVE },
+	[KMMU_VCPU_STAT_SPP_MISSES]	= { .name = "spp_misses", .flags = CUMULATIVE },
 };
 
 static_assert(ARRAY_SIZE(vm_stats) == KMMU_NR_STATS + 2);

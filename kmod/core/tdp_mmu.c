@@ -8,6 +8,7 @@
 #include "tdp_mmu.h"
 #include "tdp_iter.h"
 #include "fault.h"
+#include "spp.h"
 
 /* ---- page-table pages ---- */
 
@@ -706,6 +707,13 @@ static int tdp_mmu_map_handle_target_level(struct kmmu_vcpu *vcpu,
 		/* Write-protection logging: only a write makes (and logs) it writable. */
 		a.wrprot = kmmu_slot_logging(fault->slot) && !fault->write &&
 			   kmmu->dirty_log_mode == KMMU_DIRTY_LOG_MODE_WRPROT;
+		/*
+		 * Read under mmu_lock, which SET_ACCESS holds for write while
+		 * it changes a map; its disallow counts kept the level at 4K
+		 * (a fault that read them before saw the sequence change).
+		 */
+		a.spp = READ_ONCE(kmmu->spp_enabled) &&
+			kmmu_spp_restricted(fault->slot, fault->gfn);
 		new_spte = make_spte(f, &a);
 	}
 
@@ -718,7 +726,7 @@ static int tdp_mmu_map_handle_target_level(struct kmmu_vcpu *vcpu,
 	 * before protecting them again, so this mark and the install below
 	 * are seen together, or both after the log was handed out.
 	 */
-	if (fault->slot && is_writable_spte(f, new_spte) &&
+	if (fault->slot && spte_may_write(f, new_spte) &&
 	    kmmu->dirty_log_mode == KMMU_DIRTY_LOG_MODE_WRPROT)
 		kmmu_vcpu_mark_page_dirty(vcpu, fault->slot, fault->gfn);
 	if (tdp_mmu_set_spte_atomic(kmmu, iter, new_spte))
@@ -1108,11 +1116,16 @@ static int tdp_mmu_wrprot_spte(struct kmmu *kmmu, struct tdp_iter *iter, void *d
 
 	if (!is_shadow_present_spte(iter->old_spte) ||
 	    !is_last_spte(f, iter->old_spte, iter->level) ||
-	    !is_writable_spte(f, iter->old_spte) ||
+	    !spte_may_write(f, iter->old_spte) ||
 	    (kmmu_mutant(PROTECT_SKIPS_HUGE) && iter->level > KMMU_LEVEL_4K))
 		return 0;
-	/* MMU-writable stays: the first write is fixed, and logged, by the fast path. */
-	if (tdp_mmu_clear_leaf_bit(iter, f->writable))
+	/*
+	 * MMU-writable stays: the first write is fixed, and logged, by the
+	 * fast path.  A leaf with sub-page permissions loses SPP: its first
+	 * write then faults, is logged, and gets SPP back on the slow path.
+	 */
+	if (tdp_mmu_clear_leaf_bit(iter, f->writable |
+				   (kmmu_mutant(SPP_WRPROT_KEEPS_SPP) ? 0 : f->spp)))
 		return -EBUSY;
 	*flush = true;
 	return 0;
@@ -1220,7 +1233,9 @@ static int tdp_mmu_clear_bitmap_spte(struct kmmu *kmmu, struct tdp_iter *iter, v
 {
 	const struct kmmu_spte_fmt *f = &kmmu->fmt;
 	struct tdp_bitmap_args *a = data;
-	u64 bit = a->dbit ? f->dirty : f->writable;
+	/* Write-protection: W, or SPP on a leaf with sub-page permissions. */
+	u64 bit = a->dbit ? f->dirty :
+		  f->writable | (kmmu_mutant(SPP_WRPROT_KEEPS_SPP) ? 0 : f->spp);
 
 	if (!is_shadow_present_spte(iter->old_spte) ||
 	    !is_last_spte(f, iter->old_spte, iter->level) ||

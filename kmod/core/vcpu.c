@@ -12,6 +12,7 @@
 #include "vcpu.h"
 #include "dirty_ring.h"
 #include "fault.h"
+#include "spp.h"
 #include "tdp_mmu.h"
 #include "walker.h"
 
@@ -227,10 +228,12 @@ static int vcpu_access(struct kmmu_vcpu *vcpu, gpa_t gpa, bool write, struct kmm
 	struct kmmu_tlb_entry *e = &vcpu->tlb[gfn % KMMU_TLB_ENTRIES];
 	u64 *p;
 
-	if (e->gfn != gfn || e->as_id != s->as_id || (write && !e->writable)) {
+	if (e->gfn != gfn || e->as_id != s->as_id ||
+	    (write && !e->writable && !(e->spp_wmask & BIT(spp_subpage_of(gpa))))) {
 		struct kmmu_walk w = {
 			.gpa = gpa,
 			.access = write ? KMMU_ACC_WRITE : KMMU_ACC_READ,
+			.sppt = READ_ONCE(kmmu->sppt_root[s->as_id]),
 		};
 		enum kmmu_walk_result res;
 		u8 *hva;
@@ -238,6 +241,12 @@ static int vcpu_access(struct kmmu_vcpu *vcpu, gpa_t gpa, bool write, struct kmm
 		rcu_read_lock();
 		res = kmmu_walk_tdp(&kmmu->fmt, vcpu->root[s->as_id]->spt, &w);
 		rcu_read_unlock();
+		if (res == KMMU_WALK_SPP_MISCONFIG) {
+			run->internal.gpa = gpa;
+			run->internal.spte = w.spte;
+			run->internal.level = w.level;
+			return STOP_INTERNAL;
+		}
 		if (res != KMMU_WALK_OK) {
 			memset(fault, 0, sizeof(*fault));
 			fault->addr = gpa;
@@ -246,6 +255,8 @@ static int vcpu_access(struct kmmu_vcpu *vcpu, gpa_t gpa, bool write, struct kmm
 			fault->write = write;
 			fault->present = w.present;
 			fault->rsvd = res == KMMU_WALK_MISCONFIG;
+			fault->spp = w.spp;
+			fault->spp_miss = res == KMMU_WALK_SPP_MISS;
 			return STOP_FAULT;
 		}
 		hva = os_guest_pfn_to_va(w.pfn);
@@ -268,6 +279,7 @@ static int vcpu_access(struct kmmu_vcpu *vcpu, gpa_t gpa, bool write, struct kmm
 		e->hva = hva;
 		e->as_id = s->as_id;
 		e->writable = w.writable;
+		e->spp_wmask = w.spp_wmask;
 		os_race_point(kmmu, KMMU_RACE_GUEST_ACCESS, gfn);
 	}
 
@@ -341,7 +353,7 @@ static int vcpu_load_root(struct kmmu_vcpu *vcpu)
 	return kmmu_tdp_mmu_get_vcpu_root(vcpu, as);
 }
 
-/* Finish an access that exited as MMIO: userspace has done its part. */
+/* Finish an access that exited as MMIO or SPP: userspace has done its part. */
 static void vcpu_complete_mmio(struct kmmu_vcpu *vcpu, struct kmmu_run *run, u64 data)
 {
 	struct kmmu_wl_state *s = &vcpu->wls;
@@ -393,6 +405,17 @@ static int vcpu_handle_fault_result(struct kmmu_vcpu *vcpu, struct kmmu_run *run
 		run->mmio.data = fault->write ? wl_value(&s->wl, fault->addr) : 0;
 		s->mmio_pending = true;
 		s->mmio_write = fault->write;
+		return 1;
+	case RET_PF_SPP:
+		/* Like an MMIO write: the next RUN goes on after it. */
+		run->exit_reason = KMMU_EXIT_SPP;
+		run->spp.gpa = fault->addr;
+		run->spp.data = wl_value(&s->wl, fault->addr);
+		run->spp.len = sizeof(u64);
+		run->spp.subpage = spp_subpage_of(fault->addr);
+		s->mmio_pending = true;
+		s->mmio_write = true;
+		kmmu_vcpu_stat_inc(vcpu, KMMU_VCPU_STAT_SPP_EXITS);
 		return 1;
 	case -EINTR:
 		run->exit_reason = KMMU_EXIT_INTR;

@@ -6,6 +6,7 @@
  * whose entry changed under it starts over, as a locked update would).
  */
 #include "walker.h"
+#include "spp.h"
 
 enum walk_entry {
 	ENTRY_NOT_PRESENT,
@@ -82,6 +83,41 @@ static bool walk_perm_allows(const struct walk_perm *p, unsigned int access)
 	return p->r;
 }
 
+/*
+ * A write through a 4K EPT leaf with W clear and SPP set: the CPU reads the
+ * page's write-permission vector from the SPP table.  A table missing on
+ * the way, or a malformed entry, is an SPP-related exit; w->level and
+ * w->spte then name the SPPT entry.
+ */
+static enum kmmu_walk_result sppt_walk(u64 *sppt, gfn_t gfn, struct kmmu_walk *w, u64 *vec)
+{
+	u64 *pt = sppt, e;
+	int level;
+
+	w->spte = 0;
+	w->level = SPPT_LEVELS;
+	if (!pt)
+		return KMMU_WALK_SPP_MISS;
+	for (level = SPPT_LEVELS; level > KMMU_LEVEL_4K; level--) {
+		/* Acquire: the next table was filled before it was linked. */
+		e = smp_load_acquire(&pt[kmmu_spte_index(gfn, level)]);
+		w->level = level;
+		w->spte = e;
+		if (!(e & SPPT_VALID))
+			return KMMU_WALK_SPP_MISS;
+		if (e & SPPT_RSVD_MASK)
+			return KMMU_WALK_SPP_MISCONFIG;
+		pt = sppt_child(e);
+	}
+	e = READ_ONCE(pt[kmmu_spte_index(gfn, KMMU_LEVEL_4K)]);
+	w->level = KMMU_LEVEL_4K;
+	w->spte = e;
+	if (e & SPPT_VECTOR_RSVD)
+		return KMMU_WALK_SPP_MISCONFIG;
+	*vec = e;
+	return KMMU_WALK_OK;
+}
+
 /**
  * kmmu_walk_tdp() - translate w->gpa as the CPU would
  * @f: the VM's format (tells EPT from NPT, and whether A/D bits are on)
@@ -101,14 +137,17 @@ enum kmmu_walk_result kmmu_walk_tdp(const struct kmmu_spte_fmt *f, u64 *root_pt,
 	u64 accessed = ept ? EPT_A : NPT_A;
 	u64 dirty = ept ? EPT_D : NPT_D;
 	gfn_t gfn = w->gpa >> KMMU_PAGE_SHIFT;
-	struct walk_perm perm;
+	struct walk_perm perm, upper;
 	enum walk_entry kind;
-	u64 *pt, *ep, e, new_e;
+	u64 *pt, *ep, e, new_e, vec = 0;
+	bool spp_write;
 
 restart:
 	perm = (struct walk_perm){ true, true, true };
 	pt = root_pt;
 	w->present = false;
+	w->spp = false;
+	w->spp_wmask = 0;
 	for (w->level = KMMU_MAX_LEVEL; ; w->level--) {
 		ep = pt + kmmu_spte_index(gfn, w->level);
 		/* Acquire: the next table, and the data, are read through it. */
@@ -120,6 +159,7 @@ restart:
 		if (kind == ENTRY_BAD)
 			return KMMU_WALK_MISCONFIG;
 
+		upper = perm;
 		walk_perm_apply(f, &perm, e);
 		if (kind == ENTRY_LEAF)
 			break;
@@ -128,7 +168,25 @@ restart:
 		pt = os_pfn_to_pt(spte_to_pfn(e));
 	}
 
-	if (!walk_perm_allows(&perm, w->access)) {
+	/*
+	 * Sub-page permissions: only for a write that everything but the
+	 * leaf's W allows, through a 4K leaf with SPP set.
+	 */
+	spp_write = ept && (w->access & KMMU_ACC_WRITE) && w->level == KMMU_LEVEL_4K &&
+		    (e & EPT_SPP) && !(e & EPT_W) && perm.r && upper.w;
+	if (spp_write) {
+		enum kmmu_walk_result res = sppt_walk(w->sppt, gfn, w, &vec);
+
+		if (res != KMMU_WALK_OK)
+			return res;
+		w->level = KMMU_LEVEL_4K;
+		w->spte = e;
+		if (!(vec & BIT_ULL(2 * spp_subpage_of(w->gpa)))) {
+			w->present = true;
+			w->spp = true;
+			return KMMU_WALK_VIOLATION;
+		}
+	} else if (!walk_perm_allows(&perm, w->access)) {
 		w->present = true;
 		return KMMU_WALK_VIOLATION;
 	}
@@ -145,5 +203,8 @@ restart:
 	w->dirtied = new_e & ~e & dirty;
 	w->pfn = spte_to_pfn(e) + (gfn & (kmmu_pages_per_level(w->level) - 1));
 	w->writable = perm.r && perm.w && (!ad || (new_e & dirty));
+	/* The TLB keeps the vector, as it keeps W: a change needs a flush. */
+	if (spp_write)
+		w->spp_wmask = spp_vector_to_map(vec);
 	return KMMU_WALK_OK;
 }

@@ -26,6 +26,7 @@ static const unsigned long cmds[] = {
 	KMMU_SET_USER_MEMORY_REGION, KMMU_GET_STATS, KMMU_GET_SPTE, KMMU_ZAP,
 	KMMU_SET_WORKLOAD, KMMU_RUN, KMMU_KICK, KMMU_AGE, KMMU_ENABLE_CAP,
 	KMMU_GET_DIRTY_LOG, KMMU_CLEAR_DIRTY_LOG, KMMU_RESET_DIRTY_RINGS,
+	KMMU_SUBPAGES_GET_ACCESS, KMMU_SUBPAGES_SET_ACCESS,
 };
 
 static struct kmmu_mem mem;
@@ -57,6 +58,7 @@ static void run_program(const uint8_t *d, size_t n)
 		struct kmmu_enable_cap cap;
 		struct kmmu_dirty_log dl;
 		struct kmmu_clear_dirty_log cdl;
+		struct kmmu_subpage_access spp;
 		uint64_t raw[40];
 	} buf;
 	int extra[8], nr_extra = 0, fds[3], steps = 0;
@@ -78,6 +80,7 @@ static void run_program(const uint8_t *d, size_t n)
 
 		d += 2;
 		n -= 2;
+		memset(&buf, 0, sizeof(buf));
 		take(&d, &n, &buf, _IOC_SIZE(cmd) ? _IOC_SIZE(cmd) : 8);
 		if (!_IOC_SIZE(cmd))
 			arg = buf.raw[0];		/* an integer argument */
@@ -98,6 +101,13 @@ static void run_program(const uint8_t *d, size_t n)
 			buf.dl.dirty_bitmap = bad_ptrs[buf.dl.dirty_bitmap & 3];
 		if (cmd == KMMU_CLEAR_DIRTY_LOG)
 			buf.cdl.dirty_bitmap = bad_ptrs[buf.cdl.dirty_bitmap & 3];
+		/*
+		 * The maps follow the header in @buf: as many as fit, or more
+		 * than any request may have (-E2BIG before they are touched).
+		 */
+		if ((cmd == KMMU_SUBPAGES_GET_ACCESS || cmd == KMMU_SUBPAGES_SET_ACCESS) &&
+		    buf.spp.npages <= KMMU_SUBPAGES_MAX_PAGES)
+			buf.spp.npages %= (sizeof(buf) - sizeof(buf.spp)) / 4 + 1;
 		/* Capabilities that exist, with flags clear most of the time. */
 		if (cmd == KMMU_ENABLE_CAP) {
 			buf.cap.cap %= 16;

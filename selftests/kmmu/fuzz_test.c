@@ -52,6 +52,7 @@ static const unsigned long cmds[] = {
 	KMMU_SET_USER_MEMORY_REGION, KMMU_GET_STATS, KMMU_GET_SPTE, KMMU_ZAP,
 	KMMU_SET_WORKLOAD, KMMU_RUN, KMMU_KICK, KMMU_AGE, KMMU_ENABLE_CAP,
 	KMMU_GET_DIRTY_LOG, KMMU_CLEAR_DIRTY_LOG, KMMU_RESET_DIRTY_RINGS,
+	KMMU_SUBPAGES_GET_ACCESS, KMMU_SUBPAGES_SET_ACCESS,
 };
 
 TEST(random_ioctls)
@@ -69,6 +70,7 @@ TEST(random_ioctls)
 		struct kmmu_enable_cap cap;
 		struct kmmu_dirty_log dl;
 		struct kmmu_clear_dirty_log cdl;
+		struct kmmu_subpage_access spp;
 		uint64_t raw[64];
 	} buf;
 	int extra[MAX_EXTRA_FDS], nr_extra = 0, fds[3], ok = 0, err = 0, i;
@@ -133,6 +135,17 @@ TEST(random_ioctls)
 			buf.dl.dirty_bitmap %= 4096;
 		if (cmd == KMMU_CLEAR_DIRTY_LOG)
 			buf.cdl.dirty_bitmap %= 4096;
+		/*
+		 * The maps follow the header in @buf: as many as fit, or more
+		 * than any request may have (-E2BIG before they are touched).
+		 * A GET writes them, so only into @buf or the null page.
+		 */
+		if (cmd == KMMU_SUBPAGES_GET_ACCESS || cmd == KMMU_SUBPAGES_SET_ACCESS) {
+			if (buf.spp.npages <= KMMU_SUBPAGES_MAX_PAGES)
+				buf.spp.npages %= (sizeof(buf) - sizeof(buf.spp)) / 4 + 1;
+			if (cmd == KMMU_SUBPAGES_GET_ACCESS && arg != (unsigned long)&buf)
+				arg %= 4096;
+		}
 		/* Capabilities that exist, with flags and reserved clear most of the time. */
 		if (cmd == KMMU_ENABLE_CAP && rnd() % 4) {
 			buf.cap.cap = rnd() % 16;

@@ -370,6 +370,40 @@ int kmmu_vm_age(struct kmmu_vm *vm, uint64_t gpa, uint64_t size, uint32_t as_id,
 	return ret;
 }
 
+static int kmmu_vm_subpages(struct kmmu_vm *vm, unsigned long cmd, uint64_t gfn,
+			    uint32_t npages, uint32_t as_id, uint32_t *map)
+{
+	size_t bytes = sizeof(struct kmmu_subpage_access) + (size_t)npages * sizeof(*map);
+	struct kmmu_subpage_access *req = calloc(1, bytes);
+	int ret;
+
+	if (!req)
+		return -ENOMEM;
+	req->gfn_base = gfn;
+	req->npages = npages;
+	req->as_id = as_id;
+	if (cmd == KMMU_SUBPAGES_SET_ACCESS)
+		memcpy(req->access_map, map, (size_t)npages * sizeof(*map));
+	ret = kmmu_ioctl(vm->fd, cmd, (unsigned long)req);
+	if (!ret && cmd == KMMU_SUBPAGES_GET_ACCESS)
+		memcpy(map, req->access_map, (size_t)npages * sizeof(*map));
+	free(req);
+	return ret;
+}
+
+int kmmu_vm_subpages_set(struct kmmu_vm *vm, uint64_t gfn, uint32_t npages, uint32_t as_id,
+			 const uint32_t *map)
+{
+	return kmmu_vm_subpages(vm, KMMU_SUBPAGES_SET_ACCESS, gfn, npages, as_id,
+				(uint32_t *)map);
+}
+
+int kmmu_vm_subpages_get(struct kmmu_vm *vm, uint64_t gfn, uint32_t npages, uint32_t as_id,
+			 uint32_t *map)
+{
+	return kmmu_vm_subpages(vm, KMMU_SUBPAGES_GET_ACCESS, gfn, npages, as_id, map);
+}
+
 int kmmu_vcpu_create(struct kmmu_vm *vm, int id, struct kmmu_vcpu **out)
 {
 	struct kmmu_vcpu *vcpu;

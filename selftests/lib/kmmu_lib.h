@@ -106,6 +106,15 @@ int kmmu_vm_clear_dirty_log(struct kmmu_vm *vm, uint32_t slot, uint64_t first_pa
 int kmmu_vm_age(struct kmmu_vm *vm, uint64_t gpa, uint64_t size, uint32_t as_id,
 		uint32_t flags, uint64_t *young, uint64_t *old);
 
+/*
+ * Sub-page permissions (KMMU_CAP_SPP): the maps of @npages pages from @gfn
+ * in @as_id, one uint32_t each (bit i: sub-page i writable).
+ */
+int kmmu_vm_subpages_set(struct kmmu_vm *vm, uint64_t gfn, uint32_t npages, uint32_t as_id,
+			 const uint32_t *map);
+int kmmu_vm_subpages_get(struct kmmu_vm *vm, uint64_t gfn, uint32_t npages, uint32_t as_id,
+			 uint32_t *map);
+
 int kmmu_vcpu_create(struct kmmu_vm *vm, int id, struct kmmu_vcpu **out);
 int kmmu_vcpu_set_workload(struct kmmu_vcpu *vcpu, const struct kmmu_workload *wl);
 int kmmu_vcpu_run(struct kmmu_vcpu *vcpu, struct kmmu_run *run);

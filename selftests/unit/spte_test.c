@@ -696,4 +696,130 @@ TEST_F(fmt, hardware_view)
 	EXPECT_EQ(0, kmmu_user_pt_pages_alive());
 }
 
+/* The map of the ABI (bit i) and the vector of the SPPT (bit 2i), both ways. */
+TEST(spp_map_and_vector)
+{
+	int i;
+
+	EXPECT_EQ(0x5555555555555555ULL, spp_map_to_vector(0xffffffffu));
+	EXPECT_EQ(0, spp_map_to_vector(0));
+	for (i = 0; i < 32; i++) {
+		EXPECT_EQ(SDM_SPPT_VEC(i), spp_map_to_vector(1u << i));
+		EXPECT_EQ(1u << i, spp_vector_to_map(SDM_SPPT_VEC(i)));
+		/* The odd (reserved) bits are not permissions. */
+		EXPECT_EQ(0, spp_vector_to_map(SDM_SPPT_VEC(i) << 1));
+	}
+	EXPECT_EQ(0x9e3779b9u, spp_vector_to_map(spp_map_to_vector(0x9e3779b9u)));
+}
+
+/*
+ * Sub-page permissions as the CPU applies them: only for a write through
+ * a 4K EPT leaf with W clear and SPP set, from the vector the SPPT holds
+ * for the page; a missing table is an SPPT miss, reserved bits an SPPT
+ * misconfiguration, and a clear bit a violation that says SPP.
+ */
+TEST_F(fmt, hardware_view_spp)
+{
+	const struct spte_layout *l = variant->l;
+	const struct kmmu_spte_fmt *f = &self->f;
+	const gpa_t gpa = 0x123456789000ULL + 0x128;	/* sub-page 2 */
+	const gfn_t gfn = gpa >> 12;
+	struct kmmu_spte_args a = {
+		.pfn = 0x4321, .level = KMMU_LEVEL_4K, .access = KMMU_ACC_ALL,
+		.host_writable = true, .refcounted = true, .spp = true,
+	};
+	u64 *sppt[KMMU_MAX_LEVEL + 1], *leafp, *vecp, spp_leaf;
+	struct hw_tables t;
+	struct kmmu_walk w;
+	int level;
+
+	hw_build(f, &t, gfn);
+	leafp = &t.pt[KMMU_LEVEL_4K][kmmu_spte_index(gfn, KMMU_LEVEL_4K)];
+	spp_leaf = make_spte(f, &a);
+	if (l->format != KMMU_SPTE_FORMAT_EPT) {
+		/* NPT has no SPP: nothing of it in the leaf, which stays writable. */
+		EXPECT_EQ(0, spp_leaf & SDM_EPT_SPP);
+		hw_free(&t);
+		return;
+	}
+	/* W clear, SPP set, never MMU-writable; under wrprot logging neither. */
+	EXPECT_EQ(SDM_EPT_SPP, spp_leaf & (SDM_EPT_SPP | l->w | l->mmu_writable));
+	a.wrprot = true;
+	EXPECT_EQ(0, make_spte(f, &a) & (SDM_EPT_SPP | l->w | l->mmu_writable));
+
+	for (level = KMMU_LEVEL_4K; level <= KMMU_MAX_LEVEL; level++)
+		sppt[level] = os_pt_alloc();
+	for (level = KMMU_MAX_LEVEL; level > KMMU_LEVEL_4K; level--)
+		sppt[level][kmmu_spte_index(gfn, level)] =
+			(os_pt_to_pfn(sppt[level - 1]) << 12) | SDM_SPPT_VALID;
+	vecp = &sppt[KMMU_LEVEL_4K][kmmu_spte_index(gfn, KMMU_LEVEL_4K)];
+
+	/* Sub-page 2 writable: the write goes through, sets A/D, caches the map. */
+	*vecp = SDM_SPPT_VEC(2) | SDM_SPPT_VEC(31);
+	*leafp = spp_leaf & ~l->a;
+	memset(&w, 0, sizeof(w));
+	w.gpa = gpa;
+	w.access = KMMU_ACC_WRITE;
+	w.sppt = sppt[KMMU_MAX_LEVEL];
+	rcu_read_lock();
+	ASSERT_EQ(KMMU_WALK_OK, kmmu_walk_tdp(f, t.pt[KMMU_MAX_LEVEL], &w));
+	rcu_read_unlock();
+	EXPECT_EQ(0x4321, w.pfn);
+	EXPECT_FALSE(w.writable);
+	EXPECT_EQ((1u << 2) | (1u << 31), w.spp_wmask);
+	EXPECT_EQ(spp_leaf | l->a | l->d, *leafp);
+	EXPECT_EQ(!!l->d, w.dirtied);
+
+#define SPP_WALK(acc, root) ({									memset(&w, 0, sizeof(w));							w.gpa = gpa;									w.access = acc;									w.sppt = root;									rcu_read_lock();								enum kmmu_walk_result __r = kmmu_walk_tdp(f, t.pt[KMMU_MAX_LEVEL], &w); 		rcu_read_unlock();								__r;									})
+	/* Not writable: a violation through a present leaf, said to be SPP's. */
+	*vecp = SDM_SPPT_VEC(1) | SDM_SPPT_VEC(3);
+	EXPECT_EQ(KMMU_WALK_VIOLATION, SPP_WALK(KMMU_ACC_WRITE, sppt[KMMU_MAX_LEVEL]));
+	EXPECT_TRUE(w.present);
+	EXPECT_TRUE(w.spp);
+	EXPECT_EQ(KMMU_LEVEL_4K, w.level);
+	/* Reads and fetches never look at the SPPT. */
+	EXPECT_EQ(KMMU_WALK_OK, SPP_WALK(KMMU_ACC_READ, NULL));
+	EXPECT_EQ(0, w.spp_wmask);
+	EXPECT_EQ(KMMU_WALK_OK, SPP_WALK(KMMU_ACC_EXEC, NULL));
+	/* A missing SPPT, or a table missing on the way: an SPPT miss at that level. */
+	EXPECT_EQ(KMMU_WALK_SPP_MISS, SPP_WALK(KMMU_ACC_WRITE, NULL));
+	sppt[KMMU_LEVEL_2M][kmmu_spte_index(gfn, KMMU_LEVEL_2M)] &= ~SDM_SPPT_VALID;
+	EXPECT_EQ(KMMU_WALK_SPP_MISS, SPP_WALK(KMMU_ACC_WRITE, sppt[KMMU_MAX_LEVEL]));
+	EXPECT_EQ(KMMU_LEVEL_2M, w.level);
+	sppt[KMMU_LEVEL_2M][kmmu_spte_index(gfn, KMMU_LEVEL_2M)] |= SDM_SPPT_VALID;
+	/* Reserved bits: of a non-leaf entry (1-11, 52-63), of the vector (odd bits). */
+	sppt[3][kmmu_spte_index(gfn, 3)] |= 1ULL << 5;
+	EXPECT_EQ(KMMU_WALK_SPP_MISCONFIG, SPP_WALK(KMMU_ACC_WRITE, sppt[KMMU_MAX_LEVEL]));
+	EXPECT_EQ(3, w.level);
+	sppt[3][kmmu_spte_index(gfn, 3)] &= ~(1ULL << 5);
+	sppt[4][kmmu_spte_index(gfn, 4)] |= 1ULL << 60;
+	EXPECT_EQ(KMMU_WALK_SPP_MISCONFIG, SPP_WALK(KMMU_ACC_WRITE, sppt[KMMU_MAX_LEVEL]));
+	EXPECT_EQ(4, w.level);
+	sppt[4][kmmu_spte_index(gfn, 4)] &= ~(1ULL << 60);
+	*vecp = SDM_SPPT_VEC(2) | (SDM_SPPT_VEC(7) << 1);
+	EXPECT_EQ(KMMU_WALK_SPP_MISCONFIG, SPP_WALK(KMMU_ACC_WRITE, sppt[KMMU_MAX_LEVEL]));
+	EXPECT_EQ(KMMU_LEVEL_4K, w.level);
+	EXPECT_EQ(*vecp, w.spte);
+	*vecp = SDM_SPPT_VEC(2);
+	EXPECT_EQ(KMMU_WALK_OK, SPP_WALK(KMMU_ACC_WRITE, sppt[KMMU_MAX_LEVEL]));
+	/* With W set (or SPP clear) the SPPT plays no part. */
+	*leafp = spp_leaf | l->w | l->mmu_writable;
+	EXPECT_EQ(KMMU_WALK_OK, SPP_WALK(KMMU_ACC_WRITE, NULL));
+	*leafp = spp_leaf & ~SDM_EPT_SPP;
+	EXPECT_EQ(KMMU_WALK_VIOLATION, SPP_WALK(KMMU_ACC_WRITE, sppt[KMMU_MAX_LEVEL]));
+	EXPECT_FALSE(w.spp);
+	/* SPP on a 2M leaf is not SPP: the write is denied by W. */
+	t.pt[KMMU_LEVEL_2M][kmmu_spte_index(gfn, KMMU_LEVEL_2M)] =
+		(leaf(f, 0x12400, KMMU_LEVEL_2M, KMMU_ACC_READ | KMMU_ACC_EXEC, true)) |
+		SDM_EPT_SPP;
+	EXPECT_EQ(KMMU_WALK_VIOLATION, SPP_WALK(KMMU_ACC_WRITE, sppt[KMMU_MAX_LEVEL]));
+	EXPECT_FALSE(w.spp);
+#undef SPP_WALK
+
+	for (level = KMMU_LEVEL_4K; level <= KMMU_MAX_LEVEL; level++)
+		os_pt_free(sppt[level]);
+	hw_free(&t);
+	EXPECT_EQ(0, kmmu_user_pt_pages_alive());
+}
+
 TEST_HARNESS_MAIN

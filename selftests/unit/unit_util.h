@@ -14,6 +14,7 @@
 #include "../../kmod/core/api.h"
 #include "../../kmod/core/fault.h"
 #include "../../kmod/core/memslot.h"
+#include "../../kmod/core/spp.h"
 #include "../../kmod/core/spte.h"
 #include "../../kmod/core/tdp_iter.h"
 #include "../../kmod/core/tdp_mmu.h"
@@ -44,7 +45,11 @@
 #define SDM_EPT_PS		(1ULL << 7)
 #define SDM_EPT_A		(1ULL << 8)
 #define SDM_EPT_D		(1ULL << 9)
+#define SDM_EPT_SPP		(1ULL << 61)	/* 4K leaf: sub-page write permissions */
 #define SDM_EPT_SUPPRESS_VE	(1ULL << 63)
+/* The SPP table: valid non-leaf entries, and the vector's writable bits (2i). */
+#define SDM_SPPT_VALID		(1ULL << 0)
+#define SDM_SPPT_VEC(i)		(1ULL << (2 * (i)))
 #define SDM_EPT_TABLE_RSVD	(0x1fULL << 3)
 
 /*

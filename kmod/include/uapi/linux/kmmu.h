@@ -92,6 +92,14 @@ struct kmmu_workload {
 #define KMMU_EXIT_BUDGET	4	/* kmmu_run.max_accesses were done; RUN again to go on */
 #define KMMU_EXIT_INTERNAL_ERROR 5	/* the walk met a malformed entry: a kmmu bug */
 #define KMMU_EXIT_DIRTY_RING_FULL 6	/* the vCPU's dirty ring is full: harvest, reset, RUN */
+/*
+ * A write to a sub-page that KMMU_SUBPAGES_SET_ACCESS made read-only: the
+ * write did not happen.  RUN again goes on after it (as after an MMIO
+ * write); userspace may first make it itself through the memslot's
+ * userspace address, or change the permissions and let the guest's next
+ * write through.
+ */
+#define KMMU_EXIT_SPP		7
 
 /* kmmu_run.mmio.flags / memory_fault.flags */
 #define KMMU_ACCESS_WRITE	(1u << 0)
@@ -119,10 +127,19 @@ struct kmmu_run {
 			__u32 flags;
 			__s32 error;	/* -errno from the host */
 		} memory_fault;
+		/* KMMU_EXIT_SPP */
+		struct {
+			__u64 gpa;	/* of the write */
+			__u64 data;	/* what it would have stored */
+			__u32 len;	/* bytes: 8 */
+			__u32 subpage;	/* index of the 128-byte sub-page in its 4 KiB page */
+		} spp;
 		/*
 		 * KMMU_EXIT_INTERNAL_ERROR.  On a hardware vCPU (KMMU_CAP_HW_VCPU)
 		 * an exit kmmu does not handle gives the CPU's exit code and
 		 * infos (SVM: EXITCODE, EXITINFO1, EXITINFO2) and the guest's RIP.
+		 * A malformed entry of the SPP table gives that entry as spte
+		 * and its level in the SPP table as level.
 		 */
 		struct {
 			__u64 gpa;
@@ -365,6 +382,54 @@ struct kmmu_dirty_gfn {
 #define KMMU_HW_SLOT_GPA	(1ULL << 39)	/* 512 GiB */
 #define KMMU_HW_SLOT_SIZE	(128ULL << 10)
 
+/*
+ * Sub-page write permissions (SPP), after Intel's EPT-based sub-page
+ * permissions: a 4 KiB page of an EPT VM is split into 32 sub-pages of
+ * 128 bytes, and a write to one whose bit is clear exits with
+ * KMMU_EXIT_SPP instead of happening.  Reads and execution are not
+ * affected.  kmod/core/SPP.md has the design.
+ *
+ * Check: on /dev/kmmu 1 (kmmu can do it for EPT VMs); on a VM fd 1 when
+ * the VM's SPTE format is EPT, else 0.  Enable, args[0] = 1: gives every
+ * memslot of the VM, present and future, a map with every page all-ones
+ * (writable).  Enabling again does nothing; it cannot be turned off.
+ * Errors of the enable: -EOPNOTSUPP on an NPT VM, -EINVAL when args[0] is
+ * not 1, -ENOMEM (nothing changed).
+ */
+#define KMMU_CAP_SPP		15
+
+#define KMMU_SUBPAGE_SIZE		128
+#define KMMU_SUBPAGES_PER_PAGE		32
+#define KMMU_SUBPAGE_FULL_ACCESS	0xffffffffu	/* every sub-page writable: SPP off */
+#define KMMU_SUBPAGES_MAX_PAGES		262144		/* pages per call: 1 GiB */
+
+/*
+ * KMMU_SUBPAGES_SET_ACCESS / KMMU_SUBPAGES_GET_ACCESS: the permissions of
+ * [gfn_base, gfn_base + npages) in address space as_id, one __u32 per
+ * 4 KiB page in access_map (bit i: sub-page i writable).  A permission
+ * follows the guest frame while its memslot stays; it goes when the slot
+ * is deleted or moved (the frames at the new place start all-ones).
+ *
+ * The whole request is checked before anything changes; SET either
+ * applies every page's map or, on any error, none.  Errors:
+ *  - -EOPNOTSUPP: the VM's SPTE format is not EPT;
+ *  - -ENXIO: KMMU_CAP_SPP is not enabled;
+ *  - -EINVAL: flags or reserved fields not zero, npages 0, as_id out of
+ *    range, or the range beyond the guest physical address space;
+ *  - -E2BIG: npages above KMMU_SUBPAGES_MAX_PAGES;
+ *  - -ENOENT: a page of the range is in no memslot;
+ *  - -EFAULT: access_map cannot be read (SET) or written (GET).
+ */
+struct kmmu_subpage_access {
+	__u64 gfn_base;		/* in */
+	__u32 npages;		/* in: 1 .. KMMU_SUBPAGES_MAX_PAGES */
+	__u32 flags;		/* in: must be zero */
+	__u32 as_id;		/* in */
+	__u32 reserved0;	/* in: must be zero */
+	__u64 reserved[2];	/* in: must be zero */
+	__u32 access_map[];	/* SET: in; GET: out */
+};
+
 /* System ioctls, on /dev/kmmu */
 #define KMMU_GET_API_VERSION	_IO(KMMUIO, 0x00)
 #define KMMU_CREATE_VM		_IOW(KMMUIO, 0x01, struct kmmu_vm_config)
@@ -382,6 +447,8 @@ struct kmmu_dirty_gfn {
 #define KMMU_GET_DIRTY_LOG	_IOW(KMMUIO, 0x42, struct kmmu_dirty_log)
 #define KMMU_CLEAR_DIRTY_LOG	_IOWR(KMMUIO, 0xc0, struct kmmu_clear_dirty_log)
 #define KMMU_ENABLE_CAP		_IOW(KMMUIO, 0xa3, struct kmmu_enable_cap)
+#define KMMU_SUBPAGES_GET_ACCESS _IOWR(KMMUIO, 0x49, struct kmmu_subpage_access)
+#define KMMU_SUBPAGES_SET_ACCESS _IOW(KMMUIO, 0x4a, struct kmmu_subpage_access)
 /* Returns the number of entries reset, over every vCPU. */
 #define KMMU_RESET_DIRTY_RINGS	_IO(KMMUIO, 0xc7)
 
