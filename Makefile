@@ -29,7 +29,7 @@ UNIT_TESTS	:= $(sort $(basename $(notdir $(wildcard selftests/unit/*_test.c))))
 KMMU_TESTS	:= $(sort $(basename $(notdir $(wildcard selftests/kmmu/*_test.c))))
 # The concurrency tests, built once more under ThreadSanitizer.
 TSAN_TESTS	:= $(filter aging_test stress_test dirty_log_test spp_test,$(KMMU_TESTS))
-BENCHES		:= populate dirty_log aging split floor zap_latency
+BENCHES		:= populate dirty_log aging split floor zap_latency spp
 
 # -Wno-unused-parameter: kernel-style callbacks and os.h hooks take
 # arguments that one host or the other does not use.

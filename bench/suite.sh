@@ -75,6 +75,7 @@ default_runs() {
 	echo "split -s anonymous_hugetlb_1gb"
 	echo "aging"
 	echo "zap_latency"
+	echo "spp"
 }
 
 # What runs again under each --pressure.

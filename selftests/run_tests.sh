@@ -190,7 +190,8 @@ bench_json() {
 	       "split -b 8m -r 2 -s anonymous_thp -m dbit" \
 	       "floor -b 8m -r 2" \
 	       "split -b 4m -r 1 --pressure stress-ng" \
-	       "zap_latency -b 16m -f 64m -r 2"
+	       "zap_latency -b 16m -f 64m -r 2" \
+	       "spp -b 8m -r 2"
 	want="populate:populate populate:scaling populate:populate:backing=pfnmap
 	      dirty_log:enable_logging
 	      dirty_log:get_dirty_log dirty_log:clear_dirty_log dirty_log:disable_logging
@@ -204,7 +205,9 @@ bench_json() {
 	      floor:cmpxchg split:enable_logging:pressure=stress-ng
 	      zap_latency:max_write_hold zap_latency:fault_p99_during_zap
 	      zap_latency:fault_max_during_zap zap_latency:fault_p99_before_zap
-	      zap_latency:zap_all"
+	      zap_latency:zap_all spp:set_access:spp_pages=1 spp:set_access:spp_pages=512
+	      spp:set_access:spp_pages=2048 spp:write_plain spp:write_spp spp:exit_spp
+	      spp:exit_budget"
 	if command -v fio >/dev/null; then
 		set -- "$@" "floor -b 4m -r 1 --pressure fio"
 		want="$want floor:read:pressure=fio"
@@ -234,7 +237,8 @@ bench_bad_flags() {
 		   "dirty_log -l ring -g" "split -s anonymous" "split -e 0" "split -r 0" \
 		   "split -x" "floor -r 0" "floor extra" "floor --pressure bogus" \
 		   "zap_latency -v 2" "zap_latency -f 4k" "zap_latency -s anonymous_thp" \
-		   "zap_latency -r 0" "populate -B nope" "aging -B"; do
+		   "zap_latency -r 0" "populate -B nope" "aging -B" "spp -F npt" "spp -v 2" \
+		   "spp -s shmem" "spp -b 1m" "spp -r 0" "spp -B hw"; do
 		# shellcheck disable=SC2086
 		KMMU_BACKEND=user "$BUILD/rel/bench/"$run >"$LOGS/bench-bad.out" 2>&1
 		rc=$?
