@@ -439,6 +439,13 @@ KMMU_TEST_F(spp, restricted_pages_map_4k_until_released)
 	EXPECT_EQ(KMMU_LEVEL_4K, level);
 	leaf_of(self, SPP_GPA, &level);
 	EXPECT_EQ(KMMU_LEVEL_4K, level);
+	/* Huge-page recovery (logging off) leaves the range 4K while it is restricted. */
+	ASSERT_EQ(0, kmmu_vm_set_memslot(self->vm, 0, KMMU_MEM_LOG_DIRTY_PAGES, SPP_GPA, SZ_2M,
+					 huge.addr));
+	ASSERT_EQ(0, kmmu_vm_set_memslot(self->vm, 0, 0, SPP_GPA, SZ_2M, huge.addr));
+	leaf_of(self, SPP_GPA, &level);
+	EXPECT_EQ(KMMU_LEVEL_4K, level);
+	EXPECT_EQ(1, write_stride(_metadata, self, gpa + 128, 128, 1, 4));
 
 	map = FULL;
 	ASSERT_EQ(0, kmmu_vm_subpages_set(self->vm, gpa >> 12, 1, 0, &map));
@@ -492,8 +499,10 @@ static void expect_logged(struct __test_metadata *_metadata, FIXTURE_DATA(spp) *
 }
 
 /*
- * Sub-page 0 of every page always writable; the others come and go, and
- * pages go from all-ones to restricted and back, zapping their leaves.
+ * Sub-page 0 of every page always writable; the others come and go.  The
+ * even pages are always restricted, so their leaves stay and only their
+ * vectors change; the odd ones go from all-ones to restricted and back,
+ * zapping their leaves.
  */
 static void *flip_permissions(void *arg)
 {
@@ -503,8 +512,12 @@ static void *flip_permissions(void *arg)
 	int i;
 
 	while (!__atomic_load_n(&f->stop, __ATOMIC_ACQUIRE)) {
-		for (i = 0; i < SPP_PAGES; i++)
-			maps[i] = (n + i) % 3 == 0 ? FULL : 1u | (uint32_t)(n * 0x9e3779b9u + i);
+		for (i = 0; i < SPP_PAGES; i++) {
+			uint32_t m = 1u | ((uint32_t)(n * 0x9e3779b9u + i) & 0x7fffffffu);
+
+			/* Even pages stay restricted (their leaves stay), odd ones come and go. */
+			maps[i] = i % 2 == 0 || (n + i) % 3 ? m : FULL;
+		}
 		if (kmmu_vm_subpages_set(f->vm, SPP_GFN, SPP_PAGES, 0, maps))
 			break;
 		__atomic_store_n(&f->changes, ++n, __ATOMIC_RELEASE);
@@ -526,9 +539,9 @@ static uint64_t flip_wait(FIXTURE_DATA(spp) *self, uint64_t seen)
 	return now;
 }
 
-static int flip_start(FIXTURE_DATA(spp) *self)
+static int flip_start(FIXTURE_DATA(spp) *self, struct kmmu_vm *vm)
 {
-	self->flip = (struct flipper){ .vm = self->vm };
+	self->flip = (struct flipper){ .vm = vm };
 	if (pthread_create(&self->flip_thread, NULL, flip_permissions, &self->flip))
 		return -1;
 	self->flipping = true;
@@ -548,7 +561,7 @@ static void dirty_log_round_trips(struct __test_metadata *_metadata, FIXTURE_DAT
 	ASSERT_EQ(0, kmmu_vm_enable_cap(self->vm, KMMU_CAP_DIRTY_LOG_MODE, mode));
 	ASSERT_EQ(0, kmmu_vm_set_memslot(self->vm, 0, KMMU_MEM_LOG_DIRTY_PAGES, SPP_GPA,
 					 SPP_SIZE, self->mem.addr));
-	ASSERT_EQ(0, flip_start(self));
+	ASSERT_EQ(0, flip_start(self, self->vm));
 	for (round = 0; round < RACE_ROUNDS; round++) {
 		seen = flip_wait(self, seen);
 		/* Every other page, then the others: each round a different half. */
@@ -592,6 +605,77 @@ KMMU_TEST_F(spp, dirty_log_dbit_loses_no_permitted_write)
 	dirty_log_round_trips(_metadata, self, variant, KMMU_DIRTY_LOG_MODE_DBIT);
 }
 
+static void ring_page(void *arg, uint32_t slot, uint64_t offset)
+{
+	bool *seen = arg;
+
+	if (slot == 0 && offset < SPP_PAGES)
+		seen[offset] = true;
+}
+
+/* The same with dirty rings: every page written is pushed, in both modes. */
+static void dirty_ring_round_trips(struct __test_metadata *_metadata, FIXTURE_DATA(spp) *self,
+				   const FIXTURE_VARIANT(spp) *variant, uint32_t mode)
+{
+	bool seen[SPP_PAGES];
+	struct kmmu_vcpu *vcpu;
+	struct kmmu_vm *vm;
+	uint64_t flips = 0;
+	int round, i;
+
+	REQUIRE_EPT();
+	if (mode == KMMU_DIRTY_LOG_MODE_DBIT && !self->ad)
+		SKIP(return, "D-bit logging needs A/D bits");
+	KMMU_VM_CREATE(&variant->cfg, &vm);
+	ASSERT_EQ(0, kmmu_vm_enable_cap(vm, KMMU_CAP_SPP, 1));
+	ASSERT_EQ(0, kmmu_vm_enable_cap(vm, KMMU_CAP_DIRTY_LOG_MODE, mode));
+	/* 4096 entries: a round (256 pages) never fills it. */
+	ASSERT_EQ(0, kmmu_vm_enable_cap(vm, KMMU_CAP_DIRTY_LOG_RING, 4096 * 16));
+	ASSERT_EQ(0, kmmu_vcpu_create(vm, 0, &vcpu));
+	ASSERT_EQ(0, kmmu_vm_set_memslot(vm, 0, KMMU_MEM_LOG_DIRTY_PAGES, SPP_GPA, SPP_SIZE,
+					 self->mem.addr));
+	ASSERT_EQ(0, flip_start(self, vm));
+	for (round = 0; round < RACE_ROUNDS; round++) {
+		struct kmmu_workload wl = {
+			.gpa = SPP_GPA + (round % 2) * SZ_4K,
+			.size = SPP_SIZE - SZ_4K,
+			.stride = 2 * SZ_4K,
+			.iterations = 1,
+			.value = round,
+			.pattern = KMMU_PATTERN_STRIDE,
+			.write_percent = 100,
+			.flags = KMMU_WL_XOR_GPA,
+		};
+		struct kmmu_run run;
+
+		flips = flip_wait(self, flips);
+		ASSERT_EQ(0, kmmu_vcpu_run_workload(vcpu, &wl, &run));
+		ASSERT_EQ(KMMU_EXIT_DONE, run.exit_reason);
+		memset(seen, 0, sizeof(seen));
+		kmmu_vcpu_collect_dirty_ring(vcpu, ring_page, seen);
+		for (i = round % 2; i < SPP_PAGES; i += 2) {
+			ASSERT_TRUE(seen[i]) {
+				TH_LOG("round %d: page %d written through SPP and not pushed",
+				       round, i);
+			}
+		}
+		ASSERT_LE(0, kmmu_vm_reset_dirty_rings(vm));
+	}
+	flip_stop(self);
+	EXPECT_LE(RACE_ROUNDS, self->flip.changes);
+	kmmu_vm_free(vm);
+}
+
+KMMU_TEST_F(spp, dirty_ring_wrprot_loses_no_permitted_write)
+{
+	dirty_ring_round_trips(_metadata, self, variant, KMMU_DIRTY_LOG_MODE_WRPROT);
+}
+
+KMMU_TEST_F(spp, dirty_ring_dbit_loses_no_permitted_write)
+{
+	dirty_ring_round_trips(_metadata, self, variant, KMMU_DIRTY_LOG_MODE_DBIT);
+}
+
 /* Write-protection for logging: the SPP leaf faults on its next write, which is logged. */
 KMMU_TEST_F(spp, logging_protects_spp_leaves)
 {
@@ -620,7 +704,7 @@ KMMU_TEST_F(spp, zap_races_set_access)
 	int i;
 
 	REQUIRE_EPT();
-	ASSERT_EQ(0, flip_start(self));
+	ASSERT_EQ(0, flip_start(self, self->vm));
 	for (i = 0; i < 4 * RACE_ROUNDS; i++) {
 		seen = flip_wait(self, seen);
 		ASSERT_EQ(0, kmmu_vm_zap(self->vm, SPP_GPA + (i % 8) * SZ_2M / 8, SZ_2M / 8, 0, 0));

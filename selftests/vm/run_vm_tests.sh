@@ -94,8 +94,9 @@ cpu_model() {
 	case "$1" in
 	intel) echo "max,vendor=GenuineIntel" ;;
 	amd)
+		cm_nth=$2
 		set -- $AMD_CPUS
-		shift $(($2 % $#))
+		shift $((cm_nth % $#))
 		echo "$1"
 		;;
 	esac
