@@ -3,7 +3,9 @@
 """Print a kmmu bench results document as a table: each figure's median over
 its repetitions, its spread, its ratio to the floor it is compared with, and
 its ratio to KVM's figure for the same work where the document has one
-(bench/kvm-compare writes those, with the params plus "mmu": "kvm").
+(bench/kvm-compare writes those, with the params plus "mmu": "kvm").  A
+figure whose spread (max - min over the median) is over 15% is marked "!"
+and named at the end: it is not a figure to track yet.
 
     bench/report.py results.json
 """
@@ -13,7 +15,9 @@ import sys
 
 # Parameters every figure of a bench shares are said once, in its heading.
 SHOWN = ("vcpus", "fault_vcpus", "bytes_per_vcpu", "backing", "mode", "log", "manual_protect",
-         "prefaulted", "ad", "pressure", "mmu")
+         "prefaulted", "ad", "pressure", "spp_pages", "mmu")
+# The widest spread, in percent of the median, of a figure worth tracking.
+SPREAD_LIMIT = 15.0
 # Values not worth a word: the defaults of parameters added later.
 QUIET = {"pressure": "none", "log": "bitmap"}
 
@@ -55,17 +59,27 @@ def main(argv):
             del p["mmu"]
             kvm[key(r, p)] = statistics.median(r["samples"])
     print()
-    print("%-30s %12s %-9s %8s %8s %-10s %6s  %s" % ("figure", "median", "unit", "spread",
+    print("%-30s %12s %-9s %9s %8s %-10s %6s  %s" % ("figure", "median", "unit", "spread",
                                                        "x floor", "floor", "x KVM", "parameters"))
+    wide = []
     for r in doc["results"]:
         med = statistics.median(r["samples"])
         spread = (max(r["samples"]) - min(r["samples"])) / med * 100 if med else 0
         floor = floors.get((r["run"], r.get("floor")))
         k = kvm.get(key(r, r["params"]))
-        print("%-30s %12.2f %-9s %7.1f%% %8s %-10s %6s  %s"
-              % (r["bench"] + "." + r["metric"], med, r["unit"], spread,
+        name = r["bench"] + "." + r["metric"]
+        if spread > SPREAD_LIMIT:
+            wide.append("%s %.0f%% (%s)" % (name, spread, describe(r["params"])))
+        # The mark is part of the spread's column, so columns keep their places.
+        print("%-30s %12.2f %-9s %7.1f%%%s %8s %-10s %6s  %s"
+              % (name, med, r["unit"], spread, "!" if spread > SPREAD_LIMIT else " ",
                  "%.1f" % (med / floor) if floor else "-", r.get("floor", "-"),
                  "%.2f" % (med / k) if k else "-", describe(r["params"])))
+    if wide:
+        print("\n%d of %d figures have a spread over %.0f%% (marked !), too wide to track:"
+              % (len(wide), len(doc["results"]), SPREAD_LIMIT))
+        for w in wide:
+            print("  " + w)
     print()
     for f in doc["floors"]:
         print("floor of run %d (%s): %s %.2f ns/entry" % (f["run"], f["bench"], f["metric"],

@@ -387,7 +387,10 @@ KMMU_TEST_F(spp, taking_write_access_flushes)
 	EXPECT_EQ(EPT_W, leaf_of(self, gpa, NULL) & EPT_W);
 }
 
-/* Zaps and aging drop leaves; the permissions stay and the next walk obeys them. */
+/*
+ * Zaps, aging and host invalidations drop leaves; the permissions stay and
+ * the next walk obeys them.
+ */
 KMMU_TEST_F(spp, zap_and_aging_keep_permissions)
 {
 	uint64_t gpa = SPP_GPA + 9 * SZ_4K;
@@ -405,6 +408,12 @@ KMMU_TEST_F(spp, zap_and_aging_keep_permissions)
 	EXPECT_EQ(map, map_of(self, gpa >> 12));
 	EXPECT_EQ(0, *word_at(self, gpa));
 	EXPECT_EQ(4 ^ (gpa + 128), *word_at(self, gpa + 128));
+	/* The host takes the page away (an invalidation) and gives a new one. */
+	ASSERT_EQ(0, kmmu_host_discard(word_at(self, gpa), SZ_4K));
+	EXPECT_EQ(1, write_stride(_metadata, self, gpa, 128, 32, 5));
+	EXPECT_EQ(0, *word_at(self, gpa));
+	EXPECT_EQ(5 ^ (gpa + 128), *word_at(self, gpa + 128));
+	EXPECT_EQ(map, map_of(self, gpa >> 12));
 }
 
 /*
