@@ -152,6 +152,14 @@ check_coexist() {
 	fi
 }
 
+# The guest's stages and the seconds each took: "dev 180 s, hw 150 s, ...".
+stage_times() {
+	awk '/^KMMU-VM: STAGE / {
+		if (name != "") out = out (out == "" ? "" : ", ") name " " int($4 - t + 0.5) " s"
+		name = $3; t = $4
+	} END { print out }' "$1"
+}
+
 check_boot() {
 	name=$1
 	log=$2
@@ -161,6 +169,7 @@ check_boot() {
 		return
 	fi
 	grep -q '^KMMU-VM: INSMOD OK' "$log" || { fail "$name: insmod failed"; return; }
+	echo "# $name stages: $(stage_times "$log")"
 	grep '^KMMU-VM: pressure' "$log"
 	for t in $(sed -n 's/^KMMU-VM: BEGIN \(.*\)/\1/p' "$log"); do
 		block=$(sed -n "\|^KMMU-VM: BEGIN $t\$|,\|^KMMU-VM: END $t |p" "$log")
