@@ -24,6 +24,7 @@
 #define EXITS		20000		/* exits per repetition of the round trip */
 #define SMALL_CALLS	1024		/* 1-page and 512-page requests per repetition */
 #define WRITE_PASSES	4
+#define BIG_CALLS	3		/* all-pages requests per repetition */
 
 struct params {
 	struct bench_common cm;
@@ -234,14 +235,15 @@ int main(int argc, char **argv)
 		.reps = 5,
 	};
 	struct kmmu_vm_config cfg = { .spte_format = KMMU_SPTE_FORMAT_EPT };
-	double set1[MAX_REPS], set512[MAX_REPS], setn[MAX_REPS], wspp[MAX_REPS];
-	double wplain[MAX_REPS], xspp[MAX_REPS], xbudget[MAX_REPS];
-	double floor_rw, floor_rd;
+	/* [0] is the warm-up repetition's. */
+	double set1[MAX_REPS + 1], set512[MAX_REPS + 1], setn[MAX_REPS + 1], wspp[MAX_REPS + 1];
+	double wplain[MAX_REPS + 1], xspp[MAX_REPS + 1], xbudget[MAX_REPS + 1];
+	double floor_rw, floor_rd, big_ns[BIG_CALLS];
 	struct bench_results *res;
 	uint64_t pages, big;
 	struct bench_vm bv;
 	uint32_t *maps;
-	int r;
+	int r, i;
 
 	if (bench_parse_args(argc, argv, &args, &p.cm, &p))
 		return 2;
@@ -267,16 +269,14 @@ int main(int argc, char **argv)
 	bench_vm_setup(&bv, 1);
 	kmmu_mem_prefault(&bv.mem);
 
-	/* r = -1: a repetition to warm up, not reported. */
-	for (r = -1; r < p.reps; r++) {
-		if (r < 0) {
-			set_access_rep(&bv, 512, SMALL_CALLS / 16, maps);
-			set_access_rep(&bv, big, 1, maps);
-			continue;
-		}
+	/* Repetition 0 warms up (every path, every table) and is not reported. */
+	for (r = 0; r <= p.reps; r++) {
 		set1[r] = set_access_rep(&bv, 1, SMALL_CALLS, maps);
 		set512[r] = set_access_rep(&bv, 512, SMALL_CALLS / 16, maps);
-		setn[r] = set_access_rep(&bv, big, 1, maps);
+		/* One request a sample: the median of BIG_CALLS of them. */
+		for (i = 0; i < BIG_CALLS; i++)
+			big_ns[i] = set_access_rep(&bv, big, 1, maps);
+		setn[r] = bench_median_d(big_ns, BIG_CALLS);
 		/* Every page restricted but for sub-page 1, where the writes go. */
 		wplain[r] = write_rep(&bv, 128);
 		set_maps(bv.vm, BENCH_GUEST_GPA / PAGE, big, maps, ~1u);
@@ -284,31 +284,31 @@ int main(int argc, char **argv)
 		xspp[r] = exit_rep(&bv, true);
 		set_maps(bv.vm, BENCH_GUEST_GPA / PAGE, big, maps, KMMU_SUBPAGE_FULL_ACCESS);
 		xbudget[r] = exit_rep(&bv, false);
-		printf("rep %d/%d: set %.1f / %.1f / %.1f ns/page; write %.1f plain, %.1f spp ns; "
-		       "exit %.0f spp, %.0f budget ns\n", r + 1, p.reps, set1[r], set512[r],
-		       setn[r], wplain[r], wspp[r], xspp[r], xbudget[r]);
+		printf("%s %d/%d: set %.1f / %.1f / %.1f ns/page; write %.1f plain, %.1f spp ns; "
+		       "exit %.0f spp, %.0f budget ns\n", r ? "rep" : "warm-up", r, p.reps,
+		       set1[r], set512[r], setn[r], wplain[r], wspp[r], xspp[r], xbudget[r]);
 	}
 	bench_vm_free(&bv);
 	free(maps);
 
 	printf("\nsummary (median of %d):\n", p.reps);
 	bench_results_param_int(res, "spp_pages", 1);
-	report(res, "SET_ACCESS, 1 page", "set_access", "ns/4K", set1, p.reps,
+	report(res, "SET_ACCESS, 1 page", "set_access", "ns/4K", set1 + 1, p.reps,
 	       BENCH_FLOOR_READ_WRITE, floor_rw);
 	bench_results_param_int(res, "spp_pages", 512);
-	report(res, "SET_ACCESS, 512 pages", "set_access", "ns/4K", set512, p.reps,
+	report(res, "SET_ACCESS, 512 pages", "set_access", "ns/4K", set512 + 1, p.reps,
 	       BENCH_FLOOR_READ_WRITE, floor_rw);
 	bench_results_param_int(res, "spp_pages", big);
-	report(res, "SET_ACCESS, all pages", "set_access", "ns/4K", setn, p.reps,
+	report(res, "SET_ACCESS, all pages", "set_access", "ns/4K", setn + 1, p.reps,
 	       BENCH_FLOOR_READ_WRITE, floor_rw);
 	bench_results_param_int(res, "spp_pages", pages);
-	report(res, "write, ordinary page (TLB miss)", "write_plain", "ns/write", wplain, p.reps,
+	report(res, "write, ordinary page (TLB miss)", "write_plain", "ns/write", wplain + 1, p.reps,
 	       BENCH_FLOOR_READ, floor_rd);
-	report(res, "write, SPP page, permitted", "write_spp", "ns/write", wspp, p.reps,
+	report(res, "write, SPP page, permitted", "write_spp", "ns/write", wspp + 1, p.reps,
 	       BENCH_FLOOR_READ, floor_rd);
-	report(res, "exit round trip, budget of 1", "exit_budget", "ns/exit", xbudget, p.reps,
+	report(res, "exit round trip, budget of 1", "exit_budget", "ns/exit", xbudget + 1, p.reps,
 	       BENCH_NR_FLOORS, 0);
-	report(res, "exit round trip, refused write", "exit_spp", "ns/exit", xspp, p.reps,
+	report(res, "exit round trip, refused write", "exit_spp", "ns/exit", xspp + 1, p.reps,
 	       BENCH_NR_FLOORS, 0);
 	printf("  floors: read+write %.2f, read %.2f ns/entry\n", floor_rw, floor_rd);
 	return bench_results_finish(res, &p.cm);
