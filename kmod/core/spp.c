@@ -73,8 +73,10 @@ int kmmu_spp_slot_alloc(struct kmmu *kmmu, struct kmmu_memory_slot *slot)
 
 void kmmu_spp_slot_free(struct kmmu_memory_slot *slot)
 {
-	os_free(slot->spp_access);
-	slot->spp_access = NULL;
+	u32 *map = slot->spp_access;
+
+	WRITE_ONCE(slot->spp_access, NULL);
+	os_free(map);
 }
 
 /**
@@ -110,10 +112,13 @@ int kmmu_spp_enable(struct kmmu *kmmu, u64 arg)
 		if (!kmmu->sppt_root[as])
 			goto nomem;
 		for (i = 0; i < slots->nr; i++) {
+			u32 *map;
+
 			slot = slots->by_gfn[i];
-			slot->spp_access = spp_map_alloc(slot->npages);
-			if (!slot->spp_access)
+			map = spp_map_alloc(slot->npages);
+			if (!map)
 				goto nomem;
+			WRITE_ONCE(slot->spp_access, map);
 		}
 	}
 	/* Release: the maps and roots are seen by whoever sees it set. */

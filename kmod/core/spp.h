@@ -42,8 +42,9 @@ u32 spp_vector_to_map(u64 vec);
 /* A page whose map is not all-ones: mapped 4K, W clear, SPP set. */
 static inline bool kmmu_spp_restricted(const struct kmmu_memory_slot *slot, gfn_t gfn)
 {
-	return slot->spp_access &&
-	       READ_ONCE(slot->spp_access[gfn - slot->base_gfn]) != KMMU_SUBPAGE_FULL_ACCESS;
+	const u32 *map = READ_ONCE(slot->spp_access);
+
+	return map && READ_ONCE(map[gfn - slot->base_gfn]) != KMMU_SUBPAGE_FULL_ACCESS;
 }
 
 int kmmu_spp_enable(struct kmmu *kmmu, u64 arg);

@@ -712,7 +712,8 @@ static int tdp_mmu_map_handle_target_level(struct kmmu_vcpu *vcpu,
 		 * it changes a map; its disallow counts kept the level at 4K
 		 * (a fault that read them before saw the sequence change).
 		 */
-		a.spp = READ_ONCE(kmmu->spp_enabled) &&
+		/* Acquire: pairs with kmmu_spp_enable(), which filled the maps first. */
+		a.spp = smp_load_acquire(&kmmu->spp_enabled) &&
 			kmmu_spp_restricted(fault->slot, fault->gfn);
 		new_spte = make_spte(f, &a);
 	}
