@@ -91,6 +91,15 @@ static unsigned int lpage_shift(int level)
 	return (level - 1) * KMMU_LEVEL_BITS;
 }
 
+/* The disallow count of the @level huge page that holds @gfn. */
+static int *lpage_disallow_count(const struct kmmu_memory_slot *slot, gfn_t gfn, int level)
+{
+	unsigned int shift = lpage_shift(level);
+	u64 idx = (gfn >> shift) - (slot->base_gfn >> shift);
+
+	return &slot->disallow_lpage[level - KMMU_LEVEL_2M][idx];
+}
+
 /**
  * kmmu_lpage_disallowed() - may @gfn be mapped by one SPTE at @level?
  * @slot: the slot that maps @gfn
@@ -101,10 +110,27 @@ static unsigned int lpage_shift(int level)
  */
 bool kmmu_lpage_disallowed(const struct kmmu_memory_slot *slot, gfn_t gfn, int level)
 {
-	unsigned int shift = lpage_shift(level);
-	u64 idx = (gfn >> shift) - (slot->base_gfn >> shift);
+	return READ_ONCE(*lpage_disallow_count(slot, gfn, level)) != 0;
+}
 
-	return READ_ONCE(slot->disallow_lpage[level - KMMU_LEVEL_2M][idx]) != 0;
+/**
+ * kmmu_lpage_disallow_adjust() - add (@delta 1) or drop (-1) a reason to map @gfn 4K only
+ * @slot: the slot that maps @gfn; slots_lock and mmu_lock held for write
+ * @gfn: guest frame
+ * @delta: 1 or -1
+ *
+ * As KVM's kvm_mmu_gfn_disallow_lpage(): every huge page holding @gfn, at
+ * each huge level, counts the reason.
+ */
+void kmmu_lpage_disallow_adjust(struct kmmu_memory_slot *slot, gfn_t gfn, int delta)
+{
+	int level;
+
+	for (level = KMMU_LEVEL_2M; level <= KMMU_LEVEL_1G; level++) {
+		int *d = lpage_disallow_count(slot, gfn, level);
+
+		WRITE_ONCE(*d, *d + delta);
+	}
 }
 
 static int memslot_alloc_lpage_info(struct kmmu_memory_slot *slot)

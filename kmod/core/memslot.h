@@ -93,6 +93,7 @@ struct kmmu_memory_slot *kmmu_gfn_to_memslot(struct kmmu_memslots *slots, gfn_t 
 int kmmu_set_memory_region(struct kmmu *kmmu, const struct kmmu_userspace_memory_region *mem);
 int __kmmu_set_memory_region(struct kmmu *kmmu, const struct kmmu_userspace_memory_region *mem);
 bool kmmu_lpage_disallowed(const struct kmmu_memory_slot *slot, gfn_t gfn, int level);
+void kmmu_lpage_disallow_adjust(struct kmmu_memory_slot *slot, gfn_t gfn, int delta);
 
 /* dirty.c */
 void kmmu_mark_dirty_range(struct kmmu *kmmu, const struct kmmu_memory_slot *slot, gfn_t gfn,

@@ -81,7 +81,7 @@ void kmmu_spp_slot_free(struct kmmu_memory_slot *slot)
 
 /**
  * kmmu_spp_enable() - KMMU_CAP_SPP
- * @kmmu: the VM, slots_lock held
+ * @kmmu: the VM, EPT (kmmu_enable_cap() refused NPT first), slots_lock held
  * @arg: args[0] of the enable, which must be 1
  *
  * Every slot gets an all-ones map, and each address space an empty SPPT
@@ -95,8 +95,6 @@ int kmmu_spp_enable(struct kmmu *kmmu, u64 arg)
 	struct kmmu_memory_slot *slot;
 	int as, i;
 
-	if (kmmu->fmt.format != KMMU_SPTE_FORMAT_EPT)
-		return -EOPNOTSUPP;
 	if (arg != 1)
 		return -EINVAL;
 	if (kmmu->spp_enabled)
@@ -162,51 +160,41 @@ static bool spp_range_in_slots(struct kmmu_memslots *slots, gfn_t gfn, u64 npage
 }
 
 /*
- * Take slots_lock for a GET or SET of @req, after checking the VM and that
- * every page is in a slot; the slots then stay as checked until the
- * caller unlocks.  Return the address space's slots, or NULL with *@ret
- * the errno and nothing held.
+ * Take slots_lock for a GET or SET of @req, after checking that every page
+ * is in a slot; the slots then stay as checked until the caller unlocks.
+ * Return the address space's slots, or NULL (-ENOENT) with nothing held.
  */
 static struct kmmu_memslots *spp_lock_request(struct kmmu *kmmu,
-					      const struct kmmu_subpage_access *req, int *ret)
+					      const struct kmmu_subpage_access *req)
 {
 	struct kmmu_memslots *slots;
 
-	*ret = -EOPNOTSUPP;
-	if (kmmu->fmt.format != KMMU_SPTE_FORMAT_EPT)
-		return NULL;
-	*ret = -ENXIO;
-	if (!READ_ONCE(kmmu->spp_enabled))
-		return NULL;
 	mutex_lock(&kmmu->slots_lock);
 	slots = rcu_dereference_protected(kmmu->memslots[req->as_id], 1);
-	if (spp_range_in_slots(slots, req->gfn_base, req->npages)) {
-		*ret = 0;
+	if (spp_range_in_slots(slots, req->gfn_base, req->npages))
 		return slots;
-	}
 	mutex_unlock(&kmmu->slots_lock);
-	*ret = -ENOENT;
 	return NULL;
 }
 
 /**
  * kmmu_spp_get_access() - KMMU_SUBPAGES_GET_ACCESS
  * @kmmu: the VM
- * @req: the request, its fields checked by api.c
+ * @req: the request; api.c checked its fields, the VM's format and that
+ *	 SPP is on
  * @map: out, @req->npages entries
  *
- * Return: 0, or -EOPNOTSUPP, -ENXIO, -ENOENT as the uapi header says.
+ * Return: 0, or -ENOENT when a page is in no memslot.
  */
 int kmmu_spp_get_access(struct kmmu *kmmu, const struct kmmu_subpage_access *req, u32 *map)
 {
 	struct kmmu_memory_slot *slot = NULL;
 	struct kmmu_memslots *slots;
-	int ret;
 	u32 i;
 
-	slots = spp_lock_request(kmmu, req, &ret);
+	slots = spp_lock_request(kmmu, req);
 	if (!slots)
-		return ret;
+		return -ENOENT;
 	for (i = 0; i < req->npages; i++) {
 		gfn_t gfn = req->gfn_base + i;
 
@@ -232,24 +220,11 @@ static u64 *sppt_vector_ptr(struct kmmu *kmmu, int as_id, gfn_t gfn)
 	return pt + kmmu_spte_index(gfn, KMMU_LEVEL_4K);
 }
 
-/* A page becomes restricted (@delta 1) or not (-1): only 4K leaves for it. */
-static void spp_account_lpage(struct kmmu_memory_slot *slot, gfn_t gfn, int delta)
-{
-	int level;
-
-	for (level = KMMU_LEVEL_2M; level <= KMMU_LEVEL_1G; level++) {
-		unsigned int shift = (level - 1) * KMMU_LEVEL_BITS;
-		u64 idx = (gfn >> shift) - (slot->base_gfn >> shift);
-		int *d = &slot->disallow_lpage[level - KMMU_LEVEL_2M][idx];
-
-		WRITE_ONCE(*d, *d + delta);
-	}
-}
-
 /**
  * kmmu_spp_set_access() - KMMU_SUBPAGES_SET_ACCESS
  * @kmmu: the VM
- * @req: the request, its fields checked by api.c
+ * @req: the request; api.c checked its fields, the VM's format and that
+ *	 SPP is on
  * @map: @req->npages new maps
  *
  * Everything that can fail is checked before the first map changes.
@@ -260,7 +235,7 @@ static void spp_account_lpage(struct kmmu_memory_slot *slot, gfn_t gfn, int delt
  * (the invalidation sequence); and the TLBs are flushed when a leaf went
  * or a sub-page lost write access, since TLBs keep the vectors.
  *
- * Return: 0, or -EOPNOTSUPP, -ENXIO, -ENOENT as the uapi header says.
+ * Return: 0, or -ENOENT when a page is in no memslot (nothing changed).
  */
 int kmmu_spp_set_access(struct kmmu *kmmu, const struct kmmu_subpage_access *req,
 			const u32 *map)
@@ -269,12 +244,11 @@ int kmmu_spp_set_access(struct kmmu *kmmu, const struct kmmu_subpage_access *req
 	gfn_t zap_start = ~0ULL, zap_end = 0;
 	struct kmmu_memslots *slots;
 	bool flush = false;
-	int ret;
 	u32 i;
 
-	slots = spp_lock_request(kmmu, req, &ret);
+	slots = spp_lock_request(kmmu, req);
 	if (!slots)
-		return ret;
+		return -ENOENT;
 
 	kmmu_mmu_write_lock(kmmu);
 	WRITE_ONCE(kmmu->mmu_invalidate_seq, kmmu->mmu_invalidate_seq + 1);
@@ -289,7 +263,9 @@ int kmmu_spp_set_access(struct kmmu *kmmu, const struct kmmu_subpage_access *req
 		if (old == map[i])
 			continue;
 		if ((old == KMMU_SUBPAGE_FULL_ACCESS) != (map[i] == KMMU_SUBPAGE_FULL_ACCESS)) {
-			spp_account_lpage(slot, gfn, old == KMMU_SUBPAGE_FULL_ACCESS ? 1 : -1);
+			/* A restricted page is mapped 4K only. */
+			kmmu_lpage_disallow_adjust(slot, gfn,
+						   old == KMMU_SUBPAGE_FULL_ACCESS ? 1 : -1);
 			zap_start = min(zap_start, gfn);
 			zap_end = max(zap_end, gfn + 1);
 		}
