@@ -209,14 +209,11 @@ static double exit_rep(struct bench_vm *bv, bool spp)
 static void report(struct bench_results *res, const char *label, const char *metric,
 		   const char *unit, double *v, int reps, enum bench_floor floor, double floor_ns)
 {
-	double s[MAX_REPS];
 	double med;
-	int r;
 
-	for (r = 0; r < reps; r++)
-		s[r] = v[r];
+	/* The document takes a copy of the samples in order; then they may be sorted. */
 	bench_add(res, metric, unit, true, v, reps, floor);
-	med = bench_median_d(s, reps);
+	med = bench_median_d(v, reps);
 	if (floor_ns > 0)
 		printf("  %-34s %9.1f %s (%.1fx floor)\n", label, med, unit, med / floor_ns);
 	else

@@ -146,16 +146,7 @@ static int set_logging(struct split_ctx *c, bool on)
 static struct kmmu_run write_words(struct __test_metadata *_metadata, struct split_ctx *c,
 				   uint64_t first, uint64_t n, uint64_t value)
 {
-	struct kmmu_workload wl = {
-		.gpa = word_gpa(c, first),
-		.size = (n - 1) * c->stride + sizeof(uint64_t),
-		.stride = c->stride,
-		.iterations = 1,
-		.value = value,
-		.pattern = KMMU_PATTERN_STRIDE,
-		.write_percent = 100,
-		.flags = KMMU_WL_XOR_GPA,
-	};
+	struct kmmu_workload wl = kmmu_wl_stride_writes(word_gpa(c, first), c->stride, n, value);
 	struct kmmu_run run;
 	uint64_t i;
 

@@ -131,16 +131,7 @@ static uint64_t leaf_of(FIXTURE_DATA(spp) *self, uint64_t gpa, uint32_t *level)
 static uint64_t write_stride(struct __test_metadata *_metadata, FIXTURE_DATA(spp) *self,
 			     uint64_t gpa, uint64_t stride, uint64_t n, uint64_t value)
 {
-	struct kmmu_workload wl = {
-		.gpa = gpa,
-		.size = (n - 1) * stride + 8,
-		.stride = stride,
-		.iterations = 1,
-		.value = value,
-		.pattern = KMMU_PATTERN_STRIDE,
-		.write_percent = 100,
-		.flags = KMMU_WL_XOR_GPA,
-	};
+	struct kmmu_workload wl = kmmu_wl_stride_writes(gpa, stride, n, value);
 	struct kmmu_run run;
 	uint64_t exits = 0;
 	int ret;
@@ -548,6 +539,21 @@ static uint64_t flip_wait(FIXTURE_DATA(spp) *self, uint64_t seen)
 	return now;
 }
 
+/*
+ * Round @round of the racing dirty-log tests: @vcpu writes @round ^ gpa to
+ * the first word of every other page, the even ones in even rounds and the
+ * odd ones in odd rounds.  (Sub-page 0 is always writable: no exit.)
+ */
+static void write_half(struct __test_metadata *_metadata, struct kmmu_vcpu *vcpu, int round)
+{
+	struct kmmu_workload wl = kmmu_wl_stride_writes(SPP_GPA + (round % 2) * SZ_4K,
+							2 * SZ_4K, SPP_PAGES / 2, round);
+	struct kmmu_run run;
+
+	ASSERT_EQ(0, kmmu_vcpu_run_workload(vcpu, &wl, &run));
+	ASSERT_EQ(KMMU_EXIT_DONE, run.exit_reason);
+}
+
 static int flip_start(FIXTURE_DATA(spp) *self, struct kmmu_vm *vm)
 {
 	self->flip = (struct flipper){ .vm = vm };
@@ -576,22 +582,7 @@ static void dirty_log_round_trips(struct __test_metadata *_metadata, FIXTURE_DAT
 		/* Every other page, then the others: each round a different half. */
 		for (i = 0; i < SPP_PAGES; i++)
 			written[i] = (i + round) % 2 == 0;
-		{
-			struct kmmu_workload wl = {
-				.gpa = SPP_GPA + (round % 2) * SZ_4K,
-				.size = SPP_SIZE - SZ_4K,
-				.stride = 2 * SZ_4K,
-				.iterations = 1,
-				.value = round,
-				.pattern = KMMU_PATTERN_STRIDE,
-				.write_percent = 100,
-				.flags = KMMU_WL_XOR_GPA,
-			};
-			struct kmmu_run run;
-
-			ASSERT_EQ(0, kmmu_vcpu_run_workload(self->vcpu, &wl, &run));
-			ASSERT_EQ(KMMU_EXIT_DONE, run.exit_reason);
-		}
+		write_half(_metadata, self->vcpu, round);
 		expect_logged(_metadata, self, written, round);
 		for (i = 0; i < SPP_PAGES; i++) {
 			uint64_t gpa = SPP_GPA + (uint64_t)i * SZ_4K;
@@ -645,21 +636,8 @@ static void dirty_ring_round_trips(struct __test_metadata *_metadata, FIXTURE_DA
 					 self->mem.addr));
 	ASSERT_EQ(0, flip_start(self, vm));
 	for (round = 0; round < RACE_ROUNDS; round++) {
-		struct kmmu_workload wl = {
-			.gpa = SPP_GPA + (round % 2) * SZ_4K,
-			.size = SPP_SIZE - SZ_4K,
-			.stride = 2 * SZ_4K,
-			.iterations = 1,
-			.value = round,
-			.pattern = KMMU_PATTERN_STRIDE,
-			.write_percent = 100,
-			.flags = KMMU_WL_XOR_GPA,
-		};
-		struct kmmu_run run;
-
 		flips = flip_wait(self, flips);
-		ASSERT_EQ(0, kmmu_vcpu_run_workload(vcpu, &wl, &run));
-		ASSERT_EQ(KMMU_EXIT_DONE, run.exit_reason);
+		write_half(_metadata, vcpu, round);
 		memset(seen, 0, sizeof(seen));
 		kmmu_vcpu_collect_dirty_ring(vcpu, ring_page, seen);
 		for (i = round % 2; i < SPP_PAGES; i += 2) {

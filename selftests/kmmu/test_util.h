@@ -141,4 +141,22 @@ static inline struct kmmu_workload kmmu_wl_seq(uint64_t gpa, uint64_t size, uint
 	return wl;
 }
 
+/* One pass writing @value ^ gpa to @n words, @stride bytes apart, from @gpa. */
+static inline struct kmmu_workload kmmu_wl_stride_writes(uint64_t gpa, uint64_t stride,
+							 uint64_t n, uint64_t value)
+{
+	struct kmmu_workload wl = {
+		.gpa = gpa,
+		.size = (n - 1) * stride + sizeof(uint64_t),
+		.stride = stride,
+		.iterations = 1,
+		.value = value,
+		.pattern = KMMU_PATTERN_STRIDE,
+		.write_percent = 100,
+		.flags = KMMU_WL_XOR_GPA,
+	};
+
+	return wl;
+}
+
 #endif /* KMMU_TEST_UTIL_H */
