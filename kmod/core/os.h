@@ -224,6 +224,9 @@ enum kmmu_mutant {
 	KMMU_MUTANT_READONLY_SLOT_WRITABLE,	/* a read-only slot is mapped writable */
 	KMMU_MUTANT_SPP_NO_FLUSH,		/* SET_ACCESS takes write access without a flush */
 	KMMU_MUTANT_SPP_WRPROT_KEEPS_SPP,	/* write-protection leaves SPP leaves writable */
+	KMMU_MUTANT_GW_LEAF_PERMS_ONLY,		/* L1's walk takes the leaf's permissions alone */
+	KMMU_MUTANT_GW_KEEPS_STALE_ENTRY,	/* a failed A/D update keeps the entry it read */
+	KMMU_MUTANT_GW_HIGH_BITS_IGNORED,	/* L1 entries' bits 51:48 are not checked */
 	KMMU_NR_MUTANTS,
 };
 
