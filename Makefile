@@ -29,6 +29,7 @@ UNIT_TESTS	:= $(sort $(basename $(notdir $(wildcard selftests/unit/*_test.c))))
 KMMU_TESTS	:= $(sort $(basename $(notdir $(wildcard selftests/kmmu/*_test.c))))
 # The concurrency tests, built once more under ThreadSanitizer.
 TSAN_TESTS	:= $(filter aging_test stress_test dirty_log_test spp_test,$(KMMU_TESTS))
+TSAN_UNIT_TESTS	:= $(filter rmap_test,$(UNIT_TESTS))
 BENCHES		:= populate dirty_log aging split floor zap_latency spp
 
 # -Wno-unused-parameter: kernel-style callbacks and os.h hooks take
@@ -56,7 +57,8 @@ LDLIBS		:= -lurcu -lpthread
 
 TEST_BINS	:= $(addprefix $(BUILD)/asan/unit/,$(UNIT_TESTS)) \
 		   $(addprefix $(BUILD)/asan/kmmu/,$(KMMU_TESTS)) \
-		   $(addprefix $(BUILD)/tsan/kmmu/,$(TSAN_TESTS))
+		   $(addprefix $(BUILD)/tsan/kmmu/,$(TSAN_TESTS)) \
+		   $(addprefix $(BUILD)/tsan/unit/,$(TSAN_UNIT_TESTS))
 BENCH_BINS	:= $(addprefix $(BUILD)/rel/bench/,$(BENCHES))
 FUZZ_BINS	:= $(BUILD)/fuzz/fuzz/api_fuzz
 # The regression service: the daemon, and its tests built under ASan+UBSan.

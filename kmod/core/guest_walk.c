@@ -118,7 +118,7 @@ static int gw_set_ad(const struct kmmu_gw_mem *mem, struct kmmu_guest_walk *gw)
 			new |= dirty;
 		if (new == gw->pte[level])
 			continue;
-		ret = mem->cmpxchg(mem->ctx, gw->pte_gpa[level], gw->pte[level], new);
+		ret = mem->update(mem->ctx, gw->pte_gpa[level], gw->pte[level], new);
 		if (ret == -EAGAIN && kmmu_mutant(GW_KEEPS_STALE_ENTRY))
 			continue;
 		if (ret)

@@ -27,12 +27,13 @@ enum kmmu_gw_fault {
 
 /*
  * How the walker reads and updates L1 memory.  read: 0, or -EFAULT when
- * no memory backs @gpa.  cmpxchg: 0 when *@gpa was @old and is now @new,
- * -EAGAIN when it was something else, -EFAULT as read.
+ * no memory backs @gpa.  update, a compare-and-exchange: 0 when *@gpa was
+ * @old and is now @new, -EAGAIN when it was something else, -EFAULT as
+ * read.
  */
 struct kmmu_gw_mem {
 	int (*read)(void *ctx, gpa_t gpa, u64 *val);
-	int (*cmpxchg)(void *ctx, gpa_t gpa, u64 old, u64 new);
+	int (*update)(void *ctx, gpa_t gpa, u64 old, u64 new);
 	void *ctx;
 };
 

@@ -227,6 +227,8 @@ enum kmmu_mutant {
 	KMMU_MUTANT_GW_LEAF_PERMS_ONLY,		/* L1's walk takes the leaf's permissions alone */
 	KMMU_MUTANT_GW_KEEPS_STALE_ENTRY,	/* a failed A/D update keeps the entry it read */
 	KMMU_MUTANT_GW_HIGH_BITS_IGNORED,	/* L1 entries' bits 51:48 are not checked */
+	KMMU_MUTANT_RMAP_READER_NO_LOCK,	/* lockless rmap readers do not take the lock bit */
+	KMMU_MUTANT_RMAP_KEEP_SINGLE_DESC,	/* an rmap down to one SPTE keeps its descriptor */
 	KMMU_NR_MUTANTS,
 };
 

@@ -279,6 +279,23 @@ static inline void clear_bit_unlock(unsigned long nr, unsigned long *addr)
 
 typedef struct { long counter; } atomic_long_t;
 
+#define atomic_long_read(v)		READ_ONCE((v)->counter)
+#define atomic_long_set(v, i)		WRITE_ONCE((v)->counter, (i))
+#define atomic_long_set_release(v, i)	__atomic_store_n(&(v)->counter, (i), __ATOMIC_RELEASE)
+/* Kernel semantics: on failure *old is updated with the current value. */
+static inline bool atomic_long_try_cmpxchg_acquire(atomic_long_t *v, long *old, long new)
+{
+	return __atomic_compare_exchange_n(&v->counter, old, new, false, __ATOMIC_ACQUIRE,
+					   __ATOMIC_ACQUIRE);
+}
+
+/*
+ * No preemption to turn off here: a thread spinning on a holder that the
+ * OS preempted gives its CPU away in cpu_relax() instead.
+ */
+#define preempt_disable()		do { } while (0)
+#define preempt_enable()		do { } while (0)
+
 static inline void atomic_long_or(unsigned long mask, atomic_long_t *v)
 {
 	__atomic_fetch_or(&v->counter, mask, __ATOMIC_SEQ_CST);

@@ -85,7 +85,7 @@ static int mem_read(void *ctx, gpa_t gpa, u64 *val)
 	return 0;
 }
 
-static int mem_cmpxchg(void *ctx, gpa_t gpa, u64 old, u64 new)
+static int mem_update(void *ctx, gpa_t gpa, u64 old, u64 new)
 {
 	struct _test_data_gw *self = ctx;
 
@@ -136,7 +136,7 @@ static int walk(struct _test_data_gw *self, const struct l1_layout *l, unsigned 
 
 FIXTURE_SETUP(gw)
 {
-	self->ops = (struct kmmu_gw_mem){ mem_read, mem_cmpxchg, self };
+	self->ops = (struct kmmu_gw_mem){ mem_read, mem_update, self };
 	self->race_gpa = 0;
 	self->cmpxchgs = 0;
 }

@@ -1,0 +1,351 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The shadow MMU's reverse maps and their lock bit (see rmap.h).
+ *
+ * Writers hold mmu_lock for write, which already excludes each other; they
+ * take an rmap's lock only to keep lockless readers out while the list
+ * changes, and free a descriptor only after it is unlinked under that
+ * lock, so a reader holding the lock never touches freed memory and no
+ * RCU is needed for descriptors.  The shadow SPTEs themselves leave an
+ * rmap, under its lock, before their table is zapped or freed.
+ */
+#include "rmap.h"
+#include "kmmu.h"
+
+int kmmu_rmap_cache_topup(struct kmmu_rmap_cache *cache, int min)
+{
+	if (WARN_ON_ONCE(min > KMMU_RMAP_CACHE_SIZE))
+		return -EINVAL;
+	while (cache->nr < min) {
+		struct kmmu_rmap_desc *desc = os_zalloc(sizeof(*desc));
+
+		if (!desc)
+			return -ENOMEM;
+		cache->objs[cache->nr++] = desc;
+	}
+	return 0;
+}
+
+void kmmu_rmap_cache_free(struct kmmu_rmap_cache *cache)
+{
+	while (cache->nr)
+		os_free(cache->objs[--cache->nr]);
+}
+
+/*
+ * Take the lock bit, waiting while someone else holds it.  Return: the
+ * value without the lock bit, or 0 for an empty rmap, which is not locked
+ * (a lockless reader has nothing to walk, and only writers, who exclude
+ * each other with mmu_lock, ever fill an empty rmap).
+ */
+static unsigned long __rmap_lock(struct kmmu_rmap_head *head, bool wait)
+{
+	long old = atomic_long_read(&head->val);
+
+	do {
+		while (old & KMMU_RMAP_LOCKED) {
+			if (!wait)
+				return KMMU_RMAP_LOCKED;
+			cpu_relax();
+			old = atomic_long_read(&head->val);
+		}
+		if (!old)
+			return 0;
+		/*
+		 * Acquire: nothing the holder reads or writes in the rmap moves
+		 * before the lock; pairs with the release in __rmap_unlock().
+		 */
+	} while (!atomic_long_try_cmpxchg_acquire(&head->val, &old, old | KMMU_RMAP_LOCKED));
+	return old;
+}
+
+static void __rmap_unlock(struct kmmu_rmap_head *head, unsigned long val)
+{
+	WARN_ON_ONCE(val & KMMU_RMAP_LOCKED);
+	/* Release: every access to the rmap is done before the next holder's. */
+	atomic_long_set_release(&head->val, val);
+}
+
+static unsigned long rmap_lock(struct kmmu *kmmu, struct kmmu_rmap_head *head)
+{
+	lockdep_assert_held_write(&kmmu->mmu_lock);
+	return __rmap_lock(head, true);
+}
+
+/* Unlock with @val, the rmap's new value (0 leaves it empty and unlocked). */
+static void rmap_unlock(struct kmmu *kmmu, struct kmmu_rmap_head *head, unsigned long val)
+{
+	lockdep_assert_held_write(&kmmu->mmu_lock);
+	__rmap_unlock(head, val);
+}
+
+/**
+ * kmmu_rmap_lock_readonly() - lock an rmap to walk it without mmu_lock
+ * @head: the rmap
+ *
+ * Spins while a writer (or another reader) holds the lock; preemption is
+ * off until the unlock, as the holder of a spinlock has it.
+ *
+ * Return: the rmap's value, to walk with for_each_rmap_spte() and to give
+ * back to kmmu_rmap_unlock_readonly(); 0 for an empty rmap, which needs
+ * no walk (the unlock is then a no-op).
+ */
+unsigned long kmmu_rmap_lock_readonly(struct kmmu_rmap_head *head)
+{
+	unsigned long val;
+
+	if (kmmu_mutant(RMAP_READER_NO_LOCK))
+		return atomic_long_read(&head->val) & ~KMMU_RMAP_LOCKED;
+	preempt_disable();
+	val = __rmap_lock(head, true);
+	if (!val)
+		preempt_enable();
+	return val;
+}
+
+void kmmu_rmap_unlock_readonly(struct kmmu_rmap_head *head, unsigned long val)
+{
+	if (!val || kmmu_mutant(RMAP_READER_NO_LOCK))
+		return;
+	/* Readers may not change the rmap. */
+	WARN_ON_ONCE((atomic_long_read(&head->val) & ~KMMU_RMAP_LOCKED) != val);
+	__rmap_unlock(head, val);
+	preempt_enable();
+}
+
+static struct kmmu_rmap_desc *val_to_desc(unsigned long val)
+{
+	return (struct kmmu_rmap_desc *)(val & ~KMMU_RMAP_MANY);
+}
+
+static struct kmmu_rmap_desc *rmap_new_desc(struct kmmu_rmap_cache *cache)
+{
+	struct kmmu_rmap_desc *desc;
+
+	/* The caller tops the cache up before it takes mmu_lock. */
+	if (!cache->nr)
+		return NULL;
+	desc = cache->objs[--cache->nr];
+	memset(desc, 0, sizeof(*desc));
+	return desc;
+}
+
+/**
+ * kmmu_rmap_add() - record that @sptep maps the rmap's gfn
+ * @kmmu: the VM, mmu_lock held for write
+ * @head: the rmap
+ * @sptep: the shadow SPTE, not in the rmap yet
+ * @cache: descriptors for the add (one is enough)
+ *
+ * Return: how many SPTEs the rmap held before, or -ENOMEM when a
+ * descriptor was needed and @cache had none (the rmap is unchanged).
+ */
+int kmmu_rmap_add(struct kmmu *kmmu, struct kmmu_rmap_head *head, u64 *sptep,
+		  struct kmmu_rmap_cache *cache)
+{
+	unsigned long old = rmap_lock(kmmu, head), new;
+	struct kmmu_rmap_desc *desc, *first;
+	int count = 0;
+
+	if (!old) {
+		new = (unsigned long)sptep;
+	} else if (!(old & KMMU_RMAP_MANY)) {
+		desc = rmap_new_desc(cache);
+		if (!desc) {
+			rmap_unlock(kmmu, head, old);
+			return -ENOMEM;
+		}
+		desc->sptes[0] = (u64 *)old;
+		desc->sptes[1] = sptep;
+		desc->count = 2;
+		new = (unsigned long)desc | KMMU_RMAP_MANY;
+		count = 1;
+	} else {
+		first = val_to_desc(old);
+		count = first->tail_count + first->count;
+		new = old;
+		if (first->count == KMMU_RMAP_DESC_SPTES) {
+			desc = rmap_new_desc(cache);
+			if (!desc) {
+				rmap_unlock(kmmu, head, old);
+				return -ENOMEM;
+			}
+			desc->more = first;
+			desc->tail_count = count;
+			first = desc;
+			new = (unsigned long)desc | KMMU_RMAP_MANY;
+		}
+		first->sptes[first->count++] = sptep;
+	}
+	rmap_unlock(kmmu, head, new);
+	return count;
+}
+
+/*
+ * Remove entry @i of @desc: the last SPTE of the first descriptor fills
+ * the hole, and a first descriptor left empty goes.  Return: the rmap's
+ * new value; the descriptor to free, if any, in *@gone.
+ */
+static unsigned long rmap_desc_remove(unsigned long val, struct kmmu_rmap_desc *desc,
+				      unsigned int i,
+				      struct kmmu_rmap_desc **gone)
+{
+	struct kmmu_rmap_desc *first = val_to_desc(val);
+
+	desc->sptes[i] = first->sptes[first->count - 1];
+	first->sptes[--first->count] = NULL;
+	*gone = NULL;
+	if (first->count)
+		return val;
+	*gone = first;
+	if (!first->more)
+		return 0;
+	return (unsigned long)first->more | KMMU_RMAP_MANY;
+}
+
+/**
+ * kmmu_rmap_remove() - forget that @sptep maps the rmap's gfn
+ * @kmmu: the VM, mmu_lock held for write
+ * @head: the rmap
+ * @sptep: the shadow SPTE
+ *
+ * Return: true if it was there (a missing one is kmmu's bug: WARNs).
+ */
+bool kmmu_rmap_remove(struct kmmu *kmmu, struct kmmu_rmap_head *head, u64 *sptep)
+{
+	unsigned long old = rmap_lock(kmmu, head), new = old;
+	struct kmmu_rmap_desc *desc, *gone = NULL;
+	bool found = false;
+	unsigned int i;
+
+	if (old && !(old & KMMU_RMAP_MANY)) {
+		found = (u64 *)old == sptep;
+		new = found ? 0 : old;
+	} else if (old) {
+		for (desc = val_to_desc(old); desc && !found; desc = desc->more) {
+			for (i = 0; i < desc->count; i++) {
+				if (desc->sptes[i] != sptep)
+					continue;
+				new = rmap_desc_remove(old, desc, i, &gone);
+				found = true;
+				break;
+			}
+		}
+	}
+	/* An rmap of one descriptor holding one SPTE goes back to the short form. */
+	if (new & KMMU_RMAP_MANY && !val_to_desc(new)->more && val_to_desc(new)->count == 1 &&
+	    !kmmu_mutant(RMAP_KEEP_SINGLE_DESC)) {
+		gone = val_to_desc(new);
+		new = (unsigned long)gone->sptes[0];
+	}
+	rmap_unlock(kmmu, head, new);
+	/* Unlinked under the lock: no reader can reach it now. */
+	if (gone)
+		os_free(gone);
+	WARN_ON_ONCE(!found);
+	return found;
+}
+
+/* For writers and tests: the SPTEs in the rmap. */
+unsigned long kmmu_rmap_count(struct kmmu *kmmu, struct kmmu_rmap_head *head)
+{
+	unsigned long val = atomic_long_read(&head->val) & ~KMMU_RMAP_LOCKED;
+
+	lockdep_assert_held_write(&kmmu->mmu_lock);
+	if (!val)
+		return 0;
+	if (!(val & KMMU_RMAP_MANY))
+		return 1;
+	return val_to_desc(val)->count + val_to_desc(val)->tail_count;
+}
+
+u64 *kmmu_rmap_iter_first(unsigned long val, struct kmmu_rmap_iter *iter)
+{
+	iter->desc = NULL;
+	iter->pos = 0;
+	iter->single = NULL;
+	if (!val)
+		return NULL;
+	if (!(val & KMMU_RMAP_MANY)) {
+		iter->single = (u64 *)val;
+		return iter->single;
+	}
+	iter->desc = val_to_desc(val);
+	return iter->desc->sptes[0];
+}
+
+u64 *kmmu_rmap_iter_next(struct kmmu_rmap_iter *iter)
+{
+	if (!iter->desc)
+		return NULL;
+	if (++iter->pos < iter->desc->count)
+		return iter->desc->sptes[iter->pos];
+	iter->desc = iter->desc->more;
+	iter->pos = 0;
+	return iter->desc ? iter->desc->sptes[0] : NULL;
+}
+
+/* Clear A (or access-track) with a cmpxchg: the CPU may set D meanwhile. */
+static void rmap_age_spte(const struct kmmu_spte_fmt *f, u64 *sptep, u64 spte)
+{
+	u64 new;
+
+	do {
+		if (!is_shadow_present_spte(spte))
+			return;
+		new = mark_spte_for_access_track(f, spte);
+		if (new == spte)
+			return;
+	} while (!try_cmpxchg64(sptep, &spte, new));
+}
+
+/**
+ * kmmu_rmap_age() - test, and unless @test_only clear, the accessed state
+ * of every SPTE of an rmap, without mmu_lock
+ * @kmmu: the VM
+ * @head: the rmap
+ * @test_only: count only
+ * @fast_only: never wait for the rmap's lock; a locked rmap is skipped and
+ *	reported in res->incomplete
+ * @res: counts added to
+ *
+ * Callable with or without mmu_lock: the rmap lock alone keeps the list
+ * still, and each SPTE changes only by cmpxchg.
+ */
+void kmmu_rmap_age(struct kmmu *kmmu, struct kmmu_rmap_head *head, bool test_only,
+		   bool fast_only, struct kmmu_rmap_age_result *res)
+{
+	const struct kmmu_spte_fmt *f = &kmmu->fmt;
+	struct kmmu_rmap_iter iter;
+	unsigned long val;
+	u64 *sptep, spte;
+
+	if (fast_only) {
+		preempt_disable();
+		val = __rmap_lock(head, false);
+		if (val == KMMU_RMAP_LOCKED)
+			res->incomplete = true;
+		if (!val || val == KMMU_RMAP_LOCKED) {
+			preempt_enable();
+			return;
+		}
+	} else {
+		val = kmmu_rmap_lock_readonly(head);
+	}
+	for_each_rmap_spte(val, &iter, sptep) {
+		spte = READ_ONCE(*sptep);
+		if (!is_accessed_spte(f, spte)) {
+			res->old++;
+			continue;
+		}
+		res->young++;
+		if (!test_only)
+			rmap_age_spte(f, sptep, spte);
+	}
+	if (fast_only) {
+		__rmap_unlock(head, val);
+		preempt_enable();
+	} else {
+		kmmu_rmap_unlock_readonly(head, val);
+	}
+}
