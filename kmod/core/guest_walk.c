@@ -11,6 +11,8 @@
  * (L1 wrote it) makes the walk start over with what L1 wrote.
  */
 #include "guest_walk.h"
+#include "dirty_ring.h"
+#include "memslot.h"
 
 enum gw_entry {
 	GW_ENTRY_NOT_PRESENT,
@@ -121,9 +123,10 @@ static int gw_set_ad(const struct kmmu_gw_mem *mem, struct kmmu_guest_walk *gw)
 		ret = mem->update(mem->ctx, gw->pte_gpa[level], gw->pte[level], new);
 		if (ret == -EAGAIN && kmmu_mutant(GW_KEEPS_STALE_ENTRY))
 			continue;
-		if (ret)
+		if (ret < 0)
 			return ret;
-		gw->pte[level] = new;
+		if (!ret)
+			gw->pte[level] = new;
 	}
 	return 0;
 }
@@ -196,4 +199,74 @@ int kmmu_guest_walk(const struct kmmu_gw_mem *mem, struct kmmu_guest_walk *gw)
 	} while (ret == -EAGAIN);
 	gw->fault = ret;
 	return 0;
+}
+
+/* ---- L1 memory through the VM's memslots ---- */
+
+struct gw_slots {
+	struct kmmu_vcpu *vcpu;
+	struct kmmu_memslots *slots;
+};
+
+/* The hardware vCPU's private slot is kmmu's own, not L1 memory. */
+static struct kmmu_memory_slot *gw_slot(struct gw_slots *m, gpa_t gpa, unsigned long *hva)
+{
+	gfn_t gfn = gpa >> KMMU_PAGE_SHIFT;
+	struct kmmu_memory_slot *slot = kmmu_gfn_to_memslot(m->slots, gfn);
+
+	if (!slot || kmmu_gfn_private(m->vcpu->kmmu, gfn))
+		return NULL;
+	*hva = kmmu_gfn_to_hva(slot, gfn) + (gpa & (KMMU_PAGE_SIZE - 1));
+	return slot;
+}
+
+static int gw_slots_read(void *ctx, gpa_t gpa, u64 *val)
+{
+	unsigned long hva;
+
+	if (!gw_slot(ctx, gpa, &hva))
+		return -EFAULT;
+	return os_read_user_u64(hva, val);
+}
+
+/*
+ * A/D bits go into L1 memory as a write by the CPU: the page is logged
+ * dirty.  As KVM does, a table in a read-only memslot keeps its bits.
+ */
+static int gw_slots_update(void *ctx, gpa_t gpa, u64 old, u64 new)
+{
+	struct gw_slots *m = ctx;
+	struct kmmu_memory_slot *slot;
+	unsigned long hva;
+	int ret;
+
+	slot = gw_slot(m, gpa, &hva);
+	if (!slot)
+		return -EFAULT;
+	if (slot->flags & KMMU_MEM_READONLY)
+		return 1;
+	ret = os_cmpxchg_user_u64(hva, old, new);
+	if (!ret && !kmmu_mutant(GW_AD_NOT_LOGGED))
+		kmmu_vcpu_mark_page_dirty(m->vcpu, slot, gpa >> KMMU_PAGE_SHIFT);
+	return ret;
+}
+
+/**
+ * kmmu_guest_walk_vcpu() - walk L1's tables in the VM's memory
+ * @vcpu: the vCPU whose L2 access this is (dirty rings log A/D writes there)
+ * @as_id: the address space L1's tables are in
+ * @gw: as for kmmu_guest_walk()
+ *
+ * Called with kmmu->srcu held, outside guest mode: it may sleep.
+ *
+ * Return: as kmmu_guest_walk().
+ */
+int kmmu_guest_walk_vcpu(struct kmmu_vcpu *vcpu, int as_id, struct kmmu_guest_walk *gw)
+{
+	struct gw_slots m = { .vcpu = vcpu, .slots = kmmu_memslots(vcpu->kmmu, as_id) };
+	const struct kmmu_gw_mem mem = {
+		.read = gw_slots_read, .update = gw_slots_update, .ctx = &m,
+	};
+
+	return kmmu_guest_walk(&mem, gw);
 }

@@ -29,7 +29,7 @@ enum kmmu_gw_fault {
  * How the walker reads and updates L1 memory.  read: 0, or -EFAULT when
  * no memory backs @gpa.  update, a compare-and-exchange: 0 when *@gpa was
  * @old and is now @new, -EAGAIN when it was something else, -EFAULT as
- * read.
+ * read, 1 when the memory cannot take A/D bits (read-only: left as it is).
  */
 struct kmmu_gw_mem {
 	int (*read)(void *ctx, gpa_t gpa, u64 *val);
@@ -56,5 +56,6 @@ struct kmmu_guest_walk {
 };
 
 int kmmu_guest_walk(const struct kmmu_gw_mem *mem, struct kmmu_guest_walk *gw);
+int kmmu_guest_walk_vcpu(struct kmmu_vcpu *vcpu, int as_id, struct kmmu_guest_walk *gw);
 
 #endif /* KMMU_GUEST_WALK_H */

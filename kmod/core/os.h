@@ -97,6 +97,14 @@ bool os_user_range_ok(unsigned long uaddr, u64 size);
 /* Return 0, or -EFAULT when the range cannot be read or written. */
 int os_copy_from_user(void *dst, unsigned long uaddr, size_t size);
 int os_copy_to_user(unsigned long uaddr, const void *src, size_t size);
+/*
+ * One aligned u64 of the caller's memory, as the CPU reads and locks it
+ * (L1's own page tables, read by the shadow MMU's walker); may sleep to
+ * fault the page in.  Return 0, or -EFAULT; the exchange returns -EAGAIN
+ * when *@uaddr was not @old.
+ */
+int os_read_user_u64(unsigned long uaddr, u64 *val);
+int os_cmpxchg_user_u64(unsigned long uaddr, u64 old, u64 new);
 
 /* ---- the vCPU's thread ---- */
 
@@ -227,6 +235,7 @@ enum kmmu_mutant {
 	KMMU_MUTANT_GW_LEAF_PERMS_ONLY,		/* L1's walk takes the leaf's permissions alone */
 	KMMU_MUTANT_GW_KEEPS_STALE_ENTRY,	/* a failed A/D update keeps the entry it read */
 	KMMU_MUTANT_GW_HIGH_BITS_IGNORED,	/* L1 entries' bits 51:48 are not checked */
+	KMMU_MUTANT_GW_AD_NOT_LOGGED,		/* A/D bits set in L1 memory are not logged dirty */
 	KMMU_MUTANT_RMAP_READER_NO_LOCK,	/* lockless rmap readers do not take the lock bit */
 	KMMU_MUTANT_RMAP_KEEP_SINGLE_DESC,	/* an rmap down to one SPTE keeps its descriptor */
 	KMMU_NR_MUTANTS,

@@ -292,6 +292,24 @@ int os_copy_to_user(unsigned long uaddr, const void *src, size_t size)
 	return copy_to_user((void __user *)uaddr, src, size) ? -EFAULT : 0;
 }
 
+int os_read_user_u64(unsigned long uaddr, u64 *val)
+{
+	return get_user(*val, (u64 __user *)uaddr) ? -EFAULT : 0;
+}
+
+/* As KVM sets A/D bits in a guest's own page tables (paging_tmpl.h). */
+int os_cmpxchg_user_u64(unsigned long uaddr, u64 old, u64 new)
+{
+	u64 __user *p = (u64 __user *)uaddr;
+	int ret;
+
+	if (!access_ok(p, sizeof(*p)))
+		return -EFAULT;
+	/* 0 when exchanged, 1 when *p was not @old, -EFAULT on a fault. */
+	ret = __try_cmpxchg_user(p, &old, new, efault);
+	return ret > 0 ? -EAGAIN : ret;
+}
+
 /* ---- os.h: the vCPU thread ---- */
 
 void os_guest_enter(struct kmmu_vcpu *vcpu)

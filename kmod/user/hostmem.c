@@ -1196,6 +1196,54 @@ void os_release_pfn(struct os_pfn_req *req, bool dirty)
 	hm_frame_put(req->pfn - HM_PFN_BASE);
 }
 
+/*
+ * The u64 at @uaddr through the frame behind it, held as get_user() would
+ * hold the page for the access (a page the mm is moving is waited for).
+ */
+static int hm_user_u64(unsigned long uaddr, bool write, struct os_pfn_req *req, u64 **p)
+{
+	int ret;
+
+	if (uaddr & 7)
+		return -EFAULT;
+	*req = (struct os_pfn_req){ .hva = uaddr, .write = write, .slot_writable = true };
+	do {
+		ret = os_hva_to_pfn(NULL, req);
+	} while (ret == -EAGAIN);
+	if (ret)
+		return -EFAULT;
+	*p = (u64 *)((u8 *)os_guest_pfn_to_va(req->pfn) + (uaddr & (KMMU_PAGE_SIZE - 1)));
+	return 0;
+}
+
+int os_read_user_u64(unsigned long uaddr, u64 *val)
+{
+	struct os_pfn_req req;
+	u64 *p;
+
+	if (hm_user_u64(uaddr, false, &req, &p))
+		return -EFAULT;
+	*val = __atomic_load_n(p, __ATOMIC_RELAXED);
+	/* The process's own access: its page table's bits, not a mark. */
+	os_release_pfn(&req, false);
+	return 0;
+}
+
+int os_cmpxchg_user_u64(unsigned long uaddr, u64 old, u64 new)
+{
+	struct os_pfn_req req;
+	bool done;
+	u64 *p;
+
+	/* A read-only mapping is -EFAULT, as __try_cmpxchg_user() faults. */
+	if (hm_user_u64(uaddr, true, &req, &p))
+		return -EFAULT;
+	done = __atomic_compare_exchange_n(p, &old, new, false, __ATOMIC_SEQ_CST,
+					   __ATOMIC_SEQ_CST);
+	os_release_pfn(&req, false);
+	return done ? 0 : -EAGAIN;
+}
+
 int os_host_mapping_level(struct kmmu *kmmu, unsigned long hva)
 {
 	unsigned long first, n;

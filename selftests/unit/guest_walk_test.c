@@ -48,27 +48,31 @@ FIXTURE_VARIANT(gw) {
 	struct l1_layout l;
 };
 
-FIXTURE_VARIANT_ADD(gw, ept) {
-	.l = { .format = KMMU_SPTE_FORMAT_EPT, .ad = true,
-	       .table = SDM_EPT_R | SDM_EPT_W | SDM_EPT_X,
-	       .leaf = SDM_EPT_R | SDM_EPT_W | SDM_EPT_X | SDM_EPT_MT(SDM_MT_WB),
-	       .r = SDM_EPT_R, .w = SDM_EPT_W, .x = SDM_EPT_X, .ps = SDM_EPT_PS,
-	       .a = SDM_EPT_A, .d = SDM_EPT_D },
+static const struct l1_layout l1_ept = {
+	.format = KMMU_SPTE_FORMAT_EPT, .ad = true,
+	.table = SDM_EPT_R | SDM_EPT_W | SDM_EPT_X,
+	.leaf = SDM_EPT_R | SDM_EPT_W | SDM_EPT_X | SDM_EPT_MT(SDM_MT_WB),
+	.r = SDM_EPT_R, .w = SDM_EPT_W, .x = SDM_EPT_X, .ps = SDM_EPT_PS,
+	.a = SDM_EPT_A, .d = SDM_EPT_D,
 };
 
-FIXTURE_VARIANT_ADD(gw, ept_ad_disabled) {
-	.l = { .format = KMMU_SPTE_FORMAT_EPT, .ad = false,
-	       .table = SDM_EPT_R | SDM_EPT_W | SDM_EPT_X,
-	       .leaf = SDM_EPT_R | SDM_EPT_W | SDM_EPT_X | SDM_EPT_MT(SDM_MT_WB),
-	       .r = SDM_EPT_R, .w = SDM_EPT_W, .x = SDM_EPT_X, .ps = SDM_EPT_PS },
+static const struct l1_layout l1_ept_ad_disabled = {
+	.format = KMMU_SPTE_FORMAT_EPT, .ad = false,
+	.table = SDM_EPT_R | SDM_EPT_W | SDM_EPT_X,
+	.leaf = SDM_EPT_R | SDM_EPT_W | SDM_EPT_X | SDM_EPT_MT(SDM_MT_WB),
+	.r = SDM_EPT_R, .w = SDM_EPT_W, .x = SDM_EPT_X, .ps = SDM_EPT_PS,
 };
 
-FIXTURE_VARIANT_ADD(gw, npt) {
-	.l = { .format = KMMU_SPTE_FORMAT_NPT, .ad = true,
-	       .table = APM_P | APM_RW | APM_US, .leaf = APM_P | APM_RW | APM_US,
-	       .r = APM_P, .w = APM_RW, .nx = APM_NX, .us = APM_US, .ps = APM_PS,
-	       .a = APM_A, .d = APM_D },
+static const struct l1_layout l1_npt = {
+	.format = KMMU_SPTE_FORMAT_NPT, .ad = true,
+	.table = APM_P | APM_RW | APM_US, .leaf = APM_P | APM_RW | APM_US,
+	.r = APM_P, .w = APM_RW, .nx = APM_NX, .us = APM_US, .ps = APM_PS,
+	.a = APM_A, .d = APM_D,
 };
+
+FIXTURE_VARIANT_ADD(gw, ept) { .l = l1_ept };
+FIXTURE_VARIANT_ADD(gw, ept_ad_disabled) { .l = l1_ept_ad_disabled };
+FIXTURE_VARIANT_ADD(gw, npt) { .l = l1_npt };
 
 static u64 *entry(struct _test_data_gw *self, u64 gpa)
 {
@@ -110,17 +114,21 @@ static u64 pte_gpa(int level)
 	return table[level] + idx(L2_GPA, level) * 8;
 }
 
-/* Tables down to @leaf_level, whose entry maps @target with @extra. */
-static void build(struct _test_data_gw *self, const struct l1_layout *l, int leaf_level,
-		  u64 target, u64 extra)
+/* Tables at @mem (L1 gpa 0) down to @leaf_level, whose entry maps @target with @extra. */
+static void build_at(u64 *mem, const struct l1_layout *l, int leaf_level, u64 target, u64 extra)
 {
 	int level;
 
-	memset(self->mem, 0, sizeof(self->mem));
 	for (level = 4; level > leaf_level; level--)
-		*entry(self, pte_gpa(level)) = l->table | (pte_gpa(level - 1) & ~0xfffULL);
-	*entry(self, pte_gpa(leaf_level)) = l->leaf | target | extra |
-					    (leaf_level > 1 ? l->ps : 0);
+		mem[pte_gpa(level) / 8] = l->table | (pte_gpa(level - 1) & ~0xfffULL);
+	mem[pte_gpa(leaf_level) / 8] = l->leaf | target | extra | (leaf_level > 1 ? l->ps : 0);
+}
+
+static void build(struct _test_data_gw *self, const struct l1_layout *l, int leaf_level,
+		  u64 target, u64 extra)
+{
+	memset(self->mem, 0, sizeof(self->mem));
+	build_at(self->mem, l, leaf_level, target, extra);
 }
 
 static int walk(struct _test_data_gw *self, const struct l1_layout *l, unsigned int access)
@@ -417,6 +425,153 @@ TEST_F(gw, bad_arguments)
 		EXPECT_EQ(-EINVAL, kmmu_guest_walk(&self->ops, &self->w));
 	}
 	EXPECT_EQ(0, self->cmpxchgs);
+}
+
+/* ---- L1's tables in the VM's memory (kmmu_guest_walk_vcpu()) ---- */
+
+#define VM_SLOT_SIZE	(2 * SZ_2M)
+
+FIXTURE(gw_vm) {
+	struct kmmu *kmmu;
+	struct kmmu_vcpu *vcpu;
+	struct unit_mem mem;
+	struct kmmu_guest_walk w;
+	long warnings;
+};
+
+FIXTURE_VARIANT(gw_vm) {
+	struct l1_layout l;
+};
+
+FIXTURE_VARIANT_ADD(gw_vm, ept) { .l = l1_ept };
+FIXTURE_VARIANT_ADD(gw_vm, npt) { .l = l1_npt };
+
+static int vm_slot_size(struct _test_data_gw_vm *self, u32 flags, u64 size)
+{
+	struct kmmu_userspace_memory_region r = {
+		.slot = 0, .flags = flags, .guest_phys_addr = 0, .memory_size = size,
+		.userspace_addr = (unsigned long)self->mem.addr,
+	};
+
+	return kmmu_set_memory_region(self->kmmu, &r);
+}
+
+static int vm_slot(struct _test_data_gw_vm *self, u32 flags)
+{
+	return vm_slot_size(self, flags, VM_SLOT_SIZE);
+}
+
+FIXTURE_SETUP(gw_vm)
+{
+	const struct kmmu_vm_config cfg = { .spte_format = variant->l.format };
+	int err;
+
+	kmmu_user_thread_enter();
+	self->warnings = kmmu_user_warnings();
+	self->kmmu = kmmu_create_vm(&cfg, variant->l.format, &err);
+	ASSERT_NE(NULL, self->kmmu);
+	ASSERT_EQ(0, unit_mem_alloc(&self->mem, VM_SLOT_SIZE, KMMU_USER_MEM_ANON, SZ_4K));
+	ASSERT_EQ(0, vm_slot(self, 0));
+	self->vcpu = kmmu_create_vcpu(self->kmmu, 0, &err);
+	ASSERT_NE(NULL, self->vcpu);
+}
+
+FIXTURE_TEARDOWN(gw_vm)
+{
+	unit_vm_put(self->kmmu, 1);
+	unit_mem_free(&self->mem);
+	EXPECT_EQ(self->warnings, kmmu_user_warnings());
+}
+
+static int vm_walk(struct _test_data_gw_vm *self, const struct l1_layout *l, gpa_t root,
+		   unsigned int access)
+{
+	int idx, ret;
+
+	self->w = (struct kmmu_guest_walk){ .root = root, .format = l->format, .ad = l->ad,
+					    .l2_gpa = L2_GPA, .access = access };
+	idx = srcu_read_lock(&self->kmmu->srcu);
+	ret = kmmu_guest_walk_vcpu(self->vcpu, 0, &self->w);
+	srcu_read_unlock(&self->kmmu->srcu, idx);
+	return ret;
+}
+
+/* The slot's dirty bitmap (the first 64 pages). */
+static u64 vm_dirty(struct _test_data_gw_vm *self)
+{
+	u64 bitmap[VM_SLOT_SIZE / SZ_4K / 64] = {};
+	struct kmmu_dirty_log log = { .slot = 0, .dirty_bitmap = (unsigned long)bitmap };
+
+	if (kmmu_vm_ioctl(self->kmmu, KMMU_GET_DIRTY_LOG, (unsigned long)&log))
+		return ~0ULL;
+	return bitmap[0];
+}
+
+/*
+ * Tables in a memslot: the same translation; A and D land in the memory
+ * the process sees, and into the dirty log as writes.
+ */
+TEST_F(gw_vm, walks_tables_in_guest_memory)
+{
+	const struct l1_layout *l = &variant->l;
+	u64 *mem = self->mem.addr, tables;
+	int level;
+
+	build_at(mem, l, 1, TARGET_4K, 0);
+	ASSERT_EQ(0, vm_slot(self, KMMU_MEM_LOG_DIRTY_PAGES));
+	ASSERT_EQ(0, vm_dirty(self));
+	ASSERT_EQ(0, vm_walk(self, l, PML4_GPA, KMMU_ACC_WRITE));
+	ASSERT_EQ(KMMU_GW_OK, self->w.fault);
+	EXPECT_EQ(TARGET_4K | (L2_GPA & (SZ_4K - 1)), self->w.l1_gpa);
+	for (level = 4; level >= 1; level--)
+		EXPECT_EQ(l->a | (level == 1 ? l->d : 0),
+			  mem[pte_gpa(level) / 8] & (l->a | l->d));
+	tables = (1ULL << (PML4_GPA >> 12)) | (1ULL << (PDPT_GPA >> 12)) |
+		 (1ULL << (PD_GPA >> 12)) | (1ULL << (PT_GPA >> 12));
+	EXPECT_EQ(tables, vm_dirty(self));
+
+	/* Nothing left to set: nothing written, nothing logged. */
+	ASSERT_EQ(0, vm_walk(self, l, PML4_GPA, KMMU_ACC_WRITE));
+	ASSERT_EQ(KMMU_GW_OK, self->w.fault);
+	EXPECT_EQ(0, vm_dirty(self));
+}
+
+/* A table in a read-only memslot is walked and left as it is. */
+TEST_F(gw_vm, read_only_memory_keeps_its_bits)
+{
+	const struct l1_layout *l = &variant->l;
+	u64 *mem = self->mem.addr;
+	u64 before[8];
+	int level;
+
+	build_at(mem, l, 1, TARGET_4K, 0);
+	for (level = 1; level <= 4; level++)
+		before[level] = mem[pte_gpa(level) / 8];
+	/* READONLY is no flag to change: the slot goes and comes back with it. */
+	ASSERT_EQ(0, vm_slot_size(self, 0, 0));
+	ASSERT_EQ(0, vm_slot_size(self, KMMU_MEM_READONLY, VM_SLOT_SIZE));
+	ASSERT_EQ(0, vm_walk(self, l, PML4_GPA, KMMU_ACC_WRITE));
+	ASSERT_EQ(KMMU_GW_OK, self->w.fault);
+	for (level = 1; level <= 4; level++) {
+		EXPECT_EQ(before[level], mem[pte_gpa(level) / 8]);
+		EXPECT_EQ(before[level], self->w.pte[level]);
+	}
+}
+
+/* A root or a table outside every memslot: no memory, at its level. */
+TEST_F(gw_vm, tables_outside_memslots)
+{
+	const struct l1_layout *l = &variant->l;
+	u64 *mem = self->mem.addr;
+
+	build_at(mem, l, 1, TARGET_4K, 0);
+	ASSERT_EQ(0, vm_walk(self, l, VM_SLOT_SIZE, KMMU_ACC_READ));
+	EXPECT_EQ(KMMU_GW_NO_MEMORY, self->w.fault);
+	EXPECT_EQ(4, self->w.level);
+	mem[pte_gpa(3) / 8] = l->table | (VM_SLOT_SIZE + SZ_2M);
+	ASSERT_EQ(0, vm_walk(self, l, PML4_GPA, KMMU_ACC_READ));
+	EXPECT_EQ(KMMU_GW_NO_MEMORY, self->w.fault);
+	EXPECT_EQ(2, self->w.level);
 }
 
 TEST_HARNESS_MAIN
