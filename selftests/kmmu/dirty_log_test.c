@@ -36,6 +36,12 @@
 #define QUIESCENT_ROUNDS	10
 #define CONCURRENT_ROUNDS	12
 #define RACE_ROUNDS		10
+/*
+ * Noise passes per RUN of the writer, one per access: about what an
+ * unpaced noise thread makes beside the dev backend's vCPU (200 or so),
+ * on any backend.
+ */
+#define NOISE_PER_RUN		RUN_BUDGET
 
 /*
  * The guest writes stamp ^ gpa (KMMU_WL_XOR_GPA): the host can tell which
@@ -146,6 +152,7 @@ struct noise {
 	uint64_t rng;
 	int stop;
 	unsigned long passes;
+	unsigned long credit;	/* passes it may have made so far */
 	int err;
 	int exited;
 	pthread_t thread;
@@ -1026,11 +1033,21 @@ KMMU_TEST_F(dirty_log, initially_set_dbit_no_eager_split)
 static void *noise_fn(void *arg)
 {
 	struct noise *n = arg;
+	uint64_t first, len;
 	int ret;
 
 	while (!load(&n->stop)) {
-		uint64_t first = splitmix64(&n->rng) % LOG_PAGES;
-		uint64_t len = 1 + splitmix64(&n->rng) % 64;
+		/*
+		 * Paced by the vCPU: unbounded, the invalidations would have a
+		 * vCPU whose faults cost an exit each (the hw backend) retry
+		 * its faults and refault what was discarded for ever longer.
+		 */
+		if (load(&n->passes) >= load(&n->credit)) {
+			backoff();
+			continue;
+		}
+		first = splitmix64(&n->rng) % LOG_PAGES;
+		len = 1 + splitmix64(&n->rng) % 64;
 
 		/* Now and then the whole slot at once. */
 		if (!(splitmix64(&n->rng) % 8)) {
@@ -1055,11 +1072,19 @@ static void *noise_fn(void *arg)
 	return NULL;
 }
 
+/* The noise thread may make @more passes more. */
+static void grant_noise(struct noise *n, unsigned long more)
+{
+	__atomic_add_fetch(&n->credit, more, __ATOMIC_RELEASE);
+}
+
 /* Let the noise thread finish @more passes, so that it did overlap with something. */
 static void wait_noise(struct __test_metadata *_metadata, FIXTURE_DATA(dirty_log) *self,
 		       unsigned long more)
 {
 	unsigned long target = load(&self->noise.passes) + more;
+
+	grant_noise(&self->noise, more);
 
 	while (load(&self->noise.passes) < target && !load(&self->noise.exited))
 		backoff();
@@ -1083,6 +1108,7 @@ static void write_range_slowly(struct __test_metadata *_metadata, FIXTURE_DATA(d
 			    run.exit_reason == KMMU_EXIT_DONE) {
 			TH_LOG("exit %u", run.exit_reason);
 		}
+		grant_noise(&self->noise, NOISE_PER_RUN);
 		sched_yield();
 	} while (run.exit_reason != KMMU_EXIT_DONE);
 }
@@ -1112,6 +1138,7 @@ static void race_rounds(struct __test_metadata *_metadata, FIXTURE_DATA(dirty_lo
 	ASSERT_EQ(0, set_log_slot(self, KMMU_MEM_LOG_DIRTY_PAGES));
 	self->noise.stop = 0;
 	self->noise.exited = 0;
+	self->noise.credit = self->noise.passes;
 	ASSERT_EQ(0, pthread_create(&self->noise.thread, NULL, noise_fn, &self->noise));
 	self->noise.started = true;
 	wait_noise(_metadata, self, 1);
