@@ -143,6 +143,8 @@ static int kmmu_follow_pfn(struct vm_area_struct *vma, unsigned long hva, kmmu_p
 
 	if (ret)
 		return ret;
+	/* follow_pte() returns with *ptl held; 6.1 does not annotate it. */
+	__acquire(ptl);
 	*pfn = pte_pfn(*ptep);
 	*writable = pte_write(*ptep);
 	pte_unmap_unlock(ptep, ptl);
