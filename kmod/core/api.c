@@ -9,6 +9,7 @@
  */
 #include "api.h"
 #include "dirty_ring.h"
+#include "guest_walk.h"
 #include "memslot.h"
 #include "spp.h"
 #include "stats.h"
@@ -49,6 +50,7 @@ static long kmmu_check_extension(unsigned long cap)
 	case KMMU_CAP_EAGER_SPLIT_CHUNK_SIZE:
 	case KMMU_CAP_LOCKLESS_AGING:
 	case KMMU_CAP_SPP:
+	case KMMU_CAP_NESTED:
 		return 1;
 	case KMMU_CAP_MANUAL_DIRTY_LOG_PROTECT:
 		return KMMU_DIRTY_LOG_MANUAL_PROTECT_ENABLE | KMMU_DIRTY_LOG_INITIALLY_SET;
@@ -392,9 +394,52 @@ static long kmmu_vm_check_extension(struct kmmu *kmmu, unsigned long cap)
 		return kmmu->hw_vcpu || kmmu_hw_vcpu_possible(kmmu);
 	case KMMU_CAP_SPP:
 		return kmmu->fmt.format == KMMU_SPTE_FORMAT_EPT;
+	case KMMU_CAP_NESTED:
+		return !kmmu->hw_vcpu;
 	default:
 		return kmmu_check_extension(cap);
 	}
+}
+
+/*
+ * Is @root an EPTP or nCR3 that L1 could load?  See KMMU_WL_NESTED in the
+ * uapi header.
+ */
+static bool nested_root_ok(const struct kmmu *kmmu, u64 root)
+{
+	u64 mt = root & 7;
+
+	if (root & ~GENMASK_ULL(KMMU_L1_PHYS_BITS - 1, 0))
+		return false;
+	if (kmmu->fmt.format == KMMU_SPTE_FORMAT_NPT)
+		return true;
+	return (mt == KMMU_EPTP_MT_UC || mt == KMMU_EPTP_MT_WB) &&
+	       (root & (7 << 3)) == KMMU_EPTP_PWL_4 && !(root & GENMASK_ULL(11, 7));
+}
+
+static long kmmu_vm_invalidate_nested(struct kmmu *kmmu, unsigned long arg)
+{
+	struct kmmu_nested_invalidate inv;
+
+	if (os_copy_from_user(&inv, arg, sizeof(inv)))
+		return -EFAULT;
+	if (inv.flags || !mem_is_zero(inv.reserved, sizeof(inv.reserved)))
+		return -EINVAL;
+	if (inv.type == KMMU_INV_SINGLE_CONTEXT) {
+		if (!nested_root_ok(kmmu, inv.root))
+			return -EINVAL;
+	} else if (inv.type != KMMU_INV_ALL_CONTEXTS || inv.root) {
+		return -EINVAL;
+	}
+	if (kmmu->hw_vcpu)
+		return -EOPNOTSUPP;
+	/*
+	 * What vCPUs cache of L1's tables is in their TLBs: flushing them
+	 * all is what INVEPT may do for either type.
+	 */
+	if (!kmmu_mutant(NESTED_INVALIDATE_NOOP))
+		kmmu_flush_remote_tlbs(kmmu);
+	return 0;
 }
 
 long kmmu_vm_ioctl(struct kmmu *kmmu, unsigned int cmd, unsigned long arg)
@@ -430,6 +475,8 @@ long kmmu_vm_ioctl(struct kmmu *kmmu, unsigned int cmd, unsigned long arg)
 		if (arg)
 			return -EINVAL;
 		return kmmu_reset_dirty_rings(kmmu);
+	case KMMU_INVALIDATE_NESTED:
+		return kmmu_vm_invalidate_nested(kmmu, arg);
 	default:
 		return -ENOTTY;
 	}
@@ -442,12 +489,19 @@ void kmmu_vm_release(struct kmmu *kmmu)
 
 /* ---- vCPU fd ---- */
 
-static int kmmu_check_workload(const struct kmmu_workload *wl)
+static int kmmu_check_workload(const struct kmmu *kmmu, const struct kmmu_workload *wl)
 {
 	u64 step, per_pass;
 
 	if (wl->reserved0 || !mem_is_zero(wl->reserved, sizeof(wl->reserved)))
 		return -EINVAL;
+	if (wl->flags & KMMU_WL_NESTED) {
+		if (!nested_root_ok(kmmu, wl->nested_root) ||
+		    wl->gpa >= KMMU_L1_GPA_LIMIT || wl->size > KMMU_L1_GPA_LIMIT - wl->gpa)
+			return -EINVAL;
+	} else if (wl->nested_root) {
+		return -EINVAL;
+	}
 	if (wl->pattern > KMMU_PATTERN_STRIDE || wl->write_percent > 100 ||
 	    (wl->flags & ~KMMU_WL_VALID_FLAGS))
 		return -EINVAL;
@@ -475,9 +529,12 @@ static long kmmu_vcpu_set_workload_ioctl(struct kmmu_vcpu *vcpu, unsigned long a
 
 	if (os_copy_from_user(&wl, arg, sizeof(wl)))
 		return -EFAULT;
-	ret = kmmu_check_workload(&wl);
+	ret = kmmu_check_workload(vcpu->kmmu, &wl);
 	if (ret)
 		return ret;
+	/* The hardware vCPU's guest code runs unnested. */
+	if (vcpu->hw && (wl.flags & KMMU_WL_NESTED))
+		return -EOPNOTSUPP;
 	/*
 	 * A hardware vCPU's guest addresses below 2^MAXPHYADDR only, and its
 	 * workload must not overwrite the guest's own code and tables.

@@ -15,6 +15,8 @@
  */
 #define KMMU_L1_PHYS_BITS	48
 #define KMMU_L1_GPA_LIMIT	BIT_ULL(KMMU_L1_PHYS_BITS)
+/* The root table's address in an EPTP or nCR3. */
+#define KMMU_NESTED_ROOT_ADDR	GENMASK_ULL(KMMU_L1_PHYS_BITS - 1, KMMU_PAGE_SHIFT)
 
 /* Why a walk of L1's tables failed: what L1's CPU would have taken. */
 enum kmmu_gw_fault {

@@ -162,6 +162,22 @@ struct kmmu_wl_state {
 	u64 refaults;			/* faults taken by the access at @step */
 	bool mmio_pending;		/* the access at @step exited as MMIO (or SPP, a write) */
 	bool mmio_write;
+	gpa_t gpa;			/* of the access at @step (an L2 gpa when nested) */
+	/* KMMU_WL_NESTED: L1's root and whether its EPTP turns A/D on. */
+	bool nested;
+	bool l1_ad;
+	gpa_t l1_root;
+};
+
+/*
+ * A nested vCPU's last walk of L1's tables, kept until it fills the TLB:
+ * like the CPU's, it goes with a TLB flush.
+ */
+struct kmmu_nested_walk {
+	bool valid;
+	bool write;			/* made for a write: L1's D bits are set */
+	gfn_t l2_gfn;
+	gpa_t l1_gpa;
 };
 
 struct kmmu_mmu_page;
@@ -181,6 +197,8 @@ enum kmmu_vcpu_stat {
 	KMMU_VCPU_STAT_HW_VMMCALL_EXITS, /* ... for the guest's reports */
 	KMMU_VCPU_STAT_SPP_EXITS,	/* writes a sub-page permission refused */
 	KMMU_VCPU_STAT_SPP_MISSES,	/* SPP table entries built on a miss */
+	KMMU_VCPU_STAT_NESTED_WALKS,	/* walks of L1's tables */
+	KMMU_VCPU_STAT_NESTED_FAULTS,	/* of those, KMMU_EXIT_NESTED_FAULT */
 	KMMU_VCPU_NR_STATS,
 };
 
@@ -216,6 +234,7 @@ struct kmmu_vcpu {
 	struct kmmu_mmu_page *sp_cache[KMMU_PT_CACHE_SIZE];
 
 	struct kmmu_tlb_entry tlb[KMMU_TLB_ENTRIES];
+	struct kmmu_nested_walk nested_walk;
 	struct kmmu_wl_state wls;
 	struct kmmu_dirty_ring dirty_ring;
 	u64 stats[KMMU_VCPU_NR_STATS];

@@ -238,6 +238,8 @@ enum kmmu_mutant {
 	KMMU_MUTANT_GW_AD_NOT_LOGGED,		/* A/D bits set in L1 memory are not logged dirty */
 	KMMU_MUTANT_RMAP_READER_NO_LOCK,	/* lockless rmap readers do not take the lock bit */
 	KMMU_MUTANT_RMAP_KEEP_SINGLE_DESC,	/* an rmap down to one SPTE keeps its descriptor */
+	KMMU_MUTANT_NESTED_READ_WALK_WRITABLE,	/* an L2 read's walk caches a writable entry */
+	KMMU_MUTANT_NESTED_INVALIDATE_NOOP,	/* KMMU_INVALIDATE_NESTED flushes nothing */
 	KMMU_NR_MUTANTS,
 };
 

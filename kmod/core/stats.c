@@ -60,6 +60,8 @@ static const struct kmmu_stat_def vcpu_stats[] = {
 	[KMMU_VCPU_STAT_HW_VMMCALL_EXITS] = { .name = "hw_vmmcall_exits", .flags = CUMULATIVE },
 	[KMMU_VCPU_STAT_SPP_EXITS]	= { .name = "spp_exits", .flags = CUMULATIVE },
 	[KMMU_VCPU_STAT_SPP_MISSES]	= { .name = "spp_misses", .flags = CUMULATIVE },
+	[KMMU_VCPU_STAT_NESTED_WALKS]	= { .name = "nested_walks", .flags = CUMULATIVE },
+	[KMMU_VCPU_STAT_NESTED_FAULTS]	= { .name = "nested_faults", .flags = CUMULATIVE },
 };
 
 static_assert(ARRAY_SIZE(vm_stats) == KMMU_NR_STATS + 2);

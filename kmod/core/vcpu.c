@@ -12,6 +12,7 @@
 #include "vcpu.h"
 #include "dirty_ring.h"
 #include "fault.h"
+#include "guest_walk.h"
 #include "spp.h"
 #include "tdp_mmu.h"
 #include "walker.h"
@@ -146,15 +147,30 @@ void kmmu_vcpu_put_exclusive(struct kmmu_vcpu *vcpu)
 	atomic_set_release(&vcpu->running, 0);
 }
 
+static void vcpu_flush_tlb(struct kmmu_vcpu *vcpu);
+
 void kmmu_set_workload(struct kmmu_vcpu *vcpu, const struct kmmu_workload *wl)
 {
 	struct kmmu_wl_state *s = &vcpu->wls;
+	bool was_nested = s->nested;
 
 	memset(s, 0, sizeof(*s));
 	s->wl = *wl;
 	s->per_pass = wl_steps_per_pass(wl);
 	s->total = s->per_pass * wl->iterations;
 	s->as_id = (wl->flags & KMMU_WL_SMM) ? 1 : 0;
+	if (wl->flags & KMMU_WL_NESTED) {
+		s->nested = true;
+		s->l1_root = wl->nested_root & KMMU_NESTED_ROOT_ADDR;
+		s->l1_ad = vcpu->kmmu->fmt.format == KMMU_SPTE_FORMAT_EPT &&
+			   (wl->nested_root & KMMU_EPTP_AD);
+	}
+	/*
+	 * The TLB is tagged by gfn alone: an L2 gfn and an L1 one must not
+	 * meet in it, nor the translations of two L1 roots (a new EPTP).
+	 */
+	if (was_nested || s->nested)
+		vcpu_flush_tlb(vcpu);
 	s->valid = true;
 	if (vcpu->hw)
 		os_hw_set_workload(vcpu);
@@ -185,6 +201,7 @@ static void vcpu_flush_tlb(struct kmmu_vcpu *vcpu)
 
 	for (i = 0; i < KMMU_TLB_ENTRIES; i++)
 		vcpu->tlb[i].gfn = KMMU_TLB_INVALID;
+	vcpu->nested_walk.valid = false;
 }
 
 /*
@@ -224,6 +241,7 @@ static int vcpu_access(struct kmmu_vcpu *vcpu, gpa_t gpa, bool write, struct kmm
 {
 	struct kmmu *kmmu = vcpu->kmmu;
 	struct kmmu_wl_state *s = &vcpu->wls;
+	struct kmmu_nested_walk *nw = &vcpu->nested_walk;
 	gfn_t gfn = gpa >> KMMU_PAGE_SHIFT;
 	struct kmmu_tlb_entry *e = &vcpu->tlb[gfn % KMMU_TLB_ENTRIES];
 	u64 *p;
@@ -238,6 +256,18 @@ static int vcpu_access(struct kmmu_vcpu *vcpu, gpa_t gpa, bool write, struct kmm
 		enum kmmu_walk_result res;
 		u8 *hva;
 
+		/*
+		 * A nested access: first L1's tables, L2 gpa to L1 gpa (out
+		 * of guest mode, it may sleep); then kmmu's, from the L1 gpa.
+		 * A read's walk set no D bit in L1's tables: a write walks again.
+		 */
+		if (s->nested) {
+			if (!nw->valid || nw->l2_gfn != gfn || (write && !nw->write))
+				return STOP_NESTED_WALK;
+			w.gpa = (nw->l1_gpa & ~(gpa_t)(KMMU_PAGE_SIZE - 1)) |
+				(gpa & (KMMU_PAGE_SIZE - 1));
+		}
+
 		rcu_read_lock();
 		res = kmmu_walk_tdp(&kmmu->fmt, vcpu->root[s->as_id]->spt, &w);
 		rcu_read_unlock();
@@ -249,8 +279,8 @@ static int vcpu_access(struct kmmu_vcpu *vcpu, gpa_t gpa, bool write, struct kmm
 		}
 		if (res != KMMU_WALK_OK) {
 			memset(fault, 0, sizeof(*fault));
-			fault->addr = gpa;
-			fault->gfn = gfn;
+			fault->addr = w.gpa;
+			fault->gfn = w.gpa >> KMMU_PAGE_SHIFT;
 			fault->as_id = s->as_id;
 			fault->write = write;
 			fault->present = w.present;
@@ -269,17 +299,26 @@ static int vcpu_access(struct kmmu_vcpu *vcpu, gpa_t gpa, bool write, struct kmm
 		/* D-bit logging into rings: the walk logs what it dirtied, as PML does. */
 		if (w.dirtied && vcpu->dirty_ring.size &&
 		    kmmu->dirty_log_mode == KMMU_DIRTY_LOG_MODE_DBIT) {
+			gfn_t l1_gfn = w.gpa >> KMMU_PAGE_SHIFT;
 			struct kmmu_memory_slot *slot =
-				kmmu_gfn_to_memslot(kmmu_memslots(kmmu, s->as_id), gfn);
+				kmmu_gfn_to_memslot(kmmu_memslots(kmmu, s->as_id), l1_gfn);
 
 			if (slot)
-				kmmu_vcpu_mark_page_dirty(vcpu, slot, gfn);
+				kmmu_vcpu_mark_page_dirty(vcpu, slot, l1_gfn);
 		}
 		e->gfn = gfn;
 		e->hva = hva;
 		e->as_id = s->as_id;
 		e->writable = w.writable;
 		e->spp_wmask = w.spp_wmask;
+		if (s->nested) {
+			/* Only what L1's walk granted, and wrote D for. */
+			if (!nw->write && !kmmu_mutant(NESTED_READ_WALK_WRITABLE)) {
+				e->writable = false;
+				e->spp_wmask = 0;
+			}
+			nw->valid = false;
+		}
 		os_race_point(kmmu, KMMU_RACE_GUEST_ACCESS, gfn);
 	}
 
@@ -315,6 +354,7 @@ static int vcpu_guest_chunk(struct kmmu_vcpu *vcpu, struct kmmu_run *run,
 			return STOP_BUDGET;
 
 		wl_access_at(s, s->step, &gpa, &write);
+		s->gpa = gpa;
 		ret = vcpu_access(vcpu, gpa, write, run, fault);
 		if (ret)
 			return ret;
@@ -373,11 +413,60 @@ static void vcpu_complete_mmio(struct kmmu_vcpu *vcpu, struct kmmu_run *run, u64
 	run->accesses++;
 }
 
+/*
+ * A nested access missed the TLB: walk L1's tables for it, with kmmu->srcu
+ * held, outside guest mode.  Returns 0 to retry the access with the walk,
+ * 1 for a KMMU_EXIT_NESTED_FAULT, or -errno.
+ */
+static int vcpu_nested_walk(struct kmmu_vcpu *vcpu, struct kmmu_run *run)
+{
+	struct kmmu_wl_state *s = &vcpu->wls;
+	struct kmmu_nested_walk *nw = &vcpu->nested_walk;
+	struct kmmu_guest_walk gw = {
+		.root = s->l1_root,
+		.format = vcpu->kmmu->fmt.format,
+		.ad = s->l1_ad,
+	};
+	bool write;
+	int ret;
+
+	wl_access_at(s, s->step, &gw.l2_gpa, &write);
+	gw.access = write ? KMMU_ACC_WRITE : KMMU_ACC_READ;
+
+	BUILD_BUG_ON(KMMU_GW_NOT_PRESENT != KMMU_NESTED_NOT_PRESENT ||
+		     KMMU_GW_PERMISSION != KMMU_NESTED_PERMISSION ||
+		     KMMU_GW_MISCONFIG != KMMU_NESTED_MISCONFIG ||
+		     KMMU_GW_NO_MEMORY != KMMU_NESTED_NO_MEMORY);
+	kmmu_vcpu_stat_inc(vcpu, KMMU_VCPU_STAT_NESTED_WALKS);
+	/* SET_WORKLOAD checked the root and the range: -EINVAL is kmmu's bug. */
+	ret = kmmu_guest_walk_vcpu(vcpu, s->as_id, &gw);
+	if (WARN_ON_ONCE(ret))
+		return ret;
+	if (gw.fault == KMMU_GW_OK) {
+		nw->valid = true;
+		nw->write = write;
+		nw->l2_gfn = gw.l2_gpa >> KMMU_PAGE_SHIFT;
+		nw->l1_gpa = gw.l1_gpa;
+		return 0;
+	}
+	kmmu_vcpu_stat_inc(vcpu, KMMU_VCPU_STAT_NESTED_FAULTS);
+	run->exit_reason = KMMU_EXIT_NESTED_FAULT;
+	run->nested.gpa = gw.l2_gpa;
+	run->nested.pte_gpa = gw.pte_gpa[gw.level];
+	run->nested.pte = gw.fault == KMMU_GW_NO_MEMORY ? 0 : gw.pte[gw.level];
+	run->nested.level = gw.level;
+	run->nested.reason = gw.fault;
+	run->nested.flags = write ? KMMU_ACCESS_WRITE : 0;
+	return 1;
+}
+
 /* Turn the outcome of a fault into "go on" (0), an exit (1), or -errno. */
 static int vcpu_handle_fault_result(struct kmmu_vcpu *vcpu, struct kmmu_run *run,
 				    struct kmmu_page_fault *fault, int ret)
 {
 	struct kmmu_wl_state *s = &vcpu->wls;
+	/* What the workload's values are made of: the L2 gpa when nested. */
+	gpa_t wl_gpa = s->nested ? s->gpa : fault->addr;
 
 	/* A hardware vCPU's faults on its own code and tables are kmmu's. */
 	if (!kmmu_gfn_private(vcpu->kmmu, fault->gfn))
@@ -402,7 +491,7 @@ static int vcpu_handle_fault_result(struct kmmu_vcpu *vcpu, struct kmmu_run *run
 		run->mmio.gpa = fault->addr;
 		run->mmio.len = sizeof(u64);
 		run->mmio.flags = fault->write ? KMMU_ACCESS_WRITE : 0;
-		run->mmio.data = fault->write ? wl_value(&s->wl, fault->addr) : 0;
+		run->mmio.data = fault->write ? wl_value(&s->wl, wl_gpa) : 0;
 		s->mmio_pending = true;
 		s->mmio_write = fault->write;
 		return 1;
@@ -410,7 +499,7 @@ static int vcpu_handle_fault_result(struct kmmu_vcpu *vcpu, struct kmmu_run *run
 		/* Like an MMIO write: the next RUN goes on after it. */
 		run->exit_reason = KMMU_EXIT_SPP;
 		run->spp.gpa = fault->addr;
-		run->spp.data = wl_value(&s->wl, fault->addr);
+		run->spp.data = wl_value(&s->wl, wl_gpa);
 		run->spp.len = sizeof(u64);
 		run->spp.subpage = spp_subpage_of(fault->addr);
 		s->mmio_pending = true;
@@ -481,6 +570,8 @@ static int vcpu_run_loop(struct kmmu_vcpu *vcpu, struct kmmu_run *run)
 		if (stop == STOP_FAULT) {
 			ret = kmmu_page_fault(vcpu, &fault);
 			os_trace_fault(vcpu->id, fault.addr, fault.write, ret);
+		} else if (stop == STOP_NESTED_WALK) {
+			ret = vcpu_nested_walk(vcpu, run);
 		}
 		srcu_read_unlock(&kmmu->srcu, idx);
 
@@ -499,6 +590,10 @@ static int vcpu_run_loop(struct kmmu_vcpu *vcpu, struct kmmu_run *run)
 		case STOP_INTERNAL:
 			run->exit_reason = KMMU_EXIT_INTERNAL_ERROR;
 			return 1;
+		case STOP_NESTED_WALK:
+			if (ret)
+				return ret;
+			break;
 		default:
 			/* Only the host's errors are negative: -EBUSY, -ENOMEM. */
 			if (stop < 0)

@@ -17,6 +17,7 @@ enum kmmu_stop {
 	STOP_BUDGET,
 	STOP_INTERNAL,
 	STOP_RING_FULL,		/* the dirty ring reached its soft limit */
+	STOP_NESTED_WALK,	/* a nested access missed the TLB: walk L1's tables */
 };
 
 struct kmmu_page_fault;

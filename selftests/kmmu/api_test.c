@@ -126,7 +126,8 @@ KMMU_TEST_F(vm, workload_bad_input)
 		BAD("stride 12", (wl->pattern = KMMU_PATTERN_STRIDE, wl->stride = 12), -EINVAL),
 		BAD("stride without pattern", wl->stride = 64, -EINVAL),
 		BAD("reserved0", wl->reserved0 = 1, -EINVAL),
-		BAD("reserved[3]", wl->reserved[3] = 1, -EINVAL),
+		BAD("reserved[2]", wl->reserved[2] = 1, -EINVAL),
+		BAD("nested_root without KMMU_WL_NESTED", wl->nested_root = 0x1000, -EINVAL),
 		BAD("too many accesses", (wl->size = 1ULL << 40, wl->iterations = 1ULL << 60), -E2BIG),
 #undef BAD
 	};

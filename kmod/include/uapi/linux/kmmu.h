@@ -63,7 +63,34 @@ struct kmmu_userspace_memory_region {
 /* struct kmmu_workload.flags */
 #define KMMU_WL_XOR_GPA		(1u << 0)  /* write value ^ gpa instead of value */
 #define KMMU_WL_SMM		(1u << 1)  /* access address space 1, as in SMM */
-#define KMMU_WL_VALID_FLAGS	(KMMU_WL_XOR_GPA | KMMU_WL_SMM)
+#define KMMU_WL_NESTED		(1u << 2)  /* run as L2: see nested_root (KMMU_CAP_NESTED) */
+#define KMMU_WL_VALID_FLAGS	(KMMU_WL_XOR_GPA | KMMU_WL_SMM | KMMU_WL_NESTED)
+
+/*
+ * Nested workloads (KMMU_WL_NESTED, KMMU_CAP_NESTED): the workload's
+ * addresses are L2 gpas, translated by an L1 hypervisor's tables in the
+ * VM's memory (L1 gpas, in the workload's address space) into L1 gpas,
+ * which kmmu maps as it maps any.  L1's tables are in the VM's format,
+ * four levels, with L1's physical addresses below 2^48; the vCPU walks
+ * them on a miss of its TLB, sets their A and D bits as the CPU does,
+ * and a walk that fails exits with KMMU_EXIT_NESTED_FAULT.  Like a CPU's,
+ * the vCPU's TLB keeps what it cached when L1 edits its tables:
+ * KMMU_INVALIDATE_NESTED drops it (INVEPT / INVLPGA's job).
+ *
+ * nested_root is what L1 would load:
+ *  - EPT VMs, an EPTP: bits 2:0 the memory type, 0 (UC) or 6 (WB); bits
+ *    5:3 the walk length minus one, 3; bit 6 A/D on; bits 11:7 and 63:48
+ *    zero; bits 47:12 the root table's L1 gpa;
+ *  - NPT VMs, an nCR3: bits 47:12 the root table's L1 gpa, bits 63:48
+ *    zero, bits 11:0 ignored (the CPU ignores them).
+ * SET_WORKLOAD is -EINVAL for another root, for a nested_root without
+ * KMMU_WL_NESTED, for a nested workload with any byte at or above 2^48,
+ * and -EOPNOTSUPP for a nested workload on a hardware vCPU.
+ */
+#define KMMU_EPTP_MT_UC		0
+#define KMMU_EPTP_MT_WB		6
+#define KMMU_EPTP_PWL_4		(3 << 3)
+#define KMMU_EPTP_AD		(1 << 6)
 
 /*
  * What a vCPU runs: @iterations passes over [gpa, gpa + size).  Every access
@@ -81,7 +108,8 @@ struct kmmu_workload {
 	__u32 write_percent;	/* in: 0..100 */
 	__u32 flags;		/* in: KMMU_WL_* */
 	__u32 reserved0;
-	__u64 reserved[4];	/* in: must be zero */
+	__u64 nested_root;	/* in: KMMU_WL_NESTED: L1's EPTP or nCR3, else 0 */
+	__u64 reserved[3];	/* in: must be zero */
 };
 
 /* kmmu_run.exit_reason */
@@ -100,6 +128,19 @@ struct kmmu_workload {
  * write through.
  */
 #define KMMU_EXIT_SPP		7
+/*
+ * A nested workload's access could not go through L1's tables: what L1
+ * would handle (an EPT violation or misconfiguration, an #NPF).  Nothing
+ * was accessed; RUN again retries the access, after userspace (L1) fixed
+ * its tables and, if they had been cached, KMMU_INVALIDATE_NESTED.
+ */
+#define KMMU_EXIT_NESTED_FAULT	8
+
+/* kmmu_run.nested.reason */
+#define KMMU_NESTED_NOT_PRESENT	1	/* an entry not present (EPT: R, W, X all clear) */
+#define KMMU_NESTED_PERMISSION	2	/* present, but some level denies the access */
+#define KMMU_NESTED_MISCONFIG	3	/* a reserved bit or a bad combination (EPT misconfig, RSVD) */
+#define KMMU_NESTED_NO_MEMORY	4	/* a table of L1's is at an L1 gpa without a memslot */
 
 /* kmmu_run.mmio.flags / memory_fault.flags */
 #define KMMU_ACCESS_WRITE	(1u << 0)
@@ -134,6 +175,16 @@ struct kmmu_run {
 			__u32 len;	/* bytes: 8 */
 			__u32 subpage;	/* index of the 128-byte sub-page in its 4 KiB page */
 		} spp;
+		/* KMMU_EXIT_NESTED_FAULT */
+		struct {
+			__u64 gpa;	/* L2 gpa of the access */
+			__u64 pte_gpa;	/* L1 gpa of the entry that failed (NO_MEMORY: it could not be read) */
+			__u64 pte;	/* its value (0 for NO_MEMORY) */
+			__u32 level;	/* its level: 4 (PML4E) .. 1 (PTE) */
+			__u32 reason;	/* KMMU_NESTED_* */
+			__u32 flags;	/* KMMU_ACCESS_WRITE */
+			__u32 reserved;
+		} nested;
 		/*
 		 * KMMU_EXIT_INTERNAL_ERROR.  On a hardware vCPU (KMMU_CAP_HW_VCPU)
 		 * an exit kmmu does not handle gives the CPU's exit code and
@@ -398,6 +449,32 @@ struct kmmu_dirty_gfn {
  */
 #define KMMU_CAP_SPP		15
 
+/*
+ * Nested workloads (KMMU_WL_NESTED) and KMMU_INVALIDATE_NESTED.  Check: 1
+ * on /dev/kmmu; on a VM fd 1 unless the VM has hardware vCPUs, whose
+ * guest code runs unnested.  Nothing to enable.
+ */
+#define KMMU_CAP_NESTED		16
+
+/*
+ * KMMU_INVALIDATE_NESTED: after L1 edited its tables, drop what vCPUs
+ * cached of them, as INVEPT does: type KMMU_INV_SINGLE_CONTEXT for the
+ * tables of one root (root: an EPTP or nCR3 as in nested_root; kmmu may
+ * drop more), KMMU_INV_ALL_CONTEXTS for all (root 0).  On return no vCPU
+ * uses a translation of L1's tables cached before the call.  -EINVAL for
+ * another type, a bad root, non-zero flags or reserved fields;
+ * -EOPNOTSUPP on a VM with hardware vCPUs (no nested workloads there).
+ */
+#define KMMU_INV_SINGLE_CONTEXT	1
+#define KMMU_INV_ALL_CONTEXTS	2
+
+struct kmmu_nested_invalidate {
+	__u32 type;		/* in: KMMU_INV_* */
+	__u32 flags;		/* in: must be zero */
+	__u64 root;		/* in: SINGLE_CONTEXT: the root; ALL_CONTEXTS: 0 */
+	__u64 reserved[2];	/* in: must be zero */
+};
+
 #define KMMU_SUBPAGE_SIZE		128
 #define KMMU_SUBPAGES_PER_PAGE		32
 #define KMMU_SUBPAGE_FULL_ACCESS	0xffffffffu	/* every sub-page writable: SPP off */
@@ -451,6 +528,7 @@ struct kmmu_subpage_access {
 #define KMMU_SUBPAGES_SET_ACCESS _IOW(KMMUIO, 0x4a, struct kmmu_subpage_access)
 /* Returns the number of entries reset, over every vCPU. */
 #define KMMU_RESET_DIRTY_RINGS	_IO(KMMUIO, 0xc7)
+#define KMMU_INVALIDATE_NESTED	_IOW(KMMUIO, 0x54, struct kmmu_nested_invalidate)
 
 /* vCPU ioctls */
 #define KMMU_SET_WORKLOAD	_IOW(KMMUIO, 0x81, struct kmmu_workload)

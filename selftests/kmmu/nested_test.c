@@ -1,0 +1,664 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Nested workloads (KMMU_WL_NESTED): the vCPU runs as L2, its addresses
+ * translated by L1's own EPT/NPT tables, which the test builds in the
+ * VM's memory through the memslot's userspace address as an L1
+ * hypervisor would.  Checked: an L2 workload through an identity map
+ * writes and reads what the same workload in L1 does; a non-identity map
+ * lands where L1 says; L1's A/D bits; every kind of L1 fault exits with
+ * its reason, level and entry, and RUN goes on once L1 fixed it; a remap
+ * through the hva is seen after KMMU_INVALIDATE_NESTED; MMIO behind L1's
+ * tables; dirty logging of what L2 writes; the statistics; bad inputs.
+ */
+#include "test_util.h"
+
+/* L1 memory: the data L2 touches, then L1's tables. */
+#define DATA_GPA	0x100000ULL		/* 1 MiB: below 1G, for a 1G identity leaf */
+#define DATA_SIZE	(4 * SZ_2M)
+#define TABLES_GPA	0x4000000ULL		/* 64 MiB */
+#define TABLES_SIZE	(64 * SZ_4K)
+#define DATA_SLOT	0
+#define TABLES_SLOT	1
+/* Where a non-identity map puts L2's view of the data. */
+#define L2_ALIAS_GPA	0x8000000000ULL		/* 512 GiB */
+/* An L1 gpa with no memslot. */
+#define MMIO_GPA	0x20000000ULL
+
+#define VALUE		0x4e57000000000000ULL
+
+/* L1's entries, as the SDM and the APM lay them out. */
+#define EPT_R		(1ULL << 0)
+#define EPT_W		(1ULL << 1)
+#define EPT_X		(1ULL << 2)
+#define EPT_MT_WB	(6ULL << 3)
+#define EPT_A		(1ULL << 8)
+#define EPT_D		(1ULL << 9)
+#define NPT_P		(1ULL << 0)
+#define NPT_RW		(1ULL << 1)
+#define NPT_US		(1ULL << 2)
+#define NPT_A		(1ULL << 5)
+#define NPT_D		(1ULL << 6)
+#define PTE_PS		(1ULL << 7)
+#define PTE_ADDR	0x0000fffffffff000ULL
+
+FIXTURE(nested) {
+	struct kmmu_vm *vm;
+	struct kmmu_vcpu *vcpu;
+	struct kmmu_mem data;
+	struct kmmu_mem tables;
+	bool ept;
+	uint64_t next_table;		/* L1 gpa of the next free table page */
+	uint64_t root;			/* L1 gpa of the root table */
+};
+
+FIXTURE_VARIANT(nested) {
+	struct kmmu_vm_config cfg;
+};
+
+KMMU_ADD_FORMAT_VARIANTS(nested);
+
+static uint64_t *table_hva(FIXTURE_DATA(nested) *self, uint64_t gpa)
+{
+	return (uint64_t *)((uint8_t *)self->tables.addr + (gpa - TABLES_GPA));
+}
+
+static uint64_t *data_hva(FIXTURE_DATA(nested) *self, uint64_t gpa)
+{
+	return (uint64_t *)((uint8_t *)self->data.addr + (gpa - DATA_GPA));
+}
+
+static uint64_t new_table(FIXTURE_DATA(nested) *self)
+{
+	uint64_t gpa = self->next_table;
+
+	self->next_table += SZ_4K;
+	memset(table_hva(self, gpa), 0, SZ_4K);
+	return gpa;
+}
+
+/* A table entry pointing to @gpa, everything allowed. */
+static uint64_t table_entry(FIXTURE_DATA(nested) *self, uint64_t gpa)
+{
+	return gpa | (self->ept ? EPT_R | EPT_W | EPT_X : NPT_P | NPT_RW | NPT_US);
+}
+
+/* A leaf of @level mapping @gpa, writable or not. */
+static uint64_t leaf_entry(FIXTURE_DATA(nested) *self, uint64_t gpa, int level, bool writable)
+{
+	uint64_t e = gpa | (level > 1 ? PTE_PS : 0);
+
+	if (self->ept)
+		return e | EPT_R | EPT_X | EPT_MT_WB | (writable ? EPT_W : 0);
+	return e | NPT_P | NPT_US | (writable ? NPT_RW : 0);
+}
+
+static int index_of(uint64_t gpa, int level)
+{
+	return (gpa >> (12 + 9 * (level - 1))) & 511;
+}
+
+/* The entry of @level on the way to @l2_gpa, tables made as needed. */
+static uint64_t *l1_entry(FIXTURE_DATA(nested) *self, uint64_t l2_gpa, int level)
+{
+	uint64_t table = self->root;
+	int l;
+
+	for (l = 4; l > level; l--) {
+		uint64_t *e = &table_hva(self, table)[index_of(l2_gpa, l)];
+
+		if (!*e)
+			*e = table_entry(self, new_table(self));
+		table = *e & PTE_ADDR;
+	}
+	return &table_hva(self, table)[index_of(l2_gpa, level)];
+}
+
+/* Map [l2_gpa, l2_gpa + size) to l1_gpa with leaves of @level. */
+static void l1_map(FIXTURE_DATA(nested) *self, uint64_t l2_gpa, uint64_t l1_gpa, uint64_t size,
+		   int level, bool writable)
+{
+	uint64_t step = SZ_4K << (9 * (level - 1)), off;
+
+	for (off = 0; off < size; off += step)
+		*l1_entry(self, l2_gpa + off, level) = leaf_entry(self, l1_gpa + off, level, writable);
+}
+
+static uint64_t nested_root(FIXTURE_DATA(nested) *self, bool ad)
+{
+	if (!self->ept)
+		return self->root;
+	return self->root | KMMU_EPTP_MT_WB | KMMU_EPTP_PWL_4 | (ad ? KMMU_EPTP_AD : 0);
+}
+
+static struct kmmu_workload nested_wl(FIXTURE_DATA(nested) *self, uint64_t gpa, uint64_t size,
+				      uint32_t write_pct)
+{
+	struct kmmu_workload wl = kmmu_wl_seq(gpa, size, write_pct, VALUE);
+
+	wl.flags = KMMU_WL_XOR_GPA | KMMU_WL_NESTED;
+	wl.nested_root = nested_root(self, true);
+	return wl;
+}
+
+FIXTURE_SETUP(nested)
+{
+	KMMU_REQUIRE_BACKEND();
+	KMMU_REQUIRE_FORMAT(&variant->cfg);
+	KMMU_VM_CREATE(&variant->cfg, &self->vm);
+	self->ept = kmmu_vm_format(self->vm) == KMMU_SPTE_FORMAT_EPT;
+	ASSERT_EQ(0, kmmu_mem_alloc(&self->data, KMMU_BACKING_ANON, DATA_SIZE));
+	ASSERT_EQ(0, kmmu_mem_alloc(&self->tables, KMMU_BACKING_ANON, TABLES_SIZE));
+	ASSERT_EQ(0, kmmu_vm_set_memslot(self->vm, DATA_SLOT, 0, DATA_GPA, DATA_SIZE,
+					 self->data.addr));
+	ASSERT_EQ(0, kmmu_vm_set_memslot(self->vm, TABLES_SLOT, 0, TABLES_GPA, TABLES_SIZE,
+					 self->tables.addr));
+	ASSERT_EQ(0, kmmu_vcpu_create(self->vm, 0, &self->vcpu));
+	self->next_table = TABLES_GPA;
+	self->root = new_table(self);
+}
+
+FIXTURE_TEARDOWN(nested)
+{
+	kmmu_vm_free(self->vm);
+	kmmu_mem_free(&self->data);
+	kmmu_mem_free(&self->tables);
+	EXPECT_EQ(0, kmmu_lib_leak_check());
+}
+
+/* The hardware vCPU runs its guest unnested: refused, said so. */
+#define SKIP_ON_HW()								\
+	do {									\
+		if (kmmu_backend_hw())						\
+			SKIP(return, "hw backend: no nested workloads");	\
+	} while (0)
+
+static void run_done(struct __test_metadata *_metadata, FIXTURE_DATA(nested) *self,
+		     const struct kmmu_workload *wl, struct kmmu_run *run)
+{
+	ASSERT_EQ(0, kmmu_vcpu_run_workload(self->vcpu, wl, run));
+	ASSERT_EQ(KMMU_EXIT_DONE, run->exit_reason) {
+		TH_LOG("exit %u, nested reason %u level %u gpa 0x%llx", run->exit_reason,
+		       run->nested.reason, run->nested.level,
+		       (unsigned long long)run->nested.gpa);
+	}
+}
+
+/*
+ * The same random workload, in L1 and as L2 through an identity map made
+ * of leaves of @level: the same data in memory, the same reads.
+ */
+static void identity(struct __test_metadata *_metadata, FIXTURE_DATA(nested) *self, int level)
+{
+	struct kmmu_workload wl = kmmu_wl_seq(DATA_GPA, DATA_SIZE, 50, VALUE);
+	/* Leaves of @level cover the data from an aligned base. */
+	uint64_t leaf = SZ_4K << (9 * (level - 1));
+	uint64_t base = DATA_GPA & ~(leaf - 1);
+	uint64_t size = ((DATA_GPA + DATA_SIZE + leaf - 1) & ~(leaf - 1)) - base;
+	struct kmmu_run run;
+	uint64_t *l1_copy, l1_sum;
+
+	l1_copy = malloc(DATA_SIZE);
+	ASSERT_NE(NULL, l1_copy);
+	wl.pattern = KMMU_PATTERN_RANDOM;
+	wl.seed = 0x1e57 + level;
+	wl.iterations = 3;
+	wl.flags = KMMU_WL_XOR_GPA;
+	for (uint64_t i = 0; i < DATA_SIZE / 8; i++)
+		((uint64_t *)self->data.addr)[i] = i * 0x9e3779b97f4a7c15ULL;
+	run_done(_metadata, self, &wl, &run);
+	l1_sum = run.read_sum;
+	memcpy(l1_copy, self->data.addr, DATA_SIZE);
+
+	for (uint64_t i = 0; i < DATA_SIZE / 8; i++)
+		((uint64_t *)self->data.addr)[i] = i * 0x9e3779b97f4a7c15ULL;
+	/* Another workload, so the vCPU's TLB is flushed on the switch to L2. */
+	l1_map(self, base, base, size, level, true);
+	wl.flags |= KMMU_WL_NESTED;
+	wl.nested_root = nested_root(self, true);
+	run_done(_metadata, self, &wl, &run);
+	EXPECT_EQ(l1_sum, run.read_sum);
+	EXPECT_EQ(0, memcmp(l1_copy, self->data.addr, DATA_SIZE));
+	free(l1_copy);
+}
+
+KMMU_TEST_F(nested, identity_4k)
+{
+	SKIP_ON_HW();
+	identity(_metadata, self, 1);
+}
+
+KMMU_TEST_F(nested, identity_2m)
+{
+	SKIP_ON_HW();
+	identity(_metadata, self, 2);
+}
+
+KMMU_TEST_F(nested, identity_1g)
+{
+	SKIP_ON_HW();
+	identity(_metadata, self, 3);
+}
+
+/* L2's alias of the data, in reverse page order: each write lands where L1 says. */
+KMMU_TEST_F(nested, remap_lands_where_l1_says)
+{
+	const uint64_t pages = 64;
+	struct kmmu_workload wl;
+	struct kmmu_run run;
+	uint64_t p;
+
+	SKIP_ON_HW();
+	for (p = 0; p < pages; p++)
+		l1_map(self, L2_ALIAS_GPA + p * SZ_4K, DATA_GPA + (pages - 1 - p) * SZ_4K, SZ_4K,
+		       1, true);
+	wl = nested_wl(self, L2_ALIAS_GPA, pages * SZ_4K, 100);
+	run_done(_metadata, self, &wl, &run);
+	for (p = 0; p < pages; p++) {
+		uint64_t l2 = L2_ALIAS_GPA + p * SZ_4K;
+
+		ASSERT_EQ(VALUE ^ l2, *data_hva(self, DATA_GPA + (pages - 1 - p) * SZ_4K));
+	}
+	/* Reads through the alias see the same words. */
+	wl = nested_wl(self, L2_ALIAS_GPA, pages * SZ_4K, 0);
+	run_done(_metadata, self, &wl, &run);
+	{
+		uint64_t sum = 0;
+
+		for (p = 0; p < pages; p++)
+			sum += VALUE ^ (L2_ALIAS_GPA + p * SZ_4K);
+		EXPECT_EQ(sum, run.read_sum);
+	}
+}
+
+/* A reads set A in every level, writes set D in the leaf; none without EPT A/D. */
+static void ad_bits(struct __test_metadata *_metadata, FIXTURE_DATA(nested) *self, bool ad)
+{
+	uint64_t a = self->ept ? EPT_A : NPT_A, d = self->ept ? EPT_D : NPT_D;
+	struct kmmu_workload wl;
+	struct kmmu_run run;
+	int level;
+
+	l1_map(self, DATA_GPA, DATA_GPA, 2 * SZ_4K, 1, true);
+	wl = nested_wl(self, DATA_GPA, SZ_4K, 0);
+	wl.nested_root = nested_root(self, ad);
+	run_done(_metadata, self, &wl, &run);
+	for (level = 4; level >= 1; level--) {
+		uint64_t e = *l1_entry(self, DATA_GPA, level);
+
+		EXPECT_EQ(ad ? a : 0, e & a) {
+			TH_LOG("level %d: 0x%llx", level, (unsigned long long)e);
+		}
+	}
+	EXPECT_EQ(0, *l1_entry(self, DATA_GPA, 1) & d);
+	EXPECT_EQ(0, *l1_entry(self, DATA_GPA + SZ_4K, 1) & (a | d));
+
+	/* The write after the read walks again, for D. */
+	wl = nested_wl(self, DATA_GPA, SZ_4K, 100);
+	wl.nested_root = nested_root(self, ad);
+	run_done(_metadata, self, &wl, &run);
+	EXPECT_EQ(ad ? d : 0, *l1_entry(self, DATA_GPA, 1) & d);
+	EXPECT_EQ(VALUE ^ DATA_GPA, *data_hva(self, DATA_GPA));
+}
+
+KMMU_TEST_F(nested, ad_bits)
+{
+	SKIP_ON_HW();
+	ad_bits(_metadata, self, true);
+}
+
+/*
+ * Reads and writes mixed in one RUN: a page whose first access was a read
+ * still gets D at its first write, which must walk L1's tables again.
+ */
+KMMU_TEST_F(nested, dirty_bit_after_read_in_one_run)
+{
+	const uint64_t pages = 16;
+	uint64_t d = self->ept ? EPT_D : NPT_D;
+	struct kmmu_workload wl;
+	struct kmmu_run run;
+	uint64_t p;
+
+	SKIP_ON_HW();
+	l1_map(self, DATA_GPA, DATA_GPA, pages * SZ_4K, 1, true);
+	wl = nested_wl(self, DATA_GPA, pages * SZ_4K, 50);
+	wl.pattern = KMMU_PATTERN_RANDOM;
+	wl.seed = 0xd1b;
+	/* One word a page, about 16 accesses each, half of them reads. */
+	wl.iterations = pages;
+	run_done(_metadata, self, &wl, &run);
+	EXPECT_NE(0, run.read_sum);
+	for (p = 0; p < pages; p++) {
+		ASSERT_EQ(VALUE ^ (DATA_GPA + p * SZ_4K), *data_hva(self, DATA_GPA + p * SZ_4K));
+		EXPECT_EQ(d, *l1_entry(self, DATA_GPA + p * SZ_4K, 1) & d) {
+			TH_LOG("page %llu written without D in L1's leaf", (unsigned long long)p);
+		}
+	}
+}
+
+KMMU_TEST_F(nested, ad_bits_off)
+{
+	SKIP_ON_HW();
+	if (!self->ept)
+		SKIP(return, "NPT has no A/D switch");
+	ad_bits(_metadata, self, false);
+}
+
+/* RUN the write of one page and expect a nested fault. */
+static void expect_fault(struct __test_metadata *_metadata, FIXTURE_DATA(nested) *self,
+			 uint32_t reason, uint32_t level, uint64_t pte_gpa, uint64_t pte)
+{
+	struct kmmu_workload wl = nested_wl(self, DATA_GPA, SZ_4K, 100);
+	struct kmmu_run run;
+
+	ASSERT_EQ(0, kmmu_vcpu_run_workload(self->vcpu, &wl, &run));
+	ASSERT_EQ(KMMU_EXIT_NESTED_FAULT, run.exit_reason);
+	EXPECT_EQ(reason, run.nested.reason);
+	EXPECT_EQ(level, run.nested.level);
+	EXPECT_EQ(DATA_GPA, run.nested.gpa);
+	EXPECT_EQ(pte_gpa, run.nested.pte_gpa);
+	EXPECT_EQ(pte, run.nested.pte);
+	EXPECT_EQ(KMMU_ACCESS_WRITE, run.nested.flags);
+	EXPECT_EQ(0, run.accesses);
+	EXPECT_EQ(0, *data_hva(self, DATA_GPA));
+}
+
+/* The L1 gpa of the entry that maps @l2_gpa at @level. */
+static uint64_t entry_gpa(FIXTURE_DATA(nested) *self, uint64_t l2_gpa, int level)
+{
+	return TABLES_GPA + ((uint8_t *)l1_entry(self, l2_gpa, level) -
+			     (uint8_t *)self->tables.addr);
+}
+
+/*
+ * Every level's entry, not present, then wrong: each exits with what L1
+ * needs, and once L1 fixed it RUN goes on with the same access.
+ */
+KMMU_TEST_F(nested, faults_then_fixed)
+{
+	struct kmmu_run run;
+	int level;
+
+	SKIP_ON_HW();
+	l1_map(self, DATA_GPA, DATA_GPA, SZ_4K, 1, true);
+	for (level = 4; level >= 1; level--) {
+		uint64_t *e = l1_entry(self, DATA_GPA, level), saved = *e;
+		uint64_t gpa = entry_gpa(self, DATA_GPA, level);
+
+		*e = 0;
+		expect_fault(_metadata, self, KMMU_NESTED_NOT_PRESENT, level, gpa, 0);
+		/* A reserved bit: bit 51, above L1's 48 physical bits. */
+		*e = saved | (1ULL << 51);
+		expect_fault(_metadata, self, KMMU_NESTED_MISCONFIG, level, gpa, *e);
+		*e = saved;
+	}
+	/* Read-only leaf: a write is a permission fault. */
+	*l1_entry(self, DATA_GPA, 1) = leaf_entry(self, DATA_GPA, 1, false);
+	expect_fault(_metadata, self, KMMU_NESTED_PERMISSION, 1,
+		     entry_gpa(self, DATA_GPA, 1), *l1_entry(self, DATA_GPA, 1));
+	/* Fixed: the next RUN goes on and writes. */
+	*l1_entry(self, DATA_GPA, 1) = leaf_entry(self, DATA_GPA, 1, true);
+	memset(&run, 0, sizeof(run));
+	ASSERT_EQ(0, kmmu_vcpu_run(self->vcpu, &run));
+	ASSERT_EQ(KMMU_EXIT_DONE, run.exit_reason);
+	EXPECT_EQ(VALUE ^ DATA_GPA, *data_hva(self, DATA_GPA));
+}
+
+KMMU_TEST_F(nested, table_without_memory)
+{
+	uint64_t *e;
+
+	SKIP_ON_HW();
+	l1_map(self, DATA_GPA, DATA_GPA, SZ_4K, 1, true);
+	/* The level-2 table moves to an L1 gpa outside every memslot. */
+	e = l1_entry(self, DATA_GPA, 3);
+	*e = table_entry(self, MMIO_GPA);
+	expect_fault(_metadata, self, KMMU_NESTED_NO_MEMORY, 2,
+		     MMIO_GPA + index_of(DATA_GPA, 2) * 8, 0);
+	/* And the root itself. */
+	self->root = MMIO_GPA;
+	expect_fault(_metadata, self, KMMU_NESTED_NO_MEMORY, 4,
+		     MMIO_GPA + index_of(DATA_GPA, 4) * 8, 0);
+}
+
+/*
+ * L1 remaps through the hva; after KMMU_INVALIDATE_NESTED the workload,
+ * run on from where it stopped (its TLB entry cached), sees the new page.
+ */
+KMMU_TEST_F(nested, remap_then_invalidate)
+{
+	const uint64_t other = DATA_GPA + SZ_2M;
+	struct kmmu_nested_invalidate inv;
+	struct kmmu_workload wl;
+	struct kmmu_run run;
+	int round;
+
+	SKIP_ON_HW();
+	*data_hva(self, DATA_GPA) = 1;
+	*data_hva(self, other) = 2;
+	for (round = 0; round < 4; round++) {
+		uint64_t from = round & 1 ? other : DATA_GPA, to = round & 1 ? DATA_GPA : other;
+
+		l1_map(self, DATA_GPA, from, SZ_4K, 1, true);
+		wl = nested_wl(self, DATA_GPA, SZ_4K, 0);
+		wl.iterations = 32;
+		ASSERT_EQ(0, kmmu_vcpu_set_workload(self->vcpu, &wl));
+		memset(&run, 0, sizeof(run));
+		run.max_accesses = 16;
+		ASSERT_EQ(0, kmmu_vcpu_run(self->vcpu, &run));
+		ASSERT_EQ(KMMU_EXIT_BUDGET, run.exit_reason);
+		EXPECT_EQ(16 * *data_hva(self, from), run.read_sum);
+
+		l1_map(self, DATA_GPA, to, SZ_4K, 1, true);
+		memset(&inv, 0, sizeof(inv));
+		if (round < 2) {
+			inv.type = KMMU_INV_SINGLE_CONTEXT;
+			inv.root = nested_root(self, true);
+		} else {
+			inv.type = KMMU_INV_ALL_CONTEXTS;
+		}
+		ASSERT_EQ(0, kmmu_ioctl(self->vm->fd, KMMU_INVALIDATE_NESTED,
+					(unsigned long)&inv));
+		memset(&run, 0, sizeof(run));
+		ASSERT_EQ(0, kmmu_vcpu_run(self->vcpu, &run));
+		ASSERT_EQ(KMMU_EXIT_DONE, run.exit_reason);
+		EXPECT_EQ(16 * *data_hva(self, to), run.read_sum);
+	}
+}
+
+/* L1 maps L2's page to an L1 gpa with no memslot: MMIO, at the L1 gpa. */
+KMMU_TEST_F(nested, mmio_behind_l1)
+{
+	struct kmmu_workload wl;
+	struct kmmu_run run;
+
+	SKIP_ON_HW();
+	l1_map(self, DATA_GPA, MMIO_GPA, SZ_4K, 1, true);
+	wl = nested_wl(self, DATA_GPA, SZ_4K, 100);
+	ASSERT_EQ(0, kmmu_vcpu_run_workload(self->vcpu, &wl, &run));
+	ASSERT_EQ(KMMU_EXIT_MMIO, run.exit_reason);
+	EXPECT_EQ(MMIO_GPA, run.mmio.gpa);
+	EXPECT_EQ(KMMU_ACCESS_WRITE, run.mmio.flags);
+	/* The value is made of the address the guest used: L2's. */
+	EXPECT_EQ(VALUE ^ DATA_GPA, run.mmio.data);
+	memset(&run, 0, sizeof(run));
+	ASSERT_EQ(0, kmmu_vcpu_run(self->vcpu, &run));
+	EXPECT_EQ(KMMU_EXIT_DONE, run.exit_reason);
+}
+
+/* What L2 writes is logged in L1's slot; so are L1's tables, whose A/D bits it set. */
+KMMU_TEST_F(nested, dirty_log)
+{
+	uint64_t bm[DATA_SIZE / SZ_4K / 64] = { 0 }, tbm[1] = { 0 };
+	const uint64_t pages = 40;
+	struct kmmu_workload wl;
+	struct kmmu_run run;
+	uint64_t p;
+
+	SKIP_ON_HW();
+	l1_map(self, L2_ALIAS_GPA, DATA_GPA, pages * SZ_4K, 1, true);
+	ASSERT_EQ(0, kmmu_vm_set_memslot(self->vm, DATA_SLOT, KMMU_MEM_LOG_DIRTY_PAGES,
+					 DATA_GPA, DATA_SIZE, self->data.addr));
+	ASSERT_EQ(0, kmmu_vm_set_memslot(self->vm, TABLES_SLOT, KMMU_MEM_LOG_DIRTY_PAGES,
+					 TABLES_GPA, TABLES_SIZE, self->tables.addr));
+	ASSERT_EQ(0, kmmu_vm_get_dirty_log(self->vm, DATA_SLOT, bm));
+	ASSERT_EQ(0, kmmu_vm_get_dirty_log(self->vm, TABLES_SLOT, tbm));
+	wl = nested_wl(self, L2_ALIAS_GPA, pages * SZ_4K, 100);
+	wl.pattern = KMMU_PATTERN_STRIDE;
+	wl.stride = 2 * SZ_4K;
+	run_done(_metadata, self, &wl, &run);
+	ASSERT_EQ(0, kmmu_vm_get_dirty_log(self->vm, DATA_SLOT, bm));
+	for (p = 0; p < DATA_SIZE / SZ_4K; p++) {
+		bool want = p < pages && !(p & 1);
+
+		ASSERT_EQ(want, !!(bm[p / 64] & (1ULL << (p % 64)))) {
+			TH_LOG("page %llu", (unsigned long long)p);
+		}
+	}
+	/* The leaf table (A and D) and the ones above it (A) were written. */
+	ASSERT_EQ(0, kmmu_vm_get_dirty_log(self->vm, TABLES_SLOT, tbm));
+	for (p = 0; p < 4; p++) {
+		uint64_t table = (entry_gpa(self, L2_ALIAS_GPA, 4 - p) - TABLES_GPA) / SZ_4K;
+
+		EXPECT_TRUE(tbm[0] & (1ULL << table));
+	}
+}
+
+KMMU_TEST_F(nested, stats)
+{
+	uint64_t walks, faults;
+	struct kmmu_workload wl;
+	struct kmmu_run run;
+	int fd;
+
+	SKIP_ON_HW();
+	fd = kmmu_vcpu_stats_fd(self->vcpu);
+	ASSERT_LE(0, fd);
+	l1_map(self, DATA_GPA, DATA_GPA, 8 * SZ_4K, 1, true);
+	wl = nested_wl(self, DATA_GPA, 8 * SZ_4K, 100);
+	run_done(_metadata, self, &wl, &run);
+	ASSERT_EQ(0, kmmu_stats_get(fd, "nested_walks", &walks));
+	ASSERT_EQ(0, kmmu_stats_get(fd, "nested_faults", &faults));
+	EXPECT_EQ(8, walks);
+	EXPECT_EQ(0, faults);
+	*l1_entry(self, DATA_GPA, 1) = 0;
+	wl = nested_wl(self, DATA_GPA, SZ_4K, 0);
+	ASSERT_EQ(0, kmmu_vcpu_run_workload(self->vcpu, &wl, &run));
+	ASSERT_EQ(KMMU_EXIT_NESTED_FAULT, run.exit_reason);
+	ASSERT_EQ(0, kmmu_stats_get(fd, "nested_walks", &walks));
+	ASSERT_EQ(0, kmmu_stats_get(fd, "nested_faults", &faults));
+	EXPECT_EQ(9, walks);
+	EXPECT_EQ(1, faults);
+	kmmu_close(fd);
+}
+
+KMMU_TEST_F(nested, capability)
+{
+	EXPECT_EQ(1, kmmu_ioctl(self->vm->sys_fd, KMMU_CHECK_EXTENSION, KMMU_CAP_NESTED));
+	EXPECT_EQ(kmmu_backend_hw() ? 0 : 1,
+		  kmmu_ioctl(self->vm->fd, KMMU_CHECK_EXTENSION, KMMU_CAP_NESTED));
+}
+
+/* The hardware vCPU refuses nested workloads and the invalidation. */
+KMMU_TEST_F(nested, hw_refuses)
+{
+	struct kmmu_nested_invalidate inv = { .type = KMMU_INV_ALL_CONTEXTS };
+	struct kmmu_workload wl = nested_wl(self, DATA_GPA, SZ_4K, 0);
+
+	if (!kmmu_backend_hw())
+		SKIP(return, "software vCPUs run nested workloads");
+	EXPECT_EQ(-EOPNOTSUPP, kmmu_vcpu_set_workload(self->vcpu, &wl));
+	EXPECT_EQ(-EOPNOTSUPP, kmmu_ioctl(self->vm->fd, KMMU_INVALIDATE_NESTED,
+					  (unsigned long)&inv));
+}
+
+KMMU_TEST_F(nested, workload_bad_input)
+{
+	struct kmmu_workload good = nested_wl(self, DATA_GPA, SZ_4K, 0), wl;
+	const uint64_t base = good.nested_root;
+	uint64_t bad[8];
+	struct kmmu_run run;
+	unsigned int i, n = 0;
+
+	SKIP_ON_HW();
+	bad[n++] = base | 1ULL << 48;			/* above L1's 48 bits */
+	bad[n++] = base | 1ULL << 63;
+	if (self->ept) {
+		bad[n++] = (base & ~7ULL) | 1;		/* memory type WC */
+		bad[n++] = (base & ~7ULL) | 7;
+		bad[n++] = (base & ~(7ULL << 3)) | 2 << 3;	/* a 3-level walk */
+		bad[n++] = (base & ~(7ULL << 3)) | 4 << 3;	/* a 5-level walk */
+		bad[n++] = base | 1ULL << 7;		/* bits 11:7 */
+		bad[n++] = base | 1ULL << 11;
+	}
+	for (i = 0; i < n; i++) {
+		wl = good;
+		wl.nested_root = bad[i];
+		EXPECT_EQ(-EINVAL, kmmu_vcpu_set_workload(self->vcpu, &wl)) {
+			TH_LOG("root 0x%llx", (unsigned long long)bad[i]);
+		}
+	}
+	/* A root without the flag, and L2 addresses at or past 2^48. */
+	wl = good;
+	wl.flags &= ~KMMU_WL_NESTED;
+	EXPECT_EQ(-EINVAL, kmmu_vcpu_set_workload(self->vcpu, &wl));
+	wl = good;
+	wl.gpa = 1ULL << 48;
+	EXPECT_EQ(-EINVAL, kmmu_vcpu_set_workload(self->vcpu, &wl));
+	wl = good;
+	wl.gpa = (1ULL << 48) - SZ_4K;
+	wl.size = 2 * SZ_4K;
+	EXPECT_EQ(-EINVAL, kmmu_vcpu_set_workload(self->vcpu, &wl));
+	wl.size = SZ_4K;
+	EXPECT_EQ(0, kmmu_vcpu_set_workload(self->vcpu, &wl));
+	wl = good;
+	wl.reserved[0] = 1;
+	EXPECT_EQ(-EINVAL, kmmu_vcpu_set_workload(self->vcpu, &wl));
+
+	/* NPT: an nCR3's low 12 bits are ignored, as the CPU ignores them. */
+	if (!self->ept) {
+		l1_map(self, DATA_GPA, DATA_GPA, SZ_4K, 1, true);
+		*data_hva(self, DATA_GPA) = 77;
+		wl = good;
+		wl.nested_root |= 0xfff;
+		ASSERT_EQ(0, kmmu_vcpu_run_workload(self->vcpu, &wl, &run));
+		EXPECT_EQ(KMMU_EXIT_DONE, run.exit_reason);
+		EXPECT_EQ(77, run.read_sum);
+	}
+	/* Nothing was half-applied: the last good workload still runs. */
+	l1_map(self, DATA_GPA, DATA_GPA, SZ_4K, 1, true);
+	ASSERT_EQ(0, kmmu_vcpu_set_workload(self->vcpu, &good));
+	wl.flags = 0xff;
+	EXPECT_EQ(-EINVAL, kmmu_vcpu_set_workload(self->vcpu, &wl));
+	memset(&run, 0, sizeof(run));
+	ASSERT_EQ(0, kmmu_vcpu_run(self->vcpu, &run));
+	EXPECT_EQ(KMMU_EXIT_DONE, run.exit_reason);
+}
+
+KMMU_TEST_F(nested, invalidate_bad_input)
+{
+	struct kmmu_nested_invalidate inv;
+	long fd = self->vm->fd;
+
+	SKIP_ON_HW();
+	memset(&inv, 0, sizeof(inv));
+	EXPECT_EQ(-EINVAL, kmmu_ioctl(fd, KMMU_INVALIDATE_NESTED, (unsigned long)&inv));
+	inv.type = 3;
+	EXPECT_EQ(-EINVAL, kmmu_ioctl(fd, KMMU_INVALIDATE_NESTED, (unsigned long)&inv));
+	inv.type = KMMU_INV_ALL_CONTEXTS;
+	EXPECT_EQ(0, kmmu_ioctl(fd, KMMU_INVALIDATE_NESTED, (unsigned long)&inv));
+	inv.root = nested_root(self, true);
+	EXPECT_EQ(-EINVAL, kmmu_ioctl(fd, KMMU_INVALIDATE_NESTED, (unsigned long)&inv));
+	inv.type = KMMU_INV_SINGLE_CONTEXT;
+	EXPECT_EQ(0, kmmu_ioctl(fd, KMMU_INVALIDATE_NESTED, (unsigned long)&inv));
+	inv.root = 1ULL << 48;
+	EXPECT_EQ(-EINVAL, kmmu_ioctl(fd, KMMU_INVALIDATE_NESTED, (unsigned long)&inv));
+	inv.root = nested_root(self, true);
+	inv.flags = 1;
+	EXPECT_EQ(-EINVAL, kmmu_ioctl(fd, KMMU_INVALIDATE_NESTED, (unsigned long)&inv));
+	inv.flags = 0;
+	inv.reserved[1] = 1;
+	EXPECT_EQ(-EINVAL, kmmu_ioctl(fd, KMMU_INVALIDATE_NESTED, (unsigned long)&inv));
+	EXPECT_EQ(-EFAULT, kmmu_ioctl(fd, KMMU_INVALIDATE_NESTED, 8));
+}
+
+TEST_HARNESS_MAIN
