@@ -6,9 +6,15 @@
  * argument from the input.  Crashes, sanitizer reports, undocumented
  * errnos, WARNs and leaked objects are all findings.
  *
- *   build/fuzz/api_fuzz -runs=20000 selftests/fuzz/corpus
+ * An input's second byte per ioctl also says whether its argument is
+ * shaped into a valid one first (shape()), so that programs reach RUN,
+ * faults and nested walks, not only the argument checks.
+ *
+ *   sh selftests/fuzz/seeds.sh CORPUS
+ *   build/fuzz/api_fuzz -runs=20000 CORPUS
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +32,7 @@ static const unsigned long cmds[] = {
 	KMMU_SET_USER_MEMORY_REGION, KMMU_GET_STATS, KMMU_GET_SPTE, KMMU_ZAP,
 	KMMU_SET_WORKLOAD, KMMU_RUN, KMMU_KICK, KMMU_AGE, KMMU_ENABLE_CAP,
 	KMMU_GET_DIRTY_LOG, KMMU_CLEAR_DIRTY_LOG, KMMU_RESET_DIRTY_RINGS,
-	KMMU_SUBPAGES_GET_ACCESS, KMMU_SUBPAGES_SET_ACCESS,
+	KMMU_SUBPAGES_GET_ACCESS, KMMU_SUBPAGES_SET_ACCESS, KMMU_INVALIDATE_NESTED,
 };
 
 static struct kmmu_mem mem;
@@ -44,6 +50,60 @@ static void take(const uint8_t **d, size_t *n, void *out, size_t want)
 	*n -= k;
 }
 
+/* A root in the guest memory, whose bytes are then L1's tables. */
+static uint64_t l1_root(uint64_t x, bool ept)
+{
+	uint64_t root = (GPA + x % SIZE) & ~0xfffULL;
+
+	return ept ? root | KMMU_EPTP_MT_WB | KMMU_EPTP_PWL_4 | (x & KMMU_EPTP_AD) : root;
+}
+
+/*
+ * Make the argument of @cmd valid but for what the input still decides:
+ * memslots over the guest memory, workloads within them, nested roots in
+ * them.  Random bytes alone seldom get past the checks to the fault
+ * path and the nested walk.
+ */
+static void shape(unsigned long cmd, void *arg, bool ept)
+{
+	struct kmmu_userspace_memory_region *m = arg;
+	struct kmmu_nested_invalidate *inv = arg;
+	struct kmmu_workload *wl = arg;
+	struct kmmu_run *run = arg;
+
+	switch (cmd) {
+	case KMMU_RUN:
+		memset(run->reserved_in, 0, sizeof(run->reserved_in));
+		break;
+	case KMMU_SET_USER_MEMORY_REGION:
+		m->slot %= 4;
+		m->flags &= KMMU_MEM_VALID_FLAGS;
+		m->guest_phys_addr = GPA + (m->guest_phys_addr % SIZE & ~0xfffULL);
+		m->memory_size %= SIZE - (m->guest_phys_addr - GPA) + 1;
+		m->memory_size &= ~0xfffULL;
+		m->userspace_addr = (uintptr_t)mem.addr + (m->guest_phys_addr - GPA);
+		break;
+	case KMMU_SET_WORKLOAD:
+		wl->gpa = GPA + (wl->gpa % SIZE & ~7ULL);
+		wl->size = 8 + (wl->size % (GPA + SIZE - wl->gpa) & ~7ULL);
+		wl->pattern %= 3;
+		wl->stride = wl->pattern == KMMU_PATTERN_STRIDE ? 8 + (wl->stride % 8192 & ~7ULL) : 0;
+		wl->iterations = 1 + wl->iterations % 4;
+		wl->write_percent %= 101;
+		wl->flags &= KMMU_WL_VALID_FLAGS;
+		wl->reserved0 = 0;
+		memset(wl->reserved, 0, sizeof(wl->reserved));
+		wl->nested_root = wl->flags & KMMU_WL_NESTED ? l1_root(wl->nested_root, ept) : 0;
+		break;
+	case KMMU_INVALIDATE_NESTED:
+		inv->type = 1 + inv->type % 2;
+		inv->flags = 0;
+		inv->root = inv->type == KMMU_INV_SINGLE_CONTEXT ? l1_root(inv->root, ept) : 0;
+		memset(inv->reserved, 0, sizeof(inv->reserved));
+		break;
+	}
+}
+
 static void run_program(const uint8_t *d, size_t n)
 {
 	union {
@@ -59,13 +119,19 @@ static void run_program(const uint8_t *d, size_t n)
 		struct kmmu_dirty_log dl;
 		struct kmmu_clear_dirty_log cdl;
 		struct kmmu_subpage_access spp;
+		struct kmmu_nested_invalidate inv;
 		uint64_t raw[40];
 	} buf;
 	int extra[8], nr_extra = 0, fds[3], steps = 0;
 	struct kmmu_vcpu *vcpu;
 	struct kmmu_vm *vm;
+	bool ept;
 
 	if (kmmu_vm_create(NULL, &vm) || kmmu_vcpu_create(vm, 0, &vcpu))
+		abort();
+	ept = kmmu_vm_format(vm) == KMMU_SPTE_FORMAT_EPT;
+	/* Guest memory from the start: a program may change or delete it. */
+	if (kmmu_vm_set_memslot(vm, 0, 0, GPA, SIZE, mem.addr))
 		abort();
 	fds[0] = vm->sys_fd;
 	fds[1] = vm->fd;
@@ -108,9 +174,11 @@ static void run_program(const uint8_t *d, size_t n)
 		if ((cmd == KMMU_SUBPAGES_GET_ACCESS || cmd == KMMU_SUBPAGES_SET_ACCESS) &&
 		    buf.spp.npages <= KMMU_SUBPAGES_MAX_PAGES)
 			buf.spp.npages %= (sizeof(buf) - sizeof(buf.spp)) / 4 + 1;
+		if ((how & 0xc0) == 0x40)
+			shape(cmd, &buf.raw[0], ept);
 		/* Capabilities that exist, with flags clear most of the time. */
 		if (cmd == KMMU_ENABLE_CAP) {
-			buf.cap.cap %= 16;
+			buf.cap.cap %= KMMU_CAP_NESTED + 1;
 			if (buf.cap.flags % 4)
 				buf.cap.flags = 0;
 		}
