@@ -15,11 +15,12 @@ zeros() {
 	head -c "$1" /dev/zero
 }
 
-# An op: its index in cmds[], then "how" 0x41 (the vCPU fd, argument
-# shaped); then the argument's bytes (the rest comes as zeros).
-SET_WORKLOAD='\010\101'
-RUN='\011\101'
-INVALIDATE_NESTED='\022\100'
+# An op: its index in cmds[], then "how" (0x41: the vCPU fd, 0x40: the
+# VM fd; argument shaped), then the argument's bytes (the rest comes as
+# zeros). For printf %b: octal escapes are \0nnn.
+SET_WORKLOAD='\0010\0101'
+RUN='\0011\0101'
+INVALIDATE_NESTED='\0022\0100'
 
 # struct kmmu_workload: six u64, pattern, write_percent, flags (byte 56).
 workload() {
@@ -29,14 +30,14 @@ workload() {
 	printf '\000\200\000\000\000\000\000\000'	# size: 32 KiB
 	zeros 32
 	printf '\000\000\000\000'			# pattern
-	printf "$write_percent"'\000\000\000'
-	printf "$flags"'\000\000\000'
+	printf '%b\000\000\000' "$write_percent"
+	printf '%b\000\000\000' "$flags"
 	zeros 36
 }
 
-{ printf "$SET_WORKLOAD"; workload '\001' '\062'; printf "$RUN"; } >"$dir/seed-run"
-{ printf "$SET_WORKLOAD"; workload '\005' '\062'; printf "$RUN"; } >"$dir/seed-nested"
+{ printf '%b' "$SET_WORKLOAD"; workload '\0001' '\0062'; printf '%b' "$RUN"; } >"$dir/seed-run"
+{ printf '%b' "$SET_WORKLOAD"; workload '\0005' '\0062'; printf '%b' "$RUN"; } >"$dir/seed-nested"
 {
-	printf "$SET_WORKLOAD"; workload '\005' '\144'; printf "$RUN"
-	printf "$INVALIDATE_NESTED"; zeros 32; printf "$RUN"
+	printf '%b' "$SET_WORKLOAD"; workload '\0005' '\0144'; printf '%b' "$RUN"
+	printf '%b' "$INVALIDATE_NESTED"; zeros 32; printf '%b' "$RUN"
 } >"$dir/seed-nested-invalidate"
