@@ -495,9 +495,10 @@ static int kmmu_check_workload(const struct kmmu *kmmu, const struct kmmu_worklo
 
 	if (wl->reserved0 || !mem_is_zero(wl->reserved, sizeof(wl->reserved)))
 		return -EINVAL;
+	/* L2 gpas go through L1's 4-level tables: gpa_range_ok() below covers it. */
+	BUILD_BUG_ON(KMMU_GPA_LIMIT > KMMU_L1_GPA_LIMIT);
 	if (wl->flags & KMMU_WL_NESTED) {
-		if (!nested_root_ok(kmmu, wl->nested_root) ||
-		    wl->gpa >= KMMU_L1_GPA_LIMIT || wl->size > KMMU_L1_GPA_LIMIT - wl->gpa)
+		if (!nested_root_ok(kmmu, wl->nested_root))
 			return -EINVAL;
 	} else if (wl->nested_root) {
 		return -EINVAL;

@@ -162,7 +162,6 @@ struct kmmu_wl_state {
 	u64 refaults;			/* faults taken by the access at @step */
 	bool mmio_pending;		/* the access at @step exited as MMIO (or SPP, a write) */
 	bool mmio_write;
-	gpa_t gpa;			/* of the access at @step (an L2 gpa when nested) */
 	/* KMMU_WL_NESTED: L1's root and whether its EPTP turns A/D on. */
 	bool nested;
 	bool l1_ad;

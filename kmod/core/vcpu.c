@@ -354,7 +354,6 @@ static int vcpu_guest_chunk(struct kmmu_vcpu *vcpu, struct kmmu_run *run,
 			return STOP_BUDGET;
 
 		wl_access_at(s, s->step, &gpa, &write);
-		s->gpa = gpa;
 		ret = vcpu_access(vcpu, gpa, write, run, fault);
 		if (ret)
 			return ret;
@@ -466,7 +465,11 @@ static int vcpu_handle_fault_result(struct kmmu_vcpu *vcpu, struct kmmu_run *run
 {
 	struct kmmu_wl_state *s = &vcpu->wls;
 	/* What the workload's values are made of: the L2 gpa when nested. */
-	gpa_t wl_gpa = s->nested ? s->gpa : fault->addr;
+	gpa_t wl_gpa = fault->addr;
+	bool write;
+
+	if (s->nested)
+		wl_access_at(s, s->step, &wl_gpa, &write);
 
 	/* A hardware vCPU's faults on its own code and tables are kmmu's. */
 	if (!kmmu_gfn_private(vcpu->kmmu, fault->gfn))
