@@ -68,24 +68,51 @@ count_summary() {
 	esac
 }
 
+# The line of a check NAME that ended with status RC, its output in LOG.
+report_check() {
+	if [ "$2" -eq 0 ]; then
+		passed=$((passed + 1))
+		echo "ok - $1"
+	else
+		note_fail "$1" 1
+		echo "not ok - $1 (see $3)"
+		tail -n 20 "$3" | sed 's/^/#   /'
+	fi
+}
+
 # A check that is one test: a name and a command.
 check() {
 	name=$1
 	shift
-	log=$LOGS/$name.log
-	if "$@" >"$log" 2>&1; then
-		passed=$((passed + 1))
-		echo "ok - $name"
-	else
-		note_fail "$name" 1
-		echo "not ok - $name (see $log)"
-		tail -n 20 "$log" | sed 's/^/#   /'
-	fi
+	"$@" >"$LOGS/$name.log" 2>&1
+	report_check "$name" $? "$LOGS/$name.log"
+}
+
+# A check that keeps the CPUs nearly idle (it waits more than it works),
+# run beside the phases after it: check_start NAME COMMAND... starts it,
+# check_end NAME waits for it and reports it as check does.
+bg_checks=""
+check_start() {
+	name=$1
+	shift
+	rm -f "$LOGS/$name.rc"
+	{
+		"$@" >"$LOGS/$name.log" 2>&1
+		echo $? >"$LOGS/$name.rc"
+	} &
+	bg_checks="$bg_checks $name:$!"
+}
+
+check_end() {
+	for bg in $bg_checks; do
+		[ "${bg%:*}" = "$1" ] && wait "${bg#*:}"
+	done
+	report_check "$1" "$(cat "$LOGS/$1.rc" 2>/dev/null || echo 125)" "$LOGS/$1.log"
 }
 
 kmod_build() {
 	make -C kmod clean >/dev/null 2>&1
-	make -C kmod W=1 C=1 2>&1 | tee "$LOGS/kmod-build.out"
+	make -C kmod -j"$(nproc)" W=1 C=1 2>&1 | tee "$LOGS/kmod-build.out"
 	test -f kmod/kmmu.ko || return 1
 	! grep -Ei 'warning|error' "$LOGS/kmod-build.out"
 }
@@ -347,7 +374,9 @@ fi
 # a number of runs or of seconds, whichever ends first.  Programs that
 # reach RUN free through call_rcu(), and the leak check after each one
 # waits for liburcu's callback thread, which batches for 10 ms: about 50
-# programs a second then, against thousands for the argument checks.
+# programs a second then, against thousands for the argument checks.  So
+# the fuzzer sleeps more than it runs: it runs beside the mutation phase,
+# and the fuzz phase is what is left of it after that.
 fuzz() {
 	corpus=$BUILD/fuzz-corpus/$(basename "$1")
 	mkdir -p "$corpus" "$BUILD/fuzz-artifacts"
@@ -355,10 +384,6 @@ fuzz() {
 	"$1" -runs="${KMMU_FUZZ_RUNS:-100000}" -max_total_time="${KMMU_FUZZ_SECONDS:-30}" \
 		-seed=1 -artifact_prefix="$BUILD/fuzz-artifacts/" "$corpus"
 }
-phase fuzz
-for bin in ${FUZZ_BINS:-}; do
-	check "fuzz-$(basename "$bin")" fuzz "$bin"
-done
 
 # Mutation testing, the short list (make mutation-test runs every mutant):
 # a build of the core with each of these defects must fail the suites.
@@ -370,8 +395,15 @@ mutation() {
 	BUILD=$BUILD sh selftests/mutation/run.sh $MUTANTS_SHORT
 }
 phase mutation
+for bin in ${FUZZ_BINS:-}; do
+	check_start "fuzz-$(basename "$bin")" fuzz "$bin"
+done
 check mutation mutation
 grep '^mutant ' "$LOGS/mutation.log"
+phase fuzz
+for bin in ${FUZZ_BINS:-}; do
+	check_end "fuzz-$(basename "$bin")"
+done
 
 # The dev backend, in QEMU guests.
 phase qemu-guests
