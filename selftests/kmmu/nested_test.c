@@ -11,6 +11,7 @@
  * tables; dirty logging of what L2 writes; the statistics; bad inputs.
  */
 #include "test_util.h"
+#include "l1_tables.h"
 
 /* L1 memory: the data L2 touches, then L1's tables. */
 #define DATA_GPA	0x100000ULL		/* 1 MiB: below 1G, for a 1G identity leaf */
@@ -26,29 +27,13 @@
 
 #define VALUE		0x4e57000000000000ULL
 
-/* L1's entries, as the SDM and the APM lay them out. */
-#define EPT_R		(1ULL << 0)
-#define EPT_W		(1ULL << 1)
-#define EPT_X		(1ULL << 2)
-#define EPT_MT_WB	(6ULL << 3)
-#define EPT_A		(1ULL << 8)
-#define EPT_D		(1ULL << 9)
-#define NPT_P		(1ULL << 0)
-#define NPT_RW		(1ULL << 1)
-#define NPT_US		(1ULL << 2)
-#define NPT_A		(1ULL << 5)
-#define NPT_D		(1ULL << 6)
-#define PTE_PS		(1ULL << 7)
-#define PTE_ADDR	0x0000fffffffff000ULL
 
 FIXTURE(nested) {
 	struct kmmu_vm *vm;
 	struct kmmu_vcpu *vcpu;
 	struct kmmu_mem data;
 	struct kmmu_mem tables;
-	bool ept;
-	uint64_t next_table;		/* L1 gpa of the next free table page */
-	uint64_t root;			/* L1 gpa of the root table */
+	struct kmmu_l1_tables l1;
 };
 
 FIXTURE_VARIANT(nested) {
@@ -57,77 +42,9 @@ FIXTURE_VARIANT(nested) {
 
 KMMU_ADD_FORMAT_VARIANTS(nested);
 
-static uint64_t *table_hva(FIXTURE_DATA(nested) *self, uint64_t gpa)
-{
-	return (uint64_t *)((uint8_t *)self->tables.addr + (gpa - TABLES_GPA));
-}
-
 static uint64_t *data_hva(FIXTURE_DATA(nested) *self, uint64_t gpa)
 {
 	return (uint64_t *)((uint8_t *)self->data.addr + (gpa - DATA_GPA));
-}
-
-static uint64_t new_table(FIXTURE_DATA(nested) *self)
-{
-	uint64_t gpa = self->next_table;
-
-	self->next_table += SZ_4K;
-	memset(table_hva(self, gpa), 0, SZ_4K);
-	return gpa;
-}
-
-/* A table entry pointing to @gpa, everything allowed. */
-static uint64_t table_entry(FIXTURE_DATA(nested) *self, uint64_t gpa)
-{
-	return gpa | (self->ept ? EPT_R | EPT_W | EPT_X : NPT_P | NPT_RW | NPT_US);
-}
-
-/* A leaf of @level mapping @gpa, writable or not. */
-static uint64_t leaf_entry(FIXTURE_DATA(nested) *self, uint64_t gpa, int level, bool writable)
-{
-	uint64_t e = gpa | (level > 1 ? PTE_PS : 0);
-
-	if (self->ept)
-		return e | EPT_R | EPT_X | EPT_MT_WB | (writable ? EPT_W : 0);
-	return e | NPT_P | NPT_US | (writable ? NPT_RW : 0);
-}
-
-static int index_of(uint64_t gpa, int level)
-{
-	return (gpa >> (12 + 9 * (level - 1))) & 511;
-}
-
-/* The entry of @level on the way to @l2_gpa, tables made as needed. */
-static uint64_t *l1_entry(FIXTURE_DATA(nested) *self, uint64_t l2_gpa, int level)
-{
-	uint64_t table = self->root;
-	int l;
-
-	for (l = 4; l > level; l--) {
-		uint64_t *e = &table_hva(self, table)[index_of(l2_gpa, l)];
-
-		if (!*e)
-			*e = table_entry(self, new_table(self));
-		table = *e & PTE_ADDR;
-	}
-	return &table_hva(self, table)[index_of(l2_gpa, level)];
-}
-
-/* Map [l2_gpa, l2_gpa + size) to l1_gpa with leaves of @level. */
-static void l1_map(FIXTURE_DATA(nested) *self, uint64_t l2_gpa, uint64_t l1_gpa, uint64_t size,
-		   int level, bool writable)
-{
-	uint64_t step = SZ_4K << (9 * (level - 1)), off;
-
-	for (off = 0; off < size; off += step)
-		*l1_entry(self, l2_gpa + off, level) = leaf_entry(self, l1_gpa + off, level, writable);
-}
-
-static uint64_t nested_root(FIXTURE_DATA(nested) *self, bool ad)
-{
-	if (!self->ept)
-		return self->root;
-	return self->root | KMMU_EPTP_MT_WB | KMMU_EPTP_PWL_4 | (ad ? KMMU_EPTP_AD : 0);
 }
 
 static struct kmmu_workload nested_wl(FIXTURE_DATA(nested) *self, uint64_t gpa, uint64_t size,
@@ -136,7 +53,7 @@ static struct kmmu_workload nested_wl(FIXTURE_DATA(nested) *self, uint64_t gpa, 
 	struct kmmu_workload wl = kmmu_wl_seq(gpa, size, write_pct, VALUE);
 
 	wl.flags = KMMU_WL_XOR_GPA | KMMU_WL_NESTED;
-	wl.nested_root = nested_root(self, true);
+	wl.nested_root = kmmu_l1_root(&self->l1, true);
 	return wl;
 }
 
@@ -145,7 +62,6 @@ FIXTURE_SETUP(nested)
 	KMMU_REQUIRE_BACKEND();
 	KMMU_REQUIRE_FORMAT(&variant->cfg);
 	KMMU_VM_CREATE(&variant->cfg, &self->vm);
-	self->ept = kmmu_vm_format(self->vm) == KMMU_SPTE_FORMAT_EPT;
 	ASSERT_EQ(0, kmmu_mem_alloc(&self->data, KMMU_BACKING_ANON, DATA_SIZE));
 	ASSERT_EQ(0, kmmu_mem_alloc(&self->tables, KMMU_BACKING_ANON, TABLES_SIZE));
 	ASSERT_EQ(0, kmmu_vm_set_memslot(self->vm, DATA_SLOT, 0, DATA_GPA, DATA_SIZE,
@@ -153,8 +69,8 @@ FIXTURE_SETUP(nested)
 	ASSERT_EQ(0, kmmu_vm_set_memslot(self->vm, TABLES_SLOT, 0, TABLES_GPA, TABLES_SIZE,
 					 self->tables.addr));
 	ASSERT_EQ(0, kmmu_vcpu_create(self->vm, 0, &self->vcpu));
-	self->next_table = TABLES_GPA;
-	self->root = new_table(self);
+	kmmu_l1_init(&self->l1, self->tables.addr, TABLES_GPA, TABLES_SIZE,
+		     kmmu_vm_format(self->vm) == KMMU_SPTE_FORMAT_EPT);
 }
 
 FIXTURE_TEARDOWN(nested)
@@ -212,9 +128,9 @@ static void identity(struct __test_metadata *_metadata, FIXTURE_DATA(nested) *se
 	for (uint64_t i = 0; i < DATA_SIZE / 8; i++)
 		((uint64_t *)self->data.addr)[i] = i * 0x9e3779b97f4a7c15ULL;
 	/* Another workload, so the vCPU's TLB is flushed on the switch to L2. */
-	l1_map(self, base, base, size, level, true);
+	kmmu_l1_map(&self->l1, base, base, size, level, true);
 	wl.flags |= KMMU_WL_NESTED;
-	wl.nested_root = nested_root(self, true);
+	wl.nested_root = kmmu_l1_root(&self->l1, true);
 	run_done(_metadata, self, &wl, &run);
 	EXPECT_EQ(l1_sum, run.read_sum);
 	EXPECT_EQ(0, memcmp(l1_copy, self->data.addr, DATA_SIZE));
@@ -249,7 +165,7 @@ KMMU_TEST_F(nested, remap_lands_where_l1_says)
 
 	SKIP_ON_HW();
 	for (p = 0; p < pages; p++)
-		l1_map(self, L2_ALIAS_GPA + p * SZ_4K, DATA_GPA + (pages - 1 - p) * SZ_4K, SZ_4K,
+		kmmu_l1_map(&self->l1, L2_ALIAS_GPA + p * SZ_4K, DATA_GPA + (pages - 1 - p) * SZ_4K, SZ_4K,
 		       1, true);
 	wl = nested_wl(self, L2_ALIAS_GPA, pages * SZ_4K, 100);
 	run_done(_metadata, self, &wl, &run);
@@ -273,30 +189,30 @@ KMMU_TEST_F(nested, remap_lands_where_l1_says)
 /* A reads set A in every level, writes set D in the leaf; none without EPT A/D. */
 static void ad_bits(struct __test_metadata *_metadata, FIXTURE_DATA(nested) *self, bool ad)
 {
-	uint64_t a = self->ept ? EPT_A : NPT_A, d = self->ept ? EPT_D : NPT_D;
+	uint64_t a = self->l1.ept ? EPT_A : NPT_A, d = self->l1.ept ? EPT_D : NPT_D;
 	struct kmmu_workload wl;
 	struct kmmu_run run;
 	int level;
 
-	l1_map(self, DATA_GPA, DATA_GPA, 2 * SZ_4K, 1, true);
+	kmmu_l1_map(&self->l1, DATA_GPA, DATA_GPA, 2 * SZ_4K, 1, true);
 	wl = nested_wl(self, DATA_GPA, SZ_4K, 0);
-	wl.nested_root = nested_root(self, ad);
+	wl.nested_root = kmmu_l1_root(&self->l1, ad);
 	run_done(_metadata, self, &wl, &run);
 	for (level = 4; level >= 1; level--) {
-		uint64_t e = *l1_entry(self, DATA_GPA, level);
+		uint64_t e = *kmmu_l1_entry(&self->l1, DATA_GPA, level);
 
 		EXPECT_EQ(ad ? a : 0, e & a) {
 			TH_LOG("level %d: 0x%llx", level, (unsigned long long)e);
 		}
 	}
-	EXPECT_EQ(0, *l1_entry(self, DATA_GPA, 1) & d);
-	EXPECT_EQ(0, *l1_entry(self, DATA_GPA + SZ_4K, 1) & (a | d));
+	EXPECT_EQ(0, *kmmu_l1_entry(&self->l1, DATA_GPA, 1) & d);
+	EXPECT_EQ(0, *kmmu_l1_entry(&self->l1, DATA_GPA + SZ_4K, 1) & (a | d));
 
 	/* The write after the read walks again, for D. */
 	wl = nested_wl(self, DATA_GPA, SZ_4K, 100);
-	wl.nested_root = nested_root(self, ad);
+	wl.nested_root = kmmu_l1_root(&self->l1, ad);
 	run_done(_metadata, self, &wl, &run);
-	EXPECT_EQ(ad ? d : 0, *l1_entry(self, DATA_GPA, 1) & d);
+	EXPECT_EQ(ad ? d : 0, *kmmu_l1_entry(&self->l1, DATA_GPA, 1) & d);
 	EXPECT_EQ(VALUE ^ DATA_GPA, *data_hva(self, DATA_GPA));
 }
 
@@ -313,13 +229,13 @@ KMMU_TEST_F(nested, ad_bits)
 KMMU_TEST_F(nested, dirty_bit_after_read_in_one_run)
 {
 	const uint64_t pages = 16;
-	uint64_t d = self->ept ? EPT_D : NPT_D;
+	uint64_t d = self->l1.ept ? EPT_D : NPT_D;
 	struct kmmu_workload wl;
 	struct kmmu_run run;
 	uint64_t p;
 
 	SKIP_ON_HW();
-	l1_map(self, DATA_GPA, DATA_GPA, pages * SZ_4K, 1, true);
+	kmmu_l1_map(&self->l1, DATA_GPA, DATA_GPA, pages * SZ_4K, 1, true);
 	wl = nested_wl(self, DATA_GPA, pages * SZ_4K, 50);
 	wl.pattern = KMMU_PATTERN_RANDOM;
 	wl.seed = 0xd1b;
@@ -329,7 +245,7 @@ KMMU_TEST_F(nested, dirty_bit_after_read_in_one_run)
 	EXPECT_NE(0, run.read_sum);
 	for (p = 0; p < pages; p++) {
 		ASSERT_EQ(VALUE ^ (DATA_GPA + p * SZ_4K), *data_hva(self, DATA_GPA + p * SZ_4K));
-		EXPECT_EQ(d, *l1_entry(self, DATA_GPA + p * SZ_4K, 1) & d) {
+		EXPECT_EQ(d, *kmmu_l1_entry(&self->l1, DATA_GPA + p * SZ_4K, 1) & d) {
 			TH_LOG("page %llu written without D in L1's leaf", (unsigned long long)p);
 		}
 	}
@@ -338,7 +254,7 @@ KMMU_TEST_F(nested, dirty_bit_after_read_in_one_run)
 KMMU_TEST_F(nested, ad_bits_off)
 {
 	SKIP_ON_HW();
-	if (!self->ept)
+	if (!self->l1.ept)
 		SKIP(return, "NPT has no A/D switch");
 	ad_bits(_metadata, self, false);
 }
@@ -365,7 +281,7 @@ static void expect_fault(struct __test_metadata *_metadata, FIXTURE_DATA(nested)
 /* The L1 gpa of the entry that maps @l2_gpa at @level. */
 static uint64_t entry_gpa(FIXTURE_DATA(nested) *self, uint64_t l2_gpa, int level)
 {
-	return TABLES_GPA + ((uint8_t *)l1_entry(self, l2_gpa, level) -
+	return TABLES_GPA + ((uint8_t *)kmmu_l1_entry(&self->l1, l2_gpa, level) -
 			     (uint8_t *)self->tables.addr);
 }
 
@@ -379,9 +295,9 @@ KMMU_TEST_F(nested, faults_then_fixed)
 	int level;
 
 	SKIP_ON_HW();
-	l1_map(self, DATA_GPA, DATA_GPA, SZ_4K, 1, true);
+	kmmu_l1_map(&self->l1, DATA_GPA, DATA_GPA, SZ_4K, 1, true);
 	for (level = 4; level >= 1; level--) {
-		uint64_t *e = l1_entry(self, DATA_GPA, level), saved = *e;
+		uint64_t *e = kmmu_l1_entry(&self->l1, DATA_GPA, level), saved = *e;
 		uint64_t gpa = entry_gpa(self, DATA_GPA, level);
 
 		*e = 0;
@@ -392,11 +308,11 @@ KMMU_TEST_F(nested, faults_then_fixed)
 		*e = saved;
 	}
 	/* Read-only leaf: a write is a permission fault. */
-	*l1_entry(self, DATA_GPA, 1) = leaf_entry(self, DATA_GPA, 1, false);
+	*kmmu_l1_entry(&self->l1, DATA_GPA, 1) = kmmu_l1_leaf_entry(&self->l1, DATA_GPA, 1, false);
 	expect_fault(_metadata, self, KMMU_NESTED_PERMISSION, 1,
-		     entry_gpa(self, DATA_GPA, 1), *l1_entry(self, DATA_GPA, 1));
+		     entry_gpa(self, DATA_GPA, 1), *kmmu_l1_entry(&self->l1, DATA_GPA, 1));
 	/* Fixed: the next RUN goes on and writes. */
-	*l1_entry(self, DATA_GPA, 1) = leaf_entry(self, DATA_GPA, 1, true);
+	*kmmu_l1_entry(&self->l1, DATA_GPA, 1) = kmmu_l1_leaf_entry(&self->l1, DATA_GPA, 1, true);
 	memset(&run, 0, sizeof(run));
 	ASSERT_EQ(0, kmmu_vcpu_run(self->vcpu, &run));
 	ASSERT_EQ(KMMU_EXIT_DONE, run.exit_reason);
@@ -408,16 +324,16 @@ KMMU_TEST_F(nested, table_without_memory)
 	uint64_t *e;
 
 	SKIP_ON_HW();
-	l1_map(self, DATA_GPA, DATA_GPA, SZ_4K, 1, true);
+	kmmu_l1_map(&self->l1, DATA_GPA, DATA_GPA, SZ_4K, 1, true);
 	/* The level-2 table moves to an L1 gpa outside every memslot. */
-	e = l1_entry(self, DATA_GPA, 3);
-	*e = table_entry(self, MMIO_GPA);
+	e = kmmu_l1_entry(&self->l1, DATA_GPA, 3);
+	*e = kmmu_l1_table_entry(&self->l1, MMIO_GPA);
 	expect_fault(_metadata, self, KMMU_NESTED_NO_MEMORY, 2,
-		     MMIO_GPA + index_of(DATA_GPA, 2) * 8, 0);
+		     MMIO_GPA + kmmu_l1_index(DATA_GPA, 2) * 8, 0);
 	/* And the root itself. */
-	self->root = MMIO_GPA;
+	self->l1.root = MMIO_GPA;
 	expect_fault(_metadata, self, KMMU_NESTED_NO_MEMORY, 4,
-		     MMIO_GPA + index_of(DATA_GPA, 4) * 8, 0);
+		     MMIO_GPA + kmmu_l1_index(DATA_GPA, 4) * 8, 0);
 }
 
 /*
@@ -438,7 +354,7 @@ KMMU_TEST_F(nested, remap_then_invalidate)
 	for (round = 0; round < 4; round++) {
 		uint64_t from = round & 1 ? other : DATA_GPA, to = round & 1 ? DATA_GPA : other;
 
-		l1_map(self, DATA_GPA, from, SZ_4K, 1, true);
+		kmmu_l1_map(&self->l1, DATA_GPA, from, SZ_4K, 1, true);
 		wl = nested_wl(self, DATA_GPA, SZ_4K, 0);
 		wl.iterations = 32;
 		ASSERT_EQ(0, kmmu_vcpu_set_workload(self->vcpu, &wl));
@@ -448,11 +364,11 @@ KMMU_TEST_F(nested, remap_then_invalidate)
 		ASSERT_EQ(KMMU_EXIT_BUDGET, run.exit_reason);
 		EXPECT_EQ(16 * *data_hva(self, from), run.read_sum);
 
-		l1_map(self, DATA_GPA, to, SZ_4K, 1, true);
+		kmmu_l1_map(&self->l1, DATA_GPA, to, SZ_4K, 1, true);
 		memset(&inv, 0, sizeof(inv));
 		if (round < 2) {
 			inv.type = KMMU_INV_SINGLE_CONTEXT;
-			inv.root = nested_root(self, true);
+			inv.root = kmmu_l1_root(&self->l1, true);
 		} else {
 			inv.type = KMMU_INV_ALL_CONTEXTS;
 		}
@@ -472,7 +388,7 @@ KMMU_TEST_F(nested, mmio_behind_l1)
 	struct kmmu_run run;
 
 	SKIP_ON_HW();
-	l1_map(self, DATA_GPA, MMIO_GPA, SZ_4K, 1, true);
+	kmmu_l1_map(&self->l1, DATA_GPA, MMIO_GPA, SZ_4K, 1, true);
 	wl = nested_wl(self, DATA_GPA, SZ_4K, 100);
 	ASSERT_EQ(0, kmmu_vcpu_run_workload(self->vcpu, &wl, &run));
 	ASSERT_EQ(KMMU_EXIT_MMIO, run.exit_reason);
@@ -495,7 +411,7 @@ KMMU_TEST_F(nested, dirty_log)
 	uint64_t p;
 
 	SKIP_ON_HW();
-	l1_map(self, L2_ALIAS_GPA, DATA_GPA, pages * SZ_4K, 1, true);
+	kmmu_l1_map(&self->l1, L2_ALIAS_GPA, DATA_GPA, pages * SZ_4K, 1, true);
 	ASSERT_EQ(0, kmmu_vm_set_memslot(self->vm, DATA_SLOT, KMMU_MEM_LOG_DIRTY_PAGES,
 					 DATA_GPA, DATA_SIZE, self->data.addr));
 	ASSERT_EQ(0, kmmu_vm_set_memslot(self->vm, TABLES_SLOT, KMMU_MEM_LOG_DIRTY_PAGES,
@@ -533,14 +449,14 @@ KMMU_TEST_F(nested, stats)
 	SKIP_ON_HW();
 	fd = kmmu_vcpu_stats_fd(self->vcpu);
 	ASSERT_LE(0, fd);
-	l1_map(self, DATA_GPA, DATA_GPA, 8 * SZ_4K, 1, true);
+	kmmu_l1_map(&self->l1, DATA_GPA, DATA_GPA, 8 * SZ_4K, 1, true);
 	wl = nested_wl(self, DATA_GPA, 8 * SZ_4K, 100);
 	run_done(_metadata, self, &wl, &run);
 	ASSERT_EQ(0, kmmu_stats_get(fd, "nested_walks", &walks));
 	ASSERT_EQ(0, kmmu_stats_get(fd, "nested_faults", &faults));
 	EXPECT_EQ(8, walks);
 	EXPECT_EQ(0, faults);
-	*l1_entry(self, DATA_GPA, 1) = 0;
+	*kmmu_l1_entry(&self->l1, DATA_GPA, 1) = 0;
 	wl = nested_wl(self, DATA_GPA, SZ_4K, 0);
 	ASSERT_EQ(0, kmmu_vcpu_run_workload(self->vcpu, &wl, &run));
 	ASSERT_EQ(KMMU_EXIT_NESTED_FAULT, run.exit_reason);
@@ -582,7 +498,7 @@ KMMU_TEST_F(nested, workload_bad_input)
 	SKIP_ON_HW();
 	bad[n++] = base | 1ULL << 48;			/* above L1's 48 bits */
 	bad[n++] = base | 1ULL << 63;
-	if (self->ept) {
+	if (self->l1.ept) {
 		bad[n++] = (base & ~7ULL) | 1;		/* memory type WC */
 		bad[n++] = (base & ~7ULL) | 7;
 		bad[n++] = (base & ~(7ULL << 3)) | 2 << 3;	/* a 3-level walk */
@@ -615,8 +531,8 @@ KMMU_TEST_F(nested, workload_bad_input)
 	EXPECT_EQ(-EINVAL, kmmu_vcpu_set_workload(self->vcpu, &wl));
 
 	/* NPT: an nCR3's low 12 bits are ignored, as the CPU ignores them. */
-	if (!self->ept) {
-		l1_map(self, DATA_GPA, DATA_GPA, SZ_4K, 1, true);
+	if (!self->l1.ept) {
+		kmmu_l1_map(&self->l1, DATA_GPA, DATA_GPA, SZ_4K, 1, true);
 		*data_hva(self, DATA_GPA) = 77;
 		wl = good;
 		wl.nested_root |= 0xfff;
@@ -625,7 +541,7 @@ KMMU_TEST_F(nested, workload_bad_input)
 		EXPECT_EQ(77, run.read_sum);
 	}
 	/* Nothing was half-applied: the last good workload still runs. */
-	l1_map(self, DATA_GPA, DATA_GPA, SZ_4K, 1, true);
+	kmmu_l1_map(&self->l1, DATA_GPA, DATA_GPA, SZ_4K, 1, true);
 	ASSERT_EQ(0, kmmu_vcpu_set_workload(self->vcpu, &good));
 	wl.flags = 0xff;
 	EXPECT_EQ(-EINVAL, kmmu_vcpu_set_workload(self->vcpu, &wl));
@@ -646,13 +562,13 @@ KMMU_TEST_F(nested, invalidate_bad_input)
 	EXPECT_EQ(-EINVAL, kmmu_ioctl(fd, KMMU_INVALIDATE_NESTED, (unsigned long)&inv));
 	inv.type = KMMU_INV_ALL_CONTEXTS;
 	EXPECT_EQ(0, kmmu_ioctl(fd, KMMU_INVALIDATE_NESTED, (unsigned long)&inv));
-	inv.root = nested_root(self, true);
+	inv.root = kmmu_l1_root(&self->l1, true);
 	EXPECT_EQ(-EINVAL, kmmu_ioctl(fd, KMMU_INVALIDATE_NESTED, (unsigned long)&inv));
 	inv.type = KMMU_INV_SINGLE_CONTEXT;
 	EXPECT_EQ(0, kmmu_ioctl(fd, KMMU_INVALIDATE_NESTED, (unsigned long)&inv));
 	inv.root = 1ULL << 48;
 	EXPECT_EQ(-EINVAL, kmmu_ioctl(fd, KMMU_INVALIDATE_NESTED, (unsigned long)&inv));
-	inv.root = nested_root(self, true);
+	inv.root = kmmu_l1_root(&self->l1, true);
 	inv.flags = 1;
 	EXPECT_EQ(-EINVAL, kmmu_ioctl(fd, KMMU_INVALIDATE_NESTED, (unsigned long)&inv));
 	inv.flags = 0;
