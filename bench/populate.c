@@ -9,7 +9,10 @@
  * a 4 KiB page like SPTEs in page tables.  With --scaling it also runs 1
  * vCPU over the whole range and V vCPUs over disjoint parts of it, and
  * prints the throughput ratio: faults take mmu_lock for read only and
- * must not serialize.
+ * must not serialize.  With --nested it also runs the vCPUs as L2 guests
+ * (KMMU_WL_NESTED) through an L1 identity map of 4K leaves, so that each
+ * fault is a nested one: L1's tables walked, then the L1 gpa faulted in;
+ * reported per fault beside the unnested figure of the same run.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,6 +20,7 @@
 #include <string.h>
 
 #include "bench_util.h"
+#include "l1_tables.h"
 
 #define PAGE		BENCH_PAGE
 #define MAX_REPS	1000
@@ -26,12 +30,14 @@ struct params {
 	int reps;
 	int prefault;		/* 1 = only prefaulted, 0 = only not, -1 = both */
 	bool scaling;
+	bool nested;
 };
 
 static void help(const char *name)
 {
 	printf("usage: %s [-h] [-v vcpus] [-b bytes] [-s backing] [-r reps] [-F format]\n"
-	       "          [-p yes|no|both] [--scaling] [-o results.json] [--pressure tool]\n\n",
+	       "          [-p yes|no|both] [--scaling] [--nested] [-o results.json]\n"
+	       "          [--pressure tool]\n\n",
 	       name);
 	printf(BENCH_COMMON_HELP);
 	printf(" -s: backing: anonymous, anonymous_thp, anonymous_hugetlb_2mb,\n"
@@ -41,10 +47,15 @@ static void help(const char *name)
 	printf(" -p: backing faulted in on the host before the run: yes, no or both (default: both)\n");
 	printf(" --scaling: also run 1 vCPU over vcpus x bytes and report the throughput\n"
 	       "     of -v vCPUs relative to it (default: off)\n");
+	printf(" --nested: also run the vCPUs as L2 guests through L1's EPT/NPT tables\n"
+	       "     (an identity map of 4K leaves), prefaulted; not on -B hw, whose\n"
+	       "     vCPUs run their guests unnested\n"
+	       "     (default: off)\n");
 	printf(BENCH_BACKEND_HELP);
 }
 
 #define OPT_SCALING	0x100
+#define OPT_NESTED	0x101
 
 static int parse(int c, const char *arg, void *data)
 {
@@ -66,6 +77,9 @@ static int parse(int c, const char *arg, void *data)
 	case OPT_SCALING:
 		p->scaling = true;
 		return 0;
+	case OPT_NESTED:
+		p->nested = true;
+		return 0;
 	default:
 		return -EINVAL;
 	}
@@ -73,25 +87,93 @@ static int parse(int c, const char *arg, void *data)
 
 static const struct option longopts[] = {
 	{ "scaling", no_argument, NULL, OPT_SCALING },
+	{ "nested", no_argument, NULL, OPT_NESTED },
 	{ NULL, 0, NULL, 0 },
 };
+
+static const char *check(void *data)
+{
+	const struct params *p = data;
+
+	if (p->nested && kmmu_backend_hw())
+		return "--nested: hardware vCPUs run their guests unnested";
+	return NULL;
+}
 
 static const struct bench_args args = {
 	.name = "populate",
 	.opts = "r:p:",
 	.longopts = longopts,
 	.parse = parse,
+	.check = check,
 	.help = help,
 };
 
+/* L1's tables of a nested run: in a memslot of their own, 1 GiB-aligned after the data. */
+#define L1_TABLES_SLOT	1
+
+static uint64_t l1_tables_gpa(uint64_t total)
+{
+	return (BENCH_GUEST_GPA + total + (1ULL << 30) - 1) & ~((1ULL << 30) - 1);
+}
+
+/*
+ * Make the vCPUs of @bv L2 guests: L1's identity map of the memory with 4K
+ * leaves, built in @tables; exits on a failure.
+ */
+static void nested_setup(struct bench_vm *bv, struct kmmu_mem *tables)
+{
+	uint64_t gpa = l1_tables_gpa(bv->size);
+	uint64_t size = kmmu_l1_tables_for(bv->size) * L1_PAGE;
+	struct kmmu_l1_tables l1;
+	int i;
+
+	if (kmmu_ioctl(bv->vm->fd, KMMU_CHECK_EXTENSION, KMMU_CAP_NESTED) != 1) {
+		fprintf(stderr, "populate: --nested: this VM has no nested workloads "
+			"(KMMU_CAP_NESTED is 0: a hardware vCPU?)\n");
+		exit(1);
+	}
+	bench_must(kmmu_mem_alloc(tables, KMMU_BACKING_ANON, size), "L1 tables");
+	bench_must(kmmu_vm_set_memslot(bv->vm, L1_TABLES_SLOT, 0, gpa, size, tables->addr),
+		   "L1 tables memslot");
+	kmmu_l1_init(&l1, tables->addr, gpa, size,
+		     kmmu_vm_format(bv->vm) == KMMU_SPTE_FORMAT_EPT);
+	kmmu_l1_map(&l1, BENCH_GUEST_GPA, BENCH_GUEST_GPA, bv->size, 1, true);
+	for (i = 0; i < bv->nr_vcpus; i++) {
+		bv->vcpus[i].wl.flags |= KMMU_WL_NESTED;
+		bv->vcpus[i].wl.nested_root = kmmu_l1_root(&l1, true);
+	}
+}
+
+/* Every page took a walk of L1's tables: the figure is of nested faults. */
+static void check_nested_walks(struct bench_vm *bv, uint64_t pages)
+{
+	uint64_t walks = 0, n;
+	int i, fd;
+
+	for (i = 0; i < bv->nr_vcpus; i++) {
+		fd = kmmu_vcpu_stats_fd(bv->vcpus[i].vcpu);
+		bench_must(fd < 0 ? fd : kmmu_stats_get(fd, "nested_walks", &n), "vCPU stats");
+		kmmu_close(fd);
+		walks += n;
+	}
+	if (walks < pages) {
+		fprintf(stderr, "populate: %llu nested walks for %llu pages\n",
+			(unsigned long long)walks, (unsigned long long)pages);
+		exit(1);
+	}
+}
+
 /*
  * Populate @total bytes with @nvcpus vCPUs on equal disjoint parts, in a
- * fresh VM.  Returns the wall time from the first vCPU's start to the last
- * one's end, in ns; exits on a failure.
+ * fresh VM, as L2 guests when @nested.  Returns the wall time from the
+ * first vCPU's start to the last one's end, in ns; exits on a failure.
  */
-static uint64_t populate_once(const struct params *p, int nvcpus, uint64_t total, bool prefault)
+static uint64_t populate_once(const struct params *p, int nvcpus, uint64_t total, bool prefault,
+			      bool nested)
 {
 	struct kmmu_vm_config cfg = { .spte_format = p->cm.format };
+	struct kmmu_mem tables = { 0 };
 	struct kmmu_vm_stats st;
 	struct bench_vm bv;
 	uint64_t ns;
@@ -100,6 +182,8 @@ static uint64_t populate_once(const struct params *p, int nvcpus, uint64_t total
 	if (prefault)
 		kmmu_mem_prefault(&bv.mem);
 	bench_vm_setup(&bv, nvcpus);
+	if (nested)
+		nested_setup(&bv, &tables);
 	ns = bench_vm_run(&bv);
 	bench_vm_stats(&bv, &st);
 	if (st.pages_4k + st.pages_2m * 512 + st.pages_1g * 512 * 512 != total / PAGE) {
@@ -107,7 +191,11 @@ static uint64_t populate_once(const struct params *p, int nvcpus, uint64_t total
 			st.pages_4k, st.pages_2m, st.pages_1g, (unsigned long long)(total / PAGE));
 		exit(1);
 	}
+	if (nested)
+		check_nested_walks(&bv, total / PAGE);
 	bench_vm_free(&bv);
+	if (nested)
+		kmmu_mem_free(&tables);
 	return ns;
 }
 
@@ -117,14 +205,15 @@ static uint64_t populate_once(const struct params *p, int nvcpus, uint64_t total
  * @ns when not NULL.
  */
 static uint64_t figure(const struct params *p, struct bench_results *res, const char *metric,
-		       const char *label, int nvcpus, uint64_t total, bool prefault, uint64_t *out)
+		       const char *label, int nvcpus, uint64_t total, bool prefault, bool nested,
+		       uint64_t *out)
 {
 	uint64_t ns[MAX_REPS], faults = total / PAGE;
 	double per[MAX_REPS];
 	int r;
 
 	for (r = 0; r < p->reps; r++) {
-		ns[r] = populate_once(p, nvcpus, total, prefault);
+		ns[r] = populate_once(p, nvcpus, total, prefault, nested);
 		per[r] = (double)ns[r] * nvcpus / faults;
 		printf("%-28s rep %d/%d: %2d vCPU %9llu faults %9.1f ms %8.1f ns/fault\n", label,
 		       r + 1, p->reps, nvcpus, (unsigned long long)faults, ns[r] / 1e6, per[r]);
@@ -133,6 +222,9 @@ static uint64_t figure(const struct params *p, struct bench_results *res, const 
 	}
 	bench_results_param_int(res, "fault_vcpus", nvcpus);
 	bench_results_param_str(res, "prefaulted", prefault ? "yes" : "no");
+	/* Only on nested figures, which come last: the others' series stay as they were. */
+	if (nested)
+		bench_results_param_str(res, "nested", "yes");
 	bench_add(res, metric, "ns/fault", true, per, p->reps, BENCH_FLOOR_CMPXCHG);
 	return bench_median(ns, p->reps);
 }
@@ -149,8 +241,9 @@ int main(int argc, char **argv)
 		.reps = 5,
 		.prefault = -1,
 		.scaling = false,
+		.nested = false,
 	};
-	uint64_t total, faults, med_pre = 0, med_nopre = 0, med_one = 0;
+	uint64_t total, faults, med_pre = 0, med_nopre = 0, med_one = 0, med_nested = 0;
 	uint64_t ns_pre[MAX_REPS], ns_one[MAX_REPS];
 	double floor_ns, ratio[MAX_REPS];
 	struct bench_results *res;
@@ -175,14 +268,14 @@ int main(int argc, char **argv)
 	floor_ns = bench_floor(res, BENCH_FLOOR_CMPXCHG, faults);
 
 	if (p.prefault != 0)
-		med_pre = figure(&p, res, "populate", "prefaulted", p.cm.vcpus, total, true,
+		med_pre = figure(&p, res, "populate", "prefaulted", p.cm.vcpus, total, true, false,
 				 ns_pre);
 	if (p.prefault != 1)
 		med_nopre = figure(&p, res, "populate", "not prefaulted", p.cm.vcpus, total,
-				   false, NULL);
+				   false, false, NULL);
 	if (p.scaling) {
 		med_one = figure(&p, res, "populate", "prefaulted, 1 vCPU, all", 1, total, true,
-				 ns_one);
+				 false, ns_one);
 		/* Pages per second with all vCPUs over with one, repetition by repetition. */
 		for (r = 0; med_pre && r < p.reps; r++)
 			ratio[r] = (double)ns_one[r] / ns_pre[r];
@@ -190,6 +283,9 @@ int main(int argc, char **argv)
 		if (med_pre)
 			bench_results_add(res, "scaling", "x", false, ratio, p.reps, NULL);
 	}
+	if (p.nested)
+		med_nested = figure(&p, res, "populate", "nested, prefaulted", p.cm.vcpus, total,
+				    true, true, NULL);
 
 	printf("\nsummary (median of %d):\n", p.reps);
 	if (med_pre)
@@ -200,6 +296,14 @@ int main(int argc, char **argv)
 		printf("  populate not prefaulted %2d vCPU: %8.1f ns/fault per vCPU (%.1fx floor)\n",
 		       p.cm.vcpus, (double)med_nopre * p.cm.vcpus / faults,
 		       (double)med_nopre * p.cm.vcpus / faults / floor_ns);
+	if (med_nested)
+		printf("  populate nested         %2d vCPU: %8.1f ns/fault per vCPU (%.1fx floor%s)\n",
+		       p.cm.vcpus, (double)med_nested * p.cm.vcpus / faults,
+		       (double)med_nested * p.cm.vcpus / faults / floor_ns,
+		       med_pre ? "" : ", no unnested prefaulted figure to compare");
+	if (med_nested && med_pre)
+		printf("  nested: %.2fx the time of an unnested prefaulted fault\n",
+		       (double)med_nested / med_pre);
 	if (med_one && med_pre)
 		printf("  scaling: %d vCPUs fault %.2fx as many pages per second as 1 vCPU\n",
 		       p.cm.vcpus, (double)med_one / med_pre);

@@ -15,7 +15,7 @@ import sys
 
 # Parameters every figure of a bench shares are said once, in its heading.
 SHOWN = ("vcpus", "fault_vcpus", "bytes_per_vcpu", "backing", "mode", "log", "manual_protect",
-         "prefaulted", "ad", "pressure", "spp_pages", "mmu")
+         "prefaulted", "nested", "ad", "pressure", "spp_pages", "mmu")
 # The widest spread, in percent of the median, of a figure worth tracking.
 SPREAD_LIMIT = 15.0
 # Values not worth a word: the defaults of parameters added later.

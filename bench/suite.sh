@@ -7,7 +7,8 @@
 # smoke (seconds): the floors and populate on 64 MiB, 3 repetitions; what
 #   proves a host's deployment end to end (ansible/), not a figure to track.
 # default (a few minutes at most on 2 cores): the floors; populate 1 GiB
-#   per vCPU, with and without the backing prefaulted, then 2 vCPUs on
+#   per vCPU, with and without the backing prefaulted, and as an L2 guest
+#   (nested, prefaulted), then 2 vCPUs on
 #   disjoint halves against one vCPU on the whole; dirty logging on 1 GiB of
 #   1G pages in both tracking modes with the bitmap, and with the rings;
 #   eager split and recovery on 1 GiB of 2M and of 1G pages; aging passes,
@@ -66,7 +67,7 @@ smoke_runs() {
 
 default_runs() {
 	echo "floor -b 1g"
-	echo "populate -v 1 -b 1g"
+	echo "populate -v 1 -b 1g --nested"
 	echo "populate -v 2 -b 512m -p yes --scaling"
 	echo "dirty_log -m wrprot"
 	echo "dirty_log -m dbit"

@@ -207,7 +207,7 @@ done
 bench_json() {
 	out=$BUILD/bench-test.json
 	rm -f "$out"
-	set -- "populate -b 8m -r 2 --scaling -v 2" \
+	set -- "populate -b 8m -r 2 --scaling -v 2 --nested" \
 	       "populate -b 1020k -r 1 -s pfnmap" \
 	       "dirty_log -b 8m -s anonymous_thp -r 2 -i 2" \
 	       "dirty_log -b 8m -s anonymous_thp -r 2 -i 2 -m dbit -g" \
@@ -220,6 +220,7 @@ bench_json() {
 	       "zap_latency -b 16m -f 64m -r 2" \
 	       "spp -b 8m -r 2"
 	want="populate:populate populate:scaling populate:populate:backing=pfnmap
+	      populate:populate:nested=yes:fault_vcpus=2
 	      dirty_log:enable_logging
 	      dirty_log:get_dirty_log dirty_log:clear_dirty_log dirty_log:disable_logging
 	      dirty_log:dirty_memory dirty_log:collect_dirty_ring:log=ring
@@ -265,7 +266,8 @@ bench_bad_flags() {
 		   "split -x" "floor -r 0" "floor extra" "floor --pressure bogus" \
 		   "zap_latency -v 2" "zap_latency -f 4k" "zap_latency -s anonymous_thp" \
 		   "zap_latency -r 0" "populate -B nope" "aging -B" "spp -F npt" "spp -v 2" \
-		   "spp -s shmem" "spp -b 1m" "spp -r 0" "spp -B hw"; do
+		   "spp -s shmem" "spp -b 1m" "spp -r 0" "spp -B hw" "populate --nested -B hw" \
+		   "populate --nested=yes"; do
 		# shellcheck disable=SC2086
 		KMMU_BACKEND=user "$BUILD/rel/bench/"$run >"$LOGS/bench-bad.out" 2>&1
 		rc=$?
