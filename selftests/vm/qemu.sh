@@ -15,7 +15,7 @@ vm_build_module() {
 	rm -rf "$vm_dir"
 	mkdir -p "$vm_dir"
 	cp -r kmod/core kmod/linux kmod/include kmod/test kmod/Kbuild kmod/Makefile "$vm_dir/"
-	make -C "$vm_dir" KDIR="/lib/modules/$vm_kv/build" "$@" >"$vm_log" 2>&1
+	make -C "$vm_dir" -j"$(nproc)" KDIR="/lib/modules/$vm_kv/build" "$@" >"$vm_log" 2>&1
 }
 
 # vm_boot NAME LOG MARKER TRIES SECONDS QEMU-ARG...: boot under TCG (2 CPUs,
