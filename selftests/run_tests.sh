@@ -88,9 +88,10 @@ check() {
 	report_check "$name" $? "$LOGS/$name.log"
 }
 
-# A check that keeps the CPUs nearly idle (it waits more than it works),
-# run beside the phases after it: check_start NAME COMMAND... starts it,
-# check_end NAME waits for it and reports it as check does.
+# A check run beside the phases after it -- one that waits more than it
+# works, or takes a core that those phases leave idle: check_start NAME
+# COMMAND... starts it, check_end NAME waits for it and reports it as
+# check does.
 bg_checks=""
 check_start() {
 	name=$1
