@@ -255,8 +255,8 @@ check_batch() {
 			boot_one "$cb_kv" "$cb_vendor" "$(cat "$cb_log.pressure")" \
 				"$(cat "$cb_log.nth")" >"$cb_log.msgs" 2>&1
 		fi
-		cat "$OUT/boot-$cb_kv-$cb_vendor.log.msgs"
-		check_boot "$cb_kv/$cb_vendor" "$OUT/boot-$cb_kv-$cb_vendor.log"
+		cat "$cb_log.msgs"
+		check_boot "$cb_kv/$cb_vendor" "$cb_log"
 	done
 }
 
