@@ -11,6 +11,7 @@
 #include "dirty_ring.h"
 #include "guest_walk.h"
 #include "memslot.h"
+#include "shadow_mmu.h"
 #include "spp.h"
 #include "stats.h"
 #include "tdp_mmu.h"
@@ -199,6 +200,9 @@ static long kmmu_vm_get_stats(struct kmmu *kmmu, unsigned long arg)
 	st.young = kmmu_stat_read(kmmu, KMMU_STAT_YOUNG);
 	st.old = kmmu_stat_read(kmmu, KMMU_STAT_OLD);
 	st.max_write_hold_ns = atomic64_read(&kmmu->max_write_hold_ns);
+	st.shadow_pages = kmmu_stat_read(kmmu, KMMU_STAT_SHADOW_PAGES);
+	st.shadow_leaves = kmmu_stat_read(kmmu, KMMU_STAT_SHADOW_LEAVES);
+	st.shadow_faults = kmmu_stat_read(kmmu, KMMU_STAT_SHADOW_FAULTS);
 	return os_copy_to_user(arg, &st, sizeof(st));
 }
 
@@ -434,11 +438,15 @@ static long kmmu_vm_invalidate_nested(struct kmmu *kmmu, unsigned long arg)
 	if (kmmu->hw_vcpu)
 		return -EOPNOTSUPP;
 	/*
-	 * What vCPUs cache of L1's tables is in their TLBs: flushing them
-	 * all is what INVEPT may do for either type.
+	 * What vCPUs cache of L1's tables is in the shadow pages and their
+	 * TLBs.  Nothing finds the shadow pages of one root yet (roots share
+	 * lower tables), so both types drop them all, as INVEPT may
+	 * invalidate more than it was asked to.
 	 */
-	if (!kmmu_mutant(NESTED_INVALIDATE_NOOP))
+	if (!kmmu_mutant(NESTED_INVALIDATE_NOOP)) {
+		kmmu_shadow_zap_all(kmmu);
 		kmmu_flush_remote_tlbs(kmmu);
+	}
 	return 0;
 }
 

@@ -9,6 +9,7 @@
  */
 #include "dirty_ring.h"
 #include "memslot.h"
+#include "shadow_mmu.h"
 #include "spp.h"
 #include "vcpu.h"
 #include "tdp_mmu.h"
@@ -72,6 +73,12 @@ void kmmu_slot_logging_changed(struct kmmu *kmmu, struct kmmu_memory_slot *slot,
 {
 	bool flush = false;
 
+	/*
+	 * Shadow leaves come back at the size logging allows, write-protected
+	 * (or, logging off, as large as L1 and the host map them).
+	 */
+	kmmu_shadow_zap_all(kmmu);
+
 	read_lock(&kmmu->mmu_lock);
 	if (!on) {
 		kmmu_tdp_mmu_recover_huge_pages(kmmu, slot);
@@ -125,6 +132,8 @@ static int kmmu_get_and_reset_dirty_log(struct kmmu *kmmu, struct kmmu_memory_sl
 						false);
 		read_unlock(&kmmu->mmu_lock);
 	}
+	/* Shadow leaves log by write protection in either mode. */
+	flush |= kmmu_shadow_protect_gfns(kmmu, slot, slot->base_gfn, buf, slot->npages);
 
 	/* A write after this must fault (or set D) again before anyone copies. */
 	if (flush && !kmmu_mutant(NO_FLUSH_AFTER_GET))
@@ -246,6 +255,8 @@ int kmmu_clear_dirty_log(struct kmmu *kmmu, const struct kmmu_clear_dirty_log *l
 	kmmu_tdp_mmu_clear_dirty_bitmap(kmmu, slot, slot->base_gfn + log->first_page, buf,
 					log->num_pages, dbit);
 	read_unlock(&kmmu->mmu_lock);
+	kmmu_shadow_protect_gfns(kmmu, slot, slot->base_gfn + log->first_page, buf,
+				 log->num_pages);
 	if (flush)
 		kmmu_flush_remote_tlbs(kmmu);
 out:

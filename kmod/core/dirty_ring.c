@@ -18,6 +18,7 @@
  */
 #include "dirty_ring.h"
 #include "memslot.h"
+#include "shadow_mmu.h"
 #include "tdp_mmu.h"
 
 /* Entries kept free below the ring's size; one access pushes at most one. */
@@ -156,6 +157,8 @@ static void kmmu_dirty_ring_reset_gfns(struct kmmu *kmmu, u32 slot_id, u64 offse
 						min_t(u64, BITS_PER_LONG, slot->npages - offset),
 						kmmu->dirty_log_mode == KMMU_DIRTY_LOG_MODE_DBIT);
 	read_unlock(&kmmu->mmu_lock);
+	kmmu_shadow_protect_gfns(kmmu, slot, slot->base_gfn + offset, &mask,
+				 min_t(u64, BITS_PER_LONG, slot->npages - offset));
 }
 
 /*

@@ -176,8 +176,9 @@ int kmmu_max_mapping_level(struct kmmu *kmmu, const struct kmmu_memory_slot *slo
 /*
  * Find the slot and the host page.  Return RET_PF_CONTINUE with the fault
  * filled in, another RET_PF_* that ends the fault, or -errno from the host.
+ * Also the shadow MMU's, for the L1 gfn an L2 address translates to.
  */
-static int kmmu_faultin_pfn(struct kmmu_vcpu *vcpu, struct kmmu_page_fault *fault)
+int kmmu_faultin_pfn(struct kmmu_vcpu *vcpu, struct kmmu_page_fault *fault)
 {
 	struct kmmu *kmmu = vcpu->kmmu;
 	/* Slot and generation were read from one set by kmmu_page_fault(). */

@@ -46,6 +46,7 @@ struct kmmu_page_fault {
 };
 
 int kmmu_page_fault(struct kmmu_vcpu *vcpu, struct kmmu_page_fault *fault);
+int kmmu_faultin_pfn(struct kmmu_vcpu *vcpu, struct kmmu_page_fault *fault);
 int kmmu_max_mapping_level(struct kmmu *kmmu, const struct kmmu_memory_slot *slot,
 			   gfn_t gfn, int max_level);
 

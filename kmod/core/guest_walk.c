@@ -76,7 +76,7 @@ static enum gw_entry npt_kind(u64 e, int level)
 }
 
 /* What one entry allows, as KMMU_ACC_*: nested walks are user accesses. */
-static unsigned int entry_access(u32 format, u64 e)
+unsigned int kmmu_gw_entry_access(u32 format, u64 e)
 {
 	unsigned int acc = 0;
 
@@ -154,9 +154,9 @@ static int gw_walk_once(const struct kmmu_gw_mem *mem, struct kmmu_guest_walk *g
 		if (kind == GW_ENTRY_BAD)
 			return KMMU_GW_MISCONFIG;
 		if (kmmu_mutant(GW_LEAF_PERMS_ONLY))
-			gw->pte_access = entry_access(gw->format, e);
+			gw->pte_access = kmmu_gw_entry_access(gw->format, e);
 		else
-			gw->pte_access &= entry_access(gw->format, e);
+			gw->pte_access &= kmmu_gw_entry_access(gw->format, e);
 		if (kind == GW_ENTRY_LEAF)
 			break;
 		table = e & L1_ADDR_MASK;

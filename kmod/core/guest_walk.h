@@ -58,6 +58,7 @@ struct kmmu_guest_walk {
 };
 
 int kmmu_guest_walk(const struct kmmu_gw_mem *mem, struct kmmu_guest_walk *gw);
+unsigned int kmmu_gw_entry_access(u32 format, u64 e);
 int kmmu_guest_walk_vcpu(struct kmmu_vcpu *vcpu, int as_id, struct kmmu_guest_walk *gw);
 
 #endif /* KMMU_GUEST_WALK_H */

@@ -8,6 +8,7 @@
 #define KMMU_KMMU_H
 
 #include "os.h"
+#include "rmap.h"
 #include "spte.h"
 
 #define KMMU_MAX_VCPUS			64
@@ -47,6 +48,9 @@ enum kmmu_stat {
 	KMMU_STAT_AGING_PASSES,
 	KMMU_STAT_YOUNG,
 	KMMU_STAT_OLD,
+	KMMU_STAT_SHADOW_PAGES,
+	KMMU_STAT_SHADOW_LEAVES,
+	KMMU_STAT_SHADOW_FAULTS,
 	KMMU_NR_STATS,
 };
 
@@ -116,6 +120,18 @@ struct kmmu {
 	u32 dirty_ring_size;		/* entries per vCPU ring; 0 = bitmaps */
 	int nr_logging_slots;		/* under slots_lock */
 
+	/*
+	 * The shadow MMU (shadow_mmu.c), set up when the first nested root is
+	 * loaded: then every memslot has rmaps.  The hash and the list change
+	 * under mmu_lock held for write; shadow_seq moves when every shadow
+	 * page is dropped, so that a fault that walked L1's tables before
+	 * retries.
+	 */
+	bool shadow_enabled;
+	struct list_head *shadow_hash;
+	struct list_head shadow_pages;
+	unsigned long shadow_seq;
+
 	struct kmmu_stat_shard stats[KMMU_STAT_SHARDS];
 	int owner_pid;			/* of the process that created it, for the stats id */
 	/* The longest mmu_lock write hold so far, and when the current one began. */
@@ -180,6 +196,7 @@ struct kmmu_nested_walk {
 };
 
 struct kmmu_mmu_page;
+struct kmmu_shadow_page;
 
 /* Per-vCPU counters, written by the vCPU's own thread only. */
 enum kmmu_vcpu_stat {
@@ -231,6 +248,12 @@ struct kmmu_vcpu {
 	u64 *pt_cache[KMMU_PT_CACHE_SIZE];
 	int nr_sp_cache;
 	struct kmmu_mmu_page *sp_cache[KMMU_PT_CACHE_SIZE];
+
+	/* Nested workloads: the shadow root, and what a shadow fault needs. */
+	struct kmmu_shadow_page *shadow_root;
+	int nr_shadow_cache;
+	struct kmmu_shadow_page *shadow_cache[KMMU_MAX_LEVEL];
+	struct kmmu_rmap_cache rmap_cache;
 
 	struct kmmu_tlb_entry tlb[KMMU_TLB_ENTRIES];
 	struct kmmu_nested_walk nested_walk;

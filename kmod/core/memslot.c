@@ -9,6 +9,7 @@
  * slots_lock, before anything is changed.
  */
 #include "memslot.h"
+#include "shadow_mmu.h"
 #include "spp.h"
 #include "tdp_mmu.h"
 
@@ -53,6 +54,7 @@ void kmmu_memslots_destroy(struct kmmu *kmmu)
 			memslot_free_lpage_info(slots->by_gfn[i]);
 			kmmu_dirty_bitmap_free(slots->by_gfn[i]);
 			kmmu_spp_slot_free(slots->by_gfn[i]);
+			kmmu_shadow_slot_free(slots->by_gfn[i]);
 			os_free(slots->by_gfn[i]);
 		}
 		os_free(slots);
@@ -269,6 +271,7 @@ static int memslot_remove(struct kmmu *kmmu, int as_id, struct kmmu_memory_slot 
 	struct kmmu_memslots *cur = rcu_dereference_protected(kmmu->memslots[as_id], 1);
 	struct kmmu_memslots *inval, *final;
 	struct kmmu_memory_slot *invalid_slot;
+	bool flush;
 
 	invalid_slot = memslot_dup(old);
 	if (!invalid_slot)
@@ -284,7 +287,14 @@ static int memslot_remove(struct kmmu *kmmu, int as_id, struct kmmu_memory_slot 
 	memslots_install(kmmu, as_id, inval);
 
 	kmmu_mmu_write_lock(kmmu);
-	if (kmmu_tdp_mmu_zap_leafs(kmmu, as_id, old->base_gfn, kmmu_slot_end(old), true, false))
+	flush = kmmu_tdp_mmu_zap_leafs(kmmu, as_id, old->base_gfn, kmmu_slot_end(old), true, false);
+	/*
+	 * The slot may hold L1's tables as well as pages that shadow leaves
+	 * map: until write-tracking finds the shadow pages of one table, they
+	 * all go, as KVM's zap of every shadow page on a slot's deletion.
+	 */
+	flush |= kmmu_shadow_zap_all_locked(kmmu);
+	if (flush)
 		kmmu_flush_remote_tlbs(kmmu);
 	kmmu_mmu_write_unlock(kmmu);
 
@@ -293,6 +303,7 @@ static int memslot_remove(struct kmmu *kmmu, int as_id, struct kmmu_memory_slot 
 	memslot_free_lpage_info(old);
 	/* Sub-page permissions belong to the frames: a moved slot starts afresh. */
 	kmmu_spp_slot_free(old);
+	kmmu_shadow_slot_free(old);
 	/* The bitmap goes with the slot, unless the moved slot still logs into it. */
 	if (!moved || moved->dirty_bitmap != old->dirty_bitmap)
 		kmmu_dirty_bitmap_free(old);
@@ -334,14 +345,18 @@ static int memslot_create(struct kmmu *kmmu, int as_id, int id,
 		goto free_lpage;
 	if (kmmu_spp_slot_alloc(kmmu, slot))
 		goto free_bitmap;
+	if (kmmu_shadow_slot_alloc(kmmu, slot))
+		goto free_spp;
 	next = memslots_copy(kmmu, cur, NULL, slot);
 	if (!next)
-		goto free_spp;
+		goto free_rmap;
 	memslots_install(kmmu, as_id, next);
 	if (kmmu_slot_logging(slot))
 		kmmu->nr_logging_slots++;
 	return 0;
 
+free_rmap:
+	kmmu_shadow_slot_free(slot);
 free_spp:
 	kmmu_spp_slot_free(slot);
 free_bitmap:
@@ -375,6 +390,7 @@ static int memslot_move(struct kmmu *kmmu, int as_id, struct kmmu_memory_slot *o
 	moved->base_gfn = new_base;
 	moved->flags = flags;
 	memset(moved->disallow_lpage, 0, sizeof(moved->disallow_lpage));
+	memset(moved->shadow_rmap, 0, sizeof(moved->shadow_rmap));
 	ret = memslot_alloc_lpage_info(moved);
 	if (ret)
 		goto free_moved;
@@ -382,12 +398,15 @@ static int memslot_move(struct kmmu *kmmu, int as_id, struct kmmu_memory_slot *o
 	ret = kmmu_spp_slot_alloc(kmmu, moved);
 	if (ret)
 		goto free_lpage;
+	ret = kmmu_shadow_slot_alloc(kmmu, moved);
+	if (ret)
+		goto free_spp;
 	if (!kmmu_slot_logging(moved)) {
 		moved->dirty_bitmap = NULL;
 	} else if (!kmmu_slot_logging(old)) {
 		ret = kmmu_dirty_bitmap_alloc(kmmu, moved);
 		if (ret)
-			goto free_spp;
+			goto free_rmap;
 	}
 	ret = memslot_remove(kmmu, as_id, old, moved);
 	if (!ret)
@@ -395,6 +414,8 @@ static int memslot_move(struct kmmu *kmmu, int as_id, struct kmmu_memory_slot *o
 
 	if (moved->dirty_bitmap != old->dirty_bitmap)
 		kmmu_dirty_bitmap_free(moved);
+free_rmap:
+	kmmu_shadow_slot_free(moved);
 free_spp:
 	kmmu_spp_slot_free(moved);
 free_lpage:

@@ -52,6 +52,13 @@ struct kmmu_memory_slot {
 	 * the new copy of a slot whose flags change.
 	 */
 	u32 *spp_access;
+	/*
+	 * Once the VM has shadow pages (kmmu->shadow_enabled): per level (4K,
+	 * 2M, 1G), per frame of that size the slot touches, the shadow leaves
+	 * that map it.  Shared, like the disallow counts, with the new copy of
+	 * a slot whose flags change.
+	 */
+	struct kmmu_rmap_head *shadow_rmap[KMMU_NR_HUGE_LEVELS + 1];
 };
 
 /* The slot logs dirty pages (into its bitmap, or into the vCPUs' rings). */

@@ -6,6 +6,7 @@
  */
 #include "kmmu.h"
 #include "memslot.h"
+#include "shadow_mmu.h"
 #include "spp.h"
 #include "tdp_mmu.h"
 #include "vcpu.h"
@@ -48,6 +49,7 @@ struct kmmu *kmmu_create_vm(const struct kmmu_vm_config *cfg, u32 host_format, i
 	kmmu->eager_split_chunk = 64ULL << 20;
 	rwlock_init(&kmmu->mmu_lock);
 	INIT_LIST_HEAD(&kmmu->tdp_mmu_roots);
+	INIT_LIST_HEAD(&kmmu->shadow_pages);
 	spin_lock_init(&kmmu->tdp_mmu_pages_lock);
 	mutex_init(&kmmu->slots_lock);
 	mutex_init(&kmmu->lock);
@@ -92,6 +94,7 @@ static void kmmu_destroy_vm(struct kmmu *kmmu)
 	kmmu_tdp_mmu_invalidate_all_roots(kmmu);
 	kmmu_tdp_mmu_zap_invalidated_roots(kmmu);
 	WARN_ON_ONCE(!list_empty(&kmmu->tdp_mmu_roots));
+	kmmu_shadow_destroy(kmmu);
 	WARN_ON_ONCE(kmmu_stat_read(kmmu, KMMU_STAT_PT_PAGES));
 
 	kmmu_memslots_destroy(kmmu);
@@ -221,7 +224,9 @@ static bool kmmu_handle_hva_range(struct kmmu *kmmu, unsigned long start, unsign
 static bool kmmu_unmap_gfn_range(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t end,
 				 void *data)
 {
-	return kmmu_tdp_mmu_zap_leafs(kmmu, as_id, start, end, *(bool *)data, false);
+	bool flush = kmmu_tdp_mmu_zap_leafs(kmmu, as_id, start, end, *(bool *)data, false);
+
+	return kmmu_shadow_zap_gfn_range(kmmu, as_id, start, end) || flush;
 }
 
 /**
@@ -393,6 +398,7 @@ void kmmu_zap_all(struct kmmu *kmmu)
 	mutex_lock(&kmmu->slots_lock);
 	kmmu_tdp_mmu_invalidate_all_roots(kmmu);
 	kmmu_tdp_mmu_zap_invalidated_roots(kmmu);
+	kmmu_shadow_zap_all(kmmu);
 	mutex_unlock(&kmmu->slots_lock);
 }
 

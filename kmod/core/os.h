@@ -240,6 +240,8 @@ enum kmmu_mutant {
 	KMMU_MUTANT_RMAP_KEEP_SINGLE_DESC,	/* an rmap down to one SPTE keeps its descriptor */
 	KMMU_MUTANT_NESTED_READ_WALK_WRITABLE,	/* an L2 read's walk caches a writable entry */
 	KMMU_MUTANT_NESTED_INVALIDATE_NOOP,	/* KMMU_INVALIDATE_NESTED flushes nothing */
+	KMMU_MUTANT_SHADOW_NOTIFIER_NO_ZAP,	/* host invalidations leave shadow leaves */
+	KMMU_MUTANT_SHADOW_LOG_NO_PROTECT,	/* a harvested page's shadow leaves stay writable */
 	KMMU_NR_MUTANTS,
 };
 

@@ -259,6 +259,17 @@ unsigned long kmmu_rmap_count(struct kmmu *kmmu, struct kmmu_rmap_head *head)
 	return val_to_desc(val)->count + val_to_desc(val)->tail_count;
 }
 
+/*
+ * For writers: the rmap's value, to walk it with for_each_rmap_spte().
+ * Lockless readers never change an rmap, so a writer reads it as it is,
+ * whether or not one of them holds the lock.
+ */
+unsigned long kmmu_rmap_peek(struct kmmu *kmmu, struct kmmu_rmap_head *head)
+{
+	lockdep_assert_held_write(&kmmu->mmu_lock);
+	return atomic_long_read(&head->val) & ~KMMU_RMAP_LOCKED;
+}
+
 u64 *kmmu_rmap_iter_first(unsigned long val, struct kmmu_rmap_iter *iter)
 {
 	iter->desc = NULL;

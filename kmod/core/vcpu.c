@@ -13,6 +13,7 @@
 #include "dirty_ring.h"
 #include "fault.h"
 #include "guest_walk.h"
+#include "shadow_mmu.h"
 #include "spp.h"
 #include "tdp_mmu.h"
 #include "walker.h"
@@ -67,6 +68,7 @@ static void vcpu_free(struct kmmu_vcpu *vcpu)
 	for (as = 0; as < KMMU_ADDRESS_SPACE_NUM; as++)
 		if (vcpu->root[as])
 			kmmu_tdp_mmu_put_root(vcpu->kmmu, vcpu->root[as]);
+	kmmu_shadow_vcpu_free(vcpu);
 	while (vcpu->nr_pt_cache)
 		os_pt_free(vcpu->pt_cache[--vcpu->nr_pt_cache]);
 	while (vcpu->nr_sp_cache)
@@ -244,6 +246,7 @@ static int vcpu_access(struct kmmu_vcpu *vcpu, gpa_t gpa, bool write, struct kmm
 	struct kmmu_nested_walk *nw = &vcpu->nested_walk;
 	gfn_t gfn = gpa >> KMMU_PAGE_SHIFT;
 	struct kmmu_tlb_entry *e = &vcpu->tlb[gfn % KMMU_TLB_ENTRIES];
+	bool shadow = false;
 	u64 *p;
 
 	if (e->gfn != gfn || e->as_id != s->as_id ||
@@ -253,24 +256,35 @@ static int vcpu_access(struct kmmu_vcpu *vcpu, gpa_t gpa, bool write, struct kmm
 			.access = write ? KMMU_ACC_WRITE : KMMU_ACC_READ,
 			.sppt = READ_ONCE(kmmu->sppt_root[s->as_id]),
 		};
+		u64 *root_pt = vcpu->root[s->as_id]->spt;
 		enum kmmu_walk_result res;
 		u8 *hva;
 
 		/*
-		 * A nested access: first L1's tables, L2 gpa to L1 gpa (out
-		 * of guest mode, it may sleep); then kmmu's, from the L1 gpa.
-		 * A read's walk set no D bit in L1's tables: a write walks again.
+		 * A nested access goes through the shadow root, which maps L2
+		 * gpas to host pages; a miss walks L1's tables (out of guest
+		 * mode: it may sleep) and fills it.  An L1 page the shadow MMU
+		 * does not map is reached as hardware with nested paging does:
+		 * L1's walk gave the L1 gpa, and kmmu's TDP MMU maps that.  A
+		 * read's walk set no D bit in L1's tables: a write walks again.
 		 */
 		if (s->nested) {
-			if (!nw->valid || nw->l2_gfn != gfn || (write && !nw->write))
-				return STOP_NESTED_WALK;
-			w.gpa = (nw->l1_gpa & ~(gpa_t)(KMMU_PAGE_SIZE - 1)) |
-				(gpa & (KMMU_PAGE_SIZE - 1));
+			if (nw->valid && nw->l2_gfn == gfn && (!write || nw->write)) {
+				w.gpa = (nw->l1_gpa & ~(gpa_t)(KMMU_PAGE_SIZE - 1)) |
+					(gpa & (KMMU_PAGE_SIZE - 1));
+			} else {
+				root_pt = vcpu->shadow_root->spt;
+				w.sppt = NULL;
+				shadow = true;
+			}
 		}
 
 		rcu_read_lock();
-		res = kmmu_walk_tdp(&kmmu->fmt, vcpu->root[s->as_id]->spt, &w);
+		res = kmmu_walk_tdp(&kmmu->fmt, root_pt, &w);
 		rcu_read_unlock();
+		/* The shadow MMU has no MMIO SPTEs: anything else is a miss. */
+		if (shadow && res != KMMU_WALK_OK)
+			return STOP_NESTED_WALK;
 		if (res == KMMU_WALK_SPP_MISCONFIG) {
 			run->internal.gpa = gpa;
 			run->internal.spte = w.spte;
@@ -297,7 +311,7 @@ static int vcpu_access(struct kmmu_vcpu *vcpu, gpa_t gpa, bool write, struct kmm
 			return STOP_INTERNAL;
 		}
 		/* D-bit logging into rings: the walk logs what it dirtied, as PML does. */
-		if (w.dirtied && vcpu->dirty_ring.size &&
+		if (w.dirtied && !shadow && vcpu->dirty_ring.size &&
 		    kmmu->dirty_log_mode == KMMU_DIRTY_LOG_MODE_DBIT) {
 			gfn_t l1_gfn = w.gpa >> KMMU_PAGE_SHIFT;
 			struct kmmu_memory_slot *slot =
@@ -311,7 +325,7 @@ static int vcpu_access(struct kmmu_vcpu *vcpu, gpa_t gpa, bool write, struct kmm
 		e->as_id = s->as_id;
 		e->writable = w.writable;
 		e->spp_wmask = w.spp_wmask;
-		if (s->nested) {
+		if (s->nested && !shadow) {
 			/* Only what L1's walk granted, and wrote D for. */
 			if (!nw->write && !kmmu_mutant(NESTED_READ_WALK_WRITABLE)) {
 				e->writable = false;
@@ -379,10 +393,24 @@ static int vcpu_load_root(struct kmmu_vcpu *vcpu)
 				kmmu_tdp_mmu_put_root(vcpu->kmmu, root);
 			}
 		}
+		if (vcpu->shadow_root && READ_ONCE(vcpu->shadow_root->invalid))
+			kmmu_shadow_put_root(vcpu);
 		as = vcpu->wls.as_id;
 		/* The old root's translations must not outlive it. */
 		if (!kmmu_mutant(SKIP_FLUSH_ON_ROOT_LOAD))
 			vcpu_flush_tlb(vcpu);
+	}
+	/* A nested vCPU runs on a shadow root too: L1's pages behind it are the TDP MMU's. */
+	if (vcpu->wls.nested) {
+		struct kmmu_shadow_page *old = vcpu->shadow_root;
+		int ret = kmmu_shadow_load_root(vcpu);
+
+		if (ret)
+			return ret;
+		if (vcpu->shadow_root != old) {
+			vcpu_flush_tlb(vcpu);
+			kmmu_vcpu_stat_inc(vcpu, KMMU_VCPU_STAT_ROOT_LOADS);
+		}
 	}
 	if (vcpu->root[as])
 		return 0;
@@ -413,19 +441,21 @@ static void vcpu_complete_mmio(struct kmmu_vcpu *vcpu, struct kmmu_run *run, u64
 }
 
 /*
- * A nested access missed the TLB: walk L1's tables for it, with kmmu->srcu
- * held, outside guest mode.  Returns 0 to retry the access with the walk,
- * 1 for a KMMU_EXIT_NESTED_FAULT, or -errno.
+ * A nested access missed the TLB and the shadow root: walk L1's tables for
+ * it, with kmmu->srcu held, outside guest mode, and map what they say.
+ * Returns 0 to retry the access, 1 for an exit, or -errno.
  */
 static int vcpu_nested_walk(struct kmmu_vcpu *vcpu, struct kmmu_run *run)
 {
+	struct kmmu *kmmu = vcpu->kmmu;
 	struct kmmu_wl_state *s = &vcpu->wls;
 	struct kmmu_nested_walk *nw = &vcpu->nested_walk;
 	struct kmmu_guest_walk gw = {
 		.root = s->l1_root,
-		.format = vcpu->kmmu->fmt.format,
+		.format = kmmu->fmt.format,
 		.ad = s->l1_ad,
 	};
+	unsigned long seq;
 	bool write;
 	int ret;
 
@@ -437,11 +467,33 @@ static int vcpu_nested_walk(struct kmmu_vcpu *vcpu, struct kmmu_run *run)
 		     KMMU_GW_MISCONFIG != KMMU_NESTED_MISCONFIG ||
 		     KMMU_GW_NO_MEMORY != KMMU_NESTED_NO_MEMORY);
 	kmmu_vcpu_stat_inc(vcpu, KMMU_VCPU_STAT_NESTED_WALKS);
+	/*
+	 * A drop of the shadow pages after this makes the fault retry; one
+	 * before it is seen with the L1 edits that preceded it (acquire:
+	 * pairs with the release in kmmu_shadow_zap_all_locked()).
+	 */
+	seq = smp_load_acquire(&kmmu->shadow_seq);
 	/* SET_WORKLOAD checked the root and the range: -EINVAL is kmmu's bug. */
 	ret = kmmu_guest_walk_vcpu(vcpu, s->as_id, &gw);
 	if (WARN_ON_ONCE(ret))
 		return ret;
 	if (gw.fault == KMMU_GW_OK) {
+		ret = kmmu_shadow_page_fault(vcpu, &gw, seq);
+		if (ret == RET_PF_FIXED) {
+			run->faults++;
+			/* The access should go through now; if it keeps missing, kmmu is broken. */
+			if (++s->refaults < KMMU_MAX_REFAULTS)
+				return 0;
+			run->exit_reason = KMMU_EXIT_INTERNAL_ERROR;
+			run->internal.gpa = gw.l2_gpa;
+			return 1;
+		}
+		if (ret == RET_PF_RETRY || ret == -ENOMEM)
+			return ret == -ENOMEM ? ret : 0;
+		/*
+		 * Not the shadow MMU's (or the host said no): through L1's
+		 * gpa and the TDP MMU, whose fault gives the exit if any.
+		 */
 		nw->valid = true;
 		nw->write = write;
 		nw->l2_gfn = gw.l2_gpa >> KMMU_PAGE_SHIFT;

@@ -9,6 +9,9 @@
  * its reason, level and entry, and RUN goes on once L1 fixed it; a remap
  * through the hva is seen after KMMU_INVALIDATE_NESTED; MMIO behind L1's
  * tables; dirty logging of what L2 writes; the statistics; bad inputs.
+ * The shadow MMU behind it: translations kept across workloads, the
+ * host's invalidations and a slot's deletion seen by L2, the log of pages
+ * L2 writes again after each harvest (bitmap, D-bit mode, rings).
  */
 #include "test_util.h"
 #include "l1_tables.h"
@@ -79,6 +82,23 @@ FIXTURE_TEARDOWN(nested)
 	kmmu_mem_free(&self->data);
 	kmmu_mem_free(&self->tables);
 	EXPECT_EQ(0, kmmu_lib_leak_check());
+}
+
+/* Ring entries of the data slot, as bits; the tables' entries are left out. */
+static void nested_ring_to_bitmap(void *arg, uint32_t slot, uint64_t offset)
+{
+	uint64_t *bm = *(uint64_t **)arg;
+
+	if (slot == DATA_SLOT && offset < DATA_SIZE / SZ_4K)
+		bm[offset / 64] |= 1ULL << (offset % 64);
+}
+
+/* L1 edited its tables through the hva: INVEPT/INVNPT for all contexts. */
+static void l1_edited(struct __test_metadata *_metadata, FIXTURE_DATA(nested) *self)
+{
+	struct kmmu_nested_invalidate inv = { .type = KMMU_INV_ALL_CONTEXTS };
+
+	ASSERT_EQ(0, kmmu_ioctl(self->vm->fd, KMMU_INVALIDATE_NESTED, (unsigned long)&inv));
 }
 
 /* The hardware vCPU runs its guest unnested: refused, said so. */
@@ -457,6 +477,7 @@ KMMU_TEST_F(nested, stats)
 	EXPECT_EQ(8, walks);
 	EXPECT_EQ(0, faults);
 	*kmmu_l1_entry(&self->l1, DATA_GPA, 1) = 0;
+	l1_edited(_metadata, self);
 	wl = nested_wl(self, DATA_GPA, SZ_4K, 0);
 	ASSERT_EQ(0, kmmu_vcpu_run_workload(self->vcpu, &wl, &run));
 	ASSERT_EQ(KMMU_EXIT_NESTED_FAULT, run.exit_reason);
@@ -465,6 +486,205 @@ KMMU_TEST_F(nested, stats)
 	EXPECT_EQ(9, walks);
 	EXPECT_EQ(1, faults);
 	kmmu_close(fd);
+}
+
+static uint64_t vm_stat(struct __test_metadata *_metadata, FIXTURE_DATA(nested) *self,
+		       const char *name)
+{
+	uint64_t v = ~0ULL;
+	int fd = kmmu_vm_stats_fd(self->vm);
+
+	EXPECT_LE(0, fd);
+	if (fd >= 0) {
+		EXPECT_EQ(0, kmmu_stats_get(fd, name, &v));
+		kmmu_close(fd);
+	}
+	return v;
+}
+
+/*
+ * What one walk of L1's tables found stays in the shadow pages: a new
+ * workload (the TLB flushed) walks none again; KMMU_INVALIDATE_NESTED
+ * drops every leaf, and the next run walks and maps each page again.
+ */
+KMMU_TEST_F(nested, shadow_pages_kept_until_invalidate)
+{
+	const uint64_t pages = 8;
+	struct kmmu_vm_stats st;
+	struct kmmu_workload wl;
+	struct kmmu_run run;
+	uint64_t walks, walks2;
+	int fd;
+
+	SKIP_ON_HW();
+	fd = kmmu_vcpu_stats_fd(self->vcpu);
+	ASSERT_LE(0, fd);
+	kmmu_l1_map(&self->l1, DATA_GPA, DATA_GPA, pages * SZ_4K, 1, true);
+	wl = nested_wl(self, DATA_GPA, pages * SZ_4K, 100);
+	run_done(_metadata, self, &wl, &run);
+	ASSERT_EQ(0, kmmu_stats_get(fd, "nested_walks", &walks));
+	EXPECT_EQ(pages, walks);
+	EXPECT_EQ(pages, run.faults);
+	ASSERT_EQ(0, kmmu_vm_stats(self->vm, &st));
+	/* The root and one table at each level below it; a leaf per page. */
+	EXPECT_EQ(4, st.shadow_pages);
+	EXPECT_EQ(pages, st.shadow_leaves);
+	EXPECT_EQ(pages, st.shadow_faults);
+	EXPECT_EQ(pages, vm_stat(_metadata, self, "shadow_leaves"));
+
+	wl = nested_wl(self, DATA_GPA, pages * SZ_4K, 100);
+	run_done(_metadata, self, &wl, &run);
+	ASSERT_EQ(0, kmmu_stats_get(fd, "nested_walks", &walks2));
+	EXPECT_EQ(walks, walks2);
+	EXPECT_EQ(0, run.faults);
+
+	l1_edited(_metadata, self);
+	ASSERT_EQ(0, kmmu_vm_stats(self->vm, &st));
+	EXPECT_EQ(0, st.shadow_leaves);
+	wl = nested_wl(self, DATA_GPA, pages * SZ_4K, 0);
+	run_done(_metadata, self, &wl, &run);
+	ASSERT_EQ(0, kmmu_stats_get(fd, "nested_walks", &walks2));
+	EXPECT_EQ(walks + pages, walks2);
+	ASSERT_EQ(0, kmmu_vm_stats(self->vm, &st));
+	EXPECT_EQ(4, st.shadow_pages);
+	EXPECT_EQ(pages, st.shadow_leaves);
+	kmmu_close(fd);
+}
+
+/*
+ * The host drops pages of L1 memory that shadow leaves map (MADV_DONTNEED):
+ * the leaves go with them, and L2 reads the new, zeroed pages.
+ */
+KMMU_TEST_F(nested, host_invalidation_reaches_shadow)
+{
+	const uint64_t pages = 16;
+	struct kmmu_vm_stats st;
+	struct kmmu_workload wl;
+	struct kmmu_run run;
+
+	SKIP_ON_HW();
+	kmmu_l1_map(&self->l1, L2_ALIAS_GPA, DATA_GPA, pages * SZ_4K, 1, true);
+	wl = nested_wl(self, L2_ALIAS_GPA, pages * SZ_4K, 100);
+	run_done(_metadata, self, &wl, &run);
+	ASSERT_EQ(VALUE ^ L2_ALIAS_GPA, *data_hva(self, DATA_GPA));
+
+	/* The first half of the pages goes. */
+	ASSERT_EQ(0, kmmu_host_discard(self->data.addr, pages / 2 * SZ_4K));
+	ASSERT_EQ(0, kmmu_vm_stats(self->vm, &st));
+	EXPECT_EQ(pages / 2, st.shadow_leaves);
+	wl = nested_wl(self, L2_ALIAS_GPA, pages * SZ_4K, 0);
+	run_done(_metadata, self, &wl, &run);
+	{
+		uint64_t sum = 0, p;
+
+		for (p = pages / 2; p < pages; p++)
+			sum += VALUE ^ (L2_ALIAS_GPA + p * SZ_4K);
+		EXPECT_EQ(sum, run.read_sum);
+	}
+	/* Written again through L2, read from L1's side. */
+	wl = nested_wl(self, L2_ALIAS_GPA, pages * SZ_4K, 100);
+	run_done(_metadata, self, &wl, &run);
+	EXPECT_EQ(VALUE ^ L2_ALIAS_GPA, *data_hva(self, DATA_GPA));
+}
+
+/* L1's data slot goes: so do the shadow leaves, and L2's access is MMIO at the L1 gpa. */
+KMMU_TEST_F(nested, slot_deletion_reaches_shadow)
+{
+	struct kmmu_vm_stats st;
+	struct kmmu_workload wl;
+	struct kmmu_run run;
+
+	SKIP_ON_HW();
+	kmmu_l1_map(&self->l1, DATA_GPA, DATA_GPA, 4 * SZ_4K, 1, true);
+	wl = nested_wl(self, DATA_GPA, 4 * SZ_4K, 100);
+	run_done(_metadata, self, &wl, &run);
+	ASSERT_EQ(0, kmmu_vm_set_memslot(self->vm, DATA_SLOT, 0, DATA_GPA, 0, self->data.addr));
+	ASSERT_EQ(0, kmmu_vm_stats(self->vm, &st));
+	EXPECT_EQ(0, st.shadow_leaves);
+	wl = nested_wl(self, DATA_GPA, SZ_4K, 0);
+	ASSERT_EQ(0, kmmu_vcpu_run_workload(self->vcpu, &wl, &run));
+	ASSERT_EQ(KMMU_EXIT_MMIO, run.exit_reason);
+	EXPECT_EQ(DATA_GPA, run.mmio.gpa);
+}
+
+/*
+ * The pages L2 writes are in every harvest of L1's log: after each one
+ * the shadow leaves are write-protected, so the next write faults and is
+ * logged again, whether the log is handed out by GET_DIRTY_LOG (with
+ * W-bit or D-bit logging) or collected from the vCPU's ring.
+ */
+static void rewrite_rounds(struct __test_metadata *_metadata, FIXTURE_DATA(nested) *self,
+			   bool ring)
+{
+	const uint64_t pages = 24;
+	struct kmmu_workload wl;
+	struct kmmu_run run;
+	int round;
+
+	kmmu_l1_map(&self->l1, L2_ALIAS_GPA, DATA_GPA, pages * SZ_4K, 1, true);
+	ASSERT_EQ(0, kmmu_vm_set_memslot(self->vm, DATA_SLOT, KMMU_MEM_LOG_DIRTY_PAGES,
+					 DATA_GPA, DATA_SIZE, self->data.addr));
+	for (round = 0; round < 3; round++) {
+		uint64_t bm[DATA_SIZE / SZ_4K / 64] = { 0 }, p;
+		/* Even pages in even rounds, all of them in odd ones. */
+		uint64_t stride = round & 1 ? SZ_4K : 2 * SZ_4K;
+
+		wl = nested_wl(self, L2_ALIAS_GPA, pages * SZ_4K, 100);
+		wl.pattern = KMMU_PATTERN_STRIDE;
+		wl.stride = stride;
+		wl.value = VALUE + round;
+		run_done(_metadata, self, &wl, &run);
+		if (ring) {
+			uint64_t *sink = bm;
+
+			kmmu_vcpu_collect_dirty_ring(self->vcpu, nested_ring_to_bitmap, &sink);
+			ASSERT_LE(0, kmmu_vm_reset_dirty_rings(self->vm));
+		} else {
+			ASSERT_EQ(0, kmmu_vm_get_dirty_log(self->vm, DATA_SLOT, bm));
+		}
+		for (p = 0; p < pages; p++) {
+			bool want = (round & 1) || !(p & 1);
+
+			ASSERT_EQ(want, !!(bm[p / 64] & (1ULL << (p % 64)))) {
+				TH_LOG("round %d page %llu", round, (unsigned long long)p);
+			}
+			if (want)
+				ASSERT_EQ((VALUE + round) ^ (L2_ALIAS_GPA + p * SZ_4K),
+					  *data_hva(self, DATA_GPA + p * SZ_4K));
+		}
+	}
+}
+
+KMMU_TEST_F(nested, dirty_log_every_round)
+{
+	SKIP_ON_HW();
+	rewrite_rounds(_metadata, self, false);
+}
+
+KMMU_TEST_F(nested, dirty_log_every_round_dbit)
+{
+	SKIP_ON_HW();
+	if (kmmu_vm_enable_cap(self->vm, KMMU_CAP_DIRTY_LOG_MODE, KMMU_DIRTY_LOG_MODE_DBIT))
+		SKIP(return, "D-bit mode needs A/D bits");
+	rewrite_rounds(_metadata, self, false);
+}
+
+KMMU_TEST_F(nested, dirty_ring_every_round)
+{
+	const struct kmmu_vm_config cfg = self->vm->cfg;
+
+	SKIP_ON_HW();
+	/* Rings come before vCPUs: a new VM, slots and vCPU. */
+	kmmu_vm_free(self->vm);
+	self->vm = NULL;
+	KMMU_VM_CREATE(&cfg, &self->vm);
+	ASSERT_EQ(0, kmmu_vm_enable_cap(self->vm, KMMU_CAP_DIRTY_LOG_RING, 4096 * 16));
+	ASSERT_EQ(0, kmmu_vm_set_memslot(self->vm, DATA_SLOT, 0, DATA_GPA, DATA_SIZE,
+					 self->data.addr));
+	ASSERT_EQ(0, kmmu_vm_set_memslot(self->vm, TABLES_SLOT, 0, TABLES_GPA, TABLES_SIZE,
+					 self->tables.addr));
+	ASSERT_EQ(0, kmmu_vcpu_create(self->vm, 0, &self->vcpu));
+	rewrite_rounds(_metadata, self, true);
 }
 
 KMMU_TEST_F(nested, capability)

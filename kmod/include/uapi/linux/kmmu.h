@@ -229,7 +229,10 @@ struct kmmu_vm_stats {
 	__u64 young;		/* leaves found accessed by aging */
 	__u64 old;		/* leaves found not accessed by aging */
 	__u64 max_write_hold_ns;	/* longest time mmu_lock was held for write */
-	__u64 reserved[11];
+	__u64 shadow_pages;	/* shadow MMU (nested workloads): page-table pages */
+	__u64 shadow_leaves;	/* ... leaf SPTEs, each in the rmap of the L1 gfn it maps */
+	__u64 shadow_faults;	/* ... faults that installed a leaf */
+	__u64 reserved[8];
 };
 
 /*

@@ -1,0 +1,645 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The shadow MMU for nested TDP.  A nested vCPU runs on a shadow root:
+ * tables that translate L2 addresses straight to host pages, as EPT02 /
+ * NPT02 do, built one fault at a time from a walk of L1's tables.  Every
+ * leaf is in the rmap of the L1 gfn it maps, so the host's invalidations
+ * and dirty logging find it from the gfn.
+ *
+ * Everything here runs under mmu_lock held for write (the shadow MMU has
+ * no read-lock path, as in KVM); the vCPUs walk the tables under RCU, and
+ * pages are freed after a grace period.  What L1 changes in its tables
+ * is seen after KMMU_INVALIDATE_NESTED (or a zap of everything for
+ * another reason): until write-tracking, nothing finds the shadow pages
+ * of one L1 table, so every invalidation drops them all.
+ */
+#include "dirty_ring.h"
+#include "fault.h"
+#include "guest_walk.h"
+#include "rmap.h"
+#include "shadow_mmu.h"
+
+#define SHADOW_HASH_BITS	10
+#define SHADOW_HASH_SIZE	(1 << SHADOW_HASH_BITS)
+/* Leaves map 4K, 2M and 1G: one rmap per level. */
+#define SHADOW_RMAP_LEVELS	(KMMU_NR_HUGE_LEVELS + 1)
+
+static struct list_head *shadow_bucket(struct kmmu *kmmu, gfn_t gfn)
+{
+	/* The kernel's hash_64(), which the user host does not have. */
+	return &kmmu->shadow_hash[(gfn * 0x61C8864680B583EBULL) >> (64 - SHADOW_HASH_BITS)];
+}
+
+/* ---- rmaps in the memslots ---- */
+
+static unsigned int rmap_shift(int level)
+{
+	return (level - 1) * KMMU_LEVEL_BITS;
+}
+
+static struct kmmu_rmap_head *slot_rmap(const struct kmmu_memory_slot *slot, gfn_t gfn, int level)
+{
+	unsigned int shift = rmap_shift(level);
+
+	return &slot->shadow_rmap[level - 1][(gfn >> shift) - (slot->base_gfn >> shift)];
+}
+
+static int shadow_slot_alloc(struct kmmu_memory_slot *slot)
+{
+	gfn_t last = slot->base_gfn + slot->npages - 1;
+	int level;
+
+	for (level = KMMU_LEVEL_4K; level <= SHADOW_RMAP_LEVELS; level++) {
+		unsigned int shift = rmap_shift(level);
+		u64 n = (last >> shift) - (slot->base_gfn >> shift) + 1;
+
+		if (slot->shadow_rmap[level - 1])
+			continue;
+		slot->shadow_rmap[level - 1] = os_zalloc(n * sizeof(struct kmmu_rmap_head));
+		if (!slot->shadow_rmap[level - 1]) {
+			kmmu_shadow_slot_free(slot);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+/**
+ * kmmu_shadow_slot_alloc() - give a new slot its rmaps, if the VM has shadow pages
+ * @kmmu: the VM, slots_lock held
+ * @slot: a slot not published yet
+ *
+ * Return: 0, or -ENOMEM with the slot's rmaps freed.
+ */
+int kmmu_shadow_slot_alloc(struct kmmu *kmmu, struct kmmu_memory_slot *slot)
+{
+	return kmmu->shadow_enabled ? shadow_slot_alloc(slot) : 0;
+}
+
+void kmmu_shadow_slot_free(struct kmmu_memory_slot *slot)
+{
+	int i;
+
+	for (i = 0; i < SHADOW_RMAP_LEVELS; i++) {
+		os_free(slot->shadow_rmap[i]);
+		slot->shadow_rmap[i] = NULL;
+	}
+}
+
+/*
+ * The first shadow root: every slot gets its rmaps, and slots made from
+ * now on get theirs when they are made (KVM's shadow_root_allocated).
+ * The rmaps go into published slots; a fault reads them only after this
+ * vCPU, or another, saw shadow_enabled set.
+ */
+static int shadow_enable(struct kmmu *kmmu)
+{
+	int as, i, ret = 0;
+
+	/* Acquire: the rmaps of every slot are seen (release below). */
+	if (smp_load_acquire(&kmmu->shadow_enabled))
+		return 0;
+	mutex_lock(&kmmu->slots_lock);
+	if (kmmu->shadow_enabled)
+		goto out;
+	if (!kmmu->shadow_hash) {
+		struct list_head *hash = os_zalloc(SHADOW_HASH_SIZE * sizeof(*hash));
+
+		if (!hash) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		for (i = 0; i < SHADOW_HASH_SIZE; i++)
+			INIT_LIST_HEAD(&hash[i]);
+		kmmu->shadow_hash = hash;
+	}
+	/* A slot that got its rmaps before a failure keeps them for the next try. */
+	for (as = 0; as < KMMU_ADDRESS_SPACE_NUM && !ret; as++) {
+		struct kmmu_memslots *slots = rcu_dereference_protected(kmmu->memslots[as], 1);
+
+		for (i = 0; i < slots->nr && !ret; i++)
+			ret = shadow_slot_alloc(slots->by_gfn[i]);
+	}
+	if (!ret) {
+		/* Release: the rmaps are set before the flag is seen outside slots_lock. */
+		smp_store_release(&kmmu->shadow_enabled, true);
+	}
+out:
+	mutex_unlock(&kmmu->slots_lock);
+	return ret;
+}
+
+/* ---- shadow pages ---- */
+
+static struct kmmu_shadow_page *shadow_page_alloc(void)
+{
+	struct kmmu_shadow_page *sp = os_zalloc(sizeof(*sp));
+
+	if (!sp)
+		return NULL;
+	sp->spt = os_pt_alloc();
+	sp->gfns = (gfn_t *)os_pt_alloc();
+	if (!sp->spt || !sp->gfns) {
+		if (sp->spt)
+			os_pt_free(sp->spt);
+		if (sp->gfns)
+			os_pt_free((u64 *)sp->gfns);
+		os_free(sp);
+		return NULL;
+	}
+	return sp;
+}
+
+static void shadow_page_free(struct kmmu_shadow_page *sp)
+{
+	os_pt_set_owner(sp->spt, NULL);
+	os_pt_free(sp->spt);
+	os_pt_free((u64 *)sp->gfns);
+	os_free(sp);
+}
+
+static void shadow_page_free_rcu_callback(struct rcu_head *head)
+{
+	shadow_page_free(container_of(head, struct kmmu_shadow_page, rcu_head));
+}
+
+/* Pages and rmap descriptors for one fault, allocated before mmu_lock. */
+static int shadow_topup_caches(struct kmmu_vcpu *vcpu)
+{
+	while (vcpu->nr_shadow_cache < KMMU_SHADOW_CACHE_MIN) {
+		struct kmmu_shadow_page *sp = shadow_page_alloc();
+
+		if (!sp)
+			return -ENOMEM;
+		vcpu->shadow_cache[vcpu->nr_shadow_cache++] = sp;
+	}
+	return kmmu_rmap_cache_topup(&vcpu->rmap_cache, 1);
+}
+
+void kmmu_shadow_vcpu_free(struct kmmu_vcpu *vcpu)
+{
+	kmmu_shadow_put_root(vcpu);
+	while (vcpu->nr_shadow_cache)
+		shadow_page_free(vcpu->shadow_cache[--vcpu->nr_shadow_cache]);
+	kmmu_rmap_cache_free(&vcpu->rmap_cache);
+}
+
+/* The page for (@gfn, @role), made from the vCPU's cache if there is none. */
+static struct kmmu_shadow_page *shadow_get_page(struct kmmu_vcpu *vcpu, gfn_t gfn,
+						union kmmu_sp_role role)
+{
+	struct kmmu *kmmu = vcpu->kmmu;
+	struct list_head *bucket = shadow_bucket(kmmu, gfn);
+	struct kmmu_shadow_page *sp;
+	int i;
+
+	lockdep_assert_held_write(&kmmu->mmu_lock);
+	list_for_each_entry(sp, bucket, hash_link)
+		if (sp->gfn == gfn && sp->role.word == role.word)
+			return sp;
+	if (WARN_ON_ONCE(!vcpu->nr_shadow_cache))
+		return NULL;
+	sp = vcpu->shadow_cache[--vcpu->nr_shadow_cache];
+	for (i = 0; i < KMMU_PT_ENTRIES; i++)
+		sp->spt[i] = kmmu->fmt.nonpresent;
+	sp->gfn = gfn;
+	sp->role = role;
+	sp->root_count = 0;
+	sp->invalid = false;
+	os_pt_set_owner(sp->spt, sp);
+	list_add(&sp->hash_link, bucket);
+	list_add(&sp->link, &kmmu->shadow_pages);
+	kmmu_stat_inc(kmmu, KMMU_STAT_SHADOW_PAGES);
+	return sp;
+}
+
+static struct kmmu_rmap_head *leaf_rmap(struct kmmu *kmmu, struct kmmu_shadow_page *sp,
+					unsigned int idx)
+{
+	struct kmmu_memory_slot *slot;
+
+	slot = kmmu_gfn_to_memslot(kmmu_memslots(kmmu, sp->role.as_id), sp->gfns[idx]);
+	/* Every slot change zaps the leaves of the slot first. */
+	if (WARN_ON_ONCE(!slot || !slot->shadow_rmap[0]))
+		return NULL;
+	return slot_rmap(slot, sp->gfns[idx], sp->role.level);
+}
+
+/* Clear a present leaf and take it out of its rmap; kmmu->srcu held. */
+static void shadow_drop_leaf(struct kmmu *kmmu, struct kmmu_shadow_page *sp, unsigned int idx)
+{
+	struct kmmu_rmap_head *head = leaf_rmap(kmmu, sp, idx);
+
+	/* xchg: the vCPU's walker may be setting A or D. */
+	xchg(&sp->spt[idx], kmmu->fmt.nonpresent);
+	if (head)
+		kmmu_rmap_remove(kmmu, head, &sp->spt[idx]);
+	kmmu_stat_add(kmmu, KMMU_STAT_SHADOW_LEAVES, -1);
+}
+
+/**
+ * kmmu_shadow_zap_all_locked() - drop every shadow page
+ * @kmmu: the VM, mmu_lock held for write
+ *
+ * Every SPTE is cleared and every leaf leaves its rmap.  A root that
+ * vCPUs run on stays until the last of them lets it go; they are asked to
+ * load a new one.  The caller flushes the TLBs when told to.
+ *
+ * Return: true if a present SPTE was cleared.
+ */
+bool kmmu_shadow_zap_all_locked(struct kmmu *kmmu)
+{
+	const struct kmmu_spte_fmt *f = &kmmu->fmt;
+	struct kmmu_shadow_page *sp, *tmp;
+	bool flush = false, reload = false;
+	unsigned int i;
+	int idx;
+
+	lockdep_assert_held_write(&kmmu->mmu_lock);
+	if (list_empty(&kmmu->shadow_pages))
+		return false;
+	idx = srcu_read_lock(&kmmu->srcu);
+	list_for_each_entry_safe(sp, tmp, &kmmu->shadow_pages, link) {
+		for (i = 0; i < KMMU_PT_ENTRIES; i++) {
+			u64 spte = READ_ONCE(sp->spt[i]);
+
+			if (!is_shadow_present_spte(spte))
+				continue;
+			flush = true;
+			if (is_last_spte(f, spte, sp->role.level))
+				shadow_drop_leaf(kmmu, sp, i);
+			else
+				WRITE_ONCE(sp->spt[i], f->nonpresent);
+		}
+		if (!list_empty(&sp->hash_link)) {
+			list_del(&sp->hash_link);
+			INIT_LIST_HEAD(&sp->hash_link);
+		}
+		if (sp->root_count) {
+			reload |= !sp->invalid;
+			sp->invalid = true;
+			continue;
+		}
+		list_del(&sp->link);
+		kmmu_stat_add(kmmu, KMMU_STAT_SHADOW_PAGES, -1);
+		call_rcu(&sp->rcu_head, shadow_page_free_rcu_callback);
+	}
+	srcu_read_unlock(&kmmu->srcu, idx);
+	/*
+	 * Faults that walked L1's tables before this retry.  Release: a walk
+	 * that reads the new value sees L1 as it was before the drop (pairs
+	 * with the acquire in vcpu_nested_walk()).
+	 */
+	smp_store_release(&kmmu->shadow_seq, kmmu->shadow_seq + 1);
+	if (reload)
+		kmmu_make_all_vcpus_request(kmmu, KMMU_REQ_MMU_RELOAD);
+	return flush;
+}
+
+void kmmu_shadow_zap_all(struct kmmu *kmmu)
+{
+	bool flush;
+
+	/* No shadow page is made before this is set. */
+	if (!smp_load_acquire(&kmmu->shadow_enabled))
+		return;
+	kmmu_mmu_write_lock(kmmu);
+	flush = kmmu_shadow_zap_all_locked(kmmu);
+	if (flush)
+		kmmu_flush_remote_tlbs(kmmu);
+	kmmu_mmu_write_unlock(kmmu);
+}
+
+/**
+ * kmmu_shadow_zap_gfn_range() - zap the leaves that map L1 gfns [start, end)
+ * @kmmu: the VM, mmu_lock held for write, kmmu->srcu held
+ * @as_id: address space
+ * @start: first gfn, in one slot with @end - 1
+ * @end: gfn after the last
+ *
+ * Return: true if a TLB flush is owed.
+ */
+bool kmmu_shadow_zap_gfn_range(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t end)
+{
+	struct kmmu_memory_slot *slot;
+	bool flush = false;
+	int level;
+
+	lockdep_assert_held_write(&kmmu->mmu_lock);
+	/* Acquire, here and below: with the flag, the slots' rmaps. */
+	if (!smp_load_acquire(&kmmu->shadow_enabled) || list_empty(&kmmu->shadow_pages) ||
+	    kmmu_mutant(SHADOW_NOTIFIER_NO_ZAP))
+		return false;
+	slot = kmmu_gfn_to_memslot(kmmu_memslots(kmmu, as_id), start);
+	if (!slot || !slot->shadow_rmap[0])
+		return false;
+	start = max(start, slot->base_gfn);
+	end = min(end, kmmu_slot_end(slot));
+	for (level = KMMU_LEVEL_4K; level <= SHADOW_RMAP_LEVELS; level++) {
+		gfn_t gfn;
+
+		for (gfn = kmmu_gfn_round_for_level(start, level); gfn < end;
+		     gfn += kmmu_pages_per_level(level)) {
+			struct kmmu_rmap_head *head = slot_rmap(slot, max(gfn, slot->base_gfn), level);
+			struct kmmu_rmap_iter iter;
+			u64 *sptep;
+
+			while ((sptep = kmmu_rmap_iter_first(kmmu_rmap_peek(kmmu, head), &iter))) {
+				struct kmmu_shadow_page *sp = os_pt_owner((u64 *)((unsigned long)sptep & ~(unsigned long)(KMMU_PAGE_SIZE - 1)));
+
+				shadow_drop_leaf(kmmu, sp, sptep - sp->spt);
+				flush = true;
+			}
+		}
+	}
+	return flush;
+}
+
+/**
+ * kmmu_shadow_protect_gfns() - write-protect the leaves of logged pages
+ * @kmmu: the VM; takes mmu_lock for write
+ * @slot: a slot that logs dirty pages, whose leaves all map 4K
+ * @base: gfn of bit 0
+ * @bits: the pages just taken from the log
+ * @nbits: bits in @bits
+ *
+ * A shadow leaf of a logging slot is writable only after a write fault
+ * that logged its page, whichever the VM's logging mode: the shadow MMU
+ * has no D bits of its own to harvest yet.
+ *
+ * Return: true if a TLB flush is owed.
+ */
+bool kmmu_shadow_protect_gfns(struct kmmu *kmmu, const struct kmmu_memory_slot *slot,
+			      gfn_t base, const unsigned long *bits, u64 nbits)
+{
+	const struct kmmu_spte_fmt *f = &kmmu->fmt;
+	bool flush = false;
+	u64 i;
+
+	/* Acquire: with the flag, the slot's rmaps. */
+	if (!smp_load_acquire(&kmmu->shadow_enabled) || !slot->shadow_rmap[0] ||
+	    kmmu_mutant(SHADOW_LOG_NO_PROTECT))
+		return false;
+	kmmu_mmu_write_lock(kmmu);
+	for (i = 0; i < nbits; i++) {
+		struct kmmu_rmap_iter iter;
+		unsigned long val;
+		u64 *sptep;
+
+		if (!(bits[i / BITS_PER_LONG] & BIT(i % BITS_PER_LONG)))
+			continue;
+		val = kmmu_rmap_peek(kmmu, slot_rmap(slot, base + i, KMMU_LEVEL_4K));
+		for_each_rmap_spte(val, &iter, sptep) {
+			u64 spte = READ_ONCE(*sptep);
+
+			/* The vCPU's walker may set A or D meanwhile. */
+			while ((spte & f->writable) && !try_cmpxchg64(sptep, &spte, spte & ~f->writable))
+				;
+			flush |= !!(spte & f->writable);
+		}
+	}
+	kmmu_mmu_write_unlock(kmmu);
+	return flush;
+}
+
+/* Called when the VM goes away, after its vCPUs. */
+void kmmu_shadow_destroy(struct kmmu *kmmu)
+{
+	kmmu_mmu_write_lock(kmmu);
+	kmmu_shadow_zap_all_locked(kmmu);
+	kmmu_mmu_write_unlock(kmmu);
+	WARN_ON_ONCE(!list_empty(&kmmu->shadow_pages));
+	os_free(kmmu->shadow_hash);
+}
+
+/* ---- roots ---- */
+
+void kmmu_shadow_put_root(struct kmmu_vcpu *vcpu)
+{
+	struct kmmu *kmmu = vcpu->kmmu;
+	struct kmmu_shadow_page *sp = vcpu->shadow_root;
+
+	if (!sp)
+		return;
+	vcpu->shadow_root = NULL;
+	kmmu_mmu_write_lock(kmmu);
+	/* A valid root stays in the hash for the next vCPU that loads it. */
+	if (!--sp->root_count && sp->invalid) {
+		list_del(&sp->link);
+		kmmu_stat_add(kmmu, KMMU_STAT_SHADOW_PAGES, -1);
+		call_rcu(&sp->rcu_head, shadow_page_free_rcu_callback);
+	}
+	kmmu_mmu_write_unlock(kmmu);
+}
+
+/**
+ * kmmu_shadow_load_root() - the shadow root of the vCPU's nested workload
+ * @vcpu: the vCPU, outside guest mode and outside srcu
+ *
+ * Keeps the root it has if that is still the one for L1's root and A/D
+ * setting, else lets it go and takes the one for them, made if need be.
+ *
+ * Return: 0 if the root changed or stayed, or -ENOMEM.
+ */
+int kmmu_shadow_load_root(struct kmmu_vcpu *vcpu)
+{
+	struct kmmu *kmmu = vcpu->kmmu;
+	struct kmmu_wl_state *s = &vcpu->wls;
+	gfn_t gfn = s->l1_root >> KMMU_PAGE_SHIFT;
+	struct kmmu_shadow_page *sp = vcpu->shadow_root;
+	union kmmu_sp_role role = { .word = 0 };
+	int ret;
+
+	role.level = KMMU_MAX_LEVEL;
+	role.access = KMMU_ACC_ALL;
+	role.ad = s->l1_ad;
+	role.as_id = s->as_id;
+	if (sp && !READ_ONCE(sp->invalid) && sp->gfn == gfn && sp->role.word == role.word)
+		return 0;
+	kmmu_shadow_put_root(vcpu);
+	ret = shadow_enable(kmmu);
+	if (!ret)
+		ret = shadow_topup_caches(vcpu);
+	if (ret)
+		return ret;
+	kmmu_mmu_write_lock(kmmu);
+	sp = shadow_get_page(vcpu, gfn, role);
+	if (sp)
+		sp->root_count++;
+	kmmu_mmu_write_unlock(kmmu);
+	if (!sp)
+		return -ENOMEM;
+	vcpu->shadow_root = sp;
+	return 0;
+}
+
+/* ---- the fault ---- */
+
+/*
+ * The page below the entry of @sp that maps @l2_gfn, for the walk @gw:
+ * the L1 table that entry's L1 entry points to, or, below L1's leaf, a
+ * direct page for the L1 gfns that part of the leaf maps.
+ */
+static struct kmmu_shadow_page *shadow_child(struct kmmu_vcpu *vcpu, struct kmmu_shadow_page *sp,
+					     const struct kmmu_guest_walk *gw, int level)
+{
+	union kmmu_sp_role role = sp->role;
+	gfn_t gfn;
+
+	role.level = level - 1;
+	if (!sp->role.direct)
+		role.access &= kmmu_gw_entry_access(gw->format, gw->pte[level]);
+	if (level - 1 >= gw->level) {
+		gfn = gw->table_gfn[level - 1];
+	} else {
+		role.direct = 1;
+		gfn = kmmu_gfn_round_for_level(gw->l1_gpa >> KMMU_PAGE_SHIFT, level);
+	}
+	return shadow_get_page(vcpu, gfn, role);
+}
+
+/* What a leaf made from @gw may do: a write needs D in L1's leaf first. */
+static unsigned int shadow_leaf_access(const struct kmmu_guest_walk *gw, bool write)
+{
+	bool ept = gw->format == KMMU_SPTE_FORMAT_EPT;
+	unsigned int access = gw->pte_access;
+
+	if (!write && (!ept || gw->ad) && !(gw->pte[gw->level] & (ept ? EPT_D : NPT_D)) &&
+	    !kmmu_mutant(NESTED_READ_WALK_WRITABLE))
+		access &= ~KMMU_ACC_WRITE;
+	return access;
+}
+
+/**
+ * kmmu_shadow_page_fault() - map an L2 address as L1's tables translate it
+ * @vcpu: the nested vCPU, outside guest mode, in an srcu read section
+ * @gw: a successful walk of L1's tables for the access
+ * @seq: kmmu->shadow_seq, read before that walk
+ *
+ * Looks the host page up without locks, then, under mmu_lock held for
+ * write, links the shadow pages of the walk below the vCPU's root and
+ * installs the leaf at the largest level that L1's leaf, the host and the
+ * slot allow, in the rmap of the L1 gfn it maps.
+ *
+ * Return: RET_PF_FIXED; RET_PF_RETRY when an invalidation overtook the
+ * fault; RET_PF_INVALID when the L1 page is not one the shadow MMU maps
+ * (no memslot, a write to a read-only one, the private slot, a VM with
+ * sub-page permissions): the vCPU then reaches it through the TDP MMU
+ * that maps L1; or -errno from the host, with the same meaning.
+ */
+int kmmu_shadow_page_fault(struct kmmu_vcpu *vcpu, const struct kmmu_guest_walk *gw,
+			   unsigned long seq)
+{
+	struct kmmu *kmmu = vcpu->kmmu;
+	const struct kmmu_spte_fmt *f = &kmmu->fmt;
+	bool write = gw->access & KMMU_ACC_WRITE;
+	struct kmmu_page_fault fault = {
+		.addr = gw->l1_gpa,
+		.gfn = gw->l1_gpa >> KMMU_PAGE_SHIFT,
+		.as_id = vcpu->wls.as_id,
+		.write = write,
+	};
+	gfn_t l2_gfn = gw->l2_gpa >> KMMU_PAGE_SHIFT;
+	struct kmmu_spte_args a = {};
+	struct kmmu_shadow_page *sp;
+	bool flush = false, spp;
+	int level, goal, ret;
+	unsigned int idx;
+	u64 spte, new_spte;
+	gfn_t l1_base;
+
+	fault.slot = kmmu_gfn_to_memslot(kmmu_memslots(kmmu, fault.as_id), fault.gfn);
+	/* Acquire: pairs with kmmu_spp_enable(), as in the TDP fault. */
+	spp = smp_load_acquire(&kmmu->spp_enabled);
+	if (!fault.slot || kmmu_gfn_private(kmmu, fault.gfn) ||
+	    (write && (fault.slot->flags & KMMU_MEM_READONLY)) || spp ||
+	    !fault.slot->shadow_rmap[0])
+		return RET_PF_INVALID;
+	ret = shadow_topup_caches(vcpu);
+	if (ret)
+		return ret;
+	ret = kmmu_faultin_pfn(vcpu, &fault);
+	if (ret != RET_PF_CONTINUE)
+		return ret;
+	goal = min(fault.goal_level, gw->level);
+
+	ret = RET_PF_RETRY;
+	kmmu_mmu_write_lock(kmmu);
+	sp = vcpu->shadow_root;
+	if (sp->invalid || READ_ONCE(kmmu->shadow_seq) != seq ||
+	    kmmu_invalidate_retry_hva(kmmu, fault.mmu_seq, fault.req.hva))
+		goto out_unlock;
+
+	for (level = KMMU_MAX_LEVEL; ; level--) {
+		struct kmmu_shadow_page *child;
+		bool table;
+
+		idx = kmmu_spte_index(l2_gfn, level);
+		spte = READ_ONCE(sp->spt[idx]);
+		table = is_shadow_present_spte(spte) && !is_last_spte(f, spte, level);
+		if (level <= goal && !table)
+			break;
+		/* Smaller leaves are in already: map this one beside them. */
+		if (level <= goal)
+			goal = level - 1;
+		if (table) {
+			sp = os_pt_owner(os_pfn_to_pt(spte_to_pfn(spte)));
+			continue;
+		}
+		/* A huge leaf where this fault needs a table. */
+		if (is_shadow_present_spte(spte)) {
+			shadow_drop_leaf(kmmu, sp, idx);
+			flush = true;
+		}
+		child = shadow_child(vcpu, sp, gw, level);
+		if (!child) {
+			ret = -ENOMEM;
+			goto out_unlock;
+		}
+		/* Release: the child's SPTEs are set before a walker can reach them. */
+		smp_store_release(&sp->spt[idx], make_table_spte(f, os_pt_to_pfn(child->spt)));
+		sp = child;
+	}
+
+	l1_base = kmmu_gfn_round_for_level(fault.gfn, goal);
+	a.pfn = fault.req.pfn & ~(kmmu_pages_per_level(goal) - 1);
+	a.level = goal;
+	a.access = shadow_leaf_access(gw, write);
+	a.host_writable = fault.req.writable;
+	a.refcounted = fault.req.refcounted;
+	/* Logging: only a write makes (and logs) the leaf writable. */
+	a.wrprot = kmmu_slot_logging(fault.slot) && !write;
+	new_spte = make_spte(f, &a);
+
+	if (is_shadow_present_spte(spte) &&
+	    (spte_to_pfn(spte) != a.pfn || sp->gfns[idx] != l1_base)) {
+		/* L1 maps the address elsewhere now: the old leaf goes. */
+		shadow_drop_leaf(kmmu, sp, idx);
+		flush = true;
+		spte = f->nonpresent;
+	}
+	if (kmmu_slot_logging(fault.slot) && spte_may_write(f, new_spte))
+		kmmu_vcpu_mark_page_dirty(vcpu, fault.slot, fault.gfn);
+	if (!is_shadow_present_spte(spte)) {
+		sp->gfns[idx] = l1_base;
+		ret = kmmu_rmap_add(kmmu, slot_rmap(fault.slot, l1_base, goal), &sp->spt[idx],
+				    &vcpu->rmap_cache);
+		if (WARN_ON_ONCE(ret))
+			goto out_unlock;
+		kmmu_stat_inc(kmmu, KMMU_STAT_SHADOW_LEAVES);
+	} else if (spte_may_write(f, spte) && !spte_may_write(f, new_spte)) {
+		flush = true;
+	}
+	/* Release: what the vCPU reads through the leaf is there (the rmap too). */
+	smp_store_release(&sp->spt[idx], new_spte);
+	kmmu_stat_inc(kmmu, KMMU_STAT_SHADOW_FAULTS);
+	ret = RET_PF_FIXED;
+
+out_unlock:
+	if (flush)
+		kmmu_flush_remote_tlbs(kmmu);
+	/* Under mmu_lock, as direct_page_fault() does: see there. */
+	os_release_pfn(&fault.req, ret == RET_PF_FIXED && fault.req.writable);
+	kmmu_mmu_write_unlock(kmmu);
+	return ret;
+}
