@@ -255,6 +255,7 @@ static int kmmu_check_zap(const struct kmmu_zap *z)
 static long kmmu_vm_zap(struct kmmu *kmmu, unsigned long arg)
 {
 	struct kmmu_zap z;
+	bool flush;
 	int ret;
 
 	if (os_copy_from_user(&z, arg, sizeof(z)))
@@ -268,8 +269,12 @@ static long kmmu_vm_zap(struct kmmu *kmmu, unsigned long arg)
 		return 0;
 	}
 	kmmu_mmu_write_lock(kmmu);
-	if (kmmu_tdp_mmu_zap_leafs(kmmu, z.as_id, z.gpa >> KMMU_PAGE_SHIFT,
-				   (z.gpa + z.size) >> KMMU_PAGE_SHIFT, true, false))
+	flush = kmmu_tdp_mmu_zap_leafs(kmmu, z.as_id, z.gpa >> KMMU_PAGE_SHIFT,
+				       (z.gpa + z.size) >> KMMU_PAGE_SHIFT, true, false);
+	/* The shadow leaves that map the range go too, as in an invalidation. */
+	flush |= kmmu_shadow_zap_range(kmmu, z.as_id, z.gpa >> KMMU_PAGE_SHIFT,
+				       (z.gpa + z.size) >> KMMU_PAGE_SHIFT);
+	if (flush)
 		kmmu_flush_remote_tlbs(kmmu);
 	kmmu_mmu_write_unlock(kmmu);
 	return 0;

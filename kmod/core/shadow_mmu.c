@@ -277,7 +277,7 @@ bool kmmu_shadow_zap_all_locked(struct kmmu *kmmu)
 		}
 		if (sp->root_count) {
 			reload |= !sp->invalid;
-			sp->invalid = true;
+			WRITE_ONCE(sp->invalid, true);
 			continue;
 		}
 		list_del(&sp->link);
@@ -352,6 +352,36 @@ bool kmmu_shadow_zap_gfn_range(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t 
 			}
 		}
 	}
+	return flush;
+}
+
+/**
+ * kmmu_shadow_zap_range() - zap the leaves that map L1 gfns [start, end), any slot
+ * @kmmu: the VM, mmu_lock held for write
+ * @as_id: address space
+ * @start: first gfn
+ * @end: gfn after the last
+ *
+ * Return: true if a TLB flush is owed.
+ */
+bool kmmu_shadow_zap_range(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t end)
+{
+	struct kmmu_memslots *slots;
+	bool flush = false;
+	int i, idx;
+
+	if (!smp_load_acquire(&kmmu->shadow_enabled))
+		return false;
+	idx = srcu_read_lock(&kmmu->srcu);
+	slots = kmmu_memslots(kmmu, as_id);
+	for (i = 0; i < slots->nr; i++) {
+		struct kmmu_memory_slot *slot = slots->by_gfn[i];
+		gfn_t s = max(start, slot->base_gfn), e = min(end, kmmu_slot_end(slot));
+
+		if (s < e)
+			flush |= kmmu_shadow_zap_gfn_range(kmmu, as_id, s, e);
+	}
+	srcu_read_unlock(&kmmu->srcu, idx);
 	return flush;
 }
 

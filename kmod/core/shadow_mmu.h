@@ -52,6 +52,7 @@ void kmmu_shadow_vcpu_free(struct kmmu_vcpu *vcpu);
 bool kmmu_shadow_zap_all_locked(struct kmmu *kmmu);
 void kmmu_shadow_zap_all(struct kmmu *kmmu);
 bool kmmu_shadow_zap_gfn_range(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t end);
+bool kmmu_shadow_zap_range(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t end);
 bool kmmu_shadow_protect_gfns(struct kmmu *kmmu, const struct kmmu_memory_slot *slot,
 			      gfn_t base, const unsigned long *bits, u64 nbits);
 void kmmu_shadow_destroy(struct kmmu *kmmu);

@@ -9,7 +9,9 @@
  * every vCPU lands word for word where the host reads it, a vCPU never
  * writes through a slot that is gone, a fault on a slot in flux waits for
  * as long as it takes, and (user backend) no page table is leaked or freed
- * while a walker can still see it.
+ * while a walker can still see it.  The nested storm does the same with
+ * the vCPUs as L2 guests through an identity map of L1's (shadow pages,
+ * rmaps), with KMMU_INVALIDATE_NESTED among the host's operations.
  */
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
@@ -22,6 +24,7 @@
 #include <unistd.h>
 
 #include "test_util.h"
+#include "l1_tables.h"
 
 #define STRESS_GPA	0x100000000ULL
 #define STRESS_SIZE	(2 * SZ_2M)
@@ -38,6 +41,11 @@
 #define CHURN_SIZE	SZ_2M
 #define CHURN_ROUNDS	16
 #define SENTINEL	0xa5a5a5a5a5a5a5a5ULL
+
+/* The nested storm: L1's tables in a slot of their own. */
+#define L1_TABLES_GPA	0x200000000ULL
+#define L1_TABLES_SIZE	(16 * SZ_4K)
+#define L1_TABLES_SLOT	1
 
 /* How long the host waits for vCPUs to make progress before going on anyway. */
 #define PROGRESS_SPINS	200000
@@ -119,6 +127,7 @@ struct vcpu_thread {
 	uint64_t size;
 	uint64_t off;
 	bool mmio_ok;		/* base has no memslot at times: MMIO exits are fine */
+	uint64_t nested_root;	/* not 0: run as L2 through this EPTP / nCR3 */
 	uint64_t rng;
 
 	/* The host posts @cmd and bumps @cmd_seq; the thread acks with @ack_seq. */
@@ -157,6 +166,10 @@ static struct kmmu_workload storm_workload(struct vcpu_thread *t, unsigned int g
 		.flags = KMMU_WL_XOR_GPA,
 	};
 
+	if (t->nested_root) {
+		wl.flags |= KMMU_WL_NESTED;
+		wl.nested_root = t->nested_root;
+	}
 	return wl;
 }
 
@@ -436,6 +449,10 @@ static void final_pass(struct __test_metadata *_metadata, FIXTURE_DATA(stress) *
 			.write_percent = 100,
 			.flags = KMMU_WL_XOR_GPA,
 		};
+		if (t->nested_root) {
+			t->final_wl.flags |= KMMU_WL_NESTED;
+			t->final_wl.nested_root = t->nested_root;
+		}
 	}
 	vcpus_cmd(self->vt, n, CMD_FINAL);
 	for (i = 0; i < n; i++) {
@@ -513,19 +530,28 @@ static void storm_pick_range(FIXTURE_DATA(stress) *self, uint64_t *first, uint64
 
 /*
  * How often (in percent, cumulative) each host operation comes: aging,
- * discard, range zap, zap-all, and the rest dirty-logging toggles.
+ * discard, range zap, zap-all, KMMU_INVALIDATE_NESTED, and the rest
+ * dirty-logging toggles.
  */
 struct storm_mix {
-	unsigned int age, discard, zap, zap_all;
+	unsigned int age, discard, zap, zap_all, invalidate_nested;
 };
 
 /* 4K pages: invalidations and zaps are what matters. */
-static const struct storm_mix mix_4k = { .age = 10, .discard = 50, .zap = 70, .zap_all = 80 };
+static const struct storm_mix mix_4k = {
+	.age = 10, .discard = 50, .zap = 70, .zap_all = 80, .invalidate_nested = 80,
+};
 /* 2M leaves: splitting them for logging and rebuilding them over live tables too. */
-static const struct storm_mix mix_2m = { .age = 5, .discard = 30, .zap = 40, .zap_all = 50 };
+static const struct storm_mix mix_2m = {
+	.age = 5, .discard = 30, .zap = 40, .zap_all = 50, .invalidate_nested = 50,
+};
+/* L2 on shadow pages: their leaves go by rmap, the pages all at once. */
+static const struct storm_mix mix_nested = {
+	.age = 10, .discard = 40, .zap = 55, .zap_all = 65, .invalidate_nested = 80,
+};
 
 struct storm_counts {
-	long discards, zaps, zap_alls, ages, log_toggles;
+	long discards, zaps, zap_alls, ages, log_toggles, invalidations;
 	bool logging;		/* slot 0 logs dirty pages now */
 };
 
@@ -565,6 +591,12 @@ static int storm_op(FIXTURE_DATA(stress) *self, uint8_t *hva, const struct storm
 		c->zap_alls++;
 		return kmmu_vm_zap(self->vm, 0, 0, 0, KMMU_ZAP_ALL);
 	}
+	if (op < mix->invalidate_nested) {
+		struct kmmu_nested_invalidate inv = { .type = KMMU_INV_ALL_CONTEXTS };
+
+		c->invalidations++;
+		return kmmu_ioctl(self->vm->fd, KMMU_INVALIDATE_NESTED, (unsigned long)&inv);
+	}
 	c->log_toggles++;
 	c->logging = !c->logging;
 	return kmmu_vm_set_memslot(self->vm, 0, c->logging ? KMMU_MEM_LOG_DIRTY_PAGES : 0,
@@ -572,18 +604,32 @@ static int storm_op(FIXTURE_DATA(stress) *self, uint8_t *hva, const struct storm
 }
 
 static void run_storm(struct __test_metadata *_metadata, FIXTURE_DATA(stress) *self,
-		      enum kmmu_backing backing, const struct storm_mix *mix)
+		      enum kmmu_backing backing, const struct storm_mix *mix, bool nested)
 {
 	struct storm_counts c = { 0 };
+	struct kmmu_l1_tables l1;
 	struct kmmu_vm_stats st;
+	uint64_t root = 0;
 	uint8_t *hva;
 	int e, r, i;
 
 	ASSERT_EQ(0, kmmu_mem_alloc(&self->mem[0], backing, STRESS_SIZE));
 	hva = self->mem[0].addr;
 	ASSERT_EQ(0, kmmu_vm_set_memslot(self->vm, 0, 0, STRESS_GPA, STRESS_SIZE, hva));
-	for (i = 0; i < NR_VCPUS; i++)
+	if (nested) {
+		/* L1 maps the region to itself, 4K leaves: the words land where they did. */
+		ASSERT_EQ(0, kmmu_mem_alloc(&self->mem[1], KMMU_BACKING_ANON, L1_TABLES_SIZE));
+		ASSERT_EQ(0, kmmu_vm_set_memslot(self->vm, L1_TABLES_SLOT, 0, L1_TABLES_GPA,
+						 L1_TABLES_SIZE, self->mem[1].addr));
+		kmmu_l1_init(&l1, self->mem[1].addr, L1_TABLES_GPA, L1_TABLES_SIZE,
+			     kmmu_vm_format(self->vm) == KMMU_SPTE_FORMAT_EPT);
+		kmmu_l1_map(&l1, STRESS_GPA, STRESS_GPA, STRESS_SIZE, 1, true);
+		root = kmmu_l1_root(&l1, true);
+	}
+	for (i = 0; i < NR_VCPUS; i++) {
 		stress_vcpu_init(self, i, STRESS_GPA, STRESS_SIZE, false);
+		self->vt[i].nested_root = root;
+	}
 	ASSERT_EQ(0, vcpus_start(self->vt, NR_VCPUS));
 
 	for (e = 0; e < EPOCHS; e++) {
@@ -614,21 +660,30 @@ static void run_storm(struct __test_metadata *_metadata, FIXTURE_DATA(stress) *s
 		ASSERT_EQ(0, verify_words(self, hva, STRESS_GPA, STRESS_SIZE, NR_VCPUS,
 					  final_slot_want, "after storm"));
 	}
-	TH_LOG("%ld discards, %ld zaps, %ld zap-alls, %ld agings, %ld logging toggles",
-	       c.discards, c.zaps, c.zap_alls, c.ages, c.log_toggles);
+	TH_LOG("%ld discards, %ld zaps, %ld zap-alls, %ld agings, %ld logging toggles, "
+	       "%ld nested invalidations", c.discards, c.zaps, c.zap_alls, c.ages,
+	       c.log_toggles, c.invalidations);
 
 	ASSERT_EQ(0, kmmu_vm_stats(self->vm, &st));
+	EXPECT_LE(c.discards, st.invalidations);
+	if (nested) {
+		/* L2's pages are shadow leaves only, each mapped once. */
+		EXPECT_LT(0, st.shadow_faults);
+		EXPECT_LT(0, st.tlb_flushes);
+		EXPECT_GE(STRESS_SIZE / SZ_4K, st.shadow_leaves);
+		EXPECT_EQ(0, st.pages_4k + st.pages_2m + st.pages_1g);
+		return;
+	}
 	EXPECT_LT(0, st.faults);
 	EXPECT_LT(0, st.tlb_flushes);
 	EXPECT_LT(0, st.zapped_leafs);
-	EXPECT_LE(c.discards, st.invalidations);
 	/* Everything is mapped once: no more leaves than pages. */
 	EXPECT_GE(STRESS_SIZE / SZ_4K, st.pages_4k + st.pages_2m * (SZ_2M / SZ_4K));
 }
 
 STRESS_TEST_F(stress, discard_zap_storm)
 {
-	run_storm(_metadata, self, KMMU_BACKING_ANON, &mix_4k);
+	run_storm(_metadata, self, KMMU_BACKING_ANON, &mix_4k, false);
 }
 
 /*
@@ -637,7 +692,26 @@ STRESS_TEST_F(stress, discard_zap_storm)
  */
 STRESS_TEST_F(stress, discard_zap_storm_thp)
 {
-	run_storm(_metadata, self, KMMU_BACKING_ANON_THP, &mix_2m);
+	run_storm(_metadata, self, KMMU_BACKING_ANON_THP, &mix_2m, false);
+}
+
+/*
+ * The vCPUs as L2: shadow faults under mmu_lock for write race with the
+ * host's discards (rmap zaps), KMMU_ZAP (ranges by rmap, all shadow pages),
+ * KMMU_INVALIDATE_NESTED (roots dropped under running vCPUs, which load
+ * new ones) and logging toggles (all shadow pages again, write-protected
+ * leaves).  On the dev backend the NPT format only: the QEMU bench runs
+ * it in every boot, and the shadow MMU is the same code for every format
+ * (the user backend runs them all).
+ */
+STRESS_TEST_F(stress, nested_storm)
+{
+	if (kmmu_backend_hw())
+		SKIP(return, "hw backend: no nested workloads");
+	if (kmmu_backend() != KMMU_BACKEND_USER &&
+	    variant->cfg.spte_format != KMMU_SPTE_FORMAT_NPT)
+		SKIP(return, "dev backend: the NPT format only");
+	run_storm(_metadata, self, KMMU_BACKING_ANON, &mix_nested, true);
 }
 
 /* ---- memslot churn ---- */

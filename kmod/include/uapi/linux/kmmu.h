@@ -289,7 +289,11 @@ struct kmmu_spte_query {
 	__u64 reserved[2];
 };
 
-/* KMMU_ZAP: drop mappings (tests and benches), like an invalidation with no host change. */
+/*
+ * KMMU_ZAP: drop mappings (tests and benches), like an invalidation with no
+ * host change: the TDP leaves of the range and the shadow leaves that map
+ * it; KMMU_ZAP_ALL, every root and every shadow page.
+ */
 #define KMMU_ZAP_ALL		(1u << 0)	/* invalidate every root instead of a range */
 #define KMMU_ZAP_VALID_FLAGS	(KMMU_ZAP_ALL)
 struct kmmu_zap {
