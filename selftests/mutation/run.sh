@@ -25,10 +25,34 @@ entry() {
 	sed -e 's/#.*//' "$LIST" | awk -v n="$1" '$1 == n'
 }
 
+# A mutant's build starts from the plain ASan build's objects, copied with
+# their times so that make keeps them, but for the .c files that name the
+# mutant: the others compile to the same code, kmmu_mutant() of any other
+# name being false in both builds.  Where a header names it, every file is
+# built again.  Nothing to start from: a build of its own, as before.
+prepare() {
+	name=$1
+	dir=$BUILD/mutant/$name
+	[ -d "$dir" ] && return
+	mkdir -p "$dir"
+	files=$(grep -rlF --include='*.c' --include='*.h' "kmmu_mutant($name)" kmod selftests)
+	if ! [ -d "$BUILD/asan/obj" ] || ! [ -f "$BUILD/ksft/kselftest_harness.h" ] ||
+	   echo "$files" | grep -q '\.h$'; then
+		return
+	fi
+	mkdir -p "$dir/asan"
+	cp -a "$BUILD/ksft" "$dir/"
+	cp -a "$BUILD/asan/obj" "$dir/asan/"
+	for f in $files; do
+		rm -f "$dir/asan/obj/${f%.c}.o"
+	done
+}
+
 # Run one test binary of mutant @1's build; 0 when it failed (killed).
 kills() {
 	name=$1
 	t=$2
+	prepare "$name"
 	bin=$BUILD/mutant/$name/asan/$t
 	log=$LOGS/$name-$(echo "$t" | tr / -).log
 	if ! make -s -j2 --no-print-directory BUILD="$BUILD/mutant/$name" MUTANT="$name" "$bin" \
