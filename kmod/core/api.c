@@ -203,6 +203,8 @@ static long kmmu_vm_get_stats(struct kmmu *kmmu, unsigned long arg)
 	st.shadow_pages = kmmu_stat_read(kmmu, KMMU_STAT_SHADOW_PAGES);
 	st.shadow_leaves = kmmu_stat_read(kmmu, KMMU_STAT_SHADOW_LEAVES);
 	st.shadow_faults = kmmu_stat_read(kmmu, KMMU_STAT_SHADOW_FAULTS);
+	st.shadow_tracked = kmmu_stat_read(kmmu, KMMU_STAT_SHADOW_TRACKED);
+	st.shadow_unprotects = kmmu_stat_read(kmmu, KMMU_STAT_SHADOW_UNPROTECTS);
 	return os_copy_to_user(arg, &st, sizeof(st));
 }
 

@@ -9,6 +9,7 @@
  */
 #include "dirty_ring.h"
 #include "fault.h"
+#include "shadow_mmu.h"
 #include "spp.h"
 #include "tdp_mmu.h"
 
@@ -270,10 +271,16 @@ static int direct_page_fault(struct kmmu_vcpu *vcpu, struct kmmu_page_fault *fau
 	 * touched (they race with writeback), so the mark is made now.
 	 */
 	if (fault->pfn_held)
-		os_release_pfn(&fault->req, ret != RET_PF_RETRY && fault->req.writable &&
-			       !kmmu_mutant(NO_HOST_DIRTY));
+		os_release_pfn(&fault->req, ret != RET_PF_RETRY && ret != RET_PF_WRITE_TRACKED &&
+			       fault->req.writable && !kmmu_mutant(NO_HOST_DIRTY));
 	fault->pfn_held = false;
 	read_unlock(&kmmu->mmu_lock);
+
+	/* L1 writes one of its tables that the shadow MMU shadows: they go first. */
+	if (ret == RET_PF_WRITE_TRACKED) {
+		kmmu_shadow_unprotect_gfn(kmmu, fault->as_id, fault->gfn);
+		ret = RET_PF_RETRY;
+	}
 
 	if (ret == RET_PF_RETRY) {
 		kmmu_fault_stat_inc(vcpu, fault, FAULT_RETRIES);

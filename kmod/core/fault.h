@@ -18,6 +18,7 @@ enum {
 	RET_PF_FIXED,		/* a new or changed SPTE now allows the access */
 	RET_PF_SPURIOUS,	/* the SPTE already allowed it */
 	RET_PF_SPP,		/* a sub-page permission refused the write: exit to userspace */
+	RET_PF_WRITE_TRACKED,	/* L1 writes a table the shadow MMU shadows: unprotect, retry */
 };
 
 /* One TDP violation (or misconfiguration), from the walk to the new SPTE. */

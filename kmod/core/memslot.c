@@ -353,6 +353,8 @@ static int memslot_create(struct kmmu *kmmu, int as_id, int id,
 	memslots_install(kmmu, as_id, next);
 	if (kmmu_slot_logging(slot))
 		kmmu->nr_logging_slots++;
+	/* A shadow page whose L1 table had no memory until now was not write-tracked. */
+	kmmu_shadow_zap_all(kmmu);
 	return 0;
 
 free_rmap:

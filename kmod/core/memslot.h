@@ -59,6 +59,8 @@ struct kmmu_memory_slot {
 	 * a slot whose flags change.
 	 */
 	struct kmmu_rmap_head *shadow_rmap[KMMU_NR_HUGE_LEVELS + 1];
+	/* Per 4K frame: the shadow pages whose L1 table is there (write-tracking). */
+	u16 *shadow_track;
 };
 
 /* The slot logs dirty pages (into its bitmap, or into the vCPUs' rings). */

@@ -18,6 +18,7 @@
 #include "guest_walk.h"
 #include "rmap.h"
 #include "shadow_mmu.h"
+#include "tdp_mmu.h"
 
 #define SHADOW_HASH_BITS	10
 #define SHADOW_HASH_SIZE	(1 << SHADOW_HASH_BITS)
@@ -56,12 +57,16 @@ static int shadow_slot_alloc(struct kmmu_memory_slot *slot)
 		if (slot->shadow_rmap[level - 1])
 			continue;
 		slot->shadow_rmap[level - 1] = os_zalloc(n * sizeof(struct kmmu_rmap_head));
-		if (!slot->shadow_rmap[level - 1]) {
-			kmmu_shadow_slot_free(slot);
-			return -ENOMEM;
-		}
+		if (!slot->shadow_rmap[level - 1])
+			goto fail;
 	}
-	return 0;
+	if (!slot->shadow_track)
+		slot->shadow_track = os_zalloc(slot->npages * sizeof(*slot->shadow_track));
+	if (slot->shadow_track)
+		return 0;
+fail:
+	kmmu_shadow_slot_free(slot);
+	return -ENOMEM;
 }
 
 /**
@@ -84,6 +89,8 @@ void kmmu_shadow_slot_free(struct kmmu_memory_slot *slot)
 		os_free(slot->shadow_rmap[i]);
 		slot->shadow_rmap[i] = NULL;
 	}
+	os_free(slot->shadow_track);
+	slot->shadow_track = NULL;
 }
 
 /*
@@ -173,7 +180,8 @@ static int shadow_topup_caches(struct kmmu_vcpu *vcpu)
 			return -ENOMEM;
 		vcpu->shadow_cache[vcpu->nr_shadow_cache++] = sp;
 	}
-	return kmmu_rmap_cache_topup(&vcpu->rmap_cache, 1);
+	/* The leaf's rmap and a parent link per level. */
+	return kmmu_rmap_cache_topup(&vcpu->rmap_cache, KMMU_RMAP_CACHE_SIZE);
 }
 
 void kmmu_shadow_vcpu_free(struct kmmu_vcpu *vcpu)
@@ -184,9 +192,65 @@ void kmmu_shadow_vcpu_free(struct kmmu_vcpu *vcpu)
 	kmmu_rmap_cache_free(&vcpu->rmap_cache);
 }
 
-/* The page for (@gfn, @role), made from the vCPU's cache if there is none. */
+/*
+ * Write-tracking of the L1 table @sp shadows: the first shadow page of a
+ * gfn takes it out of huge mappings and zaps its TDP leaves, so that L1's
+ * next access maps it read-only (kmmu_shadow_gfn_tracked()); faults that
+ * looked at the disallow counts before retry.  kmmu->srcu held.  Return:
+ * true if a TLB flush is owed.
+ */
+static bool shadow_track(struct kmmu *kmmu, struct kmmu_shadow_page *sp)
+{
+	struct kmmu_memory_slot *slot;
+	gfn_t gfn = sp->gfn;
+	u16 *count;
+
+	slot = kmmu_gfn_to_memslot(kmmu_memslots(kmmu, sp->role.as_id), gfn);
+	/* A root where L1 has no memory: the walk faults, nothing to track. */
+	if (sp->role.direct || !slot || !slot->shadow_track || kmmu_gfn_private(kmmu, gfn))
+		return false;
+	sp->tracked = true;
+	count = &slot->shadow_track[gfn - slot->base_gfn];
+	WRITE_ONCE(*count, *count + 1);
+	kmmu_stat_inc(kmmu, KMMU_STAT_SHADOW_TRACKED);
+	if (*count > 1)
+		return false;
+	kmmu_lpage_disallow_adjust(slot, gfn, 1);
+	WRITE_ONCE(kmmu->mmu_invalidate_seq, kmmu->mmu_invalidate_seq + 1);
+	/*
+	 * A walk that read the table before now is not to be trusted: L1
+	 * wrote it untrapped until here.  Shadow faults that walked before
+	 * retry (the one making @sp too, once it has linked it).
+	 */
+	smp_store_release(&kmmu->shadow_seq, kmmu->shadow_seq + 1);
+	return kmmu_tdp_mmu_zap_leafs(kmmu, sp->role.as_id, gfn, gfn + 1, false, false);
+}
+
+static void shadow_untrack(struct kmmu *kmmu, struct kmmu_shadow_page *sp)
+{
+	struct kmmu_memory_slot *slot;
+	u16 *count;
+
+	if (!sp->tracked)
+		return;
+	sp->tracked = false;
+	slot = kmmu_gfn_to_memslot(kmmu_memslots(kmmu, sp->role.as_id), sp->gfn);
+	/* A slot's change drops every shadow page before the slot goes. */
+	if (WARN_ON_ONCE(!slot || !slot->shadow_track))
+		return;
+	count = &slot->shadow_track[sp->gfn - slot->base_gfn];
+	WRITE_ONCE(*count, *count - 1);
+	kmmu_stat_add(kmmu, KMMU_STAT_SHADOW_TRACKED, -1);
+	if (!*count)
+		kmmu_lpage_disallow_adjust(slot, sp->gfn, -1);
+}
+
+/*
+ * The page for (@gfn, @role), made from the vCPU's cache if there is none;
+ * kmmu->srcu held.  *@flush is set when making it owes a TLB flush.
+ */
 static struct kmmu_shadow_page *shadow_get_page(struct kmmu_vcpu *vcpu, gfn_t gfn,
-						union kmmu_sp_role role)
+						union kmmu_sp_role role, bool *flush)
 {
 	struct kmmu *kmmu = vcpu->kmmu;
 	struct list_head *bucket = shadow_bucket(kmmu, gfn);
@@ -204,13 +268,21 @@ static struct kmmu_shadow_page *shadow_get_page(struct kmmu_vcpu *vcpu, gfn_t gf
 		sp->spt[i] = kmmu->fmt.nonpresent;
 	sp->gfn = gfn;
 	sp->role = role;
+	atomic_long_set(&sp->parent_ptes.val, 0);
 	sp->root_count = 0;
+	sp->tracked = false;
 	sp->invalid = false;
 	os_pt_set_owner(sp->spt, sp);
 	list_add(&sp->hash_link, bucket);
 	list_add(&sp->link, &kmmu->shadow_pages);
 	kmmu_stat_inc(kmmu, KMMU_STAT_SHADOW_PAGES);
+	*flush |= shadow_track(kmmu, sp);
 	return sp;
+}
+
+static struct kmmu_shadow_page *spte_to_child(u64 spte)
+{
+	return os_pt_owner(os_pfn_to_pt(spte_to_pfn(spte)));
 }
 
 static struct kmmu_rmap_head *leaf_rmap(struct kmmu *kmmu, struct kmmu_shadow_page *sp,
@@ -237,6 +309,78 @@ static void shadow_drop_leaf(struct kmmu *kmmu, struct kmmu_shadow_page *sp, uns
 	kmmu_stat_add(kmmu, KMMU_STAT_SHADOW_LEAVES, -1);
 }
 
+/*
+ * Clear every SPTE of @sp: leaves leave their rmaps, links leave their
+ * child's parent_ptes.  kmmu->srcu held.  Return: true if one was present.
+ */
+static bool shadow_clear_page(struct kmmu *kmmu, struct kmmu_shadow_page *sp)
+{
+	const struct kmmu_spte_fmt *f = &kmmu->fmt;
+	bool flush = false;
+	unsigned int i;
+
+	for (i = 0; i < KMMU_PT_ENTRIES; i++) {
+		u64 spte = READ_ONCE(sp->spt[i]);
+
+		if (!is_shadow_present_spte(spte))
+			continue;
+		flush = true;
+		if (is_last_spte(f, spte, sp->role.level)) {
+			shadow_drop_leaf(kmmu, sp, i);
+			continue;
+		}
+		WRITE_ONCE(sp->spt[i], f->nonpresent);
+		kmmu_rmap_remove(kmmu, &spte_to_child(spte)->parent_ptes, &sp->spt[i]);
+	}
+	return flush;
+}
+
+/*
+ * @sp is empty and nothing links it: it leaves the hash and its L1 table
+ * is no longer tracked for it; it is freed after a grace period, or, if
+ * vCPUs run on it, when the last of them lets it go.  Return: true if a
+ * vCPU must load another root.
+ */
+static bool shadow_free_page(struct kmmu *kmmu, struct kmmu_shadow_page *sp)
+{
+	if (!list_empty(&sp->hash_link)) {
+		list_del(&sp->hash_link);
+		INIT_LIST_HEAD(&sp->hash_link);
+	}
+	shadow_untrack(kmmu, sp);
+	if (sp->root_count) {
+		bool reload = !sp->invalid;
+
+		WRITE_ONCE(sp->invalid, true);
+		return reload;
+	}
+	list_del(&sp->link);
+	kmmu_stat_add(kmmu, KMMU_STAT_SHADOW_PAGES, -1);
+	call_rcu(&sp->rcu_head, shadow_page_free_rcu_callback);
+	return false;
+}
+
+/*
+ * Zap one page: unlinked from its parents, emptied, freed.  Its children
+ * stay, in the hash, for the next walk that needs them.  Return: true if a
+ * TLB flush is owed; *@reload as shadow_free_page() says.
+ */
+static bool shadow_zap_page(struct kmmu *kmmu, struct kmmu_shadow_page *sp, bool *reload)
+{
+	struct kmmu_rmap_iter iter;
+	bool flush = false;
+	u64 *sptep;
+
+	while ((sptep = kmmu_rmap_iter_first(kmmu_rmap_peek(kmmu, &sp->parent_ptes), &iter))) {
+		WRITE_ONCE(*sptep, kmmu->fmt.nonpresent);
+		kmmu_rmap_remove(kmmu, &sp->parent_ptes, sptep);
+		flush = true;
+	}
+	flush |= shadow_clear_page(kmmu, sp);
+	*reload |= shadow_free_page(kmmu, sp);
+	return flush;
+}
+
 /**
  * kmmu_shadow_zap_all_locked() - drop every shadow page
  * @kmmu: the VM, mmu_lock held for write
@@ -249,41 +393,19 @@ static void shadow_drop_leaf(struct kmmu *kmmu, struct kmmu_shadow_page *sp, uns
  */
 bool kmmu_shadow_zap_all_locked(struct kmmu *kmmu)
 {
-	const struct kmmu_spte_fmt *f = &kmmu->fmt;
 	struct kmmu_shadow_page *sp, *tmp;
 	bool flush = false, reload = false;
-	unsigned int i;
 	int idx;
 
 	lockdep_assert_held_write(&kmmu->mmu_lock);
 	if (list_empty(&kmmu->shadow_pages))
 		return false;
 	idx = srcu_read_lock(&kmmu->srcu);
-	list_for_each_entry_safe(sp, tmp, &kmmu->shadow_pages, link) {
-		for (i = 0; i < KMMU_PT_ENTRIES; i++) {
-			u64 spte = READ_ONCE(sp->spt[i]);
-
-			if (!is_shadow_present_spte(spte))
-				continue;
-			flush = true;
-			if (is_last_spte(f, spte, sp->role.level))
-				shadow_drop_leaf(kmmu, sp, i);
-			else
-				WRITE_ONCE(sp->spt[i], f->nonpresent);
-		}
-		if (!list_empty(&sp->hash_link)) {
-			list_del(&sp->hash_link);
-			INIT_LIST_HEAD(&sp->hash_link);
-		}
-		if (sp->root_count) {
-			reload |= !sp->invalid;
-			WRITE_ONCE(sp->invalid, true);
-			continue;
-		}
-		list_del(&sp->link);
-		kmmu_stat_add(kmmu, KMMU_STAT_SHADOW_PAGES, -1);
-		call_rcu(&sp->rcu_head, shadow_page_free_rcu_callback);
-	}
+	/* Emptied first, freed after: a page's child may come later in the list. */
+	list_for_each_entry(sp, &kmmu->shadow_pages, link)
+		flush |= shadow_clear_page(kmmu, sp);
+	list_for_each_entry_safe(sp, tmp, &kmmu->shadow_pages, link)
+		reload |= shadow_free_page(kmmu, sp);
 	srcu_read_unlock(&kmmu->srcu, idx);
 	/*
 	 * Faults that walked L1's tables before this retry.  Release: a walk
@@ -294,6 +416,36 @@ bool kmmu_shadow_zap_all_locked(struct kmmu *kmmu)
 	if (reload)
 		kmmu_make_all_vcpus_request(kmmu, KMMU_REQ_MMU_RELOAD);
 	return flush;
+}
+
+/**
+ * kmmu_shadow_unprotect_gfn() - L1 is about to write @gfn: zap its shadow pages
+ * @kmmu: the VM; takes mmu_lock for write
+ * @as_id: address space
+ * @gfn: an L1 frame the TDP MMU maps read-only for write-tracking
+ *
+ * Every shadow page of an L1 table at @gfn goes, so the gfn is no longer
+ * tracked and L1's write, retried, proceeds; a walk that reads the table
+ * again makes new shadow pages from what L1 wrote.  Called by the TDP fault
+ * of L1's write, in its srcu section.
+ */
+void kmmu_shadow_unprotect_gfn(struct kmmu *kmmu, int as_id, gfn_t gfn)
+{
+	struct kmmu_shadow_page *sp, *tmp;
+	bool flush = false, reload = false;
+
+	kmmu_mmu_write_lock(kmmu);
+	list_for_each_entry_safe(sp, tmp, shadow_bucket(kmmu, gfn), hash_link)
+		if (sp->gfn == gfn && !sp->role.direct && sp->role.as_id == as_id)
+			flush |= shadow_zap_page(kmmu, sp, &reload);
+	/* A fault that walked the old table retries. */
+	smp_store_release(&kmmu->shadow_seq, kmmu->shadow_seq + 1);
+	if (reload)
+		kmmu_make_all_vcpus_request(kmmu, KMMU_REQ_MMU_RELOAD);
+	if (flush)
+		kmmu_flush_remote_tlbs(kmmu);
+	kmmu_stat_inc(kmmu, KMMU_STAT_SHADOW_UNPROTECTS);
+	kmmu_mmu_write_unlock(kmmu);
 }
 
 void kmmu_shadow_zap_all(struct kmmu *kmmu)
@@ -370,6 +522,7 @@ bool kmmu_shadow_zap_range(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t end)
 	bool flush = false;
 	int i, idx;
 
+	/* Acquire: with the flag, the slots' rmaps. */
 	if (!smp_load_acquire(&kmmu->shadow_enabled))
 		return false;
 	idx = srcu_read_lock(&kmmu->srcu);
@@ -478,7 +631,8 @@ int kmmu_shadow_load_root(struct kmmu_vcpu *vcpu)
 	gfn_t gfn = s->l1_root >> KMMU_PAGE_SHIFT;
 	struct kmmu_shadow_page *sp = vcpu->shadow_root;
 	union kmmu_sp_role role = { .word = 0 };
-	int ret;
+	bool flush = false;
+	int ret, idx;
 
 	role.level = KMMU_MAX_LEVEL;
 	role.access = KMMU_ACC_ALL;
@@ -492,11 +646,15 @@ int kmmu_shadow_load_root(struct kmmu_vcpu *vcpu)
 		ret = shadow_topup_caches(vcpu);
 	if (ret)
 		return ret;
+	idx = srcu_read_lock(&kmmu->srcu);
 	kmmu_mmu_write_lock(kmmu);
-	sp = shadow_get_page(vcpu, gfn, role);
+	sp = shadow_get_page(vcpu, gfn, role, &flush);
 	if (sp)
 		sp->root_count++;
+	if (flush)
+		kmmu_flush_remote_tlbs(kmmu);
 	kmmu_mmu_write_unlock(kmmu);
+	srcu_read_unlock(&kmmu->srcu, idx);
 	if (!sp)
 		return -ENOMEM;
 	vcpu->shadow_root = sp;
@@ -511,7 +669,7 @@ int kmmu_shadow_load_root(struct kmmu_vcpu *vcpu)
  * direct page for the L1 gfns that part of the leaf maps.
  */
 static struct kmmu_shadow_page *shadow_child(struct kmmu_vcpu *vcpu, struct kmmu_shadow_page *sp,
-					     const struct kmmu_guest_walk *gw, int level)
+					     const struct kmmu_guest_walk *gw, int level, bool *flush)
 {
 	union kmmu_sp_role role = sp->role;
 	gfn_t gfn;
@@ -525,7 +683,7 @@ static struct kmmu_shadow_page *shadow_child(struct kmmu_vcpu *vcpu, struct kmmu
 		role.direct = 1;
 		gfn = kmmu_gfn_round_for_level(gw->l1_gpa >> KMMU_PAGE_SHIFT, level);
 	}
-	return shadow_get_page(vcpu, gfn, role);
+	return shadow_get_page(vcpu, gfn, role, flush);
 }
 
 /* What a leaf made from @gw may do: a write needs D in L1's leaf first. */
@@ -613,7 +771,7 @@ int kmmu_shadow_page_fault(struct kmmu_vcpu *vcpu, const struct kmmu_guest_walk 
 		if (level <= goal)
 			goal = level - 1;
 		if (table) {
-			sp = os_pt_owner(os_pfn_to_pt(spte_to_pfn(spte)));
+			sp = spte_to_child(spte);
 			continue;
 		}
 		/* A huge leaf where this fault needs a table. */
@@ -621,14 +779,25 @@ int kmmu_shadow_page_fault(struct kmmu_vcpu *vcpu, const struct kmmu_guest_walk 
 			shadow_drop_leaf(kmmu, sp, idx);
 			flush = true;
 		}
-		child = shadow_child(vcpu, sp, gw, level);
-		if (!child) {
+		child = shadow_child(vcpu, sp, gw, level, &flush);
+		if (!child || WARN_ON_ONCE(kmmu_rmap_add(kmmu, &child->parent_ptes, &sp->spt[idx],
+							 &vcpu->rmap_cache))) {
 			ret = -ENOMEM;
 			goto out_unlock;
 		}
 		/* Release: the child's SPTEs are set before a walker can reach them. */
 		smp_store_release(&sp->spt[idx], make_table_spte(f, os_pt_to_pfn(child->spt)));
 		sp = child;
+		/*
+		 * The child's L1 table is write-tracked from now on, but this
+		 * fault read it before: the link stands (its parent's entry was
+		 * read after the parent was tracked), the rest waits for a walk
+		 * made after the tracking.  KVM reads the entry again here
+		 * (FNAME(gpte_changed)); reading L1 memory under mmu_lock is
+		 * what kmmu does not do.
+		 */
+		if (READ_ONCE(kmmu->shadow_seq) != seq)
+			goto out_unlock;
 	}
 
 	l1_base = kmmu_gfn_round_for_level(fault.gfn, goal);

@@ -35,7 +35,9 @@ struct kmmu_shadow_page {
 	gfn_t *gfns;			/* per present leaf SPTE: the first L1 gfn it maps */
 	gfn_t gfn;			/* the L1 table; direct: the first L1 gfn it maps */
 	union kmmu_sp_role role;
+	struct kmmu_rmap_head parent_ptes;	/* the SPTEs that link it */
 	int root_count;			/* vCPUs running on it; mmu_lock held for write */
+	bool tracked;			/* L1 writes to gfn are write-tracked for it */
 	bool invalid;			/* zapped while a vCPU ran on it */
 	struct rcu_head rcu_head;
 };
@@ -59,5 +61,17 @@ void kmmu_shadow_destroy(struct kmmu *kmmu);
 
 int kmmu_shadow_slot_alloc(struct kmmu *kmmu, struct kmmu_memory_slot *slot);
 void kmmu_shadow_slot_free(struct kmmu_memory_slot *slot);
+
+/*
+ * Does an L1 table that a shadow page shadows live in @gfn?  Then the TDP
+ * MMU maps it read-only, and an L1 write to it zaps those shadow pages
+ * first (kmmu_shadow_unprotect_gfn()).  Under mmu_lock, either side.
+ */
+static inline bool kmmu_shadow_gfn_tracked(const struct kmmu_memory_slot *slot, gfn_t gfn)
+{
+	return slot->shadow_track && READ_ONCE(slot->shadow_track[gfn - slot->base_gfn]);
+}
+
+void kmmu_shadow_unprotect_gfn(struct kmmu *kmmu, int as_id, gfn_t gfn);
 
 #endif /* KMMU_SHADOW_MMU_H */

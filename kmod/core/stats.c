@@ -44,6 +44,8 @@ static const struct kmmu_stat_def vm_stats[] = {
 	[KMMU_STAT_SHADOW_PAGES]	= { .name = "shadow_pages", .flags = INSTANT },
 	[KMMU_STAT_SHADOW_LEAVES]	= { .name = "shadow_leaves", .flags = INSTANT },
 	[KMMU_STAT_SHADOW_FAULTS]	= { .name = "shadow_faults", .flags = CUMULATIVE },
+	[KMMU_STAT_SHADOW_TRACKED]	= { .name = "shadow_tracked", .flags = INSTANT },
+	[KMMU_STAT_SHADOW_UNPROTECTS]	= { .name = "shadow_unprotects", .flags = CUMULATIVE },
 	/* What is not a sharded counter. */
 	[KMMU_NR_STATS]			= { .name = "max_write_hold_ns", .flags = PEAK_NS, .exponent = -9 },
 	[KMMU_NR_STATS + 1]		= { .name = "memslot_generation", .flags = INSTANT },

@@ -8,6 +8,7 @@
 #include "tdp_mmu.h"
 #include "tdp_iter.h"
 #include "fault.h"
+#include "shadow_mmu.h"
 #include "spp.h"
 
 /* ---- page-table pages ---- */
@@ -715,6 +716,16 @@ static int tdp_mmu_map_handle_target_level(struct kmmu_vcpu *vcpu,
 		/* Acquire: pairs with kmmu_spp_enable(), which filled the maps first. */
 		a.spp = smp_load_acquire(&kmmu->spp_enabled) &&
 			kmmu_spp_restricted(fault->slot, fault->gfn);
+		/*
+		 * An L1 table the shadow MMU shadows is read-only to L1: a
+		 * write zaps those shadow pages first (its fault's caller).
+		 */
+		if (kmmu_shadow_gfn_tracked(fault->slot, fault->gfn) &&
+		    !kmmu_mutant(SHADOW_TRACK_IGNORED)) {
+			if (fault->write)
+				return RET_PF_WRITE_TRACKED;
+			a.access &= ~KMMU_ACC_WRITE;
+		}
 		new_spte = make_spte(f, &a);
 	}
 

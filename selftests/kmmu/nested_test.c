@@ -30,6 +30,13 @@
 
 #define VALUE		0x4e57000000000000ULL
 
+/*
+ * A shadow fault that starts write-tracking an L1 table walks L1's tables
+ * once more (its first walk read the table before the tracking): the
+ * first fault below a new root walks 3 times more, one per level below it.
+ */
+#define TRACKING_WALKS	3
+
 
 FIXTURE(nested) {
 	struct kmmu_vm *vm;
@@ -474,7 +481,7 @@ KMMU_TEST_F(nested, stats)
 	run_done(_metadata, self, &wl, &run);
 	ASSERT_EQ(0, kmmu_stats_get(fd, "nested_walks", &walks));
 	ASSERT_EQ(0, kmmu_stats_get(fd, "nested_faults", &faults));
-	EXPECT_EQ(8, walks);
+	EXPECT_EQ(8 + TRACKING_WALKS, walks);
 	EXPECT_EQ(0, faults);
 	*kmmu_l1_entry(&self->l1, DATA_GPA, 1) = 0;
 	l1_edited(_metadata, self);
@@ -483,7 +490,7 @@ KMMU_TEST_F(nested, stats)
 	ASSERT_EQ(KMMU_EXIT_NESTED_FAULT, run.exit_reason);
 	ASSERT_EQ(0, kmmu_stats_get(fd, "nested_walks", &walks));
 	ASSERT_EQ(0, kmmu_stats_get(fd, "nested_faults", &faults));
-	EXPECT_EQ(9, walks);
+	EXPECT_EQ(9 + TRACKING_WALKS, walks);
 	EXPECT_EQ(1, faults);
 	kmmu_close(fd);
 }
@@ -523,11 +530,12 @@ KMMU_TEST_F(nested, shadow_pages_kept_until_invalidate)
 	wl = nested_wl(self, DATA_GPA, pages * SZ_4K, 100);
 	run_done(_metadata, self, &wl, &run);
 	ASSERT_EQ(0, kmmu_stats_get(fd, "nested_walks", &walks));
-	EXPECT_EQ(pages, walks);
+	EXPECT_EQ(pages + TRACKING_WALKS, walks);
 	EXPECT_EQ(pages, run.faults);
 	ASSERT_EQ(0, kmmu_vm_stats(self->vm, &st));
-	/* The root and one table at each level below it; a leaf per page. */
+	/* The root and one table at each level below it, all tracked; a leaf per page. */
 	EXPECT_EQ(4, st.shadow_pages);
+	EXPECT_EQ(4, st.shadow_tracked);
 	EXPECT_EQ(pages, st.shadow_leaves);
 	EXPECT_EQ(pages, st.shadow_faults);
 	EXPECT_EQ(pages, vm_stat(_metadata, self, "shadow_leaves"));
@@ -544,7 +552,7 @@ KMMU_TEST_F(nested, shadow_pages_kept_until_invalidate)
 	wl = nested_wl(self, DATA_GPA, pages * SZ_4K, 0);
 	run_done(_metadata, self, &wl, &run);
 	ASSERT_EQ(0, kmmu_stats_get(fd, "nested_walks", &walks2));
-	EXPECT_EQ(walks + pages, walks2);
+	EXPECT_EQ(walks + pages + TRACKING_WALKS, walks2);
 	ASSERT_EQ(0, kmmu_vm_stats(self->vm, &st));
 	EXPECT_EQ(4, st.shadow_pages);
 	EXPECT_EQ(pages, st.shadow_leaves);
@@ -685,6 +693,67 @@ KMMU_TEST_F(nested, dirty_ring_every_round)
 					 self->tables.addr));
 	ASSERT_EQ(0, kmmu_vcpu_create(self->vm, 0, &self->vcpu));
 	rewrite_rounds(_metadata, self, true);
+}
+
+/*
+ * L1 itself (a workload outside L2) rewrites one leaf entry of its table,
+ * then a table entry: the TDP MMU maps those table pages read-only while
+ * shadow pages shadow them, so each write zaps the shadow pages of its
+ * table before it lands, and L2 sees the new mapping with no
+ * KMMU_INVALIDATE_NESTED.  A page of L1's tables that nothing shadows is
+ * written like any other.
+ */
+KMMU_TEST_F(nested, tracked_l1_write_remaps)
+{
+	const uint64_t other = DATA_GPA + SZ_2M;
+	struct kmmu_vm_stats st;
+	struct kmmu_workload wl;
+	struct kmmu_run run;
+	uint64_t entry, pte_gpa;
+
+	SKIP_ON_HW();
+	*data_hva(self, DATA_GPA) = 1;
+	*data_hva(self, other) = 2;
+	kmmu_l1_map(&self->l1, DATA_GPA, DATA_GPA, SZ_4K, 1, true);
+	wl = nested_wl(self, DATA_GPA, SZ_4K, 0);
+	run_done(_metadata, self, &wl, &run);
+	EXPECT_EQ(1, run.read_sum);
+	ASSERT_EQ(0, kmmu_vm_stats(self->vm, &st));
+	EXPECT_EQ(4, st.shadow_tracked);
+	EXPECT_EQ(0, st.shadow_unprotects);
+
+	/* L1's write of the leaf entry: 4 KiB of its table, one word. */
+	entry = kmmu_l1_leaf_entry(&self->l1, other, 1, true);
+	pte_gpa = entry_gpa(self, DATA_GPA, 1);
+	wl = kmmu_wl_seq(pte_gpa, 8, 100, entry);
+	run_done(_metadata, self, &wl, &run);
+	EXPECT_EQ(entry, *kmmu_l1_entry(&self->l1, DATA_GPA, 1));
+	ASSERT_EQ(0, kmmu_vm_stats(self->vm, &st));
+	EXPECT_EQ(1, st.shadow_unprotects);
+	EXPECT_EQ(3, st.shadow_tracked);
+	wl = nested_wl(self, DATA_GPA, SZ_4K, 0);
+	run_done(_metadata, self, &wl, &run);
+	EXPECT_EQ(2, run.read_sum);
+
+	/* Now the level-2 entry: L2's page through a new leaf table. */
+	kmmu_l1_map(&self->l1, DATA_GPA + SZ_1G, DATA_GPA, SZ_4K, 1, true);
+	entry = *kmmu_l1_entry(&self->l1, DATA_GPA + SZ_1G, 2);
+	wl = kmmu_wl_seq(entry_gpa(self, DATA_GPA, 2), 8, 100, entry);
+	run_done(_metadata, self, &wl, &run);
+	ASSERT_EQ(0, kmmu_vm_stats(self->vm, &st));
+	EXPECT_EQ(2, st.shadow_unprotects);
+	wl = nested_wl(self, DATA_GPA, SZ_4K, 0);
+	run_done(_metadata, self, &wl, &run);
+	EXPECT_EQ(1, run.read_sum);
+
+	/* Data pages are not tracked: L1 writes them without a zap. */
+	wl = kmmu_wl_seq(DATA_GPA, 8, 100, 3);
+	run_done(_metadata, self, &wl, &run);
+	ASSERT_EQ(0, kmmu_vm_stats(self->vm, &st));
+	EXPECT_EQ(2, st.shadow_unprotects);
+	wl = nested_wl(self, DATA_GPA, SZ_4K, 0);
+	run_done(_metadata, self, &wl, &run);
+	EXPECT_EQ(3, run.read_sum);
 }
 
 KMMU_TEST_F(nested, capability)

@@ -11,7 +11,8 @@
  * as long as it takes, and (user backend) no page table is leaked or freed
  * while a walker can still see it.  The nested storm does the same with
  * the vCPUs as L2 guests through an identity map of L1's (shadow pages,
- * rmaps), with KMMU_INVALIDATE_NESTED among the host's operations.
+ * rmaps), with KMMU_INVALIDATE_NESTED and L1's own writes of its tables
+ * (write-tracked) among the host's operations.
  */
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
@@ -388,6 +389,9 @@ FIXTURE(stress) {
 	uint64_t rng;
 	unsigned int final_gen;	/* stamp generation of the last final pass, 0 if none yet */
 	struct churn churn;
+	/* The nested storm: L1's tables, and a vCPU that runs L1 itself. */
+	struct kmmu_l1_tables l1;
+	struct kmmu_vcpu *l1_vcpu;
 };
 
 FIXTURE_VARIANT(stress) {
@@ -534,24 +538,30 @@ static void storm_pick_range(FIXTURE_DATA(stress) *self, uint64_t *first, uint64
  * dirty-logging toggles.
  */
 struct storm_mix {
-	unsigned int age, discard, zap, zap_all, invalidate_nested;
+	unsigned int age, discard, zap, zap_all, invalidate_nested, l1_write;
 };
 
 /* 4K pages: invalidations and zaps are what matters. */
 static const struct storm_mix mix_4k = {
 	.age = 10, .discard = 50, .zap = 70, .zap_all = 80, .invalidate_nested = 80,
+	.l1_write = 80,
 };
 /* 2M leaves: splitting them for logging and rebuilding them over live tables too. */
 static const struct storm_mix mix_2m = {
 	.age = 5, .discard = 30, .zap = 40, .zap_all = 50, .invalidate_nested = 50,
+	.l1_write = 50,
 };
-/* L2 on shadow pages: their leaves go by rmap, the pages all at once. */
+/*
+ * L2 on shadow pages: their leaves go by rmap, the pages all at once, or
+ * those of one L1 table when L1 writes it (the same entry again).
+ */
 static const struct storm_mix mix_nested = {
-	.age = 10, .discard = 40, .zap = 55, .zap_all = 65, .invalidate_nested = 80,
+	.age = 10, .discard = 35, .zap = 45, .zap_all = 55, .invalidate_nested = 65,
+	.l1_write = 85,
 };
 
 struct storm_counts {
-	long discards, zaps, zap_alls, ages, log_toggles, invalidations;
+	long discards, zaps, zap_alls, ages, log_toggles, invalidations, l1_writes;
 	bool logging;		/* slot 0 logs dirty pages now */
 };
 
@@ -597,6 +607,18 @@ static int storm_op(FIXTURE_DATA(stress) *self, uint8_t *hva, const struct storm
 		c->invalidations++;
 		return kmmu_ioctl(self->vm->fd, KMMU_INVALIDATE_NESTED, (unsigned long)&inv);
 	}
+	if (op < mix->l1_write) {
+		/* L1 writes the leaf entry of the range's first page, unchanged. */
+		uint64_t gpa = STRESS_GPA + first * SZ_4K;
+		uint64_t *e = kmmu_l1_entry(&self->l1, gpa, 1);
+		struct kmmu_workload wl = kmmu_wl_seq(L1_TABLES_GPA + ((uint8_t *)e -
+						      (uint8_t *)self->mem[1].addr), 8, 100, *e);
+		struct kmmu_run run;
+
+		c->l1_writes++;
+		ret = kmmu_vcpu_run_workload(self->l1_vcpu, &wl, &run);
+		return ret ? ret : run.exit_reason == KMMU_EXIT_DONE ? 0 : -EIO;
+	}
 	c->log_toggles++;
 	c->logging = !c->logging;
 	return kmmu_vm_set_memslot(self->vm, 0, c->logging ? KMMU_MEM_LOG_DIRTY_PAGES : 0,
@@ -607,7 +629,6 @@ static void run_storm(struct __test_metadata *_metadata, FIXTURE_DATA(stress) *s
 		      enum kmmu_backing backing, const struct storm_mix *mix, bool nested)
 {
 	struct storm_counts c = { 0 };
-	struct kmmu_l1_tables l1;
 	struct kmmu_vm_stats st;
 	uint64_t root = 0;
 	uint8_t *hva;
@@ -621,10 +642,11 @@ static void run_storm(struct __test_metadata *_metadata, FIXTURE_DATA(stress) *s
 		ASSERT_EQ(0, kmmu_mem_alloc(&self->mem[1], KMMU_BACKING_ANON, L1_TABLES_SIZE));
 		ASSERT_EQ(0, kmmu_vm_set_memslot(self->vm, L1_TABLES_SLOT, 0, L1_TABLES_GPA,
 						 L1_TABLES_SIZE, self->mem[1].addr));
-		kmmu_l1_init(&l1, self->mem[1].addr, L1_TABLES_GPA, L1_TABLES_SIZE,
+		kmmu_l1_init(&self->l1, self->mem[1].addr, L1_TABLES_GPA, L1_TABLES_SIZE,
 			     kmmu_vm_format(self->vm) == KMMU_SPTE_FORMAT_EPT);
-		kmmu_l1_map(&l1, STRESS_GPA, STRESS_GPA, STRESS_SIZE, 1, true);
-		root = kmmu_l1_root(&l1, true);
+		kmmu_l1_map(&self->l1, STRESS_GPA, STRESS_GPA, STRESS_SIZE, 1, true);
+		root = kmmu_l1_root(&self->l1, true);
+		ASSERT_EQ(0, kmmu_vcpu_create(self->vm, NR_VCPUS, &self->l1_vcpu));
 	}
 	for (i = 0; i < NR_VCPUS; i++) {
 		stress_vcpu_init(self, i, STRESS_GPA, STRESS_SIZE, false);
@@ -661,14 +683,16 @@ static void run_storm(struct __test_metadata *_metadata, FIXTURE_DATA(stress) *s
 					  final_slot_want, "after storm"));
 	}
 	TH_LOG("%ld discards, %ld zaps, %ld zap-alls, %ld agings, %ld logging toggles, "
-	       "%ld nested invalidations", c.discards, c.zaps, c.zap_alls, c.ages,
-	       c.log_toggles, c.invalidations);
+	       "%ld nested invalidations, %ld L1 table writes", c.discards, c.zaps, c.zap_alls,
+	       c.ages, c.log_toggles, c.invalidations, c.l1_writes);
 
 	ASSERT_EQ(0, kmmu_vm_stats(self->vm, &st));
 	EXPECT_LE(c.discards, st.invalidations);
 	if (nested) {
 		/* L2's pages are shadow leaves only, each mapped once. */
 		EXPECT_LT(0, st.shadow_faults);
+		/* L1 wrote tables that shadow pages may or may not shadow then. */
+		TH_LOG("%llu unprotects", (unsigned long long)st.shadow_unprotects);
 		EXPECT_LT(0, st.tlb_flushes);
 		EXPECT_GE(STRESS_SIZE / SZ_4K, st.shadow_leaves);
 		EXPECT_EQ(0, st.pages_4k + st.pages_2m + st.pages_1g);

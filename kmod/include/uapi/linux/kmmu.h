@@ -232,7 +232,9 @@ struct kmmu_vm_stats {
 	__u64 shadow_pages;	/* shadow MMU (nested workloads): page-table pages */
 	__u64 shadow_leaves;	/* ... leaf SPTEs, each in the rmap of the L1 gfn it maps */
 	__u64 shadow_faults;	/* ... faults that installed a leaf */
-	__u64 reserved[8];
+	__u64 shadow_tracked;	/* ... shadow pages whose L1 table is write-tracked */
+	__u64 shadow_unprotects;	/* ... L1 writes to such a table, which zapped them */
+	__u64 reserved[6];
 };
 
 /*
