@@ -15,6 +15,13 @@
  *
  * Accuracy: how far the young pages a pass finds are from the pages the
  * vCPUs read since the last one, as a fraction of all pages.
+ *
+ * Every pass is also timed fast-only (KMMU_AGE_FAST_ONLY: no mmu_lock, no
+ * waiting on an rmap).  With --nested the vCPUs run as L2 guests through
+ * an L1 identity map of 4K leaves, so the pages are shadow leaves, aged
+ * through the rmaps; the same run first times the TDP MMU's lockless pass
+ * over the same pages mapped for L1 (aging_pass_lockless_tdp), the
+ * reference the shadow MMU's lockless pass is held to.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -34,12 +41,16 @@ struct params {
 	int reps;
 	int interval_us;
 	uint32_t flags;
+	bool nested;
 };
+
+#define OPT_NESTED	0x100
 
 static void help(const char *name)
 {
 	printf("usage: %s [-h] [-v vcpus] [-b bytes] [-s backing] [-r reps] [-i usecs]\n"
-	       "          [-F format] [-A] [-o results.json] [--pressure tool]\n\n", name);
+	       "          [-F format] [-A] [--nested] [-o results.json] [--pressure tool]\n\n",
+	       name);
 	printf(BENCH_COMMON_HELP);
 	printf(" -s: backing, as populate's, pfnmap included (default: anonymous, so every\n"
 	       "     SPTE is a 4K leaf)\n");
@@ -47,6 +58,9 @@ static void help(const char *name)
 	printf(" -i: pause between aging passes while the vCPUs fault, in microseconds\n"
 	       "     (default: 1000)\n");
 	printf(" -A: A/D bits off (EPT only): aging marks SPTEs for access tracking (default: on)\n");
+	printf(" --nested: the vCPUs run as L2 guests through L1's EPT/NPT identity map of 4K\n"
+	       "     leaves: aging passes over shadow leaves, next to the TDP MMU's lockless\n"
+	       "     pass over the same pages in the same run; figures with nested: yes\n");
 	printf(BENCH_BACKEND_HELP);
 }
 
@@ -63,17 +77,44 @@ static int parse(int c, const char *arg, void *data)
 		p->flags |= KMMU_VM_AD_DISABLED;
 		p->cm.format = KMMU_SPTE_FORMAT_EPT;
 		return 0;
+	case OPT_NESTED:
+		p->nested = true;
+		return 0;
 	default:
 		return -EINVAL;
 	}
 }
 
+static const struct option longopts[] = {
+	{ "nested", no_argument, NULL, OPT_NESTED },
+	{ NULL, 0, NULL, 0 },
+};
+
+static const char *check(void *data)
+{
+	const struct params *p = data;
+
+	return bench_nested_refusal(p->nested);
+}
+
 static const struct bench_args args = {
 	.name = "aging",
 	.opts = "r:i:A",
+	.longopts = longopts,
 	.parse = parse,
+	.check = check,
 	.help = help,
 };
+
+/* Time one aging pass of the whole memory with @flags; the counts in *@young, *@old. */
+static uint64_t timed_pass(struct bench_vm *bv, uint64_t total, uint32_t flags, uint64_t *young,
+			   uint64_t *old)
+{
+	uint64_t t0 = kmmu_now_ns();
+
+	bench_must(kmmu_vm_age(bv->vm, GUEST_GPA, total, 0, flags, young, old), "age");
+	return kmmu_now_ns() - t0;
+}
 
 struct ager {
 	struct kmmu_vm *vm;
@@ -133,7 +174,12 @@ int main(int argc, char **argv)
 		.reps = 5,
 		.interval_us = 1000,
 	};
-	uint64_t total, pages, ns[2][MAX_REPS], young, old, passes[3] = {};
+	uint64_t total, pages, ns[3][MAX_REPS], tdp_ns[MAX_REPS], young, old, passes[3] = {};
+	static const char * const pass_name[] = { "locked", "lockless", "fast-only" };
+	static const char * const pass_metric[] = {
+		"aging_pass_locked", "aging_pass_lockless", "aging_pass_fast_only"
+	};
+	struct kmmu_mem tables = { 0 };
 	double floor_ns, rate[3][MAX_REPS], err[2][MAX_REPS];
 	static const char * const err_metric[2] = { "age_error_locked", "age_error_lockless" };
 	struct bench_results *res;
@@ -155,12 +201,15 @@ int main(int argc, char **argv)
 	total = p.cm.bytes_per_vcpu * p.cm.vcpus;
 	pages = total / PAGE;
 	cfg = (struct kmmu_vm_config){ .spte_format = p.cm.format, .flags = p.flags };
-	printf("aging: backend=%s backing=%s vcpus=%d bytes/vcpu=%llu passes=%d%s\n",
+	printf("aging: backend=%s backing=%s vcpus=%d bytes/vcpu=%llu passes=%d%s%s\n",
 	       kmmu_backend_name(), kmmu_backing_name(p.cm.backing), p.cm.vcpus,
 	       (unsigned long long)p.cm.bytes_per_vcpu, p.reps,
-	       p.flags & KMMU_VM_AD_DISABLED ? " A/D off" : "");
+	       p.flags & KMMU_VM_AD_DISABLED ? " A/D off" : "", p.nested ? " nested" : "");
 	bench_common_params(res, &p.cm);
 	bench_results_param_str(res, "ad", p.flags & KMMU_VM_AD_DISABLED ? "off" : "on");
+	/* Every figure of a nested run is a series of its own. */
+	if (p.nested)
+		bench_results_param_str(res, "nested", "yes");
 	floor_ns = bench_floor(res, BENCH_FLOOR_LOCKED_RMW, pages);
 
 	bench_vm_create(&bv, p.cm.backing, total, &cfg);
@@ -171,17 +220,34 @@ int main(int argc, char **argv)
 	}
 	bench_vm_run(&bv);
 
-	/* Each timed pass finds every page young: the vCPUs touch all between passes. */
-	for (path = 0; path < 2; path++) {
-		bench_must(kmmu_vm_enable_cap(bv.vm, KMMU_CAP_LOCKLESS_AGING, path), "aging path");
+	/*
+	 * Nested: the TDP MMU's lockless pass over the pages as L1 mapped
+	 * them, then L1's mappings go and the vCPUs fault them in as L2.
+	 */
+	if (p.nested) {
+		bench_must(kmmu_vm_enable_cap(bv.vm, KMMU_CAP_LOCKLESS_AGING, 1), "aging path");
 		for (r = 0; r < p.reps; r++) {
 			bench_vm_run(&bv);
-			ns[path][r] = kmmu_now_ns();
-			bench_must(kmmu_vm_age(bv.vm, GUEST_GPA, total, 0, KMMU_AGE_FLUSH, &young,
-					       &old), "age");
-			ns[path][r] = kmmu_now_ns() - ns[path][r];
-			printf("%-8s pass %d/%d: %8.3f ms, %llu young, %llu old, %.2f ns/4K\n",
-			       path ? "lockless" : "locked", r + 1, p.reps, ns[path][r] / 1e6,
+			tdp_ns[r] = timed_pass(&bv, total, KMMU_AGE_FLUSH, &young, &old);
+			printf("tdp lockless pass %d/%d: %8.3f ms, %llu young, %llu old, %.2f ns/4K\n",
+			       r + 1, p.reps, tdp_ns[r] / 1e6, (unsigned long long)young,
+			       (unsigned long long)old, (double)tdp_ns[r] / pages);
+		}
+		bench_must(kmmu_vm_zap(bv.vm, 0, 0, 0, KMMU_ZAP_ALL), "zap");
+		bench_nested_setup(&bv, &tables, "aging");
+		bench_vm_run(&bv);
+	}
+
+	/* Each timed pass finds every page young: the vCPUs touch all between passes. */
+	for (path = 0; path < 3; path++) {
+		bench_must(kmmu_vm_enable_cap(bv.vm, KMMU_CAP_LOCKLESS_AGING, path == 1),
+			   "aging path");
+		for (r = 0; r < p.reps; r++) {
+			bench_vm_run(&bv);
+			ns[path][r] = timed_pass(&bv, total, KMMU_AGE_FLUSH |
+						 (path == 2 ? KMMU_AGE_FAST_ONLY : 0), &young, &old);
+			printf("%-9s pass %d/%d: %8.3f ms, %llu young, %llu old, %.2f ns/4K\n",
+			       pass_name[path], r + 1, p.reps, ns[path][r] / 1e6,
 			       (unsigned long long)young, (unsigned long long)old,
 			       (double)ns[path][r] / pages);
 		}
@@ -242,9 +308,12 @@ int main(int argc, char **argv)
 		}
 	}
 
-	bench_add_per_page(res, "aging_pass_locked", ns[0], p.reps, pages, BENCH_FLOOR_LOCKED_RMW);
-	bench_add_per_page(res, "aging_pass_lockless", ns[1], p.reps, pages,
-			   BENCH_FLOOR_LOCKED_RMW);
+	for (path = 0; path < 3; path++)
+		bench_add_per_page(res, pass_metric[path], ns[path], p.reps, pages,
+				   BENCH_FLOOR_LOCKED_RMW);
+	if (p.nested)
+		bench_add_per_page(res, "aging_pass_lockless_tdp", tdp_ns, p.reps, pages,
+				   BENCH_FLOOR_LOCKED_RMW);
 	bench_results_param_int(res, "aging_interval_us", p.interval_us);
 	for (path = 0; path < 3; path++)
 		bench_results_add(res, rate_metric[path], "pages/s", false, rate[path], p.reps,
@@ -254,12 +323,16 @@ int main(int argc, char **argv)
 				  NULL);
 
 	printf("\nsummary (median of %d passes, per 4 KiB page):\n", p.reps);
-	printf("  aging pass, locked        %8.2f ns/4K  (%5.1fx floor)\n",
-	       (double)bench_median(ns[0], p.reps) / pages,
-	       (double)bench_median(ns[0], p.reps) / pages / floor_ns);
-	printf("  aging pass, lockless      %8.2f ns/4K  (%5.1fx floor)\n",
-	       (double)bench_median(ns[1], p.reps) / pages,
-	       (double)bench_median(ns[1], p.reps) / pages / floor_ns);
+	for (path = 0; path < 3; path++)
+		printf("  aging pass, %-9s     %8.2f ns/4K  (%5.1fx floor)%s\n", pass_name[path],
+		       (double)bench_median(ns[path], p.reps) / pages,
+		       (double)bench_median(ns[path], p.reps) / pages / floor_ns,
+		       p.nested ? ", shadow leaves" : "");
+	if (p.nested)
+		printf("  aging pass, lockless, TDP %8.2f ns/4K  (%5.1fx floor); shadow lockless "
+		       "%.2fx of it\n", (double)bench_median(tdp_ns, p.reps) / pages,
+		       (double)bench_median(tdp_ns, p.reps) / pages / floor_ns,
+		       (double)bench_median(ns[1], p.reps) / bench_median(tdp_ns, p.reps));
 	for (path = 0; path < 3; path++)
 		printf("  vCPU fault-in, %-15s %10.0f pages/s  (%.2fx of no aging; %llu passes)\n",
 		       path_name[path], bench_median_d(rate[path], p.reps),
@@ -271,5 +344,7 @@ int main(int argc, char **argv)
 	printf("  floor: %.2f ns/entry\n", floor_ns);
 
 	bench_vm_free(&bv);
+	if (p.nested)
+		kmmu_mem_free(&tables);
 	return bench_results_finish(res, &p.cm);
 }

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "bench_util.h"
+#include "l1_tables.h"
 #include "kmmu_lib.h"
 
 /* The driver's name, for messages. */
@@ -910,6 +911,39 @@ void bench_vm_free(struct bench_vm *bv)
 	kmmu_vm_free(bv->vm);
 	kmmu_mem_free(&bv->mem);
 	bv->vm = NULL;
+}
+
+/* L1's tables of a nested run: in a memslot of their own, 1 GiB-aligned after the data. */
+#define L1_TABLES_SLOT	1
+
+const char *bench_nested_refusal(bool nested)
+{
+	return nested && kmmu_backend_hw() ?
+	       "--nested: hardware vCPUs run their guests unnested" : NULL;
+}
+
+void bench_nested_setup(struct bench_vm *bv, struct kmmu_mem *tables, const char *name)
+{
+	uint64_t gpa = (BENCH_GUEST_GPA + bv->size + (1ULL << 30) - 1) & ~((1ULL << 30) - 1);
+	uint64_t size = kmmu_l1_tables_for(bv->size) * L1_PAGE;
+	struct kmmu_l1_tables l1;
+	int i;
+
+	if (kmmu_ioctl(bv->vm->fd, KMMU_CHECK_EXTENSION, KMMU_CAP_NESTED) != 1) {
+		fprintf(stderr, "%s: --nested: this VM has no nested workloads "
+			"(KMMU_CAP_NESTED is 0: a hardware vCPU?)\n", name);
+		exit(1);
+	}
+	bench_must(kmmu_mem_alloc(tables, KMMU_BACKING_ANON, size), "L1 tables");
+	bench_must(kmmu_vm_set_memslot(bv->vm, L1_TABLES_SLOT, 0, gpa, size, tables->addr),
+		   "L1 tables memslot");
+	kmmu_l1_init(&l1, tables->addr, gpa, size,
+		     kmmu_vm_format(bv->vm) == KMMU_SPTE_FORMAT_EPT);
+	kmmu_l1_map(&l1, BENCH_GUEST_GPA, BENCH_GUEST_GPA, bv->size, 1, true);
+	for (i = 0; i < bv->nr_vcpus; i++) {
+		bv->vcpus[i].wl.flags |= KMMU_WL_NESTED;
+		bv->vcpus[i].wl.nested_root = kmmu_l1_root(&l1, true);
+	}
 }
 
 /* ---- medians ---- */

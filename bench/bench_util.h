@@ -178,6 +178,14 @@ uint64_t bench_vm_set_logging(struct bench_vm *bv, bool on);
 /* The VM's statistics; exits on a failure. */
 void bench_vm_stats(struct bench_vm *bv, struct kmmu_vm_stats *st);
 void bench_vm_free(struct bench_vm *bv);
+/*
+ * Make the vCPUs of @bv L2 guests (KMMU_WL_NESTED): L1's identity map of
+ * the memory with 4K leaves, built in @tables, a memslot of its own
+ * 1 GiB-aligned after the data; exits on a failure, saying @name.
+ */
+void bench_nested_setup(struct bench_vm *bv, struct kmmu_mem *tables, const char *name);
+/* A driver's check() of --nested: why it cannot run, or NULL. */
+const char *bench_nested_refusal(bool nested);
 
 /* The median of @n values; sorts @v. */
 uint64_t bench_median(uint64_t *v, int n);

@@ -21,7 +21,6 @@
 #include <string.h>
 
 #include "bench_util.h"
-#include "l1_tables.h"
 
 #define PAGE		BENCH_PAGE
 #define MAX_REPS	1000
@@ -96,9 +95,7 @@ static const char *check(void *data)
 {
 	const struct params *p = data;
 
-	if (p->nested && kmmu_backend_hw())
-		return "--nested: hardware vCPUs run their guests unnested";
-	return NULL;
+	return bench_nested_refusal(p->nested);
 }
 
 static const struct bench_args args = {
@@ -109,42 +106,6 @@ static const struct bench_args args = {
 	.check = check,
 	.help = help,
 };
-
-/* L1's tables of a nested run: in a memslot of their own, 1 GiB-aligned after the data. */
-#define L1_TABLES_SLOT	1
-
-static uint64_t l1_tables_gpa(uint64_t total)
-{
-	return (BENCH_GUEST_GPA + total + (1ULL << 30) - 1) & ~((1ULL << 30) - 1);
-}
-
-/*
- * Make the vCPUs of @bv L2 guests: L1's identity map of the memory with 4K
- * leaves, built in @tables; exits on a failure.
- */
-static void nested_setup(struct bench_vm *bv, struct kmmu_mem *tables)
-{
-	uint64_t gpa = l1_tables_gpa(bv->size);
-	uint64_t size = kmmu_l1_tables_for(bv->size) * L1_PAGE;
-	struct kmmu_l1_tables l1;
-	int i;
-
-	if (kmmu_ioctl(bv->vm->fd, KMMU_CHECK_EXTENSION, KMMU_CAP_NESTED) != 1) {
-		fprintf(stderr, "populate: --nested: this VM has no nested workloads "
-			"(KMMU_CAP_NESTED is 0: a hardware vCPU?)\n");
-		exit(1);
-	}
-	bench_must(kmmu_mem_alloc(tables, KMMU_BACKING_ANON, size), "L1 tables");
-	bench_must(kmmu_vm_set_memslot(bv->vm, L1_TABLES_SLOT, 0, gpa, size, tables->addr),
-		   "L1 tables memslot");
-	kmmu_l1_init(&l1, tables->addr, gpa, size,
-		     kmmu_vm_format(bv->vm) == KMMU_SPTE_FORMAT_EPT);
-	kmmu_l1_map(&l1, BENCH_GUEST_GPA, BENCH_GUEST_GPA, bv->size, 1, true);
-	for (i = 0; i < bv->nr_vcpus; i++) {
-		bv->vcpus[i].wl.flags |= KMMU_WL_NESTED;
-		bv->vcpus[i].wl.nested_root = kmmu_l1_root(&l1, true);
-	}
-}
 
 /* Every page took a walk of L1's tables: the figure is of nested faults. */
 static void check_nested_walks(struct bench_vm *bv, uint64_t pages)
@@ -184,7 +145,7 @@ static uint64_t populate_once(const struct params *p, int nvcpus, uint64_t total
 		kmmu_mem_prefault(&bv.mem);
 	bench_vm_setup(&bv, nvcpus);
 	if (nested)
-		nested_setup(&bv, &tables);
+		bench_nested_setup(&bv, &tables, "populate");
 	ns = bench_vm_run(&bv);
 	bench_vm_stats(&bv, &st);
 	/* L2's pages are shadow leaves, L1's own mappings are not made. */

@@ -12,8 +12,9 @@
 #   disjoint halves against one vCPU on the whole; dirty logging on 1 GiB of
 #   1G pages in both tracking modes with the bitmap, and with the rings;
 #   eager split and recovery on 1 GiB of 2M and of 1G pages; aging passes,
-#   locked and lockless; the longest mmu_lock write hold and the faults of
-#   a vCPU while 1 GiB of 4K SPTEs is zapped.
+#   locked, lockless and fast-only, over TDP leaves and (nested, 1 and 2
+#   vCPUs faulting beside them) over shadow leaves; the longest mmu_lock
+#   write hold and the faults of a vCPU while 1 GiB of 4K SPTEs is zapped.
 # full (an hour or more): the same with 4 GiB, 4 vCPUs, every backing, both
 #   logs and tracking modes, split on 2M, 1G and THP; then a part of it
 #   again under --pressure stress-ng and under --pressure fio.  The dev
@@ -75,6 +76,8 @@ default_runs() {
 	echo "split -s anonymous_hugetlb_2mb"
 	echo "split -s anonymous_hugetlb_1gb"
 	echo "aging"
+	echo "aging --nested"
+	echo "aging -v 2 -b 512m --nested"
 	echo "zap_latency"
 	echo "spp"
 }

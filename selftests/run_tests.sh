@@ -214,6 +214,7 @@ bench_json() {
 	       "dirty_log -b 8m -s anonymous_thp -r 2 -i 2 -m dbit -g" \
 	       "dirty_log -b 8m -s anonymous_thp -r 2 -i 2 -l ring -R 256" \
 	       "aging -b 8m -r 2 -i 100" \
+	       "aging -b 8m -r 2 -i 100 --nested" \
 	       "split -b 8m -r 2" \
 	       "split -b 8m -r 2 -s anonymous_thp -m dbit" \
 	       "floor -b 8m -r 2" \
@@ -228,7 +229,9 @@ bench_json() {
 	      dirty_log:reset_dirty_rings:log=ring:ring_entries=256 aging:aging_pass_locked
 	      aging:aging_pass_lockless aging:fault_in_no_aging aging:fault_in_locked_aging
 	      aging:age_error_locked aging:age_error_lockless
-	      aging:fault_in_lockless_aging split:enable_logging:backing=anonymous_hugetlb_2mb
+	      aging:fault_in_lockless_aging aging:aging_pass_fast_only
+	      aging:aging_pass_lockless:nested=yes aging:aging_pass_lockless_tdp:nested=yes
+	      aging:aging_pass_fast_only:nested=yes split:enable_logging:backing=anonymous_hugetlb_2mb
 	      split:disable_logging:backing=anonymous_thp split:huge_pages_split
 	      split:huge_pages_recovered floor:read floor:read_write floor:locked_rmw
 	      floor:cmpxchg split:enable_logging:pressure=stress-ng
@@ -268,7 +271,7 @@ bench_bad_flags() {
 		   "zap_latency -v 2" "zap_latency -f 4k" "zap_latency -s anonymous_thp" \
 		   "zap_latency -r 0" "populate -B nope" "aging -B" "spp -F npt" "spp -v 2" \
 		   "spp -s shmem" "spp -b 1m" "spp -r 0" "spp -B hw" "populate --nested -B hw" \
-		   "populate --nested=yes"; do
+		   "populate --nested=yes" "aging --nested -B hw"; do
 		# shellcheck disable=SC2086
 		KMMU_BACKEND=user "$BUILD/rel/bench/"$run >"$LOGS/bench-bad.out" 2>&1
 		rc=$?
@@ -401,7 +404,7 @@ fuzz() {
 MUTANTS_SHORT="SKIP_INVAL_RETRY DROP_IN_PROGRESS_CHECK SKIP_FLUSH_AFTER_ZAP SKIP_KICK_ACK_WAIT
 	       MARK_DIRTY_BEFORE_INSTALL CLEAR_A_WITHOUT_D FORGET_REFCOUNTED_CHECK
 	       MARK_ACCESSED_ON_ROOT_ZAP SPP_WRPROT_KEEPS_SPP SHADOW_NOTIFIER_NO_ZAP
-	       SHADOW_LOG_NO_PROTECT"
+	       SHADOW_LOG_NO_PROTECT SHADOW_TRACK_IGNORED SHADOW_AGING_SKIPPED"
 mutation() {
 	# shellcheck disable=SC2086
 	BUILD=$BUILD sh selftests/mutation/run.sh $MUTANTS_SHORT

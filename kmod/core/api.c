@@ -326,7 +326,8 @@ static long kmmu_vm_age(struct kmmu *kmmu, unsigned long arg)
 
 	if (os_copy_from_user(&a, arg, sizeof(a)))
 		return -EFAULT;
-	if ((a.flags & ~KMMU_AGE_VALID_FLAGS) || !mem_is_zero(a.reserved, sizeof(a.reserved)) ||
+	if ((a.flags & ~KMMU_AGE_VALID_FLAGS) || a.padding ||
+	    !mem_is_zero(a.reserved, sizeof(a.reserved)) ||
 	    a.as_id >= KMMU_ADDRESS_SPACE_NUM || !a.size || !page_aligned(a.gpa) ||
 	    !page_aligned(a.size) || !gpa_range_ok(a.gpa, a.size))
 		return -EINVAL;
@@ -334,9 +335,9 @@ static long kmmu_vm_age(struct kmmu *kmmu, unsigned long arg)
 	/* Where the counts go must take them: fail before aging anything. */
 	if (os_copy_to_user(arg, &a, sizeof(a)))
 		return -EFAULT;
-	kmmu_age_gfn_range_ioctl(kmmu, a.as_id, a.gpa >> KMMU_PAGE_SHIFT,
-				 (a.gpa + a.size) >> KMMU_PAGE_SHIFT, !(a.flags & KMMU_AGE_TEST_ONLY),
-				 a.flags & KMMU_AGE_FLUSH, &a.young, &a.old);
+	a.result = kmmu_age_gfn_range_ioctl(kmmu, a.as_id, a.gpa >> KMMU_PAGE_SHIFT,
+					    (a.gpa + a.size) >> KMMU_PAGE_SHIFT, a.flags,
+					    &a.young, &a.old);
 	return os_copy_to_user(arg, &a, sizeof(a));
 }
 

@@ -369,8 +369,8 @@ void kmmu_invalidate_range_end(struct kmmu *kmmu, unsigned long start, unsigned 
 bool kmmu_age_hva_range(struct kmmu *kmmu, unsigned long start, unsigned long end,
 			bool clear, bool flush);
 void kmmu_zap_all(struct kmmu *kmmu);
-void kmmu_age_gfn_range_ioctl(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t end,
-			      bool clear, bool flush, u64 *young, u64 *old);
+u32 kmmu_age_gfn_range_ioctl(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t end, u32 flags,
+			     u64 *young, u64 *old);
 void kmmu_release_all(struct kmmu *kmmu);
 
 static inline bool kmmu_invalidate_retry_hva(struct kmmu *kmmu, unsigned long mmu_seq,

@@ -283,6 +283,8 @@ void kmmu_invalidate_range_end(struct kmmu *kmmu, unsigned long start, unsigned 
 struct kmmu_age_args {
 	bool clear;
 	bool lockless;
+	bool fast_only;		/* KMMU_AGE_FAST_ONLY: lockless, and no waiting on rmaps */
+	bool incomplete;	/* out: fast-only skipped an rmap a writer held */
 	struct kmmu_age_result res;
 };
 
@@ -290,9 +292,14 @@ static bool kmmu_age_gfn_range(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t 
 			       void *data)
 {
 	struct kmmu_age_args *a = data;
+	bool young;
 
-	return kmmu_tdp_mmu_age_gfn_range(kmmu, as_id, start, end, a->clear, a->lockless,
-					  &a->res);
+	young = kmmu_tdp_mmu_age_gfn_range(kmmu, as_id, start, end, a->clear, a->lockless,
+					   &a->res);
+	/* The shadow leaves that map the range: through the rmaps. */
+	young |= kmmu_shadow_age_gfn_range(kmmu, as_id, start, end, a->clear, a->fast_only,
+					   &a->res, &a->incomplete);
+	return young;
 }
 
 /* Run one aging pass with the VM's choice of path, and count it. */
@@ -302,7 +309,7 @@ static bool kmmu_age(struct kmmu *kmmu, struct kmmu_age_args *a,
 {
 	bool young;
 
-	a->lockless = READ_ONCE(kmmu->lockless_aging);
+	a->lockless = a->fast_only || READ_ONCE(kmmu->lockless_aging);
 	if (a->lockless) {
 		young = walk(kmmu, a, data);
 	} else {
@@ -358,8 +365,7 @@ static bool kmmu_age_gfn_walk(struct kmmu *kmmu, struct kmmu_age_args *a, void *
 {
 	struct kmmu_gfn_range *r = data;
 
-	return kmmu_tdp_mmu_age_gfn_range(kmmu, r->as_id, r->start, r->end, a->clear,
-					  a->lockless, &a->res);
+	return kmmu_age_gfn_range(kmmu, r->as_id, r->start, r->end, a);
 }
 
 /**
@@ -368,20 +374,26 @@ static bool kmmu_age_gfn_walk(struct kmmu *kmmu, struct kmmu_age_args *a, void *
  * @as_id: address space
  * @start: first gfn
  * @end: gfn after the last
- * @clear: clear what is found accessed
- * @flush: flush TLBs after clearing
+ * @flags: KMMU_AGE_*
  * @young: out: 4 KiB pages found accessed
  * @old: out: 4 KiB pages found mapped and not accessed
+ *
+ * Return: KMMU_AGE_INCOMPLETE when a fast-only pass skipped what a writer
+ * held, else 0.
  */
-void kmmu_age_gfn_range_ioctl(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t end,
-			      bool clear, bool flush, u64 *young, u64 *old)
+u32 kmmu_age_gfn_range_ioctl(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t end, u32 flags,
+			     u64 *young, u64 *old)
 {
-	struct kmmu_age_args a = { .clear = clear };
+	struct kmmu_age_args a = {
+		.clear = !(flags & KMMU_AGE_TEST_ONLY),
+		.fast_only = flags & KMMU_AGE_FAST_ONLY,
+	};
 	struct kmmu_gfn_range r = { as_id, start, end };
 
-	kmmu_age(kmmu, &a, kmmu_age_gfn_walk, &r, flush);
+	kmmu_age(kmmu, &a, kmmu_age_gfn_walk, &r, flags & KMMU_AGE_FLUSH);
 	*young = a.res.young;
 	*old = a.res.old;
+	return a.incomplete ? KMMU_AGE_INCOMPLETE : 0;
 }
 
 /**

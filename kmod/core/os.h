@@ -243,6 +243,7 @@ enum kmmu_mutant {
 	KMMU_MUTANT_SHADOW_NOTIFIER_NO_ZAP,	/* host invalidations leave shadow leaves */
 	KMMU_MUTANT_SHADOW_LOG_NO_PROTECT,	/* a harvested page's shadow leaves stay writable */
 	KMMU_MUTANT_SHADOW_TRACK_IGNORED,	/* L1 writes to its shadowed tables are not trapped */
+	KMMU_MUTANT_SHADOW_AGING_SKIPPED,	/* aging does not look at shadow leaves */
 	KMMU_NR_MUTANTS,
 };
 

@@ -507,19 +507,18 @@ bool kmmu_shadow_zap_gfn_range(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t 
 	return flush;
 }
 
-/**
- * kmmu_shadow_zap_range() - zap the leaves that map L1 gfns [start, end), any slot
- * @kmmu: the VM, mmu_lock held for write
- * @as_id: address space
- * @start: first gfn
- * @end: gfn after the last
- *
- * Return: true if a TLB flush is owed.
+typedef bool (*shadow_slot_fn)(struct kmmu *kmmu, struct kmmu_memory_slot *slot, gfn_t start,
+			       gfn_t end, void *data);
+
+/*
+ * Call @fn on the part of [start, end) in each slot of @as_id that has
+ * rmaps, under the VM's srcu; true if any call returned true.
  */
-bool kmmu_shadow_zap_range(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t end)
+static bool shadow_walk_slots(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t end,
+				 shadow_slot_fn fn, void *data)
 {
 	struct kmmu_memslots *slots;
-	bool flush = false;
+	bool ret = false;
 	int i, idx;
 
 	/* Acquire: with the flag, the slots' rmaps. */
@@ -531,11 +530,93 @@ bool kmmu_shadow_zap_range(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t end)
 		struct kmmu_memory_slot *slot = slots->by_gfn[i];
 		gfn_t s = max(start, slot->base_gfn), e = min(end, kmmu_slot_end(slot));
 
-		if (s < e)
-			flush |= kmmu_shadow_zap_gfn_range(kmmu, as_id, s, e);
+		if (s < e && slot->shadow_rmap[0])
+			ret |= fn(kmmu, slot, s, e, data);
 	}
 	srcu_read_unlock(&kmmu->srcu, idx);
-	return flush;
+	return ret;
+}
+
+static bool shadow_zap_slot_range(struct kmmu *kmmu, struct kmmu_memory_slot *slot, gfn_t start,
+				  gfn_t end, void *data)
+{
+	return kmmu_shadow_zap_gfn_range(kmmu, slot->as_id, start, end);
+}
+
+/**
+ * kmmu_shadow_zap_range() - zap the leaves that map L1 gfns [start, end), any slot
+ * @kmmu: the VM, mmu_lock held for write
+ * @as_id: address space
+ * @start: first gfn
+ * @end: gfn after the last
+ *
+ * Return: true if a TLB flush is owed.
+ */
+bool kmmu_shadow_zap_range(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t end)
+{
+	return shadow_walk_slots(kmmu, as_id, start, end, shadow_zap_slot_range, NULL);
+}
+
+struct shadow_age_args {
+	bool clear;
+	bool fast_only;
+	struct kmmu_age_result *res;
+	bool *incomplete;
+};
+
+static bool shadow_age_slot_range(struct kmmu *kmmu, struct kmmu_memory_slot *slot, gfn_t start,
+				  gfn_t end, void *data)
+{
+	struct shadow_age_args *a = data;
+	u64 young = a->res->young;
+	int level;
+
+	for (level = KMMU_LEVEL_4K; level <= SHADOW_RMAP_LEVELS; level++) {
+		u64 pages = kmmu_pages_per_level(level);
+		gfn_t gfn;
+
+		for (gfn = kmmu_gfn_round_for_level(start, level); gfn < end; gfn += pages) {
+			struct kmmu_rmap_head *head = slot_rmap(slot, max(gfn, slot->base_gfn), level);
+			struct kmmu_rmap_age_result r = { 0 };
+
+			if (!atomic_long_read(&head->val))
+				continue;
+			kmmu_rmap_age(kmmu, head, !a->clear, a->fast_only, &r);
+			a->res->young += r.young * pages;
+			a->res->old += r.old * pages;
+			*a->incomplete |= r.incomplete;
+		}
+	}
+	return a->res->young != young;
+}
+
+/**
+ * kmmu_shadow_age_gfn_range() - test, and optionally clear, accessed state
+ *	of the shadow leaves that map L1 gfns [start, end)
+ * @kmmu: the VM: mmu_lock held for write, or nothing at all
+ * @as_id: address space
+ * @start: first gfn
+ * @end: gfn after the last
+ * @clear: clear what was found accessed (age), or only look
+ * @fast_only: never wait for an rmap's lock: skip the rmap, set *@incomplete
+ * @res: in/out: 4 KiB pages found young and old are added here
+ * @incomplete: out: set when a fast-only pass skipped an rmap
+ *
+ * Without mmu_lock each rmap is walked under its own lock (the lock bit),
+ * so that a writer cannot change the list or free the SPTEs under the
+ * walk; an rmap with no SPTE costs one load.  A huge leaf counts as the
+ * 4 KiB pages it maps.
+ *
+ * Return: true if any leaf was accessed.
+ */
+bool kmmu_shadow_age_gfn_range(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t end, bool clear,
+			       bool fast_only, struct kmmu_age_result *res, bool *incomplete)
+{
+	struct shadow_age_args a = { clear, fast_only, res, incomplete };
+
+	if (kmmu_mutant(SHADOW_AGING_SKIPPED))
+		return false;
+	return shadow_walk_slots(kmmu, as_id, start, end, shadow_age_slot_range, &a);
 }
 
 /**

@@ -11,6 +11,7 @@
 #include "memslot.h"
 
 struct kmmu_guest_walk;
+struct kmmu_age_result;
 
 /*
  * What a shadow page is besides the L1 gfn it shadows: two walks that
@@ -55,6 +56,8 @@ bool kmmu_shadow_zap_all_locked(struct kmmu *kmmu);
 void kmmu_shadow_zap_all(struct kmmu *kmmu);
 bool kmmu_shadow_zap_gfn_range(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t end);
 bool kmmu_shadow_zap_range(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t end);
+bool kmmu_shadow_age_gfn_range(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t end, bool clear,
+			       bool fast_only, struct kmmu_age_result *res, bool *incomplete);
 bool kmmu_shadow_protect_gfns(struct kmmu *kmmu, const struct kmmu_memory_slot *slot,
 			      gfn_t base, const unsigned long *bits, u64 nbits);
 void kmmu_shadow_destroy(struct kmmu *kmmu);

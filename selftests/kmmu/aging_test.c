@@ -1047,10 +1047,10 @@ KMMU_TEST_F(aging, bad_input)
 		const char *what;
 		struct kmmu_age a;
 	} bad[] = {
-		{ "unknown flag", { .gpa = AGE_GPA, .size = SZ_4K, .flags = 1u << 2 } },
+		{ "unknown flag", { .gpa = AGE_GPA, .size = SZ_4K, .flags = 1u << 3 } },
 		{ "all flags", { .gpa = AGE_GPA, .size = SZ_4K, .flags = ~0u } },
-		{ "reserved[0]", { .gpa = AGE_GPA, .size = SZ_4K, .reserved = { 1, 0 } } },
-		{ "reserved[1]", { .gpa = AGE_GPA, .size = SZ_4K, .reserved = { 0, 1ULL << 63 } } },
+		{ "padding", { .gpa = AGE_GPA, .size = SZ_4K, .padding = 1 } },
+		{ "reserved[0]", { .gpa = AGE_GPA, .size = SZ_4K, .reserved = { 1ULL << 63 } } },
 		{ "as_id 2", { .gpa = AGE_GPA, .size = SZ_4K, .as_id = 2 } },
 		{ "as_id ~0", { .gpa = AGE_GPA, .size = SZ_4K, .as_id = ~0u } },
 		{ "size 0", { .gpa = AGE_GPA, .size = 0 } },

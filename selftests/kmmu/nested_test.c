@@ -756,6 +756,81 @@ KMMU_TEST_F(nested, tracked_l1_write_remaps)
 	EXPECT_EQ(3, run.read_sum);
 }
 
+/*
+ * Aging sees what L2 touched through the shadow leaves that map L1's
+ * pages (the TDP MMU maps none of them): all young after L2 wrote them,
+ * all old once aged, then young again as L2 reads half of them.  @how is
+ * 0 (mmu_lock), KMMU_CAP_LOCKLESS_AGING or KMMU_AGE_FAST_ONLY.
+ */
+static void shadow_aging(struct __test_metadata *_metadata, FIXTURE_DATA(nested) *self,
+			 bool lockless, uint32_t fast)
+{
+	const uint64_t pages = 32;
+	struct kmmu_age a;
+	struct kmmu_workload wl;
+	struct kmmu_run run;
+	uint64_t young, old;
+
+	ASSERT_EQ(0, kmmu_vm_enable_cap(self->vm, KMMU_CAP_LOCKLESS_AGING, lockless));
+	kmmu_l1_map(&self->l1, L2_ALIAS_GPA, DATA_GPA, pages * SZ_4K, 1, true);
+	wl = nested_wl(self, L2_ALIAS_GPA, pages * SZ_4K, 100);
+	run_done(_metadata, self, &wl, &run);
+
+	ASSERT_EQ(0, kmmu_vm_age(self->vm, DATA_GPA, DATA_SIZE, 0, KMMU_AGE_TEST_ONLY | fast,
+				 &young, &old));
+	EXPECT_EQ(pages, young);
+	EXPECT_EQ(0, old);
+	ASSERT_EQ(0, kmmu_vm_age(self->vm, DATA_GPA, DATA_SIZE, 0, KMMU_AGE_FLUSH | fast,
+				 &young, &old));
+	EXPECT_EQ(pages, young);
+	ASSERT_EQ(0, kmmu_vm_age(self->vm, DATA_GPA, DATA_SIZE, 0, KMMU_AGE_TEST_ONLY | fast,
+				 &young, &old));
+	EXPECT_EQ(0, young);
+	EXPECT_EQ(pages, old);
+
+	/* L2 reads every other page: those are young again, through a new walk or A. */
+	wl = nested_wl(self, L2_ALIAS_GPA, pages * SZ_4K, 0);
+	wl.pattern = KMMU_PATTERN_STRIDE;
+	wl.stride = 2 * SZ_4K;
+	run_done(_metadata, self, &wl, &run);
+	memset(&a, 0, sizeof(a));
+	a.gpa = DATA_GPA;
+	a.size = DATA_SIZE;
+	a.flags = KMMU_AGE_TEST_ONLY | fast;
+	ASSERT_EQ(0, kmmu_ioctl(self->vm->fd, KMMU_AGE, (unsigned long)&a));
+	EXPECT_EQ(pages / 2, a.young);
+	EXPECT_EQ(pages / 2, a.old);
+	/* No writer held an rmap: the fast-only answer is whole. */
+	EXPECT_EQ(0, a.result);
+
+	/* The host's aging (user backend) ages the shadow leaves too. */
+	if (kmmu_backend() == KMMU_BACKEND_USER) {
+		EXPECT_TRUE(kmmu_host_age(self->data.addr, pages * SZ_4K, true));
+		ASSERT_EQ(0, kmmu_vm_age(self->vm, DATA_GPA, DATA_SIZE, 0, KMMU_AGE_TEST_ONLY,
+					 &young, &old));
+		EXPECT_EQ(0, young);
+		EXPECT_EQ(pages, old);
+	}
+}
+
+KMMU_TEST_F(nested, shadow_aging_locked)
+{
+	SKIP_ON_HW();
+	shadow_aging(_metadata, self, false, 0);
+}
+
+KMMU_TEST_F(nested, shadow_aging_lockless)
+{
+	SKIP_ON_HW();
+	shadow_aging(_metadata, self, true, 0);
+}
+
+KMMU_TEST_F(nested, shadow_aging_fast_only)
+{
+	SKIP_ON_HW();
+	shadow_aging(_metadata, self, false, KMMU_AGE_FAST_ONLY);
+}
+
 KMMU_TEST_F(nested, capability)
 {
 	EXPECT_EQ(1, kmmu_ioctl(self->vm->sys_fd, KMMU_CHECK_EXTENSION, KMMU_CAP_NESTED));

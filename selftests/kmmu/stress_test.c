@@ -11,8 +11,9 @@
  * as long as it takes, and (user backend) no page table is leaked or freed
  * while a walker can still see it.  The nested storm does the same with
  * the vCPUs as L2 guests through an identity map of L1's (shadow pages,
- * rmaps), with KMMU_INVALIDATE_NESTED and L1's own writes of its tables
- * (write-tracked) among the host's operations.
+ * rmaps), with KMMU_INVALIDATE_NESTED, L1's own writes of its tables
+ * (write-tracked) and aging without mmu_lock (lockless, fast-only) among
+ * the host's operations.
  */
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
@@ -556,7 +557,7 @@ static const struct storm_mix mix_2m = {
  * those of one L1 table when L1 writes it (the same entry again).
  */
 static const struct storm_mix mix_nested = {
-	.age = 10, .discard = 35, .zap = 45, .zap_all = 55, .invalidate_nested = 65,
+	.age = 20, .discard = 40, .zap = 50, .zap_all = 58, .invalidate_nested = 68,
 	.l1_write = 85,
 };
 
@@ -582,6 +583,12 @@ static int storm_op(FIXTURE_DATA(stress) *self, uint8_t *hva, const struct storm
 	int ret;
 
 	storm_pick_range(self, &first, &n);
+	/* L2: half the time KMMU_AGE fast-only, which never waits on an rmap. */
+	if (op < mix->age && self->l1_vcpu && (splitmix64(&self->rng) & 1)) {
+		c->ages++;
+		return kmmu_vm_age(self->vm, STRESS_GPA + first * SZ_4K, n * SZ_4K, 0,
+				   KMMU_AGE_FAST_ONLY | KMMU_AGE_FLUSH, NULL, NULL);
+	}
 	if (op < mix->age) {
 		ret = kmmu_host_age(hva + first * SZ_4K, n * SZ_4K, true);
 		if (ret != -EOPNOTSUPP) {
@@ -647,6 +654,8 @@ static void run_storm(struct __test_metadata *_metadata, FIXTURE_DATA(stress) *s
 		kmmu_l1_map(&self->l1, STRESS_GPA, STRESS_GPA, STRESS_SIZE, 1, true);
 		root = kmmu_l1_root(&self->l1, true);
 		ASSERT_EQ(0, kmmu_vcpu_create(self->vm, NR_VCPUS, &self->l1_vcpu));
+		/* The host's aging walks the rmaps under their lock bit only. */
+		ASSERT_EQ(0, kmmu_vm_enable_cap(self->vm, KMMU_CAP_LOCKLESS_AGING, 1));
 	}
 	for (i = 0; i < NR_VCPUS; i++) {
 		stress_vcpu_init(self, i, STRESS_GPA, STRESS_SIZE, false);

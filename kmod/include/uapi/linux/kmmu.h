@@ -320,10 +320,21 @@ struct kmmu_clear_dirty_log {
 	__u64 dirty_bitmap;	/* in: user pointer, bit i = first_page + i */
 };
 
-/* KMMU_AGE: age (or only test) [gpa, gpa + size), as the mm's notifiers do. */
+/*
+ * KMMU_AGE: age (or only test) [gpa, gpa + size), as the mm's notifiers do:
+ * the TDP MMU's leaves of the range and the shadow MMU's leaves that map
+ * it (through the rmaps).  Locked or lockless as KMMU_CAP_LOCKLESS_AGING
+ * says, unless KMMU_AGE_FAST_ONLY: then never mmu_lock and never a wait,
+ * in the spirit of the proposed test_clear_young_fast_only() notifier; an
+ * rmap a writer holds is skipped and the answer says it is incomplete
+ * (kmod/core/NESTED.md has how this differs from the proposal).
+ */
 #define KMMU_AGE_TEST_ONLY	(1u << 0)	/* do not clear what is found */
 #define KMMU_AGE_FLUSH		(1u << 1)	/* flush TLBs after clearing */
-#define KMMU_AGE_VALID_FLAGS	(KMMU_AGE_TEST_ONLY | KMMU_AGE_FLUSH)
+#define KMMU_AGE_FAST_ONLY	(1u << 2)	/* no mmu_lock, no waiting */
+#define KMMU_AGE_VALID_FLAGS	(KMMU_AGE_TEST_ONLY | KMMU_AGE_FLUSH | KMMU_AGE_FAST_ONLY)
+/* Out, in result: FAST_ONLY skipped rmaps a writer held; age again to know them. */
+#define KMMU_AGE_INCOMPLETE	(1u << 0)
 struct kmmu_age {
 	__u64 gpa;		/* in: 4 KiB aligned */
 	__u64 size;		/* in: 4 KiB aligned, non-zero */
@@ -331,7 +342,9 @@ struct kmmu_age {
 	__u32 flags;		/* in: KMMU_AGE_* */
 	__u64 young;		/* out: 4 KiB pages found accessed */
 	__u64 old;		/* out: 4 KiB pages found mapped but not accessed */
-	__u64 reserved[2];	/* in: must be zero */
+	__u32 result;		/* out: KMMU_AGE_INCOMPLETE */
+	__u32 padding;		/* in: must be zero */
+	__u64 reserved[1];	/* in: must be zero */
 };
 
 /* KMMU_ENABLE_CAP */
