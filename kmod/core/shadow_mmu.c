@@ -203,6 +203,7 @@ static bool shadow_track(struct kmmu *kmmu, struct kmmu_shadow_page *sp)
 {
 	struct kmmu_memory_slot *slot;
 	gfn_t gfn = sp->gfn;
+	bool flush;
 	u16 *count;
 
 	slot = kmmu_gfn_to_memslot(kmmu_memslots(kmmu, sp->role.as_id), gfn);
@@ -217,13 +218,15 @@ static bool shadow_track(struct kmmu *kmmu, struct kmmu_shadow_page *sp)
 		return false;
 	kmmu_lpage_disallow_adjust(slot, gfn, 1);
 	WRITE_ONCE(kmmu->mmu_invalidate_seq, kmmu->mmu_invalidate_seq + 1);
+	/* L2 may map the table too: its leaves for it go, and come back read-only. */
+	flush = kmmu_shadow_zap_gfn_range(kmmu, sp->role.as_id, gfn, gfn + 1);
 	/*
 	 * A walk that read the table before now is not to be trusted: L1
 	 * wrote it untrapped until here.  Shadow faults that walked before
 	 * retry (the one making @sp too, once it has linked it).
 	 */
 	smp_store_release(&kmmu->shadow_seq, kmmu->shadow_seq + 1);
-	return kmmu_tdp_mmu_zap_leafs(kmmu, sp->role.as_id, gfn, gfn + 1, false, false);
+	return kmmu_tdp_mmu_zap_leafs(kmmu, sp->role.as_id, gfn, gfn + 1, false, false) || flush;
 }
 
 static void shadow_untrack(struct kmmu *kmmu, struct kmmu_shadow_page *sp)
@@ -885,6 +888,14 @@ int kmmu_shadow_page_fault(struct kmmu_vcpu *vcpu, const struct kmmu_guest_walk 
 	a.pfn = fault.req.pfn & ~(kmmu_pages_per_level(goal) - 1);
 	a.level = goal;
 	a.access = shadow_leaf_access(gw, write);
+	/* L2 maps one of L1's shadowed tables: read-only, as it is to L1. */
+	if (kmmu_shadow_gfn_tracked(fault.slot, fault.gfn) && !kmmu_mutant(SHADOW_TRACK_IGNORED)) {
+		if (write) {
+			ret = RET_PF_WRITE_TRACKED;
+			goto out_unlock;
+		}
+		a.access &= ~KMMU_ACC_WRITE;
+	}
 	a.host_writable = fault.req.writable;
 	a.refcounted = fault.req.refcounted;
 	/* Logging: only a write makes (and logs) the leaf writable. */
@@ -921,5 +932,10 @@ out_unlock:
 	/* Under mmu_lock, as direct_page_fault() does: see there. */
 	os_release_pfn(&fault.req, ret == RET_PF_FIXED && fault.req.writable);
 	kmmu_mmu_write_unlock(kmmu);
+	/* L2 writes a table of L1's that shadow pages shadow: they go first. */
+	if (ret == RET_PF_WRITE_TRACKED) {
+		kmmu_shadow_unprotect_gfn(kmmu, fault.as_id, fault.gfn);
+		ret = RET_PF_RETRY;
+	}
 	return ret;
 }

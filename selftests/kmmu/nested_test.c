@@ -757,6 +757,42 @@ KMMU_TEST_F(nested, tracked_l1_write_remaps)
 }
 
 /*
+ * L2 maps a table of L1's as data and writes an entry into it: the write
+ * is trapped as L1's would be (the table is shadowed), and L2 then sees
+ * the mapping it wrote.
+ */
+KMMU_TEST_F(nested, l2_write_to_shadowed_table)
+{
+	const uint64_t other = DATA_GPA + SZ_2M, table_view = L2_ALIAS_GPA + SZ_2M;
+	struct kmmu_workload wl;
+	struct kmmu_run run;
+	uint64_t pte_gpa;
+
+	SKIP_ON_HW();
+	*data_hva(self, DATA_GPA) = 1;
+	*data_hva(self, other) = 2;
+	kmmu_l1_map(&self->l1, L2_ALIAS_GPA, DATA_GPA, SZ_4K, 1, true);
+	pte_gpa = entry_gpa(self, L2_ALIAS_GPA, 1);
+	kmmu_l1_map(&self->l1, table_view, pte_gpa & ~(SZ_4K - 1), SZ_4K, 1, true);
+	wl = nested_wl(self, L2_ALIAS_GPA, SZ_4K, 0);
+	run_done(_metadata, self, &wl, &run);
+	EXPECT_EQ(1, run.read_sum);
+	/* L2 reads the entry through its view of the table. */
+	wl = nested_wl(self, table_view + (pte_gpa & (SZ_4K - 1)), 8, 0);
+	wl.flags &= ~KMMU_WL_XOR_GPA;
+	run_done(_metadata, self, &wl, &run);
+	EXPECT_EQ(*kmmu_l1_entry(&self->l1, L2_ALIAS_GPA, 1), run.read_sum);
+	/* And writes it: L2_ALIAS_GPA now maps the other page. */
+	wl.write_percent = 100;
+	wl.value = kmmu_l1_leaf_entry(&self->l1, other, 1, true);
+	run_done(_metadata, self, &wl, &run);
+	EXPECT_EQ(wl.value, *kmmu_l1_entry(&self->l1, L2_ALIAS_GPA, 1));
+	wl = nested_wl(self, L2_ALIAS_GPA, SZ_4K, 0);
+	run_done(_metadata, self, &wl, &run);
+	EXPECT_EQ(2, run.read_sum);
+}
+
+/*
  * Aging sees what L2 touched through the shadow leaves that map L1's
  * pages (the TDP MMU maps none of them): all young after L2 wrote them,
  * all old once aged, then young again as L2 reads half of them.  @how is
