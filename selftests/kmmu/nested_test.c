@@ -619,7 +619,8 @@ KMMU_TEST_F(nested, slot_deletion_reaches_shadow)
  * The pages L2 writes are in every harvest of L1's log: after each one
  * the shadow leaves are write-protected, so the next write faults and is
  * logged again, whether the log is handed out by GET_DIRTY_LOG (with
- * W-bit or D-bit logging) or collected from the vCPU's ring.
+ * W-bit or D-bit logging) or collected from the vCPU's ring; an aging
+ * pass (locked, then fast-only) between the writes and each harvest.
  */
 static void rewrite_rounds(struct __test_metadata *_metadata, FIXTURE_DATA(nested) *self,
 			   bool ring)
@@ -642,6 +643,10 @@ static void rewrite_rounds(struct __test_metadata *_metadata, FIXTURE_DATA(neste
 		wl.stride = stride;
 		wl.value = VALUE + round;
 		run_done(_metadata, self, &wl, &run);
+		/* Aging between the writes and the harvest takes nothing from the log. */
+		ASSERT_EQ(0, kmmu_vm_age(self->vm, DATA_GPA, DATA_SIZE, 0,
+					 KMMU_AGE_FLUSH | (round == 1 ? KMMU_AGE_FAST_ONLY : 0),
+					 NULL, NULL));
 		if (ring) {
 			uint64_t *sink = bm;
 
