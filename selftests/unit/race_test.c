@@ -620,7 +620,7 @@ TEST_F(race, aging_keeps_a_d_bit_set_meanwhile)
 	/* Harvested and cleaned: writable, young, clean. */
 	EXPECT_EQ(1ULL << 3, get_log1(self->kmmu));
 	arm_once(self, KMMU_RACE_AGE_READ, write_page3_inline);
-	kmmu_age_gfn_range_ioctl(self->kmmu, 0, GPA2 >> 12, (GPA2 >> 12) + PAGES2, true, true,
+	kmmu_age_gfn_range_ioctl(self->kmmu, 0, GPA2 >> 12, (GPA2 >> 12) + PAGES2, KMMU_AGE_FLUSH,
 				 &young, &old);
 	kmmu_user_set_race_hook(NULL, NULL);
 	ASSERT_EQ(1, once.hits);
@@ -706,7 +706,7 @@ static void *age_all(void *arg)
 	struct ager *a = arg;
 
 	kmmu_user_thread_enter();
-	kmmu_age_gfn_range_ioctl(a->kmmu, 0, GPA >> 12, (GPA >> 12) + PAGES, true, true,
+	kmmu_age_gfn_range_ioctl(a->kmmu, 0, GPA >> 12, (GPA >> 12) + PAGES, KMMU_AGE_FLUSH,
 				 &a->young, &a->old);
 	sem_post(&a->done);
 	return NULL;
