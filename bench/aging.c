@@ -106,14 +106,26 @@ static const struct bench_args args = {
 	.help = help,
 };
 
-/* Time one aging pass of the whole memory with @flags; the counts in *@young, *@old. */
-static uint64_t timed_pass(struct bench_vm *bv, uint64_t total, uint32_t flags, uint64_t *young,
-			   uint64_t *old)
+/*
+ * @reps aging passes of the whole memory with @flags, each after the vCPUs
+ * touched every page, so that each finds them all young: the times in @ns,
+ * each printed as @label's.
+ */
+static void timed_passes(struct bench_vm *bv, uint64_t total, uint32_t flags, int reps,
+			 const char *label, uint64_t *ns)
 {
-	uint64_t t0 = kmmu_now_ns();
+	uint64_t young, old, t0;
+	int r;
 
-	bench_must(kmmu_vm_age(bv->vm, GUEST_GPA, total, 0, flags, young, old), "age");
-	return kmmu_now_ns() - t0;
+	for (r = 0; r < reps; r++) {
+		bench_vm_run(bv);
+		t0 = kmmu_now_ns();
+		bench_must(kmmu_vm_age(bv->vm, GUEST_GPA, total, 0, flags, &young, &old), "age");
+		ns[r] = kmmu_now_ns() - t0;
+		printf("%-12s pass %d/%d: %8.3f ms, %llu young, %llu old, %.2f ns/4K\n", label,
+		       r + 1, reps, ns[r] / 1e6, (unsigned long long)young,
+		       (unsigned long long)old, (double)ns[r] / (total / PAGE));
+	}
 }
 
 struct ager {
@@ -226,13 +238,7 @@ int main(int argc, char **argv)
 	 */
 	if (p.nested) {
 		bench_must(kmmu_vm_enable_cap(bv.vm, KMMU_CAP_LOCKLESS_AGING, 1), "aging path");
-		for (r = 0; r < p.reps; r++) {
-			bench_vm_run(&bv);
-			tdp_ns[r] = timed_pass(&bv, total, KMMU_AGE_FLUSH, &young, &old);
-			printf("tdp lockless pass %d/%d: %8.3f ms, %llu young, %llu old, %.2f ns/4K\n",
-			       r + 1, p.reps, tdp_ns[r] / 1e6, (unsigned long long)young,
-			       (unsigned long long)old, (double)tdp_ns[r] / pages);
-		}
+		timed_passes(&bv, total, KMMU_AGE_FLUSH, p.reps, "tdp lockless", tdp_ns);
 		bench_must(kmmu_vm_zap(bv.vm, 0, 0, 0, KMMU_ZAP_ALL), "zap");
 		bench_nested_setup(&bv, &tables, "aging");
 		bench_vm_run(&bv);
@@ -242,15 +248,8 @@ int main(int argc, char **argv)
 	for (path = 0; path < 3; path++) {
 		bench_must(kmmu_vm_enable_cap(bv.vm, KMMU_CAP_LOCKLESS_AGING, path == 1),
 			   "aging path");
-		for (r = 0; r < p.reps; r++) {
-			bench_vm_run(&bv);
-			ns[path][r] = timed_pass(&bv, total, KMMU_AGE_FLUSH |
-						 (path == 2 ? KMMU_AGE_FAST_ONLY : 0), &young, &old);
-			printf("%-9s pass %d/%d: %8.3f ms, %llu young, %llu old, %.2f ns/4K\n",
-			       pass_name[path], r + 1, p.reps, ns[path][r] / 1e6,
-			       (unsigned long long)young, (unsigned long long)old,
-			       (double)ns[path][r] / pages);
-		}
+		timed_passes(&bv, total, KMMU_AGE_FLUSH | (path == 2 ? KMMU_AGE_FAST_ONLY : 0),
+			     p.reps, pass_name[path], ns[path]);
 	}
 
 	/*

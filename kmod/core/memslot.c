@@ -392,7 +392,7 @@ static int memslot_move(struct kmmu *kmmu, int as_id, struct kmmu_memory_slot *o
 	moved->base_gfn = new_base;
 	moved->flags = flags;
 	memset(moved->disallow_lpage, 0, sizeof(moved->disallow_lpage));
-	memset(moved->shadow_rmap, 0, sizeof(moved->shadow_rmap));
+	memset(&moved->shadow, 0, sizeof(moved->shadow));
 	ret = memslot_alloc_lpage_info(moved);
 	if (ret)
 		goto free_moved;

@@ -53,14 +53,16 @@ struct kmmu_memory_slot {
 	 */
 	u32 *spp_access;
 	/*
-	 * Once the VM has shadow pages (kmmu->shadow_enabled): per level (4K,
-	 * 2M, 1G), per frame of that size the slot touches, the shadow leaves
-	 * that map it.  Shared, like the disallow counts, with the new copy of
-	 * a slot whose flags change.
+	 * Once the VM has shadow pages (kmmu->shadow_enabled), see
+	 * shadow_mmu.c.  Shared, like the disallow counts, with the new copy
+	 * of a slot whose flags change; a moved slot gets its own.
 	 */
-	struct kmmu_rmap_head *shadow_rmap[KMMU_NR_HUGE_LEVELS + 1];
-	/* Per 4K frame: the shadow pages whose L1 table is there (write-tracking). */
-	u16 *shadow_track;
+	struct {
+		/* Per level (4K, 2M, 1G), per frame of that size: the leaves that map it. */
+		struct kmmu_rmap_head *rmap[KMMU_NR_HUGE_LEVELS + 1];
+		/* Per 4K frame: the shadow pages whose L1 table is there (write-tracking). */
+		u16 *track;
+	} shadow;
 };
 
 /* The slot logs dirty pages (into its bitmap, or into the vCPUs' rings). */

@@ -246,26 +246,6 @@ bool kmmu_rmap_remove(struct kmmu *kmmu, struct kmmu_rmap_head *head, u64 *sptep
 	return found;
 }
 
-/**
- * kmmu_rmap_reset() - forget every SPTE of the rmap at once
- * @kmmu: the VM, mmu_lock held for write
- * @head: the rmap, whose SPTEs are all going away with their tables
- */
-void kmmu_rmap_reset(struct kmmu *kmmu, struct kmmu_rmap_head *head)
-{
-	unsigned long old = rmap_lock(kmmu, head);
-	struct kmmu_rmap_desc *desc = (old & KMMU_RMAP_MANY) ? val_to_desc(old) : NULL;
-
-	rmap_unlock(kmmu, head, 0);
-	/* Unlinked under the lock: no reader can reach them now. */
-	while (desc) {
-		struct kmmu_rmap_desc *next = desc->more;
-
-		os_free(desc);
-		desc = next;
-	}
-}
-
 /* For writers and tests: the SPTEs in the rmap. */
 unsigned long kmmu_rmap_count(struct kmmu *kmmu, struct kmmu_rmap_head *head)
 {

@@ -57,7 +57,6 @@ int kmmu_rmap_add(struct kmmu *kmmu, struct kmmu_rmap_head *head, u64 *sptep,
 bool kmmu_rmap_remove(struct kmmu *kmmu, struct kmmu_rmap_head *head, u64 *sptep);
 unsigned long kmmu_rmap_count(struct kmmu *kmmu, struct kmmu_rmap_head *head);
 unsigned long kmmu_rmap_peek(struct kmmu *kmmu, struct kmmu_rmap_head *head);
-void kmmu_rmap_reset(struct kmmu *kmmu, struct kmmu_rmap_head *head);
 
 /* Lockless readers: no mmu_lock; the rmap is read-only between these. */
 unsigned long kmmu_rmap_lock_readonly(struct kmmu_rmap_head *head);

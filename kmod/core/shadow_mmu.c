@@ -42,7 +42,7 @@ static struct kmmu_rmap_head *slot_rmap(const struct kmmu_memory_slot *slot, gfn
 {
 	unsigned int shift = rmap_shift(level);
 
-	return &slot->shadow_rmap[level - 1][(gfn >> shift) - (slot->base_gfn >> shift)];
+	return &slot->shadow.rmap[level - 1][(gfn >> shift) - (slot->base_gfn >> shift)];
 }
 
 static int shadow_slot_alloc(struct kmmu_memory_slot *slot)
@@ -54,15 +54,15 @@ static int shadow_slot_alloc(struct kmmu_memory_slot *slot)
 		unsigned int shift = rmap_shift(level);
 		u64 n = (last >> shift) - (slot->base_gfn >> shift) + 1;
 
-		if (slot->shadow_rmap[level - 1])
+		if (slot->shadow.rmap[level - 1])
 			continue;
-		slot->shadow_rmap[level - 1] = os_zalloc(n * sizeof(struct kmmu_rmap_head));
-		if (!slot->shadow_rmap[level - 1])
+		slot->shadow.rmap[level - 1] = os_zalloc(n * sizeof(struct kmmu_rmap_head));
+		if (!slot->shadow.rmap[level - 1])
 			goto fail;
 	}
-	if (!slot->shadow_track)
-		slot->shadow_track = os_zalloc(slot->npages * sizeof(*slot->shadow_track));
-	if (slot->shadow_track)
+	if (!slot->shadow.track)
+		slot->shadow.track = os_zalloc(slot->npages * sizeof(*slot->shadow.track));
+	if (slot->shadow.track)
 		return 0;
 fail:
 	kmmu_shadow_slot_free(slot);
@@ -86,11 +86,11 @@ void kmmu_shadow_slot_free(struct kmmu_memory_slot *slot)
 	int i;
 
 	for (i = 0; i < SHADOW_RMAP_LEVELS; i++) {
-		os_free(slot->shadow_rmap[i]);
-		slot->shadow_rmap[i] = NULL;
+		os_free(slot->shadow.rmap[i]);
+		slot->shadow.rmap[i] = NULL;
 	}
-	os_free(slot->shadow_track);
-	slot->shadow_track = NULL;
+	os_free(slot->shadow.track);
+	slot->shadow.track = NULL;
 }
 
 /*
@@ -170,6 +170,29 @@ static void shadow_page_free_rcu_callback(struct rcu_head *head)
 	shadow_page_free(container_of(head, struct kmmu_shadow_page, rcu_head));
 }
 
+/* @sp is out of the hash and nothing reaches it: freed after a grace period. */
+static void shadow_page_release(struct kmmu *kmmu, struct kmmu_shadow_page *sp)
+{
+	list_del(&sp->link);
+	kmmu_stat_add(kmmu, KMMU_STAT_SHADOW_PAGES, -1);
+	call_rcu(&sp->rcu_head, shadow_page_free_rcu_callback);
+}
+
+/*
+ * What shadow faults read of L1's tables may be stale: those that walked
+ * before now retry (shadow_seq; release: a walk that reads the new value
+ * sees L1 as it was before, pairs with the acquire in vcpu_nested_walk()),
+ * and, with @reload, vCPUs on a dropped root load another.  mmu_lock held
+ * for write.
+ */
+static void shadow_retry_faults(struct kmmu *kmmu, bool reload)
+{
+	/* Release: see above. */
+	smp_store_release(&kmmu->shadow_seq, kmmu->shadow_seq + 1);
+	if (reload)
+		kmmu_make_all_vcpus_request(kmmu, KMMU_REQ_MMU_RELOAD);
+}
+
 /* Pages and rmap descriptors for one fault, allocated before mmu_lock. */
 static int shadow_topup_caches(struct kmmu_vcpu *vcpu)
 {
@@ -208,10 +231,10 @@ static bool shadow_track(struct kmmu *kmmu, struct kmmu_shadow_page *sp)
 
 	slot = kmmu_gfn_to_memslot(kmmu_memslots(kmmu, sp->role.as_id), gfn);
 	/* A root where L1 has no memory: the walk faults, nothing to track. */
-	if (sp->role.direct || !slot || !slot->shadow_track || kmmu_gfn_private(kmmu, gfn))
+	if (sp->role.direct || !slot || !slot->shadow.track || kmmu_gfn_private(kmmu, gfn))
 		return false;
 	sp->tracked = true;
-	count = &slot->shadow_track[gfn - slot->base_gfn];
+	count = &slot->shadow.track[gfn - slot->base_gfn];
 	WRITE_ONCE(*count, *count + 1);
 	kmmu_stat_inc(kmmu, KMMU_STAT_SHADOW_TRACKED);
 	if (*count > 1)
@@ -225,7 +248,7 @@ static bool shadow_track(struct kmmu *kmmu, struct kmmu_shadow_page *sp)
 	 * wrote it untrapped until here.  Shadow faults that walked before
 	 * retry (the one making @sp too, once it has linked it).
 	 */
-	smp_store_release(&kmmu->shadow_seq, kmmu->shadow_seq + 1);
+	shadow_retry_faults(kmmu, false);
 	return kmmu_tdp_mmu_zap_leafs(kmmu, sp->role.as_id, gfn, gfn + 1, false, false) || flush;
 }
 
@@ -239,9 +262,9 @@ static void shadow_untrack(struct kmmu *kmmu, struct kmmu_shadow_page *sp)
 	sp->tracked = false;
 	slot = kmmu_gfn_to_memslot(kmmu_memslots(kmmu, sp->role.as_id), sp->gfn);
 	/* A slot's change drops every shadow page before the slot goes. */
-	if (WARN_ON_ONCE(!slot || !slot->shadow_track))
+	if (WARN_ON_ONCE(!slot || !slot->shadow.track))
 		return;
-	count = &slot->shadow_track[sp->gfn - slot->base_gfn];
+	count = &slot->shadow.track[sp->gfn - slot->base_gfn];
 	WRITE_ONCE(*count, *count - 1);
 	kmmu_stat_add(kmmu, KMMU_STAT_SHADOW_TRACKED, -1);
 	if (!*count)
@@ -288,6 +311,12 @@ static struct kmmu_shadow_page *spte_to_child(u64 spte)
 	return os_pt_owner(os_pfn_to_pt(spte_to_pfn(spte)));
 }
 
+/* The page an SPTE is in (sptep_to_sp() of the shadow MMU). */
+static struct kmmu_shadow_page *sptep_to_shadow_page(u64 *sptep)
+{
+	return os_pt_owner((u64 *)((unsigned long)sptep & ~(unsigned long)(KMMU_PAGE_SIZE - 1)));
+}
+
 static struct kmmu_rmap_head *leaf_rmap(struct kmmu *kmmu, struct kmmu_shadow_page *sp,
 					unsigned int idx)
 {
@@ -295,7 +324,7 @@ static struct kmmu_rmap_head *leaf_rmap(struct kmmu *kmmu, struct kmmu_shadow_pa
 
 	slot = kmmu_gfn_to_memslot(kmmu_memslots(kmmu, sp->role.as_id), sp->gfns[idx]);
 	/* Every slot change zaps the leaves of the slot first. */
-	if (WARN_ON_ONCE(!slot || !slot->shadow_rmap[0]))
+	if (WARN_ON_ONCE(!slot || !slot->shadow.rmap[0]))
 		return NULL;
 	return slot_rmap(slot, sp->gfns[idx], sp->role.level);
 }
@@ -357,9 +386,7 @@ static bool shadow_free_page(struct kmmu *kmmu, struct kmmu_shadow_page *sp)
 		WRITE_ONCE(sp->invalid, true);
 		return reload;
 	}
-	list_del(&sp->link);
-	kmmu_stat_add(kmmu, KMMU_STAT_SHADOW_PAGES, -1);
-	call_rcu(&sp->rcu_head, shadow_page_free_rcu_callback);
+	shadow_page_release(kmmu, sp);
 	return false;
 }
 
@@ -410,14 +437,7 @@ bool kmmu_shadow_zap_all_locked(struct kmmu *kmmu)
 	list_for_each_entry_safe(sp, tmp, &kmmu->shadow_pages, link)
 		reload |= shadow_free_page(kmmu, sp);
 	srcu_read_unlock(&kmmu->srcu, idx);
-	/*
-	 * Faults that walked L1's tables before this retry.  Release: a walk
-	 * that reads the new value sees L1 as it was before the drop (pairs
-	 * with the acquire in vcpu_nested_walk()).
-	 */
-	smp_store_release(&kmmu->shadow_seq, kmmu->shadow_seq + 1);
-	if (reload)
-		kmmu_make_all_vcpus_request(kmmu, KMMU_REQ_MMU_RELOAD);
+	shadow_retry_faults(kmmu, reload);
 	return flush;
 }
 
@@ -441,10 +461,7 @@ void kmmu_shadow_unprotect_gfn(struct kmmu *kmmu, int as_id, gfn_t gfn)
 	list_for_each_entry_safe(sp, tmp, shadow_bucket(kmmu, gfn), hash_link)
 		if (sp->gfn == gfn && !sp->role.direct && sp->role.as_id == as_id)
 			flush |= shadow_zap_page(kmmu, sp, &reload);
-	/* A fault that walked the old table retries. */
-	smp_store_release(&kmmu->shadow_seq, kmmu->shadow_seq + 1);
-	if (reload)
-		kmmu_make_all_vcpus_request(kmmu, KMMU_REQ_MMU_RELOAD);
+	shadow_retry_faults(kmmu, reload);
 	if (flush)
 		kmmu_flush_remote_tlbs(kmmu);
 	kmmu_stat_inc(kmmu, KMMU_STAT_SHADOW_UNPROTECTS);
@@ -465,6 +482,52 @@ void kmmu_shadow_zap_all(struct kmmu *kmmu)
 	kmmu_mmu_write_unlock(kmmu);
 }
 
+typedef bool (*shadow_rmap_fn)(struct kmmu *kmmu, struct kmmu_rmap_head *head, int level,
+			       void *data);
+
+/*
+ * Call @fn on every rmap of @slot, at every level, that holds an SPTE
+ * mapping one of the L1 gfns [start, end) (inside the slot); true if any
+ * call returned true.  An empty rmap costs one load.
+ */
+static bool shadow_slot_rmaps(struct kmmu *kmmu, struct kmmu_memory_slot *slot, gfn_t start,
+			      gfn_t end, shadow_rmap_fn fn, void *data)
+{
+	bool ret = false;
+	int level;
+
+	for (level = KMMU_LEVEL_4K; level <= SHADOW_RMAP_LEVELS; level++) {
+		gfn_t gfn;
+
+		for (gfn = kmmu_gfn_round_for_level(start, level); gfn < end;
+		     gfn += kmmu_pages_per_level(level)) {
+			struct kmmu_rmap_head *head = slot_rmap(slot, max(gfn, slot->base_gfn), level);
+
+			if (atomic_long_read(&head->val))
+				ret |= fn(kmmu, head, level, data);
+		}
+	}
+	return ret;
+}
+
+/* Zap every leaf of an rmap; mmu_lock held for write. */
+static bool shadow_zap_rmap(struct kmmu *kmmu, struct kmmu_rmap_head *head, int level, void *data)
+{
+	struct kmmu_rmap_iter iter;
+	bool flush = false;
+	u64 *sptep;
+
+	if (kmmu_mutant(SHADOW_NOTIFIER_NO_ZAP))
+		return false;
+	while ((sptep = kmmu_rmap_iter_first(kmmu_rmap_peek(kmmu, head), &iter))) {
+		struct kmmu_shadow_page *sp = sptep_to_shadow_page(sptep);
+
+		shadow_drop_leaf(kmmu, sp, sptep - sp->spt);
+		flush = true;
+	}
+	return flush;
+}
+
 /**
  * kmmu_shadow_zap_gfn_range() - zap the leaves that map L1 gfns [start, end)
  * @kmmu: the VM, mmu_lock held for write, kmmu->srcu held
@@ -477,37 +540,16 @@ void kmmu_shadow_zap_all(struct kmmu *kmmu)
 bool kmmu_shadow_zap_gfn_range(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t end)
 {
 	struct kmmu_memory_slot *slot;
-	bool flush = false;
-	int level;
 
 	lockdep_assert_held_write(&kmmu->mmu_lock);
 	/* Acquire, here and below: with the flag, the slots' rmaps. */
-	if (!smp_load_acquire(&kmmu->shadow_enabled) || list_empty(&kmmu->shadow_pages) ||
-	    kmmu_mutant(SHADOW_NOTIFIER_NO_ZAP))
+	if (!smp_load_acquire(&kmmu->shadow_enabled) || list_empty(&kmmu->shadow_pages))
 		return false;
 	slot = kmmu_gfn_to_memslot(kmmu_memslots(kmmu, as_id), start);
-	if (!slot || !slot->shadow_rmap[0])
+	if (!slot || !slot->shadow.rmap[0])
 		return false;
-	start = max(start, slot->base_gfn);
-	end = min(end, kmmu_slot_end(slot));
-	for (level = KMMU_LEVEL_4K; level <= SHADOW_RMAP_LEVELS; level++) {
-		gfn_t gfn;
-
-		for (gfn = kmmu_gfn_round_for_level(start, level); gfn < end;
-		     gfn += kmmu_pages_per_level(level)) {
-			struct kmmu_rmap_head *head = slot_rmap(slot, max(gfn, slot->base_gfn), level);
-			struct kmmu_rmap_iter iter;
-			u64 *sptep;
-
-			while ((sptep = kmmu_rmap_iter_first(kmmu_rmap_peek(kmmu, head), &iter))) {
-				struct kmmu_shadow_page *sp = os_pt_owner((u64 *)((unsigned long)sptep & ~(unsigned long)(KMMU_PAGE_SIZE - 1)));
-
-				shadow_drop_leaf(kmmu, sp, sptep - sp->spt);
-				flush = true;
-			}
-		}
-	}
-	return flush;
+	return shadow_slot_rmaps(kmmu, slot, max(start, slot->base_gfn),
+				 min(end, kmmu_slot_end(slot)), shadow_zap_rmap, NULL);
 }
 
 typedef bool (*shadow_slot_fn)(struct kmmu *kmmu, struct kmmu_memory_slot *slot, gfn_t start,
@@ -533,7 +575,7 @@ static bool shadow_walk_slots(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t e
 		struct kmmu_memory_slot *slot = slots->by_gfn[i];
 		gfn_t s = max(start, slot->base_gfn), e = min(end, kmmu_slot_end(slot));
 
-		if (s < e && slot->shadow_rmap[0])
+		if (s < e && slot->shadow.rmap[0])
 			ret |= fn(kmmu, slot, s, e, data);
 	}
 	srcu_read_unlock(&kmmu->srcu, idx);
@@ -543,7 +585,7 @@ static bool shadow_walk_slots(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t e
 static bool shadow_zap_slot_range(struct kmmu *kmmu, struct kmmu_memory_slot *slot, gfn_t start,
 				  gfn_t end, void *data)
 {
-	return kmmu_shadow_zap_gfn_range(kmmu, slot->as_id, start, end);
+	return shadow_slot_rmaps(kmmu, slot, start, end, shadow_zap_rmap, NULL);
 }
 
 /**
@@ -567,30 +609,22 @@ struct shadow_age_args {
 	bool *incomplete;
 };
 
+static bool shadow_age_rmap(struct kmmu *kmmu, struct kmmu_rmap_head *head, int level, void *data)
+{
+	struct shadow_age_args *a = data;
+	struct kmmu_rmap_age_result r = { 0 };
+
+	kmmu_rmap_age(kmmu, head, !a->clear, a->fast_only, &r);
+	a->res->young += r.young * kmmu_pages_per_level(level);
+	a->res->old += r.old * kmmu_pages_per_level(level);
+	*a->incomplete |= r.incomplete;
+	return r.young;
+}
+
 static bool shadow_age_slot_range(struct kmmu *kmmu, struct kmmu_memory_slot *slot, gfn_t start,
 				  gfn_t end, void *data)
 {
-	struct shadow_age_args *a = data;
-	u64 young = a->res->young;
-	int level;
-
-	for (level = KMMU_LEVEL_4K; level <= SHADOW_RMAP_LEVELS; level++) {
-		u64 pages = kmmu_pages_per_level(level);
-		gfn_t gfn;
-
-		for (gfn = kmmu_gfn_round_for_level(start, level); gfn < end; gfn += pages) {
-			struct kmmu_rmap_head *head = slot_rmap(slot, max(gfn, slot->base_gfn), level);
-			struct kmmu_rmap_age_result r = { 0 };
-
-			if (!atomic_long_read(&head->val))
-				continue;
-			kmmu_rmap_age(kmmu, head, !a->clear, a->fast_only, &r);
-			a->res->young += r.young * pages;
-			a->res->old += r.old * pages;
-			*a->incomplete |= r.incomplete;
-		}
-	}
-	return a->res->young != young;
+	return shadow_slot_rmaps(kmmu, slot, start, end, shadow_age_rmap, data);
 }
 
 /**
@@ -644,7 +678,7 @@ bool kmmu_shadow_protect_gfns(struct kmmu *kmmu, const struct kmmu_memory_slot *
 	u64 i;
 
 	/* Acquire: with the flag, the slot's rmaps. */
-	if (!smp_load_acquire(&kmmu->shadow_enabled) || !slot->shadow_rmap[0] ||
+	if (!smp_load_acquire(&kmmu->shadow_enabled) || !slot->shadow.rmap[0] ||
 	    kmmu_mutant(SHADOW_LOG_NO_PROTECT))
 		return false;
 	kmmu_mmu_write_lock(kmmu);
@@ -691,11 +725,8 @@ void kmmu_shadow_put_root(struct kmmu_vcpu *vcpu)
 	vcpu->shadow_root = NULL;
 	kmmu_mmu_write_lock(kmmu);
 	/* A valid root stays in the hash for the next vCPU that loads it. */
-	if (!--sp->root_count && sp->invalid) {
-		list_del(&sp->link);
-		kmmu_stat_add(kmmu, KMMU_STAT_SHADOW_PAGES, -1);
-		call_rcu(&sp->rcu_head, shadow_page_free_rcu_callback);
-	}
+	if (!--sp->root_count && sp->invalid)
+		shadow_page_release(kmmu, sp);
 	kmmu_mmu_write_unlock(kmmu);
 }
 
@@ -825,7 +856,7 @@ int kmmu_shadow_page_fault(struct kmmu_vcpu *vcpu, const struct kmmu_guest_walk 
 	spp = smp_load_acquire(&kmmu->spp_enabled);
 	if (!fault.slot || kmmu_gfn_private(kmmu, fault.gfn) ||
 	    (write && (fault.slot->flags & KMMU_MEM_READONLY)) || spp ||
-	    !fault.slot->shadow_rmap[0])
+	    !fault.slot->shadow.rmap[0])
 		return RET_PF_INVALID;
 	ret = shadow_topup_caches(vcpu);
 	if (ret)

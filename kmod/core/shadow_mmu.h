@@ -72,7 +72,7 @@ void kmmu_shadow_slot_free(struct kmmu_memory_slot *slot);
  */
 static inline bool kmmu_shadow_gfn_tracked(const struct kmmu_memory_slot *slot, gfn_t gfn)
 {
-	return slot->shadow_track && READ_ONCE(slot->shadow_track[gfn - slot->base_gfn]);
+	return slot->shadow.track && READ_ONCE(slot->shadow.track[gfn - slot->base_gfn]);
 }
 
 void kmmu_shadow_unprotect_gfn(struct kmmu *kmmu, int as_id, gfn_t gfn);

@@ -470,7 +470,7 @@ static int vcpu_nested_walk(struct kmmu_vcpu *vcpu, struct kmmu_run *run)
 	/*
 	 * A drop of the shadow pages after this makes the fault retry; one
 	 * before it is seen with the L1 edits that preceded it (acquire:
-	 * pairs with the release in kmmu_shadow_zap_all_locked()).
+	 * pairs with the release in shadow_retry_faults()).
 	 */
 	seq = smp_load_acquire(&kmmu->shadow_seq);
 	/* SET_WORKLOAD checked the root and the range: -EINVAL is kmmu's bug. */
@@ -488,8 +488,10 @@ static int vcpu_nested_walk(struct kmmu_vcpu *vcpu, struct kmmu_run *run)
 			run->internal.gpa = gw.l2_gpa;
 			return 1;
 		}
-		if (ret == RET_PF_RETRY || ret == -ENOMEM)
-			return ret == -ENOMEM ? ret : 0;
+		if (ret == RET_PF_RETRY)
+			return 0;
+		if (ret == -ENOMEM)
+			return ret;
 		/*
 		 * Not the shadow MMU's (or the host said no): through L1's
 		 * gpa and the TDP MMU, whose fault gives the exit if any.

@@ -616,6 +616,41 @@ KMMU_TEST_F(nested, slot_deletion_reaches_shadow)
 }
 
 /*
+ * L1's tables move away (L2's walk then has no memory) and back: the
+ * moved slot has shadow state of its own, and L2 runs through its tables
+ * again, which are tracked there.
+ */
+KMMU_TEST_F(nested, tables_slot_moves)
+{
+	const uint64_t away = TABLES_GPA + 32 * SZ_2M;
+	struct kmmu_vm_stats st;
+	struct kmmu_workload wl;
+	struct kmmu_run run;
+
+	SKIP_ON_HW();
+	kmmu_l1_map(&self->l1, DATA_GPA, DATA_GPA, 4 * SZ_4K, 1, true);
+	wl = nested_wl(self, DATA_GPA, 4 * SZ_4K, 100);
+	run_done(_metadata, self, &wl, &run);
+	ASSERT_EQ(0, kmmu_vm_set_memslot(self->vm, TABLES_SLOT, 0, away, TABLES_SIZE,
+					 self->tables.addr));
+	wl = nested_wl(self, DATA_GPA, SZ_4K, 0);
+	ASSERT_EQ(0, kmmu_vcpu_run_workload(self->vcpu, &wl, &run));
+	ASSERT_EQ(KMMU_EXIT_NESTED_FAULT, run.exit_reason);
+	EXPECT_EQ(KMMU_NESTED_NO_MEMORY, run.nested.reason);
+	ASSERT_EQ(0, kmmu_vm_set_memslot(self->vm, TABLES_SLOT, 0, TABLES_GPA, TABLES_SIZE,
+					 self->tables.addr));
+	wl = nested_wl(self, DATA_GPA, 4 * SZ_4K, 0);
+	run_done(_metadata, self, &wl, &run);
+	ASSERT_EQ(0, kmmu_vm_stats(self->vm, &st));
+	EXPECT_EQ(4, st.shadow_tracked);
+	/* And once more, with tables tracked in the slot that moves. */
+	ASSERT_EQ(0, kmmu_vm_set_memslot(self->vm, TABLES_SLOT, 0, away, TABLES_SIZE,
+					 self->tables.addr));
+	ASSERT_EQ(0, kmmu_vm_stats(self->vm, &st));
+	EXPECT_EQ(0, st.shadow_tracked);
+}
+
+/*
  * The pages L2 writes are in every harvest of L1's log: after each one
  * the shadow leaves are write-protected, so the next write faults and is
  * logged again, whether the log is handed out by GET_DIRTY_LOG (with
@@ -800,8 +835,9 @@ KMMU_TEST_F(nested, l2_write_to_shadowed_table)
 /*
  * Aging sees what L2 touched through the shadow leaves that map L1's
  * pages (the TDP MMU maps none of them): all young after L2 wrote them,
- * all old once aged, then young again as L2 reads half of them.  @how is
- * 0 (mmu_lock), KMMU_CAP_LOCKLESS_AGING or KMMU_AGE_FAST_ONLY.
+ * all old once aged, then young again as L2 reads half of them: under
+ * mmu_lock, or without it (@lockless: KMMU_CAP_LOCKLESS_AGING), or
+ * fast-only (@fast: KMMU_AGE_FAST_ONLY).
  */
 static void shadow_aging(struct __test_metadata *_metadata, FIXTURE_DATA(nested) *self,
 			 bool lockless, uint32_t fast)
