@@ -37,6 +37,29 @@
  */
 #define TRACKING_WALKS	3
 
+/*
+ * Counts of walks, faults and leaves are exact only when the host leaves
+ * the test's memory alone: under the QEMU bench's pressure run it zaps
+ * shadow leaves whenever it likes, and each zap may cost L2 one more walk
+ * and fault, and leave one leaf fewer.
+ */
+#define EXPECT_COUNT_AT_LEAST(want, got)					\
+	do {									\
+		if (kmmu_host_quiet()) {					\
+			EXPECT_EQ(want, got);					\
+		} else {							\
+			EXPECT_LE(want, got);					\
+		}								\
+	} while (0)
+
+#define EXPECT_COUNT_AT_MOST(want, got)						\
+	do {									\
+		if (kmmu_host_quiet()) {					\
+			EXPECT_EQ(want, got);					\
+		} else {							\
+			EXPECT_GE(want, got);					\
+		}								\
+	} while (0)
 
 FIXTURE(nested) {
 	struct kmmu_vm *vm;
@@ -481,7 +504,7 @@ KMMU_TEST_F(nested, stats)
 	run_done(_metadata, self, &wl, &run);
 	ASSERT_EQ(0, kmmu_stats_get(fd, "nested_walks", &walks));
 	ASSERT_EQ(0, kmmu_stats_get(fd, "nested_faults", &faults));
-	EXPECT_EQ(8 + TRACKING_WALKS, walks);
+	EXPECT_COUNT_AT_LEAST(8 + TRACKING_WALKS, walks);
 	EXPECT_EQ(0, faults);
 	*kmmu_l1_entry(&self->l1, DATA_GPA, 1) = 0;
 	l1_edited(_metadata, self);
@@ -490,7 +513,7 @@ KMMU_TEST_F(nested, stats)
 	ASSERT_EQ(KMMU_EXIT_NESTED_FAULT, run.exit_reason);
 	ASSERT_EQ(0, kmmu_stats_get(fd, "nested_walks", &walks));
 	ASSERT_EQ(0, kmmu_stats_get(fd, "nested_faults", &faults));
-	EXPECT_EQ(9 + TRACKING_WALKS, walks);
+	EXPECT_COUNT_AT_LEAST(9 + TRACKING_WALKS, walks);
 	EXPECT_EQ(1, faults);
 	kmmu_close(fd);
 }
@@ -530,21 +553,21 @@ KMMU_TEST_F(nested, shadow_pages_kept_until_invalidate)
 	wl = nested_wl(self, DATA_GPA, pages * SZ_4K, 100);
 	run_done(_metadata, self, &wl, &run);
 	ASSERT_EQ(0, kmmu_stats_get(fd, "nested_walks", &walks));
-	EXPECT_EQ(pages + TRACKING_WALKS, walks);
-	EXPECT_EQ(pages, run.faults);
+	EXPECT_COUNT_AT_LEAST(pages + TRACKING_WALKS, walks);
+	EXPECT_COUNT_AT_LEAST(pages, run.faults);
 	ASSERT_EQ(0, kmmu_vm_stats(self->vm, &st));
 	/* The root and one table at each level below it, all tracked; a leaf per page. */
 	EXPECT_EQ(4, st.shadow_pages);
 	EXPECT_EQ(4, st.shadow_tracked);
-	EXPECT_EQ(pages, st.shadow_leaves);
-	EXPECT_EQ(pages, st.shadow_faults);
-	EXPECT_EQ(pages, vm_stat(_metadata, self, "shadow_leaves"));
+	EXPECT_COUNT_AT_MOST(pages, st.shadow_leaves);
+	EXPECT_COUNT_AT_LEAST(pages, st.shadow_faults);
+	EXPECT_COUNT_AT_MOST(pages, vm_stat(_metadata, self, "shadow_leaves"));
 
 	wl = nested_wl(self, DATA_GPA, pages * SZ_4K, 100);
 	run_done(_metadata, self, &wl, &run);
 	ASSERT_EQ(0, kmmu_stats_get(fd, "nested_walks", &walks2));
-	EXPECT_EQ(walks, walks2);
-	EXPECT_EQ(0, run.faults);
+	EXPECT_COUNT_AT_LEAST(walks, walks2);
+	EXPECT_COUNT_AT_LEAST(0, run.faults);
 
 	l1_edited(_metadata, self);
 	ASSERT_EQ(0, kmmu_vm_stats(self->vm, &st));
@@ -552,10 +575,10 @@ KMMU_TEST_F(nested, shadow_pages_kept_until_invalidate)
 	wl = nested_wl(self, DATA_GPA, pages * SZ_4K, 0);
 	run_done(_metadata, self, &wl, &run);
 	ASSERT_EQ(0, kmmu_stats_get(fd, "nested_walks", &walks2));
-	EXPECT_EQ(walks + pages + TRACKING_WALKS, walks2);
+	EXPECT_COUNT_AT_LEAST(walks + pages + TRACKING_WALKS, walks2);
 	ASSERT_EQ(0, kmmu_vm_stats(self->vm, &st));
 	EXPECT_EQ(4, st.shadow_pages);
-	EXPECT_EQ(pages, st.shadow_leaves);
+	EXPECT_COUNT_AT_MOST(pages, st.shadow_leaves);
 	kmmu_close(fd);
 }
 
@@ -579,7 +602,7 @@ KMMU_TEST_F(nested, host_invalidation_reaches_shadow)
 	/* The first half of the pages goes. */
 	ASSERT_EQ(0, kmmu_host_discard(self->data.addr, pages / 2 * SZ_4K));
 	ASSERT_EQ(0, kmmu_vm_stats(self->vm, &st));
-	EXPECT_EQ(pages / 2, st.shadow_leaves);
+	EXPECT_COUNT_AT_MOST(pages / 2, st.shadow_leaves);
 	wl = nested_wl(self, L2_ALIAS_GPA, pages * SZ_4K, 0);
 	run_done(_metadata, self, &wl, &run);
 	{
@@ -839,6 +862,23 @@ KMMU_TEST_F(nested, l2_write_to_shadowed_table)
  * mmu_lock, or without it (@lockless: KMMU_CAP_LOCKLESS_AGING), or
  * fast-only (@fast: KMMU_AGE_FAST_ONLY).
  */
+/*
+ * What an aging pass counted: exactly @want_young young and @want_old old
+ * leaves when the host is quiet; under pressure the host zaps and ages
+ * leaves too, so no more young ones, and no more leaves in all.
+ */
+static void expect_aged(struct __test_metadata *_metadata, uint64_t want_young,
+			uint64_t want_old, uint64_t young, uint64_t old)
+{
+	if (kmmu_host_quiet()) {
+		EXPECT_EQ(want_young, young);
+		EXPECT_EQ(want_old, old);
+	} else {
+		EXPECT_GE(want_young, young);
+		EXPECT_GE(want_young + want_old, young + old);
+	}
+}
+
 static void shadow_aging(struct __test_metadata *_metadata, FIXTURE_DATA(nested) *self,
 			 bool lockless, uint32_t fast)
 {
@@ -855,15 +895,13 @@ static void shadow_aging(struct __test_metadata *_metadata, FIXTURE_DATA(nested)
 
 	ASSERT_EQ(0, kmmu_vm_age(self->vm, DATA_GPA, DATA_SIZE, 0, KMMU_AGE_TEST_ONLY | fast,
 				 &young, &old));
-	EXPECT_EQ(pages, young);
-	EXPECT_EQ(0, old);
+	expect_aged(_metadata, pages, 0, young, old);
 	ASSERT_EQ(0, kmmu_vm_age(self->vm, DATA_GPA, DATA_SIZE, 0, KMMU_AGE_FLUSH | fast,
 				 &young, &old));
-	EXPECT_EQ(pages, young);
+	expect_aged(_metadata, pages, 0, young, 0);
 	ASSERT_EQ(0, kmmu_vm_age(self->vm, DATA_GPA, DATA_SIZE, 0, KMMU_AGE_TEST_ONLY | fast,
 				 &young, &old));
-	EXPECT_EQ(0, young);
-	EXPECT_EQ(pages, old);
+	expect_aged(_metadata, 0, pages, young, old);
 
 	/* L2 reads every other page: those are young again, through a new walk or A. */
 	wl = nested_wl(self, L2_ALIAS_GPA, pages * SZ_4K, 0);
@@ -875,10 +913,11 @@ static void shadow_aging(struct __test_metadata *_metadata, FIXTURE_DATA(nested)
 	a.size = DATA_SIZE;
 	a.flags = KMMU_AGE_TEST_ONLY | fast;
 	ASSERT_EQ(0, kmmu_ioctl(self->vm->fd, KMMU_AGE, (unsigned long)&a));
-	EXPECT_EQ(pages / 2, a.young);
-	EXPECT_EQ(pages / 2, a.old);
-	/* No writer held an rmap: the fast-only answer is whole. */
-	EXPECT_EQ(0, a.result);
+	expect_aged(_metadata, pages / 2, pages / 2, a.young, a.old);
+	/* No writer held an rmap (the host's aging may, under pressure): the answer is whole. */
+	if (kmmu_host_quiet()) {
+		EXPECT_EQ(0, a.result);
+	}
 
 	/* The host's aging (user backend) ages the shadow leaves too. */
 	if (kmmu_backend() == KMMU_BACKEND_USER) {
