@@ -71,19 +71,24 @@ static bool kmmu_dirty_log_dbit(struct kmmu *kmmu)
  */
 void kmmu_slot_logging_changed(struct kmmu *kmmu, struct kmmu_memory_slot *slot, bool on)
 {
+	bool protect = kmmu->dirty_ring_size ||
+		       !(kmmu->manual_dirty_log_protect && kmmu->dirty_log_initially_set);
 	bool flush = false;
 
 	/*
-	 * Shadow leaves come back at the size logging allows, write-protected
-	 * (or, logging off, as large as L1 and the host map them).
+	 * Shadow leaves: split (or zapped) and protected as the TDP MMU's
+	 * are; logging off, they all go, and come back as large as L1 and
+	 * the host map them.
 	 */
-	kmmu_shadow_zap_all(kmmu);
+	if (on)
+		flush = kmmu_shadow_logging_start(kmmu, slot, kmmu->eager_split_chunk, protect);
+	else
+		kmmu_shadow_zap_all(kmmu);
 
 	read_lock(&kmmu->mmu_lock);
 	if (!on) {
 		kmmu_tdp_mmu_recover_huge_pages(kmmu, slot);
-	} else if (kmmu->dirty_ring_size ||
-		   !(kmmu->manual_dirty_log_protect && kmmu->dirty_log_initially_set)) {
+	} else if (protect) {
 		/* Split leaves start write-protected, so the pass after skips them. */
 		if (kmmu->eager_split_chunk)
 			kmmu_tdp_mmu_try_split_huge_pages(kmmu, slot, slot->base_gfn,
@@ -118,6 +123,7 @@ static int kmmu_get_and_reset_dirty_log(struct kmmu *kmmu, struct kmmu_memory_sl
 		read_lock(&kmmu->mmu_lock);
 		flush = kmmu_tdp_mmu_harvest_dirty(kmmu, slot, !kmmu_mutant(HARVEST_KEEPS_D));
 		read_unlock(&kmmu->mmu_lock);
+		flush |= kmmu_shadow_harvest_dirty(kmmu, slot, true);
 	}
 	for (i = 0; i < longs; i++) {
 		buf[i] = xchg(&bitmap[i], 0);
@@ -131,9 +137,8 @@ static int kmmu_get_and_reset_dirty_log(struct kmmu *kmmu, struct kmmu_memory_sl
 		kmmu_tdp_mmu_clear_dirty_bitmap(kmmu, slot, slot->base_gfn, buf, slot->npages,
 						false);
 		read_unlock(&kmmu->mmu_lock);
+		flush |= kmmu_shadow_protect_gfns(kmmu, slot, slot->base_gfn, buf, slot->npages);
 	}
-	/* Shadow leaves log by write protection in either mode. */
-	flush |= kmmu_shadow_protect_gfns(kmmu, slot, slot->base_gfn, buf, slot->npages);
 
 	/* A write after this must fault (or set D) again before anyone copies. */
 	if (flush && !kmmu_mutant(NO_FLUSH_AFTER_GET))
@@ -175,6 +180,7 @@ int kmmu_get_dirty_log(struct kmmu *kmmu, const struct kmmu_dirty_log *log)
 		read_lock(&kmmu->mmu_lock);
 		kmmu_tdp_mmu_harvest_dirty(kmmu, slot, false);
 		read_unlock(&kmmu->mmu_lock);
+		kmmu_shadow_harvest_dirty(kmmu, slot, false);
 	}
 	/*
 	 * vCPUs set bits meanwhile: a snapshot word by word, each read once,

@@ -244,6 +244,8 @@ enum kmmu_mutant {
 	KMMU_MUTANT_SHADOW_LOG_NO_PROTECT,	/* a harvested page's shadow leaves stay writable */
 	KMMU_MUTANT_SHADOW_TRACK_IGNORED,	/* L1 writes to its shadowed tables are not trapped */
 	KMMU_MUTANT_SHADOW_AGING_SKIPPED,	/* aging does not look at shadow leaves */
+	KMMU_MUTANT_SHADOW_DBIT_NOT_HARVESTED,	/* D-bit logging ignores shadow leaves' D bits */
+	KMMU_MUTANT_SHADOW_SPLIT_ZAPS,		/* logging zaps huge shadow leaves it could split */
 	KMMU_NR_MUTANTS,
 };
 

@@ -14,22 +14,35 @@
 
 int kmmu_rmap_cache_topup(struct kmmu_rmap_cache *cache, int min)
 {
-	if (WARN_ON_ONCE(min > KMMU_RMAP_CACHE_SIZE))
-		return -EINVAL;
 	while (cache->nr < min) {
 		struct kmmu_rmap_desc *desc = os_zalloc(sizeof(*desc));
 
 		if (!desc)
 			return -ENOMEM;
-		cache->objs[cache->nr++] = desc;
+		desc->more = cache->free;
+		cache->free = desc;
+		cache->nr++;
 	}
 	return 0;
 }
 
+static struct kmmu_rmap_desc *rmap_cache_pop(struct kmmu_rmap_cache *cache)
+{
+	struct kmmu_rmap_desc *desc = cache->free;
+
+	if (desc) {
+		cache->free = desc->more;
+		cache->nr--;
+	}
+	return desc;
+}
+
 void kmmu_rmap_cache_free(struct kmmu_rmap_cache *cache)
 {
-	while (cache->nr)
-		os_free(cache->objs[--cache->nr]);
+	struct kmmu_rmap_desc *desc;
+
+	while ((desc = rmap_cache_pop(cache)))
+		os_free(desc);
 }
 
 /*
@@ -123,10 +136,9 @@ static struct kmmu_rmap_desc *rmap_new_desc(struct kmmu_rmap_cache *cache)
 	struct kmmu_rmap_desc *desc;
 
 	/* The caller tops the cache up before it takes mmu_lock. */
-	if (!cache->nr)
-		return NULL;
-	desc = cache->objs[--cache->nr];
-	memset(desc, 0, sizeof(*desc));
+	desc = rmap_cache_pop(cache);
+	if (desc)
+		memset(desc, 0, sizeof(*desc));
 	return desc;
 }
 

@@ -39,13 +39,14 @@ struct kmmu_rmap_desc {
 
 /*
  * Descriptors allocated before mmu_lock is taken, for the adds made under
- * it (each add needs one at most).
+ * it (each add needs one at most), chained through their ->more: a
+ * fault's few, or the 513 of an eager split.
  */
 #define KMMU_RMAP_CACHE_SIZE	4
 
 struct kmmu_rmap_cache {
 	int nr;
-	struct kmmu_rmap_desc *objs[KMMU_RMAP_CACHE_SIZE];
+	struct kmmu_rmap_desc *free;
 };
 
 int kmmu_rmap_cache_topup(struct kmmu_rmap_cache *cache, int min);

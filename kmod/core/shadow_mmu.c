@@ -271,25 +271,29 @@ static void shadow_untrack(struct kmmu *kmmu, struct kmmu_shadow_page *sp)
 		kmmu_lpage_disallow_adjust(slot, sp->gfn, -1);
 }
 
-/*
- * The page for (@gfn, @role), made from the vCPU's cache if there is none;
- * kmmu->srcu held.  *@flush is set when making it owes a TLB flush.
- */
-static struct kmmu_shadow_page *shadow_get_page(struct kmmu_vcpu *vcpu, gfn_t gfn,
-						union kmmu_sp_role role, bool *flush)
+/* The page for (@gfn, @role) in the hash, if any; mmu_lock held for write. */
+static struct kmmu_shadow_page *shadow_find_page(struct kmmu *kmmu, gfn_t gfn,
+						 union kmmu_sp_role role)
 {
-	struct kmmu *kmmu = vcpu->kmmu;
-	struct list_head *bucket = shadow_bucket(kmmu, gfn);
 	struct kmmu_shadow_page *sp;
-	int i;
 
 	lockdep_assert_held_write(&kmmu->mmu_lock);
-	list_for_each_entry(sp, bucket, hash_link)
+	list_for_each_entry(sp, shadow_bucket(kmmu, gfn), hash_link)
 		if (sp->gfn == gfn && sp->role.word == role.word)
 			return sp;
-	if (WARN_ON_ONCE(!vcpu->nr_shadow_cache))
-		return NULL;
-	sp = vcpu->shadow_cache[--vcpu->nr_shadow_cache];
+	return NULL;
+}
+
+/*
+ * @sp, fresh from a cache, becomes the empty page for (@gfn, @role), in
+ * the hash; kmmu->srcu held.  *@flush is set when making it owes a TLB
+ * flush.
+ */
+static void shadow_init_page(struct kmmu *kmmu, struct kmmu_shadow_page *sp, gfn_t gfn,
+			     union kmmu_sp_role role, bool *flush)
+{
+	int i;
+
 	for (i = 0; i < KMMU_PT_ENTRIES; i++)
 		sp->spt[i] = kmmu->fmt.nonpresent;
 	sp->gfn = gfn;
@@ -299,10 +303,27 @@ static struct kmmu_shadow_page *shadow_get_page(struct kmmu_vcpu *vcpu, gfn_t gf
 	sp->tracked = false;
 	sp->invalid = false;
 	os_pt_set_owner(sp->spt, sp);
-	list_add(&sp->hash_link, bucket);
+	list_add(&sp->hash_link, shadow_bucket(kmmu, gfn));
 	list_add(&sp->link, &kmmu->shadow_pages);
 	kmmu_stat_inc(kmmu, KMMU_STAT_SHADOW_PAGES);
 	*flush |= shadow_track(kmmu, sp);
+}
+
+/*
+ * The page for (@gfn, @role), made from the vCPU's cache if there is none;
+ * kmmu->srcu held.  *@flush is set when making it owes a TLB flush.
+ */
+static struct kmmu_shadow_page *shadow_get_page(struct kmmu_vcpu *vcpu, gfn_t gfn,
+						union kmmu_sp_role role, bool *flush)
+{
+	struct kmmu_shadow_page *sp = shadow_find_page(vcpu->kmmu, gfn, role);
+
+	if (sp)
+		return sp;
+	if (WARN_ON_ONCE(!vcpu->nr_shadow_cache))
+		return NULL;
+	sp = vcpu->shadow_cache[--vcpu->nr_shadow_cache];
+	shadow_init_page(vcpu->kmmu, sp, gfn, role, flush);
 	return sp;
 }
 
@@ -317,8 +338,9 @@ static struct kmmu_shadow_page *sptep_to_shadow_page(u64 *sptep)
 	return os_pt_owner((u64 *)((unsigned long)sptep & ~(unsigned long)(KMMU_PAGE_SIZE - 1)));
 }
 
-static struct kmmu_rmap_head *leaf_rmap(struct kmmu *kmmu, struct kmmu_shadow_page *sp,
-					unsigned int idx)
+/* The slot of the L1 gfn a present leaf maps; kmmu->srcu held. */
+static struct kmmu_memory_slot *leaf_slot(struct kmmu *kmmu, struct kmmu_shadow_page *sp,
+					  unsigned int idx)
 {
 	struct kmmu_memory_slot *slot;
 
@@ -326,18 +348,46 @@ static struct kmmu_rmap_head *leaf_rmap(struct kmmu *kmmu, struct kmmu_shadow_pa
 	/* Every slot change zaps the leaves of the slot first. */
 	if (WARN_ON_ONCE(!slot || !slot->shadow.rmap[0]))
 		return NULL;
-	return slot_rmap(slot, sp->gfns[idx], sp->role.level);
+	return slot;
+}
+
+/*
+ * D-bit logging of the shadow leaves (bitmap logs only): a leaf of a
+ * logging slot is writable with D clear, and GET and CLEAR harvest its D
+ * through the rmaps.  Into dirty rings the leaves log by write protection,
+ * as KVM's nested SPTEs do (SPTE_TDP_AD_WRPROT_ONLY) when PML is on: what a
+ * vCPU's log of the D bits it sets would record is the L2 address.
+ */
+static bool shadow_log_dbit(const struct kmmu *kmmu)
+{
+	return kmmu->dirty_log_mode == KMMU_DIRTY_LOG_MODE_DBIT && !READ_ONCE(kmmu->dirty_ring_size);
+}
+
+/* A leaf that goes takes its D bit to the log first. */
+static void shadow_log_dropped_dirty(struct kmmu *kmmu, const struct kmmu_memory_slot *slot,
+				     gfn_t gfn, int level, u64 old_spte)
+{
+	u64 pages = kmmu_pages_per_level(level);
+
+	if (!(old_spte & kmmu->fmt.dirty) || !slot->dirty_bitmap || !shadow_log_dbit(kmmu))
+		return;
+	kmmu_mark_dirty_range(kmmu, slot, gfn, min(pages, kmmu_slot_end(slot) - gfn));
 }
 
 /* Clear a present leaf and take it out of its rmap; kmmu->srcu held. */
 static void shadow_drop_leaf(struct kmmu *kmmu, struct kmmu_shadow_page *sp, unsigned int idx)
 {
-	struct kmmu_rmap_head *head = leaf_rmap(kmmu, sp, idx);
+	struct kmmu_memory_slot *slot = leaf_slot(kmmu, sp, idx);
+	gfn_t gfn = sp->gfns[idx];
+	int level = sp->role.level;
+	u64 old;
 
 	/* xchg: the vCPU's walker may be setting A or D. */
-	xchg(&sp->spt[idx], kmmu->fmt.nonpresent);
-	if (head)
-		kmmu_rmap_remove(kmmu, head, &sp->spt[idx]);
+	old = xchg(&sp->spt[idx], kmmu->fmt.nonpresent);
+	if (slot) {
+		kmmu_rmap_remove(kmmu, slot_rmap(slot, gfn, level), &sp->spt[idx]);
+		shadow_log_dropped_dirty(kmmu, slot, gfn, level, old);
+	}
 	kmmu_stat_add(kmmu, KMMU_STAT_SHADOW_LEAVES, -1);
 }
 
@@ -656,49 +706,266 @@ bool kmmu_shadow_age_gfn_range(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t 
 	return shadow_walk_slots(kmmu, as_id, start, end, shadow_age_slot_range, &a);
 }
 
+/*
+ * Clear @bit in every leaf of a 4K rmap; mmu_lock held for write.  Return:
+ * true if a leaf had it.
+ */
+static bool shadow_clear_rmap_bit(struct kmmu *kmmu, struct kmmu_rmap_head *head, u64 bit)
+{
+	struct kmmu_rmap_iter iter;
+	bool found = false;
+	unsigned long val;
+	u64 *sptep;
+
+	if (!atomic_long_read(&head->val))
+		return false;
+	val = kmmu_rmap_peek(kmmu, head);
+	for_each_rmap_spte(val, &iter, sptep) {
+		u64 spte = READ_ONCE(*sptep);
+
+		/* The vCPU's walker may set A or D meanwhile. */
+		while ((spte & bit) && !try_cmpxchg64(sptep, &spte, spte & ~bit))
+			;
+		found |= !!(spte & bit);
+	}
+	return found;
+}
+
+/* What protects a logged page's leaves again: no W, or, D-bit logging, no D. */
+static u64 shadow_log_protect_bit(const struct kmmu *kmmu)
+{
+	return shadow_log_dbit(kmmu) ? kmmu->fmt.dirty : kmmu->fmt.writable;
+}
+
+/* Does the slot have rmaps? */
+static bool shadow_slot_mapped(struct kmmu *kmmu, const struct kmmu_memory_slot *slot)
+{
+	/* Acquire: with the flag, the slot's rmaps. */
+	return smp_load_acquire(&kmmu->shadow_enabled) && slot->shadow.rmap[0];
+}
+
 /**
- * kmmu_shadow_protect_gfns() - write-protect the leaves of logged pages
+ * kmmu_shadow_protect_gfns() - protect again the leaves of logged pages
  * @kmmu: the VM; takes mmu_lock for write
  * @slot: a slot that logs dirty pages, whose leaves all map 4K
  * @base: gfn of bit 0
  * @bits: the pages just taken from the log
  * @nbits: bits in @bits
  *
- * A shadow leaf of a logging slot is writable only after a write fault
- * that logged its page, whichever the VM's logging mode: the shadow MMU
- * has no D bits of its own to harvest yet.
+ * Write-protection logging (and logging into rings): a shadow leaf of a
+ * logging slot is writable only after a write fault that logged its page,
+ * so the leaves of the pages taken lose W.  D-bit logging: they lose D.
  *
  * Return: true if a TLB flush is owed.
  */
 bool kmmu_shadow_protect_gfns(struct kmmu *kmmu, const struct kmmu_memory_slot *slot,
 			      gfn_t base, const unsigned long *bits, u64 nbits)
 {
-	const struct kmmu_spte_fmt *f = &kmmu->fmt;
+	u64 bit = shadow_log_protect_bit(kmmu), i;
 	bool flush = false;
-	u64 i;
 
-	/* Acquire: with the flag, the slot's rmaps. */
-	if (!smp_load_acquire(&kmmu->shadow_enabled) || !slot->shadow.rmap[0] ||
-	    kmmu_mutant(SHADOW_LOG_NO_PROTECT))
+	if (!shadow_slot_mapped(kmmu, slot) || kmmu_mutant(SHADOW_LOG_NO_PROTECT))
 		return false;
 	kmmu_mmu_write_lock(kmmu);
-	for (i = 0; i < nbits; i++) {
+	for (i = 0; i < nbits; i++)
+		if (bits[i / BITS_PER_LONG] & BIT(i % BITS_PER_LONG))
+			flush |= shadow_clear_rmap_bit(kmmu, slot_rmap(slot, base + i,
+								       KMMU_LEVEL_4K), bit);
+	kmmu_mmu_write_unlock(kmmu);
+	return flush;
+}
+
+/**
+ * kmmu_shadow_harvest_dirty() - D-bit logging: the log takes the D bits of
+ *	a slot's shadow leaves
+ * @kmmu: the VM; takes mmu_lock for write
+ * @slot: a slot that logs into a bitmap, whose leaves all map 4K
+ * @clear: clear the D bits taken (manual protection clears them on CLEAR)
+ *
+ * Return: true if a TLB flush is owed.
+ */
+bool kmmu_shadow_harvest_dirty(struct kmmu *kmmu, const struct kmmu_memory_slot *slot, bool clear)
+{
+	const struct kmmu_spte_fmt *f = &kmmu->fmt;
+	bool flush = false;
+	gfn_t gfn;
+
+	if (!shadow_log_dbit(kmmu) || !shadow_slot_mapped(kmmu, slot) ||
+	    kmmu_mutant(SHADOW_DBIT_NOT_HARVESTED))
+		return false;
+	kmmu_mmu_write_lock(kmmu);
+	for (gfn = slot->base_gfn; gfn < kmmu_slot_end(slot); gfn++) {
+		struct kmmu_rmap_head *head = slot_rmap(slot, gfn, KMMU_LEVEL_4K);
 		struct kmmu_rmap_iter iter;
 		unsigned long val;
+		bool dirty = false;
 		u64 *sptep;
 
-		if (!(bits[i / BITS_PER_LONG] & BIT(i % BITS_PER_LONG)))
+		if (!atomic_long_read(&head->val))
 			continue;
-		val = kmmu_rmap_peek(kmmu, slot_rmap(slot, base + i, KMMU_LEVEL_4K));
-		for_each_rmap_spte(val, &iter, sptep) {
-			u64 spte = READ_ONCE(*sptep);
+		if (clear) {
+			dirty = shadow_clear_rmap_bit(kmmu, head, f->dirty);
+			flush |= dirty;
+		} else {
+			val = kmmu_rmap_peek(kmmu, head);
+			for_each_rmap_spte(val, &iter, sptep)
+				dirty |= !!(READ_ONCE(*sptep) & f->dirty);
+		}
+		if (dirty)
+			kmmu_mark_page_dirty(kmmu, slot, gfn);
+	}
+	kmmu_mmu_write_unlock(kmmu);
+	return flush;
+}
 
-			/* The vCPU's walker may set A or D meanwhile. */
-			while ((spte & f->writable) && !try_cmpxchg64(sptep, &spte, spte & ~f->writable))
-				;
-			flush |= !!(spte & f->writable);
+/* What an eager split of one huge leaf takes: a page, a descriptor per SPTE and the link. */
+struct shadow_split_cache {
+	struct kmmu_shadow_page *sp;
+	struct kmmu_rmap_cache rmaps;
+};
+
+static int shadow_split_cache_topup(struct shadow_split_cache *c)
+{
+	if (!c->sp) {
+		c->sp = shadow_page_alloc();
+		if (!c->sp)
+			return -ENOMEM;
+	}
+	return kmmu_rmap_cache_topup(&c->rmaps, KMMU_PT_ENTRIES + 1);
+}
+
+static void shadow_split_cache_free(struct shadow_split_cache *c)
+{
+	if (c->sp)
+		shadow_page_free(c->sp);
+	kmmu_rmap_cache_free(&c->rmaps);
+}
+
+/*
+ * Split the huge leaf @idx of @sp (KVM's shadow_mmu_split_huge_page()):
+ * a direct page of leaves one level down maps what it mapped, each leaf
+ * in its rmap, and is linked where the huge leaf was.  The translations
+ * are the same, so no TLB flush is owed.  kmmu->srcu held, mmu_lock held
+ * for write, @c topped up.  Return: false when the leaf cannot be split
+ * here (the caller zaps it).
+ */
+static bool shadow_split_leaf(struct kmmu *kmmu, struct kmmu_memory_slot *slot,
+			      struct kmmu_shadow_page *sp, unsigned int idx,
+			      struct shadow_split_cache *c)
+{
+	const struct kmmu_spte_fmt *f = &kmmu->fmt;
+	int level = sp->role.level, child_level = level - 1;
+	u64 pages = kmmu_pages_per_level(child_level), huge;
+	union kmmu_sp_role role = sp->role;
+	struct kmmu_shadow_page *child;
+	gfn_t gfn = sp->gfns[idx];
+	bool flush = false;
+	unsigned int i;
+
+	role.level = child_level;
+	role.direct = 1;
+	/* A leaf is inside its slot, as the fault made it. */
+	if (WARN_ON_ONCE(gfn < slot->base_gfn ||
+			 gfn + kmmu_pages_per_level(level) > kmmu_slot_end(slot)) ||
+	    shadow_find_page(kmmu, gfn, role) || kmmu_mutant(SHADOW_SPLIT_ZAPS))
+		return false;
+	child = c->sp;
+	c->sp = NULL;
+	shadow_init_page(kmmu, child, gfn, role, &flush);
+
+	/* xchg: the vCPU's walker may be setting A or D; until the link, it faults. */
+	huge = xchg(&sp->spt[idx], f->nonpresent);
+	kmmu_rmap_remove(kmmu, slot_rmap(slot, gfn, level), &sp->spt[idx]);
+	for (i = 0; i < KMMU_PT_ENTRIES; i++) {
+		child->gfns[i] = gfn + i * pages;
+		child->spt[i] = make_huge_page_split_spte(f, huge, child_level, i);
+		WARN_ON_ONCE(kmmu_rmap_add(kmmu, slot_rmap(slot, child->gfns[i], child_level),
+					   &child->spt[i], &c->rmaps) < 0);
+	}
+	WARN_ON_ONCE(kmmu_rmap_add(kmmu, &child->parent_ptes, &sp->spt[idx], &c->rmaps) < 0);
+	/* Release: the child's SPTEs are set before a walker can reach them. */
+	smp_store_release(&sp->spt[idx], make_table_spte(f, os_pt_to_pfn(child->spt)));
+	kmmu_stat_add(kmmu, KMMU_STAT_SHADOW_LEAVES, KMMU_PT_ENTRIES - 1);
+	kmmu_stat_inc(kmmu, KMMU_STAT_SPLITS);
+	return true;
+}
+
+/*
+ * Every huge leaf of @slot at @level goes: split (@split), or zapped when
+ * not or when memory runs out, one at a time under mmu_lock, the cache
+ * topped up between them.  kmmu->srcu held.  Return: true if a TLB flush
+ * is owed.
+ */
+static bool shadow_split_level(struct kmmu *kmmu, struct kmmu_memory_slot *slot, int level,
+			       bool split, struct shadow_split_cache *c)
+{
+	gfn_t gfn, end = kmmu_slot_end(slot);
+	bool flush = false;
+
+	for (gfn = kmmu_gfn_round_for_level(slot->base_gfn, level); gfn < end;
+	     gfn += kmmu_pages_per_level(level)) {
+		struct kmmu_rmap_head *head = slot_rmap(slot, max(gfn, slot->base_gfn), level);
+
+		/* Only faults fill an rmap, and none maps huge in a logging slot. */
+		while (atomic_long_read(&head->val)) {
+			struct kmmu_shadow_page *sp;
+			struct kmmu_rmap_iter iter;
+			u64 *sptep;
+
+			split = split && !shadow_split_cache_topup(c);
+			kmmu_mmu_write_lock(kmmu);
+			sptep = kmmu_rmap_iter_first(kmmu_rmap_peek(kmmu, head), &iter);
+			if (sptep) {
+				sp = sptep_to_shadow_page(sptep);
+				if (!split || !shadow_split_leaf(kmmu, slot, sp, sptep - sp->spt, c)) {
+					shadow_drop_leaf(kmmu, sp, sptep - sp->spt);
+					flush = true;
+				}
+			}
+			kmmu_mmu_write_unlock(kmmu);
+			cond_resched();
 		}
 	}
+	return flush;
+}
+
+/**
+ * kmmu_shadow_logging_start() - a slot starts logging: so do its shadow leaves
+ * @kmmu: the VM, slots_lock held
+ * @slot: the slot, published with its log
+ * @split: eager splitting is on: huge leaves are split (else zapped, and
+ *	the vCPUs' faults map 4K)
+ * @protect: protect the leaves (no W, or, D-bit logging, no D); not when
+ *	the log starts all set, which CLEAR_DIRTY_LOG protects page by page
+ *
+ * Huge leaves go whatever @protect says: the log and its protection work
+ * on 4K leaves, and CLEAR_DIRTY_LOG, which splits the TDP MMU's leaves of
+ * a log that started all set, finds the shadow MMU's through 4K rmaps.
+ *
+ * Return: true if a TLB flush is owed.
+ */
+bool kmmu_shadow_logging_start(struct kmmu *kmmu, struct kmmu_memory_slot *slot, bool split,
+			       bool protect)
+{
+	struct shadow_split_cache c = {};
+	u64 bit = shadow_log_protect_bit(kmmu);
+	bool flush = false;
+	int level, idx;
+	gfn_t gfn;
+
+	if (!shadow_slot_mapped(kmmu, slot))
+		return false;
+	idx = srcu_read_lock(&kmmu->srcu);
+	/* From the top: a 1G leaf becomes 2M leaves, which the next level splits. */
+	for (level = SHADOW_RMAP_LEVELS; level > KMMU_LEVEL_4K; level--)
+		flush |= shadow_split_level(kmmu, slot, level, split, &c);
+	srcu_read_unlock(&kmmu->srcu, idx);
+	shadow_split_cache_free(&c);
+	if (!protect || kmmu_mutant(SHADOW_LOG_NO_PROTECT))
+		return flush;
+	kmmu_mmu_write_lock(kmmu);
+	for (gfn = slot->base_gfn; gfn < kmmu_slot_end(slot); gfn++)
+		flush |= shadow_clear_rmap_bit(kmmu, slot_rmap(slot, gfn, KMMU_LEVEL_4K), bit);
 	kmmu_mmu_write_unlock(kmmu);
 	return flush;
 }
@@ -845,7 +1112,7 @@ int kmmu_shadow_page_fault(struct kmmu_vcpu *vcpu, const struct kmmu_guest_walk 
 	gfn_t l2_gfn = gw->l2_gpa >> KMMU_PAGE_SHIFT;
 	struct kmmu_spte_args a = {};
 	struct kmmu_shadow_page *sp;
-	bool flush = false, spp;
+	bool flush = false, spp, wrprot_log;
 	int level, goal, ret;
 	unsigned int idx;
 	u64 spte, new_spte;
@@ -929,8 +1196,12 @@ int kmmu_shadow_page_fault(struct kmmu_vcpu *vcpu, const struct kmmu_guest_walk 
 	}
 	a.host_writable = fault.req.writable;
 	a.refcounted = fault.req.refcounted;
-	/* Logging: only a write makes (and logs) the leaf writable. */
-	a.wrprot = kmmu_slot_logging(fault.slot) && !write;
+	/*
+	 * Write-protection logging: only a write makes (and logs) the leaf
+	 * writable.  D-bit logging: the write sets D, which the log harvests.
+	 */
+	wrprot_log = kmmu_slot_logging(fault.slot) && !shadow_log_dbit(kmmu);
+	a.wrprot = wrprot_log && !write;
 	new_spte = make_spte(f, &a);
 
 	if (is_shadow_present_spte(spte) &&
@@ -940,7 +1211,7 @@ int kmmu_shadow_page_fault(struct kmmu_vcpu *vcpu, const struct kmmu_guest_walk 
 		flush = true;
 		spte = f->nonpresent;
 	}
-	if (kmmu_slot_logging(fault.slot) && spte_may_write(f, new_spte))
+	if (wrprot_log && spte_may_write(f, new_spte))
 		kmmu_vcpu_mark_page_dirty(vcpu, fault.slot, fault.gfn);
 	if (!is_shadow_present_spte(spte)) {
 		sp->gfns[idx] = l1_base;
@@ -949,11 +1220,14 @@ int kmmu_shadow_page_fault(struct kmmu_vcpu *vcpu, const struct kmmu_guest_walk 
 		if (WARN_ON_ONCE(ret))
 			goto out_unlock;
 		kmmu_stat_inc(kmmu, KMMU_STAT_SHADOW_LEAVES);
-	} else if (spte_may_write(f, spte) && !spte_may_write(f, new_spte)) {
-		flush = true;
+		/* Release: what the vCPU reads through the leaf is there (the rmap too). */
+		smp_store_release(&sp->spt[idx], new_spte);
+	} else {
+		/* The same page with other rights: a D bit set meanwhile is logged. */
+		spte = xchg(&sp->spt[idx], new_spte);
+		flush |= spte_may_write(f, spte) && !spte_may_write(f, new_spte);
+		shadow_log_dropped_dirty(kmmu, fault.slot, l1_base, goal, spte);
 	}
-	/* Release: what the vCPU reads through the leaf is there (the rmap too). */
-	smp_store_release(&sp->spt[idx], new_spte);
 	kmmu_stat_inc(kmmu, KMMU_STAT_SHADOW_FAULTS);
 	ret = RET_PF_FIXED;
 

@@ -60,6 +60,9 @@ bool kmmu_shadow_age_gfn_range(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t 
 			       bool fast_only, struct kmmu_age_result *res, bool *incomplete);
 bool kmmu_shadow_protect_gfns(struct kmmu *kmmu, const struct kmmu_memory_slot *slot,
 			      gfn_t base, const unsigned long *bits, u64 nbits);
+bool kmmu_shadow_harvest_dirty(struct kmmu *kmmu, const struct kmmu_memory_slot *slot, bool clear);
+bool kmmu_shadow_logging_start(struct kmmu *kmmu, struct kmmu_memory_slot *slot, bool split,
+			       bool protect);
 void kmmu_shadow_destroy(struct kmmu *kmmu);
 
 int kmmu_shadow_slot_alloc(struct kmmu *kmmu, struct kmmu_memory_slot *slot);

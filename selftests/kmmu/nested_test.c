@@ -15,6 +15,7 @@
  */
 #include "test_util.h"
 #include "l1_tables.h"
+#include "kmmu_user.h"
 
 /* L1 memory: the data L2 touches, then L1's tables. */
 #define DATA_GPA	0x100000ULL		/* 1 MiB: below 1G, for a 1G identity leaf */
@@ -673,21 +674,34 @@ KMMU_TEST_F(nested, tables_slot_moves)
 	EXPECT_EQ(0, st.shadow_tracked);
 }
 
+/* How rewrite_rounds() takes the log. */
+enum harvest {
+	HARVEST_GET,		/* GET_DIRTY_LOG, which protects what it hands out */
+	HARVEST_GET_CLEAR,	/* manual protection: GET, then CLEAR of what it said */
+	HARVEST_RING,		/* the vCPU's dirty ring, and a ring reset */
+};
+
 /*
- * The pages L2 writes are in every harvest of L1's log: after each one
- * the shadow leaves are write-protected, so the next write faults and is
- * logged again, whether the log is handed out by GET_DIRTY_LOG (with
- * W-bit or D-bit logging) or collected from the vCPU's ring; an aging
- * pass (locked, then fast-only) between the writes and each harvest.
+ * The pages L2 writes are in every harvest of L1's log, however it is
+ * taken (@how), an aging pass (locked, then fast-only) between the writes
+ * and each harvest.  After a harvest, the shadow leaves of the pages taken
+ * are write-protected (the next write faults and is logged again) or, in
+ * D-bit mode with a bitmap, writable with D clear: L2's next write takes
+ * no fault, and the harvest finds D set again.
  */
 static void rewrite_rounds(struct __test_metadata *_metadata, FIXTURE_DATA(nested) *self,
-			   bool ring)
+			   enum harvest how, bool dbit)
 {
 	const uint64_t pages = 24;
+	/* Exact fault counts: the host and aging (access tracking without A/D) zap nothing. */
+	bool exact = kmmu_host_quiet() && !(self->vm->cfg.flags & KMMU_VM_AD_DISABLED);
 	struct kmmu_workload wl;
 	struct kmmu_run run;
 	int round;
 
+	if (how == HARVEST_GET_CLEAR)
+		ASSERT_EQ(0, kmmu_vm_enable_cap(self->vm, KMMU_CAP_MANUAL_DIRTY_LOG_PROTECT,
+						KMMU_DIRTY_LOG_MANUAL_PROTECT_ENABLE));
 	kmmu_l1_map(&self->l1, L2_ALIAS_GPA, DATA_GPA, pages * SZ_4K, 1, true);
 	ASSERT_EQ(0, kmmu_vm_set_memslot(self->vm, DATA_SLOT, KMMU_MEM_LOG_DIRTY_PAGES,
 					 DATA_GPA, DATA_SIZE, self->data.addr));
@@ -695,17 +709,24 @@ static void rewrite_rounds(struct __test_metadata *_metadata, FIXTURE_DATA(neste
 		uint64_t bm[DATA_SIZE / SZ_4K / 64] = { 0 }, p;
 		/* Even pages in even rounds, all of them in odd ones. */
 		uint64_t stride = round & 1 ? SZ_4K : 2 * SZ_4K;
+		/* New leaves fault; so do logged ones unless D-bit logging left them writable. */
+		uint64_t faults[2][3] = { { 12, 24, 12 }, { 12, 12, 0 } };
 
 		wl = nested_wl(self, L2_ALIAS_GPA, pages * SZ_4K, 100);
 		wl.pattern = KMMU_PATTERN_STRIDE;
 		wl.stride = stride;
 		wl.value = VALUE + round;
 		run_done(_metadata, self, &wl, &run);
+		if (exact) {
+			EXPECT_EQ(faults[dbit][round], run.faults) {
+				TH_LOG("round %d", round);
+			}
+		}
 		/* Aging between the writes and the harvest takes nothing from the log. */
 		ASSERT_EQ(0, kmmu_vm_age(self->vm, DATA_GPA, DATA_SIZE, 0,
 					 KMMU_AGE_FLUSH | (round == 1 ? KMMU_AGE_FAST_ONLY : 0),
 					 NULL, NULL));
-		if (ring) {
+		if (how == HARVEST_RING) {
 			uint64_t *sink = bm;
 
 			kmmu_vcpu_collect_dirty_ring(self->vcpu, nested_ring_to_bitmap, &sink);
@@ -713,6 +734,9 @@ static void rewrite_rounds(struct __test_metadata *_metadata, FIXTURE_DATA(neste
 		} else {
 			ASSERT_EQ(0, kmmu_vm_get_dirty_log(self->vm, DATA_SLOT, bm));
 		}
+		if (how == HARVEST_GET_CLEAR)
+			ASSERT_EQ(0, kmmu_vm_clear_dirty_log(self->vm, DATA_SLOT, 0,
+							     DATA_SIZE / SZ_4K, bm));
 		for (p = 0; p < pages; p++) {
 			bool want = (round & 1) || !(p & 1);
 
@@ -729,7 +753,13 @@ static void rewrite_rounds(struct __test_metadata *_metadata, FIXTURE_DATA(neste
 KMMU_TEST_F(nested, dirty_log_every_round)
 {
 	SKIP_ON_HW();
-	rewrite_rounds(_metadata, self, false);
+	rewrite_rounds(_metadata, self, HARVEST_GET, false);
+}
+
+KMMU_TEST_F(nested, dirty_log_every_round_manual)
+{
+	SKIP_ON_HW();
+	rewrite_rounds(_metadata, self, HARVEST_GET_CLEAR, false);
 }
 
 KMMU_TEST_F(nested, dirty_log_every_round_dbit)
@@ -737,7 +767,191 @@ KMMU_TEST_F(nested, dirty_log_every_round_dbit)
 	SKIP_ON_HW();
 	if (kmmu_vm_enable_cap(self->vm, KMMU_CAP_DIRTY_LOG_MODE, KMMU_DIRTY_LOG_MODE_DBIT))
 		SKIP(return, "D-bit mode needs A/D bits");
-	rewrite_rounds(_metadata, self, false);
+	rewrite_rounds(_metadata, self, HARVEST_GET, true);
+}
+
+KMMU_TEST_F(nested, dirty_log_every_round_manual_dbit)
+{
+	SKIP_ON_HW();
+	if (kmmu_vm_enable_cap(self->vm, KMMU_CAP_DIRTY_LOG_MODE, KMMU_DIRTY_LOG_MODE_DBIT))
+		SKIP(return, "D-bit mode needs A/D bits");
+	rewrite_rounds(_metadata, self, HARVEST_GET_CLEAR, true);
+}
+
+/* L1 memory on 2M host pages, which L1 maps to L2 with 2M leaves. */
+#define HUGE_SLOT	2
+#define HUGE_GPA	0x40000000ULL		/* 1 GiB */
+#define HUGE_SIZE	(2 * SZ_2M)
+#define L2_HUGE_GPA	(L2_ALIAS_GPA + SZ_1G)
+
+static uint64_t huge_sum(uint64_t value, uint64_t first, uint64_t n)
+{
+	uint64_t sum = 0, p;
+
+	for (p = first; p < first + n; p++)
+		sum += value ^ (L2_HUGE_GPA + p * SZ_4K);
+	return sum;
+}
+
+/*
+ * The huge slot, on @mem, written by L2 through 2M shadow leaves (L1 maps
+ * it with 2M leaves).  False after a SKIP when the host has no 2M pages.
+ */
+static bool huge_slot_written(struct __test_metadata *_metadata, FIXTURE_DATA(nested) *self,
+			      struct kmmu_mem *mem)
+{
+	struct kmmu_vm_stats st;
+	struct kmmu_workload wl;
+	struct kmmu_run run;
+	int ret;
+
+	ret = kmmu_mem_alloc(mem, KMMU_BACKING_HUGETLB_2M, HUGE_SIZE);
+	if (ret == -EOPNOTSUPP)
+		SKIP(return false, "no 2M hugetlb memory on this host (huge pages not reserved?)");
+	ASSERT_EQ(0, ret) {
+		return false;
+	}
+	ASSERT_EQ(0, kmmu_vm_set_memslot(self->vm, HUGE_SLOT, 0, HUGE_GPA, HUGE_SIZE,
+					 mem->addr)) {
+		return false;
+	}
+	kmmu_l1_map(&self->l1, L2_HUGE_GPA, HUGE_GPA, HUGE_SIZE, 2, true);
+	wl = nested_wl(self, L2_HUGE_GPA, HUGE_SIZE, 100);
+	run_done(_metadata, self, &wl, &run);
+	EXPECT_EQ(0, kmmu_vm_stats(self->vm, &st));
+	EXPECT_COUNT_AT_MOST(2, st.shadow_leaves);
+	return true;
+}
+
+/*
+ * The huge slot logs: L2 reads every page as it wrote it, writes the
+ * second half, and the log has exactly that half.
+ */
+static void huge_slot_logs_exactly(struct __test_metadata *_metadata, FIXTURE_DATA(nested) *self)
+{
+	const uint64_t pages = HUGE_SIZE / SZ_4K;
+	uint64_t bm[HUGE_SIZE / SZ_4K / 64] = { 0 }, p;
+	struct kmmu_workload wl;
+	struct kmmu_run run;
+
+	wl = nested_wl(self, L2_HUGE_GPA + HUGE_SIZE / 2, HUGE_SIZE / 2, 100);
+	wl.value = VALUE + 1;
+	run_done(_metadata, self, &wl, &run);
+	ASSERT_EQ(0, kmmu_vm_get_dirty_log(self->vm, HUGE_SLOT, bm));
+	for (p = 0; p < pages; p++) {
+		ASSERT_EQ(p >= pages / 2, !!(bm[p / 64] & (1ULL << (p % 64)))) {
+			TH_LOG("page %llu", (unsigned long long)p);
+		}
+	}
+	wl = nested_wl(self, L2_HUGE_GPA, HUGE_SIZE, 0);
+	run_done(_metadata, self, &wl, &run);
+	EXPECT_EQ(huge_sum(VALUE, 0, pages / 2) + huge_sum(VALUE + 1, pages / 2, pages / 2),
+		  run.read_sum);
+}
+
+/*
+ * L2 writes L1 memory through 2M shadow leaves, then L1 starts logging
+ * that slot: each huge leaf is split through the rmaps into 512 4K leaves
+ * that map the same pages (@eager; L2 reads them all with no fault), or,
+ * with eager splitting off, zapped (L2 faults 4K leaves back).  Either way
+ * the leaves are protected as logging starts (write-protected, or their D
+ * bits cleared in D-bit mode), so the log has exactly what L2 writes next;
+ * logging off, L2's leaves are huge again.
+ */
+static void huge_leaves_when_logging_starts(struct __test_metadata *_metadata,
+					    FIXTURE_DATA(nested) *self, bool eager, bool dbit)
+{
+	const uint64_t pages = HUGE_SIZE / SZ_4K;
+	struct kmmu_vm_stats st;
+	struct kmmu_workload wl;
+	struct kmmu_mem mem;
+	struct kmmu_run run;
+	uint64_t splits;
+
+	SKIP_ON_HW();
+	if (dbit && kmmu_vm_enable_cap(self->vm, KMMU_CAP_DIRTY_LOG_MODE, KMMU_DIRTY_LOG_MODE_DBIT))
+		SKIP(return, "D-bit mode needs A/D bits");
+	if (!eager)
+		ASSERT_EQ(0, kmmu_vm_enable_cap(self->vm, KMMU_CAP_EAGER_SPLIT_CHUNK_SIZE, 0));
+	if (!huge_slot_written(_metadata, self, &mem))
+		return;
+	splits = vm_stat(_metadata, self, "splits");
+
+	ASSERT_EQ(0, kmmu_vm_set_memslot(self->vm, HUGE_SLOT, KMMU_MEM_LOG_DIRTY_PAGES, HUGE_GPA,
+					 HUGE_SIZE, mem.addr));
+	ASSERT_EQ(0, kmmu_vm_stats(self->vm, &st));
+	EXPECT_COUNT_AT_MOST(eager ? pages : 0, st.shadow_leaves);
+	EXPECT_COUNT_AT_MOST(splits + (eager ? 2 : 0), vm_stat(_metadata, self, "splits"));
+	/* Every page reads what L2 wrote, through the split leaves or new ones. */
+	wl = nested_wl(self, L2_HUGE_GPA, HUGE_SIZE, 0);
+	run_done(_metadata, self, &wl, &run);
+	EXPECT_EQ(huge_sum(VALUE, 0, pages), run.read_sum);
+	EXPECT_COUNT_AT_LEAST(eager ? 0 : pages, run.faults);
+	huge_slot_logs_exactly(_metadata, self);
+
+	ASSERT_EQ(0, kmmu_vm_set_memslot(self->vm, HUGE_SLOT, 0, HUGE_GPA, HUGE_SIZE, mem.addr));
+	run_done(_metadata, self, &wl, &run);
+	ASSERT_EQ(0, kmmu_vm_stats(self->vm, &st));
+	EXPECT_COUNT_AT_MOST(2, st.shadow_leaves);
+	kmmu_vm_free(self->vm);
+	self->vm = NULL;
+	kmmu_mem_free(&mem);
+}
+
+KMMU_TEST_F(nested, huge_leaves_split_when_logging_starts)
+{
+	huge_leaves_when_logging_starts(_metadata, self, true, false);
+}
+
+KMMU_TEST_F(nested, huge_leaves_split_when_logging_starts_dbit)
+{
+	huge_leaves_when_logging_starts(_metadata, self, true, true);
+}
+
+KMMU_TEST_F(nested, huge_leaves_zapped_when_logging_starts)
+{
+	huge_leaves_when_logging_starts(_metadata, self, false, false);
+}
+
+/*
+ * Logging starts while allocations fail (the user backend's injection:
+ * the n-th one from now): the ioctl fails with -ENOMEM and changes
+ * nothing, or succeeds with a leaf it had no memory to split zapped;
+ * either way the log is exact after, and nothing leaks (the teardown).
+ */
+KMMU_TEST_F(nested, huge_leaves_split_out_of_memory)
+{
+	long n, before;
+	int ret;
+
+	SKIP_ON_HW();
+	if (kmmu_backend() != KMMU_BACKEND_USER)
+		SKIP(return, "allocation failures are injected on the user backend");
+	for (n = 1; ; n += n < 16 ? 1 : 61) {
+		struct kmmu_mem mem;
+
+		if (!huge_slot_written(_metadata, self, &mem))
+			return;
+		before = kmmu_user_failed_allocs();
+		kmmu_user_fail_nth(n);
+		ret = kmmu_vm_set_memslot(self->vm, HUGE_SLOT, KMMU_MEM_LOG_DIRTY_PAGES, HUGE_GPA,
+					  HUGE_SIZE, mem.addr);
+		kmmu_user_fail_nth(0);
+		if (ret) {
+			ASSERT_EQ(-ENOMEM, ret);
+			ASSERT_NE(before, kmmu_user_failed_allocs());
+			ASSERT_EQ(0, kmmu_vm_set_memslot(self->vm, HUGE_SLOT,
+							 KMMU_MEM_LOG_DIRTY_PAGES, HUGE_GPA,
+							 HUGE_SIZE, mem.addr));
+		}
+		huge_slot_logs_exactly(_metadata, self);
+		ASSERT_EQ(0, kmmu_vm_set_memslot(self->vm, HUGE_SLOT, 0, HUGE_GPA, 0, mem.addr));
+		kmmu_mem_free(&mem);
+		if (before == kmmu_user_failed_allocs())
+			break;
+	}
+	/* Past the split's page, its 513 descriptors, and the protection after. */
+	EXPECT_LT(520, n);
 }
 
 KMMU_TEST_F(nested, dirty_ring_every_round)
@@ -755,7 +969,7 @@ KMMU_TEST_F(nested, dirty_ring_every_round)
 	ASSERT_EQ(0, kmmu_vm_set_memslot(self->vm, TABLES_SLOT, 0, TABLES_GPA, TABLES_SIZE,
 					 self->tables.addr));
 	ASSERT_EQ(0, kmmu_vcpu_create(self->vm, 0, &self->vcpu));
-	rewrite_rounds(_metadata, self, true);
+	rewrite_rounds(_metadata, self, HARVEST_RING, false);
 }
 
 /*
