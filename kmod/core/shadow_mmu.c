@@ -706,6 +706,17 @@ bool kmmu_shadow_age_gfn_range(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t 
 	return shadow_walk_slots(kmmu, as_id, start, end, shadow_age_slot_range, &a);
 }
 
+/* Clear @bit in a shadow SPTE.  Return: true if it had it. */
+static bool shadow_clear_spte_bit(u64 *sptep, u64 bit)
+{
+	u64 spte = READ_ONCE(*sptep);
+
+	/* The vCPU's walker may set A or D meanwhile. */
+	while ((spte & bit) && !try_cmpxchg64(sptep, &spte, spte & ~bit))
+		;
+	return spte & bit;
+}
+
 /*
  * Clear @bit in every leaf of a 4K rmap; mmu_lock held for write.  Return:
  * true if a leaf had it.
@@ -720,14 +731,8 @@ static bool shadow_clear_rmap_bit(struct kmmu *kmmu, struct kmmu_rmap_head *head
 	if (!atomic_long_read(&head->val))
 		return false;
 	val = kmmu_rmap_peek(kmmu, head);
-	for_each_rmap_spte(val, &iter, sptep) {
-		u64 spte = READ_ONCE(*sptep);
-
-		/* The vCPU's walker may set A or D meanwhile. */
-		while ((spte & bit) && !try_cmpxchg64(sptep, &spte, spte & ~bit))
-			;
-		found |= !!(spte & bit);
-	}
+	for_each_rmap_spte(val, &iter, sptep)
+		found |= shadow_clear_spte_bit(sptep, bit);
 	return found;
 }
 
@@ -918,6 +923,8 @@ static bool shadow_split_level(struct kmmu *kmmu, struct kmmu_memory_slot *slot,
 			if (sptep) {
 				sp = sptep_to_shadow_page(sptep);
 				if (!split || !shadow_split_leaf(kmmu, slot, sp, sptep - sp->spt, c)) {
+					/* Writes before logging began are not the log's. */
+					shadow_clear_spte_bit(sptep, kmmu->fmt.dirty);
 					shadow_drop_leaf(kmmu, sp, sptep - sp->spt);
 					flush = true;
 				}

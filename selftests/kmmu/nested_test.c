@@ -913,6 +913,11 @@ KMMU_TEST_F(nested, huge_leaves_zapped_when_logging_starts)
 	huge_leaves_when_logging_starts(_metadata, self, false, false);
 }
 
+KMMU_TEST_F(nested, huge_leaves_zapped_when_logging_starts_dbit)
+{
+	huge_leaves_when_logging_starts(_metadata, self, false, true);
+}
+
 /*
  * Logging starts while allocations fail (the user backend's injection:
  * the n-th one from now): the ioctl fails with -ENOMEM and changes
