@@ -112,19 +112,22 @@ static const struct bench_args args = {
  * each printed as @label's.
  */
 static void timed_passes(struct bench_vm *bv, uint64_t total, uint32_t flags, int reps,
-			 const char *label, uint64_t *ns)
+			 int warmup, const char *label, uint64_t *ns)
 {
-	uint64_t young, old, t0;
+	uint64_t young, old, t0, t;
 	int r;
 
-	for (r = 0; r < reps; r++) {
+	/* Warm-up passes (-W) are pass 0, not counted. */
+	for (r = -warmup; r < reps; r++) {
 		bench_vm_run(bv);
 		t0 = kmmu_now_ns();
 		bench_must(kmmu_vm_age(bv->vm, GUEST_GPA, total, 0, flags, &young, &old), "age");
-		ns[r] = kmmu_now_ns() - t0;
+		t = kmmu_now_ns() - t0;
+		if (r >= 0)
+			ns[r] = t;
 		printf("%-12s pass %d/%d: %8.3f ms, %llu young, %llu old, %.2f ns/4K\n", label,
-		       r + 1, reps, ns[r] / 1e6, (unsigned long long)young,
-		       (unsigned long long)old, (double)ns[r] / (total / PAGE));
+		       r < 0 ? 0 : r + 1, reps, t / 1e6, (unsigned long long)young,
+		       (unsigned long long)old, (double)t / (total / PAGE));
 	}
 }
 
@@ -238,7 +241,7 @@ int main(int argc, char **argv)
 	 */
 	if (p.nested) {
 		bench_must(kmmu_vm_enable_cap(bv.vm, KMMU_CAP_LOCKLESS_AGING, 1), "aging path");
-		timed_passes(&bv, total, KMMU_AGE_FLUSH, p.reps, "tdp lockless", tdp_ns);
+		timed_passes(&bv, total, KMMU_AGE_FLUSH, p.reps, p.cm.warmup, "tdp lockless", tdp_ns);
 		bench_must(kmmu_vm_zap(bv.vm, 0, 0, 0, KMMU_ZAP_ALL), "zap");
 		bench_nested_setup(&bv, &tables, "aging");
 		bench_vm_run(&bv);
@@ -249,7 +252,7 @@ int main(int argc, char **argv)
 		bench_must(kmmu_vm_enable_cap(bv.vm, KMMU_CAP_LOCKLESS_AGING, path == 1),
 			   "aging path");
 		timed_passes(&bv, total, KMMU_AGE_FLUSH | (path == 2 ? KMMU_AGE_FAST_ONLY : 0),
-			     p.reps, pass_name[path], ns[path]);
+			     p.reps, p.cm.warmup, pass_name[path], ns[path]);
 	}
 
 	/*
@@ -294,15 +297,20 @@ int main(int argc, char **argv)
 	/* Each repetition starts with a different path, so none always goes first. */
 	for (i = 0; i < bv.nr_vcpus; i++)
 		bv.vcpus[i].wl.write_percent = 100;
-	for (r = 0; r < p.reps; r++) {
+	/* Warm-up rounds (-W) are round 0, not counted. */
+	for (r = -p.cm.warmup; r < p.reps; r++) {
 		for (i = 0; i < 3; i++) {
 			uint64_t n;
+			double rt;
 
-			path = (r + i) % 3;
-			rate[path][r] = fault_in_rate(&bv, path - 1, p.interval_us, &n);
-			passes[path] += n;
+			path = (r + p.cm.warmup + i) % 3;
+			rt = fault_in_rate(&bv, path - 1, p.interval_us, &n);
+			if (r >= 0) {
+				rate[path][r] = rt;
+				passes[path] += n;
+			}
 			printf("fault-in %d/%d, %-15s %10.0f pages/s (%llu aging passes "
-			       "meanwhile)\n", r + 1, p.reps, path_name[path], rate[path][r],
+			       "meanwhile)\n", r < 0 ? 0 : r + 1, p.reps, path_name[path], rt,
 			       (unsigned long long)n);
 		}
 	}

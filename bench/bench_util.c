@@ -539,6 +539,8 @@ static int parse_common(int c, const char *arg, struct bench_common *cm)
 			return -EINVAL;
 		cm->out = arg;
 		return 1;
+	case 'W':
+		return bench_parse_int(arg, 0, 10, &cm->warmup) ?: 1;
 	case 'F':
 		if (!strcmp(arg, "ept"))
 			cm->format = KMMU_SPTE_FORMAT_EPT;
@@ -589,7 +591,8 @@ int bench_parse_args(int argc, char **argv, const struct bench_args *a, struct b
 		longopts[n] = a->longopts[n - 2];
 		n++;
 	}
-	snprintf(opts, sizeof(opts), "hv:b:s:F:o:B:%s", a->opts ?: "");
+	snprintf(opts, sizeof(opts), "hv:b:s:F:o:B:W:%s", a->opts ?: "");
+	cm->warmup = 1;
 
 	while ((c = getopt_long(argc, argv, opts, longopts, NULL)) != -1) {
 		if (c == 'h') {

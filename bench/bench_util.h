@@ -65,6 +65,7 @@ struct bench_common {
 	uint32_t format;		/* -F: KMMU_SPTE_FORMAT_* */
 	const char *out;		/* -o: JSON results document to append to */
 	enum bench_pressure pressure;	/* --pressure */
+	int warmup;			/* -W: repetitions run first, not counted */
 };
 
 #define BENCH_COMMON_HELP \
@@ -72,6 +73,10 @@ struct bench_common {
 	" -v: vCPUs, each on its own range (default: 1)\n" \
 	" -b: bytes of guest memory per vCPU, with k/m/g suffixes (default: 1g)\n" \
 	" -F: SPTE format: default, ept, npt (default: default, the CPU's)\n" \
+	" -W: warm-up repetitions, run and printed first, not counted: the\n" \
+	"     first VM of a process pays for what later ones find ready (memory\n" \
+	"     first touched, allocators grown); floor has none, spp always one\n" \
+	"     (default: 1)\n" \
 	" -o: append the results to this JSON document, created if missing\n" \
 	"     (schema: bench/README.md) (default: none)\n" \
 	" --pressure: what runs beside the workload, from before the floors to the\n" \

@@ -333,6 +333,9 @@ int main(int argc, char **argv)
 	bench_results_param_int(res, "split_chunk", p.split_chunk);
 	floor_ns = bench_floor(res, BENCH_FLOOR_LOCKED_RMW, pages);
 
+	/* Warm-up runs (-W) are run 0, not counted. */
+	for (i = 0; i < p.cm.warmup; i++)
+		one_run(&p, 0, &r);
 	for (i = 0; i < p.reps; i++) {
 		one_run(&p, i + 1, &r);
 		en[i] = r.enable;

@@ -181,6 +181,14 @@ static uint64_t figure(const struct params *p, struct bench_results *res, const 
 	double per[MAX_REPS];
 	int r;
 
+	/* Warm-up repetitions (-W), printed as rep 0, not counted. */
+	for (r = 0; r < p->cm.warmup; r++) {
+		uint64_t t = populate_once(p, nvcpus, total, prefault, nested);
+
+		printf("%-28s rep 0/%d: %2d vCPU %9llu faults %9.1f ms %8.1f ns/fault (warm-up)\n",
+		       label, p->reps, nvcpus, (unsigned long long)faults, t / 1e6,
+		       (double)t * nvcpus / faults);
+	}
 	for (r = 0; r < p->reps; r++) {
 		ns[r] = populate_once(p, nvcpus, total, prefault, nested);
 		per[r] = (double)ns[r] * nvcpus / faults;

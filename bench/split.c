@@ -189,6 +189,9 @@ int main(int argc, char **argv)
 	floor_rw = bench_floor(res, BENCH_FLOOR_READ_WRITE, pages);
 	floor_read = bench_floor(res, BENCH_FLOOR_READ, pages);
 
+	/* Warm-up runs (-W) are run 0, not counted. */
+	for (i = 0; i < p.cm.warmup; i++)
+		one_run(&p, 0, &r);
 	for (i = 0; i < p.reps; i++) {
 		one_run(&p, i + 1, &r);
 		en[i] = r.enable;

@@ -252,6 +252,12 @@ int main(int argc, char **argv)
 	bench_must(kmmu_mem_alloc(&fmem, p.cm.backing, p.fault_bytes), "memory");
 	kmmu_mem_prefault(&zmem);
 	kmmu_mem_prefault(&fmem);
+	/* Warm-up runs (-W), not counted. */
+	for (r = 0; r < p.cm.warmup; r++) {
+		one_rep(&p, &zmem, &fmem, s, scratch, &rep);
+		printf("run 0/%d (warm-up): zap all %8.3f ms, longest write hold %9.1f us\n",
+		       p.reps, rep.zap_ns / 1e6, rep.hold_ns / 1e3);
+	}
 	for (r = 0; r < p.reps; r++) {
 		one_rep(&p, &zmem, &fmem, s, scratch, &rep);
 		hold[r] = rep.hold_ns / 1e3;
