@@ -800,6 +800,48 @@ static void *vcpu_thread(void *arg)
 	return NULL;
 }
 
+/*
+ * Profiling the vCPUs' runs alone: with `perf record --control
+ * fifo:CTL,ACK -D -1` around a driver and KMMU_BENCH_PERF_CTL=CTL,ACK[,SKIP]
+ * in its environment, perf samples from just before the vCPUs start until
+ * they are all done, in every run but the first SKIP (warm-ups: -W).  A
+ * variable that names no FIFO perf has open is an error.
+ */
+static void perf_ctl(bool on)
+{
+	static int ctl = -1, ack = -1, skip, runs;
+	static bool tried;
+	const char *env = getenv("KMMU_BENCH_PERF_CTL");
+	char path[2][PATH_MAX], buf[8];
+	ssize_t len;
+
+	if (!env)
+		return;
+	if (!tried) {
+		tried = true;
+		if (sscanf(env, "%4095[^,],%4095[^,],%d", path[0], path[1], &skip) < 2) {
+			fprintf(stderr, "%s: KMMU_BENCH_PERF_CTL=%s: not CTL,ACK[,SKIP]\n", prog, env);
+			exit(1);
+		}
+		ctl = open(path[0], O_WRONLY | O_CLOEXEC);
+		ack = open(path[1], O_RDONLY | O_CLOEXEC);
+		if (ctl < 0 || ack < 0) {
+			fprintf(stderr, "%s: KMMU_BENCH_PERF_CTL: cannot open %s: %s\n", prog,
+				path[ctl < 0 ? 0 : 1], strerror(errno));
+			exit(1);
+		}
+	}
+	if (on && runs++ < skip)
+		return;
+	if (!on && runs <= skip)
+		return;
+	len = on ? 7 : 8;
+	if (write(ctl, on ? "enable\n" : "disable\n", len) != len || read(ack, buf, sizeof(buf)) <= 0) {
+		fprintf(stderr, "%s: KMMU_BENCH_PERF_CTL: perf does not answer\n", prog);
+		exit(1);
+	}
+}
+
 uint64_t bench_run_vcpus(struct bench_vcpu *v, int n)
 {
 	pthread_t threads[KMMU_LIB_MAX_VCPUS];
@@ -816,9 +858,11 @@ uint64_t bench_run_vcpus(struct bench_vcpu *v, int n)
 		v[i].ring_collect_ns = v[i].ring_reset_ns = 0;
 		bench_must(-pthread_create(&threads[i], NULL, vcpu_thread, &v[i]), "thread");
 	}
+	perf_ctl(true);
 	pthread_barrier_wait(&barrier);
 	for (i = 0; i < n; i++)
 		pthread_join(threads[i], NULL);
+	perf_ctl(false);
 	pthread_barrier_destroy(&barrier);
 	for (i = 0; i < n; i++) {
 		snprintf(what, sizeof(what), "vCPU %d", i);
