@@ -35,6 +35,9 @@
 #define GUEST_GPA	BENCH_GUEST_GPA
 #define PAGE		BENCH_PAGE
 #define MAX_REPS	100
+/* A fault-in sample: rounds of every page worth this much vCPU time, at most the max. */
+#define FAULT_IN_SAMPLE_NS	(250 * 1000 * 1000ULL)
+#define FAULT_IN_MAX_ROUNDS	50
 
 struct params {
 	struct bench_common cm;
@@ -154,27 +157,32 @@ static void *ager_thread(void *arg)
 
 /*
  * Pages per second the vCPUs fault back in while @path aging (-1: none)
- * runs beside them; the aging passes done meanwhile in *@passes.
+ * runs beside them, over @rounds rounds of a zap and a fault-in of every
+ * page; the aging passes done meanwhile in *@passes; the vCPUs' time in
+ * *@ns.
  */
-static double fault_in_rate(struct bench_vm *bv, int path, unsigned int interval_us,
-			    uint64_t *passes)
+static double fault_in_rate(struct bench_vm *bv, int path, unsigned int interval_us, int rounds,
+			    uint64_t *passes, uint64_t *ns)
 {
 	struct ager a = { .vm = bv->vm, .size = bv->size, .interval_us = interval_us };
 	pthread_t t;
-	uint64_t ns;
+	int i;
 
-	bench_must(kmmu_vm_zap(bv->vm, GUEST_GPA, bv->size, 0, 0), "zap");
 	if (path >= 0) {
 		bench_must(kmmu_vm_enable_cap(bv->vm, KMMU_CAP_LOCKLESS_AGING, path), "aging path");
 		bench_must(-pthread_create(&t, NULL, ager_thread, &a), "aging thread");
 	}
-	ns = bench_vm_run(bv);
+	*ns = 0;
+	for (i = 0; i < rounds; i++) {
+		bench_must(kmmu_vm_zap(bv->vm, GUEST_GPA, bv->size, 0, 0), "zap");
+		*ns += bench_vm_run(bv);
+	}
 	if (path >= 0) {
 		a.stop = 1;
 		pthread_join(t, NULL);
 	}
 	*passes = a.passes;
-	return (double)(bv->size / PAGE) / (ns / 1e9);
+	return (double)rounds * (bv->size / PAGE) / (*ns / 1e9);
 }
 
 int main(int argc, char **argv)
@@ -204,7 +212,7 @@ int main(int argc, char **argv)
 	static const char * const path_name[] = { "no aging", "locked aging", "lockless aging" };
 	struct kmmu_vm_config cfg;
 	struct bench_vm bv;
-	int i, path, r;
+	int i, path, r, rounds = 1;
 
 	if (bench_parse_args(argc, argv, &args, &p.cm, &p))
 		return 2;
@@ -297,21 +305,32 @@ int main(int argc, char **argv)
 	/* Each repetition starts with a different path, so none always goes first. */
 	for (i = 0; i < bv.nr_vcpus; i++)
 		bv.vcpus[i].wl.write_percent = 100;
-	/* Warm-up rounds (-W) are round 0, not counted. */
+	/*
+	 * Warm-up rounds (-W) are round 0, not counted.  Then each sample
+	 * faults every page in rounds worth FAULT_IN_SAMPLE_NS, as many as one
+	 * round without aging takes after the warm-up.
+	 */
 	for (r = -p.cm.warmup; r < p.reps; r++) {
 		for (i = 0; i < 3; i++) {
-			uint64_t n;
+			uint64_t n, t;
 			double rt;
 
+			if (r == 0 && i == 0) {
+				fault_in_rate(&bv, -1, p.interval_us, 1, &n, &t);
+				rounds = t ? (int)(FAULT_IN_SAMPLE_NS / t) + 1 : 1;
+				rounds = rounds > FAULT_IN_MAX_ROUNDS ? FAULT_IN_MAX_ROUNDS : rounds;
+				printf("fault-in: %d rounds a sample (one took %.1f ms)\n", rounds,
+				       t / 1e6);
+			}
 			path = (r + p.cm.warmup + i) % 3;
-			rt = fault_in_rate(&bv, path - 1, p.interval_us, &n);
+			rt = fault_in_rate(&bv, path - 1, p.interval_us, rounds, &n, &t);
 			if (r >= 0) {
 				rate[path][r] = rt;
 				passes[path] += n;
 			}
 			printf("fault-in %d/%d, %-15s %10.0f pages/s (%llu aging passes "
-			       "meanwhile)\n", r < 0 ? 0 : r + 1, p.reps, path_name[path], rt,
-			       (unsigned long long)n);
+			       "meanwhile, %.1f ms)\n", r < 0 ? 0 : r + 1, p.reps, path_name[path],
+			       rt, (unsigned long long)n, t / 1e6);
 		}
 	}
 
