@@ -718,10 +718,10 @@ static bool shadow_clear_spte_bit(u64 *sptep, u64 bit)
 }
 
 /*
- * Clear @bit in every leaf of a 4K rmap; mmu_lock held for write.  Return:
- * true if a leaf had it.
+ * Does a leaf of a 4K rmap have @bit?  With @clear, it is cleared in every
+ * leaf.  mmu_lock held for write.
  */
-static bool shadow_clear_rmap_bit(struct kmmu *kmmu, struct kmmu_rmap_head *head, u64 bit)
+static bool shadow_rmap_bit(struct kmmu *kmmu, struct kmmu_rmap_head *head, u64 bit, bool clear)
 {
 	struct kmmu_rmap_iter iter;
 	bool found = false;
@@ -732,7 +732,7 @@ static bool shadow_clear_rmap_bit(struct kmmu *kmmu, struct kmmu_rmap_head *head
 		return false;
 	val = kmmu_rmap_peek(kmmu, head);
 	for_each_rmap_spte(val, &iter, sptep)
-		found |= shadow_clear_spte_bit(sptep, bit);
+		found |= clear ? shadow_clear_spte_bit(sptep, bit) : !!(READ_ONCE(*sptep) & bit);
 	return found;
 }
 
@@ -774,8 +774,8 @@ bool kmmu_shadow_protect_gfns(struct kmmu *kmmu, const struct kmmu_memory_slot *
 	kmmu_mmu_write_lock(kmmu);
 	for (i = 0; i < nbits; i++)
 		if (bits[i / BITS_PER_LONG] & BIT(i % BITS_PER_LONG))
-			flush |= shadow_clear_rmap_bit(kmmu, slot_rmap(slot, base + i,
-								       KMMU_LEVEL_4K), bit);
+			flush |= shadow_rmap_bit(kmmu, slot_rmap(slot, base + i, KMMU_LEVEL_4K),
+						 bit, true);
 	kmmu_mmu_write_unlock(kmmu);
 	return flush;
 }
@@ -800,24 +800,10 @@ bool kmmu_shadow_harvest_dirty(struct kmmu *kmmu, const struct kmmu_memory_slot 
 		return false;
 	kmmu_mmu_write_lock(kmmu);
 	for (gfn = slot->base_gfn; gfn < kmmu_slot_end(slot); gfn++) {
-		struct kmmu_rmap_head *head = slot_rmap(slot, gfn, KMMU_LEVEL_4K);
-		struct kmmu_rmap_iter iter;
-		unsigned long val;
-		bool dirty = false;
-		u64 *sptep;
-
-		if (!atomic_long_read(&head->val))
+		if (!shadow_rmap_bit(kmmu, slot_rmap(slot, gfn, KMMU_LEVEL_4K), f->dirty, clear))
 			continue;
-		if (clear) {
-			dirty = shadow_clear_rmap_bit(kmmu, head, f->dirty);
-			flush |= dirty;
-		} else {
-			val = kmmu_rmap_peek(kmmu, head);
-			for_each_rmap_spte(val, &iter, sptep)
-				dirty |= !!(READ_ONCE(*sptep) & f->dirty);
-		}
-		if (dirty)
-			kmmu_mark_page_dirty(kmmu, slot, gfn);
+		kmmu_mark_page_dirty(kmmu, slot, gfn);
+		flush |= clear;
 	}
 	kmmu_mmu_write_unlock(kmmu);
 	return flush;
@@ -972,7 +958,7 @@ bool kmmu_shadow_logging_start(struct kmmu *kmmu, struct kmmu_memory_slot *slot,
 		return flush;
 	kmmu_mmu_write_lock(kmmu);
 	for (gfn = slot->base_gfn; gfn < kmmu_slot_end(slot); gfn++)
-		flush |= shadow_clear_rmap_bit(kmmu, slot_rmap(slot, gfn, KMMU_LEVEL_4K), bit);
+		flush |= shadow_rmap_bit(kmmu, slot_rmap(slot, gfn, KMMU_LEVEL_4K), bit, true);
 	kmmu_mmu_write_unlock(kmmu);
 	return flush;
 }

@@ -44,23 +44,16 @@
  * shadow leaves whenever it likes, and each zap may cost L2 one more walk
  * and fault, and leave one leaf fewer.
  */
-#define EXPECT_COUNT_AT_LEAST(want, got)					\
+#define EXPECT_COUNT(busy_cmp, want, got)					\
 	do {									\
 		if (kmmu_host_quiet()) {					\
 			EXPECT_EQ(want, got);					\
 		} else {							\
-			EXPECT_LE(want, got);					\
+			EXPECT_##busy_cmp(want, got);				\
 		}								\
 	} while (0)
-
-#define EXPECT_COUNT_AT_MOST(want, got)						\
-	do {									\
-		if (kmmu_host_quiet()) {					\
-			EXPECT_EQ(want, got);					\
-		} else {							\
-			EXPECT_GE(want, got);					\
-		}								\
-	} while (0)
+#define EXPECT_COUNT_AT_LEAST(want, got)	EXPECT_COUNT(LE, want, got)
+#define EXPECT_COUNT_AT_MOST(want, got)		EXPECT_COUNT(GE, want, got)
 
 FIXTURE(nested) {
 	struct kmmu_vm *vm;
@@ -1081,23 +1074,6 @@ KMMU_TEST_F(nested, l2_write_to_shadowed_table)
  * mmu_lock, or without it (@lockless: KMMU_CAP_LOCKLESS_AGING), or
  * fast-only (@fast: KMMU_AGE_FAST_ONLY).
  */
-/*
- * What an aging pass counted: exactly @want_young young and @want_old old
- * leaves when the host is quiet; under pressure the host zaps and ages
- * leaves too, so no more young ones, and no more leaves in all.
- */
-static void expect_aged(struct __test_metadata *_metadata, uint64_t want_young,
-			uint64_t want_old, uint64_t young, uint64_t old)
-{
-	if (kmmu_host_quiet()) {
-		EXPECT_EQ(want_young, young);
-		EXPECT_EQ(want_old, old);
-	} else {
-		EXPECT_GE(want_young, young);
-		EXPECT_GE(want_young + want_old, young + old);
-	}
-}
-
 static void shadow_aging(struct __test_metadata *_metadata, FIXTURE_DATA(nested) *self,
 			 bool lockless, uint32_t fast)
 {
@@ -1114,13 +1090,13 @@ static void shadow_aging(struct __test_metadata *_metadata, FIXTURE_DATA(nested)
 
 	ASSERT_EQ(0, kmmu_vm_age(self->vm, DATA_GPA, DATA_SIZE, 0, KMMU_AGE_TEST_ONLY | fast,
 				 &young, &old));
-	expect_aged(_metadata, pages, 0, young, old);
+	kmmu_expect_aged(_metadata, pages, 0, young, old);
 	ASSERT_EQ(0, kmmu_vm_age(self->vm, DATA_GPA, DATA_SIZE, 0, KMMU_AGE_FLUSH | fast,
 				 &young, &old));
-	expect_aged(_metadata, pages, 0, young, 0);
+	kmmu_expect_aged(_metadata, pages, 0, young, 0);
 	ASSERT_EQ(0, kmmu_vm_age(self->vm, DATA_GPA, DATA_SIZE, 0, KMMU_AGE_TEST_ONLY | fast,
 				 &young, &old));
-	expect_aged(_metadata, 0, pages, young, old);
+	kmmu_expect_aged(_metadata, 0, pages, young, old);
 
 	/* L2 reads every other page: those are young again, through a new walk or A. */
 	wl = nested_wl(self, L2_ALIAS_GPA, pages * SZ_4K, 0);
@@ -1132,7 +1108,7 @@ static void shadow_aging(struct __test_metadata *_metadata, FIXTURE_DATA(nested)
 	a.size = DATA_SIZE;
 	a.flags = KMMU_AGE_TEST_ONLY | fast;
 	ASSERT_EQ(0, kmmu_ioctl(self->vm->fd, KMMU_AGE, (unsigned long)&a));
-	expect_aged(_metadata, pages / 2, pages / 2, a.young, a.old);
+	kmmu_expect_aged(_metadata, pages / 2, pages / 2, a.young, a.old);
 	/* No writer held an rmap (the host's aging may, under pressure): the answer is whole. */
 	if (kmmu_host_quiet()) {
 		EXPECT_EQ(0, a.result);

@@ -54,6 +54,25 @@ static inline bool kmmu_host_quiet(void)
 	return kmmu_backend() == KMMU_BACKEND_USER || !getenv("KMMU_HOST_BUSY");
 }
 
+/*
+ * What an aging pass counted: exactly @want_young young and @want_old old
+ * pages when the host is quiet.  Otherwise the host ages and zaps too
+ * (MGLRU calls clear_young; reclaim and compaction zap), so pages only go
+ * from young to old or away: at most @want_young young, at most
+ * @want_young + @want_old found at all.
+ */
+static inline void kmmu_expect_aged(struct __test_metadata *_metadata, uint64_t want_young,
+				    uint64_t want_old, uint64_t young, uint64_t old)
+{
+	if (kmmu_host_quiet()) {
+		EXPECT_EQ(want_young, young);
+		EXPECT_EQ(want_old, old);
+	} else {
+		EXPECT_GE(want_young, young);
+		EXPECT_GE(want_young + want_old, young + old);
+	}
+}
+
 /* SKIP (exit 4) when the backend cannot run here, as hmm-tests does. */
 #define KMMU_REQUIRE_BACKEND()							\
 	do {									\
