@@ -184,6 +184,7 @@ enum kmmu_race_point {
 	KMMU_RACE_ROOT_ZAP_STEP,	/* an invalidated root is being emptied */
 	KMMU_RACE_ZAP_FROZEN,		/* an SPTE frozen to be zapped, TLBs not flushed yet */
 	KMMU_RACE_AGE_READ,		/* an aging pass read a young leaf it will age */
+	KMMU_RACE_RMAP_AGE_READ,	/* aging read the SPTE of a one-SPTE rmap, no lock */
 	KMMU_RACE_SLOTS_PUBLISHED,	/* new memslots are out, the old still in use */
 	KMMU_RACE_GUEST_ACCESS,		/* in guest mode, a walk filled the TLB; the access next */
 	KMMU_RACE_REQUEST_WAIT,		/* a request waits for a vCPU in guest mode */
@@ -238,6 +239,7 @@ enum kmmu_mutant {
 	KMMU_MUTANT_GW_AD_NOT_LOGGED,		/* A/D bits set in L1 memory are not logged dirty */
 	KMMU_MUTANT_RMAP_READER_NO_LOCK,	/* lockless rmap readers do not take the lock bit */
 	KMMU_MUTANT_RMAP_KEEP_SINGLE_DESC,	/* an rmap down to one SPTE keeps its descriptor */
+	KMMU_MUTANT_RMAP_SINGLE_NO_RECHECK,	/* lockless aging of one SPTE trusts a stale head */
 	KMMU_MUTANT_NESTED_READ_WALK_WRITABLE,	/* an L2 read's walk caches a writable entry */
 	KMMU_MUTANT_NESTED_INVALIDATE_NOOP,	/* KMMU_INVALIDATE_NESTED flushes nothing */
 	KMMU_MUTANT_SHADOW_NOTIFIER_NO_ZAP,	/* host invalidations leave shadow leaves */

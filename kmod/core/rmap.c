@@ -7,7 +7,9 @@
  * changes, and free a descriptor only after it is unlinked under that
  * lock, so a reader holding the lock never touches freed memory and no
  * RCU is needed for descriptors.  The shadow SPTEs themselves leave an
- * rmap, under its lock, before their table is zapped or freed.
+ * rmap, under its lock, before their table is zapped, and the table is
+ * freed after a grace period: aging reads the one SPTE of a single-entry
+ * rmap under RCU alone.
  */
 #include "rmap.h"
 #include "kmmu.h"
@@ -322,6 +324,57 @@ static void rmap_age_spte(const struct kmmu_spte_fmt *f, u64 *sptep, u64 spte)
 	} while (!try_cmpxchg64(sptep, &spte, new));
 }
 
+/*
+ * Age the only SPTE of an rmap whose value was @val, without the lock bit.
+ * The SPTE's table is freed a grace period after it is zapped, so under
+ * RCU the SPTE can be read even if it left the rmap since @val was read.
+ * A writer clears an SPTE before it takes it out of its rmap, and puts it
+ * in before it sets it (with a release), so an SPTE read before the head
+ * is seen to be @val again either mapped this gfn then or is not present;
+ * it is changed only by a cmpxchg from that value.
+ *
+ * Return: false if the head is no longer @val (the SPTE left, another came,
+ * or a writer holds the lock), for the caller to look again.
+ */
+static bool rmap_age_single(struct kmmu *kmmu, struct kmmu_rmap_head *head, unsigned long val,
+			    bool test_only, struct kmmu_rmap_age_result *res)
+{
+	const struct kmmu_spte_fmt *f = &kmmu->fmt;
+	u64 *sptep = (u64 *)val;
+	bool ret = true;
+	u64 spte, new;
+
+	rcu_read_lock();
+	spte = READ_ONCE(*sptep);
+	for (;;) {
+		os_race_point(kmmu, KMMU_RACE_RMAP_AGE_READ, 0);
+		/*
+		 * The head after the SPTE: pairs with the release of the
+		 * writer's unlock, which comes before it sets an SPTE again.
+		 */
+		smp_rmb();
+		if ((unsigned long)atomic_long_read(&head->val) != val &&
+		    !kmmu_mutant(RMAP_SINGLE_NO_RECHECK)) {
+			ret = false;
+			break;
+		}
+		if (!is_shadow_present_spte(spte))
+			break;
+		if (!is_accessed_spte(f, spte)) {
+			res->old++;
+			break;
+		}
+		new = mark_spte_for_access_track(f, spte);
+		if (test_only || new == spte || try_cmpxchg64(sptep, &spte, new)) {
+			res->young++;
+			break;
+		}
+		/* Changed meanwhile (the CPU set D): @spte is its new value. */
+	}
+	rcu_read_unlock();
+	return ret;
+}
+
 /**
  * kmmu_rmap_age() - test, and unless @test_only clear, the accessed state
  * of every SPTE of an rmap, without mmu_lock
@@ -332,8 +385,10 @@ static void rmap_age_spte(const struct kmmu_spte_fmt *f, u64 *sptep, u64 spte)
  *	reported in res->incomplete
  * @res: counts added to
  *
- * Callable with or without mmu_lock: the rmap lock alone keeps the list
- * still, and each SPTE changes only by cmpxchg.
+ * Callable with or without mmu_lock.  An rmap of one SPTE is aged without
+ * its lock (see rmap_age_single()), so readers wait only while a writer
+ * holds it; a list is walked under the lock, which keeps its descriptors.
+ * Each SPTE changes only by cmpxchg; one not present is not counted.
  */
 void kmmu_rmap_age(struct kmmu *kmmu, struct kmmu_rmap_head *head, bool test_only,
 		   bool fast_only, struct kmmu_rmap_age_result *res)
@@ -343,6 +398,15 @@ void kmmu_rmap_age(struct kmmu *kmmu, struct kmmu_rmap_head *head, bool test_onl
 	unsigned long val;
 	u64 *sptep, spte;
 
+	for (;;) {
+		val = atomic_long_read(&head->val);
+		if (!val)
+			return;
+		if (val & (KMMU_RMAP_LOCKED | KMMU_RMAP_MANY))
+			break;
+		if (rmap_age_single(kmmu, head, val, test_only, res))
+			return;
+	}
 	if (fast_only) {
 		preempt_disable();
 		val = __rmap_lock(head, false);
@@ -357,6 +421,8 @@ void kmmu_rmap_age(struct kmmu *kmmu, struct kmmu_rmap_head *head, bool test_onl
 	}
 	for_each_rmap_spte(val, &iter, sptep) {
 		spte = READ_ONCE(*sptep);
+		if (!is_shadow_present_spte(spte))
+			continue;
 		if (!is_accessed_spte(f, spte)) {
 			res->old++;
 			continue;

@@ -5,11 +5,14 @@
  * find them from the gfn.  The head is one word: 0 (no SPTE), the address
  * of the only SPTE, or the address of a list of descriptors with
  * KMMU_RMAP_MANY set; KMMU_RMAP_LOCKED is a lock in the same word, taken by
- * writers (under mmu_lock held for write) and by readers that walk the
- * rmap without mmu_lock (aging), so that a lockless reader never sees a
- * list being changed or a descriptor being freed (the scheme of Linux
- * 6.15's kvm_rmap_lock()).  An empty rmap is never locked: it costs a
- * reader one load.
+ * writers (under mmu_lock held for write) and by readers that walk a list
+ * without mmu_lock (aging), so that a lockless reader never sees a list
+ * being changed or a descriptor being freed (the scheme of Linux 6.15's
+ * kvm_rmap_lock()).  An empty rmap is never locked: it costs a reader one
+ * load.  Aging reads an rmap of one SPTE without taking the lock, only
+ * waiting while it is held: shadow tables are freed after a grace period,
+ * so under RCU the SPTE may be read even after it left the rmap, and it is
+ * changed only while the head still holds it (see kmmu_rmap_age()).
  */
 #ifndef KMMU_RMAP_H
 #define KMMU_RMAP_H

@@ -4,10 +4,11 @@
  * with the head's encoding (empty, one SPTE, a list) and the lock bit
  * checked after each; aging of the SPTEs of an rmap in every format, with
  * and without mmu_lock; the fast-only pass that does not wait for a held
- * rmap lock but says so; and lockless readers racing a writer, where each
- * SPTE a reader sees under the rmap lock must still be in the rmap (built
- * under TSan as well, and under ASan a reader that walked without the lock
- * reads freed descriptors).
+ * rmap lock but says so; aging of a one-SPTE rmap, which takes no lock,
+ * made to race a writer at the moment it read the SPTE; and lockless
+ * readers racing a writer, where each SPTE a reader sees under the rmap
+ * lock must still be in the rmap (built under TSan as well, and under ASan
+ * a reader that walked without the lock reads freed descriptors).
  */
 #include <pthread.h>
 
@@ -274,6 +275,88 @@ TEST_F(rmap, fast_only_does_not_wait)
 	EXPECT_FALSE(res.incomplete);
 	EXPECT_EQ(3, res.young);
 	check_head(_metadata, self, 0);
+}
+
+/*
+ * What the race hook does, once, when aging has read the SPTE of a one-SPTE
+ * rmap: move SPTE 0 to rmap 1 (as a remap of L1 moves a shadow leaf's slot
+ * to another gfn), or set its D bit (as the CPU may).
+ */
+static struct {
+	struct _test_data_rmap *self;
+	bool move;
+	int hits;
+} hook;
+
+static void single_age_hook(struct kmmu *kmmu, int point, uint64_t gfn, void *data)
+{
+	struct _test_data_rmap *self = hook.self;
+
+	if (point != KMMU_RACE_RMAP_AGE_READ || hook.hits++)
+		return;
+	if (!hook.move) {
+		__atomic_or_fetch(&self->sptes[0], self->kmmu->fmt.dirty, __ATOMIC_SEQ_CST);
+		return;
+	}
+	write_lock(&self->kmmu->mmu_lock);
+	flip(self, 0, 0);
+	flip(self, 0, 1);
+	write_unlock(&self->kmmu->mmu_lock);
+}
+
+/*
+ * An rmap of one SPTE is aged without its lock: the SPTE leaves the rmap
+ * right after aging read it, still young.  Aging must see the head moved
+ * and leave the SPTE alone: it maps another gfn now.
+ */
+TEST_F(rmap, single_spte_moved_under_aging)
+{
+	const struct kmmu_spte_fmt *f = &self->kmmu->fmt;
+	struct kmmu_rmap_age_result res = {};
+
+	write_lock(&self->kmmu->mmu_lock);
+	ASSERT_EQ(0, flip(self, 0, 0));
+	write_unlock(&self->kmmu->mmu_lock);
+	hook = (typeof(hook)){ .self = self, .move = true };
+	kmmu_user_set_race_hook(single_age_hook, NULL);
+	kmmu_rmap_age(self->kmmu, &self->head[0], false, false, &res);
+	kmmu_user_set_race_hook(NULL, NULL);
+	ASSERT_EQ(1, hook.hits);
+	EXPECT_EQ(0, res.young + res.old);
+	EXPECT_TRUE(is_accessed_spte(f, self->sptes[0]));
+	check_head(_metadata, self, 0);
+	check_head(_metadata, self, 1);
+
+	/* Where it is now, it is aged. */
+	kmmu_rmap_age(self->kmmu, &self->head[1], false, false, &res);
+	EXPECT_EQ(1, res.young);
+	EXPECT_FALSE(is_accessed_spte(f, self->sptes[0]));
+}
+
+/*
+ * The CPU sets D between aging's read of the SPTE and its cmpxchg: the
+ * cmpxchg fails, and the retry clears A and keeps D.
+ */
+TEST_F(rmap, single_spte_keeps_a_d_bit_set_meanwhile)
+{
+	const struct kmmu_spte_fmt *f = &self->kmmu->fmt;
+	struct kmmu_rmap_age_result res = {};
+
+	if (variant->l->ad_type)
+		SKIP(return, "no D bits without A/D");
+	self->sptes[0] &= ~f->dirty;
+	write_lock(&self->kmmu->mmu_lock);
+	ASSERT_EQ(0, flip(self, 0, 0));
+	write_unlock(&self->kmmu->mmu_lock);
+	hook = (typeof(hook)){ .self = self };
+	kmmu_user_set_race_hook(single_age_hook, NULL);
+	kmmu_rmap_age(self->kmmu, &self->head[0], false, false, &res);
+	kmmu_user_set_race_hook(NULL, NULL);
+	EXPECT_LE(1, hook.hits);
+	EXPECT_EQ(1, res.young);
+	EXPECT_FALSE(is_accessed_spte(f, self->sptes[0]));
+	EXPECT_TRUE(self->sptes[0] & f->dirty);
+	EXPECT_EQ(0x1000, spte_to_pfn(self->sptes[0]));
 }
 
 /* A lockless reader: every SPTE it sees under the lock is in the model. */
