@@ -196,7 +196,15 @@ static inline void os_race_point(struct kmmu *kmmu, enum kmmu_race_point p, gfn_
 {
 }
 #else
-void os_race_point(struct kmmu *kmmu, enum kmmu_race_point p, gfn_t gfn);
+/* Non-zero while a test's hook is set: an unarmed race point is one load. */
+extern int os_race_armed;
+void os_race_point_hook(struct kmmu *kmmu, enum kmmu_race_point p, gfn_t gfn);
+
+static inline void os_race_point(struct kmmu *kmmu, enum kmmu_race_point p, gfn_t gfn)
+{
+	if (__atomic_load_n(&os_race_armed, __ATOMIC_RELAXED))
+		os_race_point_hook(kmmu, p, gfn);
+}
 #endif
 
 /* ---- mutation testing ---- */

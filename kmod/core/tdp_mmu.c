@@ -910,28 +910,38 @@ bool kmmu_tdp_mmu_zap_leafs(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t end
 }
 
 /*
- * Age one leaf: clear A (or access-track it).  Always a cmpxchg on the value
- * the walk read, because the lockless pass races with everything: a D bit
- * the CPU sets meanwhile makes the cmpxchg fail and is kept on the retry,
- * and an SPTE zapped or frozen meanwhile is left alone.
+ * What aging makes of a young leaf: A cleared, or, without A/D bits,
+ * marked for access tracking.
  */
-static void tdp_mmu_age_spte(struct kmmu *kmmu, struct tdp_iter *iter)
+static __always_inline u64 tdp_mmu_aged_spte(const struct kmmu_spte_fmt *f, u64 spte)
+{
+	return spte_ad_enabled(spte) ? spte & ~f->accessed : mark_spte_for_access_track(f, spte);
+}
+
+/*
+ * Age one young leaf: clear A (or access-track it).  Always a cmpxchg on
+ * the value the walk read, because the lockless pass races with
+ * everything: a D bit the CPU sets meanwhile makes the cmpxchg fail and is
+ * kept on the retry, and an SPTE zapped or frozen meanwhile is left alone.
+ */
+static __always_inline void tdp_mmu_age_spte(struct kmmu *kmmu, u64 *sptep, u64 spte, int level,
+					     gfn_t gfn)
 {
 	const struct kmmu_spte_fmt *f = &kmmu->fmt;
 	u64 new_spte;
 
+	os_race_point(kmmu, KMMU_RACE_AGE_READ, gfn);
 	do {
-		if (!is_shadow_present_spte(iter->old_spte) ||
-		    !is_last_spte(f, iter->old_spte, iter->level))
+		if (!is_shadow_present_spte(spte) || !is_last_spte(f, spte, level))
 			return;
-		new_spte = mark_spte_for_access_track(f, iter->old_spte);
-		if (new_spte == iter->old_spte)
+		new_spte = tdp_mmu_aged_spte(f, spte);
+		if (new_spte == spte)
 			return;
 		if (kmmu_mutant(CLEAR_A_WITHOUT_D)) {
-			WRITE_ONCE(*iter->sptep, new_spte);
+			WRITE_ONCE(*sptep, new_spte);
 			return;
 		}
-	} while (!try_cmpxchg64(iter->sptep, &iter->old_spte, new_spte));
+	} while (!try_cmpxchg64(sptep, &spte, new_spte));
 }
 
 static void tdp_mmu_age_leaf(struct kmmu *kmmu, struct tdp_iter *iter, gfn_t start, gfn_t end,
@@ -953,31 +963,80 @@ static void tdp_mmu_age_leaf(struct kmmu *kmmu, struct tdp_iter *iter, gfn_t sta
 		return;
 	}
 	res->young += pages;
-	if (!clear)
-		return;
-	os_race_point(kmmu, KMMU_RACE_AGE_READ, iter->gfn);
-	tdp_mmu_age_spte(kmmu, iter);
+	if (clear)
+		tdp_mmu_age_spte(kmmu, iter->sptep, iter->old_spte, iter->level, iter->gfn);
 }
 
 /*
  * Age the 4K leaves of the table the walker points to, in a plain loop:
  * this is where an aging pass spends its time, and a step of the generic
- * walker per SPTE would cost more than the cmpxchg itself.
+ * walker, or a call, per SPTE would cost more than the cmpxchg itself.
+ * Every present SPTE of a 4K table is a leaf.
  */
 static void tdp_mmu_age_leaf_table(struct kmmu *kmmu, struct tdp_iter *iter, gfn_t start,
 				   gfn_t end, bool clear, struct kmmu_age_result *res)
 {
-	struct tdp_iter leaf = *iter;
-	u64 *pt = spte_to_child_pt(&kmmu->fmt, iter->old_spte, iter->level);
-	unsigned int i = start > iter->gfn ? kmmu_spte_index(start, KMMU_LEVEL_4K) : 0;
+	const struct kmmu_spte_fmt *f = &kmmu->fmt;
+	u64 *pt = spte_to_child_pt(f, iter->old_spte, iter->level);
+	gfn_t gfn = max(start, iter->gfn);
 	gfn_t last = min(end, iter->gfn + kmmu_pages_per_level(iter->level));
+	/*
+	 * In registers: each cmpxchg would make the compiler load them again,
+	 * and a load after a locked instruction waits for it.
+	 */
+	const u64 accessed = f->accessed;
+	const gfn_t hw_gfn = kmmu->hw_gfn;
+	const u64 hw_npages = kmmu->hw_npages;
+	u64 young = 0, old = 0, next;
 
-	leaf.level = KMMU_LEVEL_4K;
-	for (leaf.gfn = iter->gfn + i; leaf.gfn < last; leaf.gfn++, i++) {
-		leaf.sptep = pt + i;
-		leaf.old_spte = kmmu_tdp_read_spte(leaf.sptep);
-		tdp_mmu_age_leaf(kmmu, &leaf, start, end, clear, res);
+	if (gfn >= last)
+		return;
+	next = kmmu_tdp_read_spte(pt + kmmu_spte_index(gfn, KMMU_LEVEL_4K));
+	for (; gfn < last; gfn++) {
+		u64 *sptep = pt + kmmu_spte_index(gfn, KMMU_LEVEL_4K);
+		u64 spte = next;
+
+		/*
+		 * Read the next SPTE before this one's cmpxchg, which would hold
+		 * the load back: it is only read earlier, as a lockless pass may
+		 * read it at any time, and a cmpxchg of a stale value fails.
+		 */
+		if (gfn + 1 < last)
+			next = kmmu_tdp_read_spte(sptep + 1);
+		/* The hardware vCPU's own code and tables are not the guest's memory. */
+		if (!is_shadow_present_spte(spte) || gfn - hw_gfn < hw_npages)
+			continue;
+		if (!spte_ad_enabled(spte)) {
+			/* Access tracking: the generic way. */
+			if (!is_accessed_spte(f, spte)) {
+				old++;
+				continue;
+			}
+			young++;
+			if (clear)
+				tdp_mmu_age_spte(kmmu, sptep, spte, KMMU_LEVEL_4K, gfn);
+			continue;
+		}
+		if (!(spte & accessed)) {
+			old++;
+			continue;
+		}
+		young++;
+		if (!clear)
+			continue;
+		os_race_point(kmmu, KMMU_RACE_AGE_READ, gfn);
+		if (kmmu_mutant(CLEAR_A_WITHOUT_D)) {
+			WRITE_ONCE(*sptep, spte & ~accessed);
+			continue;
+		}
+		/* A D bit the CPU sets meanwhile fails the cmpxchg and is kept. */
+		while (!try_cmpxchg64(sptep, &spte, spte & ~accessed)) {
+			if (!is_shadow_present_spte(spte) || !(spte & accessed))
+				break;
+		}
 	}
+	res->young += young;
+	res->old += old;
 }
 
 static void tdp_mmu_age_root(struct kmmu *kmmu, struct kmmu_mmu_page *root, gfn_t start,

@@ -372,14 +372,16 @@ void cond_resched_rwlock_write(rwlock_t *l)
 
 static kmmu_user_race_fn race_fn;
 static void *race_data;
+int os_race_armed;
 
 void kmmu_user_set_race_hook(kmmu_user_race_fn fn, void *data)
 {
 	__atomic_store_n(&race_data, data, __ATOMIC_RELAXED);
 	__atomic_store_n(&race_fn, fn, __ATOMIC_RELEASE);
+	__atomic_store_n(&os_race_armed, fn != NULL, __ATOMIC_RELEASE);
 }
 
-void os_race_point(struct kmmu *kmmu, enum kmmu_race_point p, gfn_t gfn)
+void os_race_point_hook(struct kmmu *kmmu, enum kmmu_race_point p, gfn_t gfn)
 {
 	kmmu_user_race_fn fn = __atomic_load_n(&race_fn, __ATOMIC_ACQUIRE);
 
