@@ -325,26 +325,25 @@ static void rmap_age_spte(const struct kmmu_spte_fmt *f, u64 *sptep, u64 spte)
 }
 
 /*
- * Age the only SPTE of an rmap whose value was @val, without the lock bit.
- * The SPTE's table is freed a grace period after it is zapped, so under
- * RCU the SPTE can be read even if it left the rmap since @val was read.
+ * Age the only SPTE of an rmap whose value was @val, without the lock bit;
+ * RCU held.  The SPTE's table is freed a grace period after it is zapped,
+ * so the SPTE can be read even if it left the rmap since @val was read.
  * A writer clears an SPTE before it takes it out of its rmap, and puts it
  * in before it sets it (with a release), so an SPTE read before the head
  * is seen to be @val again either mapped this gfn then or is not present;
- * it is changed only by a cmpxchg from that value.
+ * it is changed only by a cmpxchg from that value.  @accessed is the
+ * format's A bit, kept in a register by the caller's loop.
  *
  * Return: false if the head is no longer @val (the SPTE left, another came,
  * or a writer holds the lock), for the caller to look again.
  */
-static bool rmap_age_single(struct kmmu *kmmu, struct kmmu_rmap_head *head, unsigned long val,
-			    bool test_only, struct kmmu_rmap_age_result *res)
+static __always_inline bool rmap_age_single(struct kmmu *kmmu, struct kmmu_rmap_head *head,
+					    unsigned long val, u64 accessed, bool test_only,
+					    struct kmmu_rmap_age_result *res)
 {
-	const struct kmmu_spte_fmt *f = &kmmu->fmt;
 	u64 *sptep = (u64 *)val;
-	bool ret = true;
 	u64 spte, new;
 
-	rcu_read_lock();
 	spte = READ_ONCE(*sptep);
 	for (;;) {
 		os_race_point(kmmu, KMMU_RACE_RMAP_AGE_READ, 0);
@@ -354,44 +353,34 @@ static bool rmap_age_single(struct kmmu *kmmu, struct kmmu_rmap_head *head, unsi
 		 */
 		smp_rmb();
 		if ((unsigned long)atomic_long_read(&head->val) != val &&
-		    !kmmu_mutant(RMAP_SINGLE_NO_RECHECK)) {
-			ret = false;
-			break;
-		}
+		    !kmmu_mutant(RMAP_SINGLE_NO_RECHECK))
+			return false;
 		if (!is_shadow_present_spte(spte))
-			break;
-		if (!is_accessed_spte(f, spte)) {
-			res->old++;
-			break;
+			return true;
+		if (spte_ad_enabled(spte)) {
+			if (!(spte & accessed)) {
+				res->old++;
+				return true;
+			}
+			new = spte & ~accessed;
+		} else {
+			if (!is_accessed_spte(&kmmu->fmt, spte)) {
+				res->old++;
+				return true;
+			}
+			new = mark_spte_for_access_track(&kmmu->fmt, spte);
 		}
-		new = mark_spte_for_access_track(f, spte);
 		if (test_only || new == spte || try_cmpxchg64(sptep, &spte, new)) {
 			res->young++;
-			break;
+			return true;
 		}
 		/* Changed meanwhile (the CPU set D): @spte is its new value. */
 	}
-	rcu_read_unlock();
-	return ret;
 }
 
-/**
- * kmmu_rmap_age() - test, and unless @test_only clear, the accessed state
- * of every SPTE of an rmap, without mmu_lock
- * @kmmu: the VM
- * @head: the rmap
- * @test_only: count only
- * @fast_only: never wait for the rmap's lock; a locked rmap is skipped and
- *	reported in res->incomplete
- * @res: counts added to
- *
- * Callable with or without mmu_lock.  An rmap of one SPTE is aged without
- * its lock (see rmap_age_single()), so readers wait only while a writer
- * holds it; a list is walked under the lock, which keeps its descriptors.
- * Each SPTE changes only by cmpxchg; one not present is not counted.
- */
-void kmmu_rmap_age(struct kmmu *kmmu, struct kmmu_rmap_head *head, bool test_only,
-		   bool fast_only, struct kmmu_rmap_age_result *res)
+/* The rest of kmmu_rmap_age_range(): a list, or a head that kept changing. */
+static void rmap_age_slow(struct kmmu *kmmu, struct kmmu_rmap_head *head, bool test_only,
+			  bool fast_only, struct kmmu_rmap_age_result *res)
 {
 	const struct kmmu_spte_fmt *f = &kmmu->fmt;
 	struct kmmu_rmap_iter iter;
@@ -404,7 +393,7 @@ void kmmu_rmap_age(struct kmmu *kmmu, struct kmmu_rmap_head *head, bool test_onl
 			return;
 		if (val & (KMMU_RMAP_LOCKED | KMMU_RMAP_MANY))
 			break;
-		if (rmap_age_single(kmmu, head, val, test_only, res))
+		if (rmap_age_single(kmmu, head, val, f->accessed, test_only, res))
 			return;
 	}
 	if (fast_only) {
@@ -437,4 +426,53 @@ void kmmu_rmap_age(struct kmmu *kmmu, struct kmmu_rmap_head *head, bool test_onl
 	} else {
 		kmmu_rmap_unlock_readonly(head, val);
 	}
+}
+
+/**
+ * kmmu_rmap_age_range() - test, and unless @test_only clear, the accessed
+ * state of every SPTE of @n consecutive rmaps, without mmu_lock
+ * @kmmu: the VM
+ * @heads: the first rmap
+ * @n: rmaps
+ * @test_only: count only
+ * @fast_only: never wait for an rmap's lock; a locked rmap is skipped and
+ *	reported in res->incomplete
+ * @res: counts added to
+ *
+ * Callable with or without mmu_lock.  An rmap of one SPTE is aged without
+ * its lock (see rmap_age_single()), so readers wait only while a writer
+ * holds it; a list is walked under the lock, which keeps its descriptors.
+ * Each SPTE changes only by cmpxchg; one not present is not counted.  An
+ * aging pass spends its time here: the loop reads the next head before it
+ * ages this one's SPTE, whose cmpxchg would hold the load back.
+ */
+void kmmu_rmap_age_range(struct kmmu *kmmu, struct kmmu_rmap_head *heads, unsigned long n,
+			 bool test_only, bool fast_only, struct kmmu_rmap_age_result *res)
+{
+	const u64 accessed = kmmu->fmt.accessed;
+	unsigned long i, val, next;
+
+	if (!n)
+		return;
+	rcu_read_lock();
+	next = atomic_long_read(&heads[0].val);
+	for (i = 0; i < n; i++) {
+		val = next;
+		if (i + 1 < n)
+			next = atomic_long_read(&heads[i + 1].val);
+		if (!val)
+			continue;
+		if (!(val & (KMMU_RMAP_LOCKED | KMMU_RMAP_MANY)) &&
+		    rmap_age_single(kmmu, &heads[i], val, accessed, test_only, res))
+			continue;
+		rmap_age_slow(kmmu, &heads[i], test_only, fast_only, res);
+	}
+	rcu_read_unlock();
+}
+
+/* kmmu_rmap_age_range() of one rmap. */
+void kmmu_rmap_age(struct kmmu *kmmu, struct kmmu_rmap_head *head, bool test_only,
+		   bool fast_only, struct kmmu_rmap_age_result *res)
+{
+	kmmu_rmap_age_range(kmmu, head, 1, test_only, fast_only, res);
 }

@@ -12,7 +12,7 @@
  * load.  Aging reads an rmap of one SPTE without taking the lock, only
  * waiting while it is held: shadow tables are freed after a grace period,
  * so under RCU the SPTE may be read even after it left the rmap, and it is
- * changed only while the head still holds it (see kmmu_rmap_age()).
+ * changed only while the head still holds it (see kmmu_rmap_age_range()).
  */
 #ifndef KMMU_RMAP_H
 #define KMMU_RMAP_H
@@ -84,7 +84,7 @@ u64 *kmmu_rmap_iter_next(struct kmmu_rmap_iter *iter);
 	for (sptep = kmmu_rmap_iter_first(val, iter); sptep;			\
 	     sptep = kmmu_rmap_iter_next(iter))
 
-/* What kmmu_rmap_age() found. */
+/* What kmmu_rmap_age_range() found. */
 struct kmmu_rmap_age_result {
 	unsigned long young;		/* accessed SPTEs (cleared unless test only) */
 	unsigned long old;
@@ -93,5 +93,7 @@ struct kmmu_rmap_age_result {
 
 void kmmu_rmap_age(struct kmmu *kmmu, struct kmmu_rmap_head *head, bool test_only,
 		   bool fast_only, struct kmmu_rmap_age_result *res);
+void kmmu_rmap_age_range(struct kmmu *kmmu, struct kmmu_rmap_head *heads, unsigned long n,
+			 bool test_only, bool fast_only, struct kmmu_rmap_age_result *res);
 
 #endif /* KMMU_RMAP_H */

@@ -659,22 +659,29 @@ struct shadow_age_args {
 	bool *incomplete;
 };
 
-static bool shadow_age_rmap(struct kmmu *kmmu, struct kmmu_rmap_head *head, int level, void *data)
-{
-	struct shadow_age_args *a = data;
-	struct kmmu_rmap_age_result r = { 0 };
-
-	kmmu_rmap_age(kmmu, head, !a->clear, a->fast_only, &r);
-	a->res->young += r.young * kmmu_pages_per_level(level);
-	a->res->old += r.old * kmmu_pages_per_level(level);
-	*a->incomplete |= r.incomplete;
-	return r.young;
-}
-
+/*
+ * Age the rmaps of a slot for [start, end), each level's in one call: the
+ * rmaps of consecutive gfns of a level are consecutive.
+ */
 static bool shadow_age_slot_range(struct kmmu *kmmu, struct kmmu_memory_slot *slot, gfn_t start,
 				  gfn_t end, void *data)
 {
-	return shadow_slot_rmaps(kmmu, slot, start, end, shadow_age_rmap, data);
+	struct shadow_age_args *a = data;
+	bool young = false;
+	int level;
+
+	for (level = KMMU_LEVEL_4K; level <= SHADOW_RMAP_LEVELS; level++) {
+		struct kmmu_rmap_head *first = slot_rmap(slot, start, level);
+		struct kmmu_rmap_age_result r = { 0 };
+
+		kmmu_rmap_age_range(kmmu, first, slot_rmap(slot, end - 1, level) - first + 1,
+				    !a->clear, a->fast_only, &r);
+		a->res->young += r.young * kmmu_pages_per_level(level);
+		a->res->old += r.old * kmmu_pages_per_level(level);
+		*a->incomplete |= r.incomplete;
+		young |= r.young;
+	}
+	return young;
 }
 
 /**
