@@ -532,7 +532,12 @@ static void check_eager_split(struct __test_metadata *_metadata, struct split_ct
 	half = c->nr_words / 2;
 	run = write_words(_metadata, c, 0, half, LOG_VALUE);
 	ASSERT_EQ(0, kmmu_vm_stats(c->vm, &st2));
-	expect_count(_metadata, half, st2.fast_faults - st1.fast_faults, "fast faults");
+	/*
+	 * Without A/D bits, the host's aging under pressure marks leaves for
+	 * access tracking, and the next access to one is one fast fault more.
+	 */
+	if (c->ad || host_quiet())
+		expect_count(_metadata, half, st2.fast_faults - st1.fast_faults, "fast faults");
 	if (host_quiet()) {
 		EXPECT_EQ(half, run.faults);
 	}
