@@ -331,8 +331,8 @@ static void rmap_age_spte(const struct kmmu_spte_fmt *f, u64 *sptep, u64 spte)
  * A writer clears an SPTE before it takes it out of its rmap, and puts it
  * in before it sets it (with a release), so an SPTE read before the head
  * is seen to be @val again either mapped this gfn then or is not present;
- * it is changed only by a cmpxchg from that value.  @accessed is the
- * format's A bit, kept in a register by the caller's loop.
+ * it is changed only by a cmpxchg from that value.  @accessed is
+ * f->accessed, kept in a register by the caller's loop (see spte_aged()).
  *
  * Return: false if the head is no longer @val (the SPTE left, another came,
  * or a writer holds the lock), for the caller to look again.
@@ -357,19 +357,11 @@ static __always_inline bool rmap_age_single(struct kmmu *kmmu, struct kmmu_rmap_
 			return false;
 		if (!is_shadow_present_spte(spte))
 			return true;
-		if (spte_ad_enabled(spte)) {
-			if (!(spte & accessed)) {
-				res->old++;
-				return true;
-			}
-			new = spte & ~accessed;
-		} else {
-			if (!is_accessed_spte(&kmmu->fmt, spte)) {
-				res->old++;
-				return true;
-			}
-			new = mark_spte_for_access_track(&kmmu->fmt, spte);
+		if (!spte_young(&kmmu->fmt, accessed, spte)) {
+			res->old++;
+			return true;
 		}
+		new = spte_aged(&kmmu->fmt, accessed, spte);
 		if (test_only || new == spte || try_cmpxchg64(sptep, &spte, new)) {
 			res->young++;
 			return true;
@@ -468,11 +460,4 @@ void kmmu_rmap_age_range(struct kmmu *kmmu, struct kmmu_rmap_head *heads, unsign
 		rmap_age_slow(kmmu, &heads[i], test_only, fast_only, res);
 	}
 	rcu_read_unlock();
-}
-
-/* kmmu_rmap_age_range() of one rmap. */
-void kmmu_rmap_age(struct kmmu *kmmu, struct kmmu_rmap_head *head, bool test_only,
-		   bool fast_only, struct kmmu_rmap_age_result *res)
-{
-	kmmu_rmap_age_range(kmmu, head, 1, test_only, fast_only, res);
 }

@@ -91,8 +91,6 @@ struct kmmu_rmap_age_result {
 	bool incomplete;		/* fast only: SPTEs left that need mmu_lock */
 };
 
-void kmmu_rmap_age(struct kmmu *kmmu, struct kmmu_rmap_head *head, bool test_only,
-		   bool fast_only, struct kmmu_rmap_age_result *res);
 void kmmu_rmap_age_range(struct kmmu *kmmu, struct kmmu_rmap_head *heads, unsigned long n,
 			 bool test_only, bool fast_only, struct kmmu_rmap_age_result *res);
 

@@ -306,6 +306,22 @@ u64 make_mmio_spte(const struct kmmu_spte_fmt *f, gfn_t gfn, u64 gen);
 u64 mmio_spte_gen(u64 spte);
 gfn_t mmio_spte_gfn(u64 spte);
 u64 mark_spte_for_access_track(const struct kmmu_spte_fmt *f, u64 spte);
+
+/*
+ * is_accessed_spte() and mark_spte_for_access_track() for the loops of an
+ * aging pass, which keep f->accessed in @accessed: each cmpxchg of the
+ * pass would make the compiler load it again, and a load after a locked
+ * instruction waits for it.
+ */
+static __always_inline bool spte_young(const struct kmmu_spte_fmt *f, u64 accessed, u64 spte)
+{
+	return spte_ad_enabled(spte) ? spte & accessed : !is_access_track_spte(f, spte);
+}
+
+static __always_inline u64 spte_aged(const struct kmmu_spte_fmt *f, u64 accessed, u64 spte)
+{
+	return spte_ad_enabled(spte) ? spte & ~accessed : mark_spte_for_access_track(f, spte);
+}
 u64 restore_acc_track_spte(u64 spte);
 bool is_access_allowed(const struct kmmu_spte_fmt *f, u64 spte, unsigned int access);
 

@@ -910,22 +910,14 @@ bool kmmu_tdp_mmu_zap_leafs(struct kmmu *kmmu, int as_id, gfn_t start, gfn_t end
 }
 
 /*
- * What aging makes of a young leaf: A cleared, or, without A/D bits,
- * marked for access tracking.
- */
-static __always_inline u64 tdp_mmu_aged_spte(const struct kmmu_spte_fmt *f, u64 spte)
-{
-	return spte_ad_enabled(spte) ? spte & ~f->accessed : mark_spte_for_access_track(f, spte);
-}
-
-/*
  * Age one young leaf: clear A (or access-track it).  Always a cmpxchg on
  * the value the walk read, because the lockless pass races with
  * everything: a D bit the CPU sets meanwhile makes the cmpxchg fail and is
  * kept on the retry, and an SPTE zapped or frozen meanwhile is left alone.
+ * @accessed is f->accessed (see spte_aged()).
  */
 static __always_inline void tdp_mmu_age_spte(struct kmmu *kmmu, u64 *sptep, u64 spte, int level,
-					     gfn_t gfn)
+					     gfn_t gfn, u64 accessed)
 {
 	const struct kmmu_spte_fmt *f = &kmmu->fmt;
 	u64 new_spte;
@@ -934,7 +926,7 @@ static __always_inline void tdp_mmu_age_spte(struct kmmu *kmmu, u64 *sptep, u64 
 	do {
 		if (!is_shadow_present_spte(spte) || !is_last_spte(f, spte, level))
 			return;
-		new_spte = tdp_mmu_aged_spte(f, spte);
+		new_spte = spte_aged(f, accessed, spte);
 		if (new_spte == spte)
 			return;
 		if (kmmu_mutant(CLEAR_A_WITHOUT_D)) {
@@ -964,7 +956,8 @@ static void tdp_mmu_age_leaf(struct kmmu *kmmu, struct tdp_iter *iter, gfn_t sta
 	}
 	res->young += pages;
 	if (clear)
-		tdp_mmu_age_spte(kmmu, iter->sptep, iter->old_spte, iter->level, iter->gfn);
+		tdp_mmu_age_spte(kmmu, iter->sptep, iter->old_spte, iter->level, iter->gfn,
+				 f->accessed);
 }
 
 /*
@@ -980,10 +973,7 @@ static void tdp_mmu_age_leaf_table(struct kmmu *kmmu, struct tdp_iter *iter, gfn
 	u64 *pt = spte_to_child_pt(f, iter->old_spte, iter->level);
 	gfn_t gfn = max(start, iter->gfn);
 	gfn_t last = min(end, iter->gfn + kmmu_pages_per_level(iter->level));
-	/*
-	 * In registers: each cmpxchg would make the compiler load them again,
-	 * and a load after a locked instruction waits for it.
-	 */
+	/* In registers, for the reason spte_aged() gives. */
 	const u64 accessed = f->accessed;
 	const gfn_t hw_gfn = kmmu->hw_gfn;
 	const u64 hw_npages = kmmu->hw_npages;
@@ -1006,34 +996,13 @@ static void tdp_mmu_age_leaf_table(struct kmmu *kmmu, struct tdp_iter *iter, gfn
 		/* The hardware vCPU's own code and tables are not the guest's memory. */
 		if (!is_shadow_present_spte(spte) || gfn - hw_gfn < hw_npages)
 			continue;
-		if (!spte_ad_enabled(spte)) {
-			/* Access tracking: the generic way. */
-			if (!is_accessed_spte(f, spte)) {
-				old++;
-				continue;
-			}
-			young++;
-			if (clear)
-				tdp_mmu_age_spte(kmmu, sptep, spte, KMMU_LEVEL_4K, gfn);
-			continue;
-		}
-		if (!(spte & accessed)) {
+		if (!spte_young(f, accessed, spte)) {
 			old++;
 			continue;
 		}
 		young++;
-		if (!clear)
-			continue;
-		os_race_point(kmmu, KMMU_RACE_AGE_READ, gfn);
-		if (kmmu_mutant(CLEAR_A_WITHOUT_D)) {
-			WRITE_ONCE(*sptep, spte & ~accessed);
-			continue;
-		}
-		/* A D bit the CPU sets meanwhile fails the cmpxchg and is kept. */
-		while (!try_cmpxchg64(sptep, &spte, spte & ~accessed)) {
-			if (!is_shadow_present_spte(spte) || !(spte & accessed))
-				break;
-		}
+		if (clear)
+			tdp_mmu_age_spte(kmmu, sptep, spte, KMMU_LEVEL_4K, gfn, accessed);
 	}
 	res->young += young;
 	res->old += old;

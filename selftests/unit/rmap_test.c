@@ -218,14 +218,14 @@ TEST_F(rmap, aging_clears_accessed_state)
 		ASSERT_EQ(0, flip(self, i, 0));
 	write_unlock(&self->kmmu->mmu_lock);
 
-	kmmu_rmap_age(self->kmmu, &self->head[0], true, false, &res);
+	kmmu_rmap_age_range(self->kmmu, &self->head[0], 1, true, false, &res);
 	EXPECT_EQ(40, res.young);
 	EXPECT_EQ(0, res.old);
 	for (i = 0; i < 40; i++)
 		EXPECT_TRUE(is_accessed_spte(f, self->sptes[i]));
 
 	res = (struct kmmu_rmap_age_result){};
-	kmmu_rmap_age(self->kmmu, &self->head[0], false, false, &res);
+	kmmu_rmap_age_range(self->kmmu, &self->head[0], 1, false, false, &res);
 	EXPECT_EQ(40, res.young);
 	for (i = 0; i < 40; i++) {
 		EXPECT_FALSE(is_accessed_spte(f, self->sptes[i]));
@@ -236,14 +236,14 @@ TEST_F(rmap, aging_clears_accessed_state)
 	EXPECT_TRUE(is_accessed_spte(f, self->sptes[40]));
 
 	res = (struct kmmu_rmap_age_result){};
-	kmmu_rmap_age(self->kmmu, &self->head[0], false, true, &res);
+	kmmu_rmap_age_range(self->kmmu, &self->head[0], 1, false, true, &res);
 	EXPECT_EQ(0, res.young);
 	EXPECT_EQ(40, res.old);
 	EXPECT_FALSE(res.incomplete);
 
 	/* An empty rmap: nothing, and nothing locked. */
 	res = (struct kmmu_rmap_age_result){};
-	kmmu_rmap_age(self->kmmu, &self->head[1], false, false, &res);
+	kmmu_rmap_age_range(self->kmmu, &self->head[1], 1, false, false, &res);
 	EXPECT_EQ(0, res.young + res.old);
 	EXPECT_EQ(0, atomic_long_read(&self->head[1].val));
 }
@@ -265,13 +265,13 @@ TEST_F(rmap, fast_only_does_not_wait)
 
 	val = kmmu_rmap_lock_readonly(&self->head[0]);
 	ASSERT_NE(0, val);
-	kmmu_rmap_age(self->kmmu, &self->head[0], false, true, &res);
+	kmmu_rmap_age_range(self->kmmu, &self->head[0], 1, false, true, &res);
 	EXPECT_TRUE(res.incomplete);
 	EXPECT_EQ(0, res.young + res.old);
 	kmmu_rmap_unlock_readonly(&self->head[0], val);
 
 	res = (struct kmmu_rmap_age_result){};
-	kmmu_rmap_age(self->kmmu, &self->head[0], false, true, &res);
+	kmmu_rmap_age_range(self->kmmu, &self->head[0], 1, false, true, &res);
 	EXPECT_FALSE(res.incomplete);
 	EXPECT_EQ(3, res.young);
 	check_head(_metadata, self, 0);
@@ -319,7 +319,7 @@ TEST_F(rmap, single_spte_moved_under_aging)
 	write_unlock(&self->kmmu->mmu_lock);
 	hook = (typeof(hook)){ .self = self, .move = true };
 	kmmu_user_set_race_hook(single_age_hook, NULL);
-	kmmu_rmap_age(self->kmmu, &self->head[0], false, false, &res);
+	kmmu_rmap_age_range(self->kmmu, &self->head[0], 1, false, false, &res);
 	kmmu_user_set_race_hook(NULL, NULL);
 	ASSERT_EQ(1, hook.hits);
 	EXPECT_EQ(0, res.young + res.old);
@@ -328,7 +328,7 @@ TEST_F(rmap, single_spte_moved_under_aging)
 	check_head(_metadata, self, 1);
 
 	/* Where it is now, it is aged. */
-	kmmu_rmap_age(self->kmmu, &self->head[1], false, false, &res);
+	kmmu_rmap_age_range(self->kmmu, &self->head[1], 1, false, false, &res);
 	EXPECT_EQ(1, res.young);
 	EXPECT_FALSE(is_accessed_spte(f, self->sptes[0]));
 }
@@ -350,7 +350,7 @@ TEST_F(rmap, single_spte_keeps_a_d_bit_set_meanwhile)
 	write_unlock(&self->kmmu->mmu_lock);
 	hook = (typeof(hook)){ .self = self };
 	kmmu_user_set_race_hook(single_age_hook, NULL);
-	kmmu_rmap_age(self->kmmu, &self->head[0], false, false, &res);
+	kmmu_rmap_age_range(self->kmmu, &self->head[0], 1, false, false, &res);
 	kmmu_user_set_race_hook(NULL, NULL);
 	EXPECT_LE(1, hook.hits);
 	EXPECT_EQ(1, res.young);
@@ -382,7 +382,7 @@ static void *reader(void *arg)
 		}
 		kmmu_rmap_unlock_readonly(&self->head[h], val);
 		res = (struct kmmu_rmap_age_result){};
-		kmmu_rmap_age(self->kmmu, &self->head[h], false, h & 1, &res);
+		kmmu_rmap_age_range(self->kmmu, &self->head[h], 1, false, h & 1, &res);
 		__atomic_add_fetch(&self->passes, 1, __ATOMIC_RELAXED);
 	}
 	return NULL;
