@@ -380,7 +380,8 @@ static void rmap_age_slow(struct kmmu *kmmu, struct kmmu_rmap_head *head, bool t
 	u64 *sptep, spte;
 
 	for (;;) {
-		val = atomic_long_read(&head->val);
+		/* Acquire: see kmmu_rmap_age_range(). */
+		val = atomic_long_read_acquire(&head->val);
 		if (!val)
 			return;
 		if (val & (KMMU_RMAP_LOCKED | KMMU_RMAP_MANY))
@@ -447,11 +448,15 @@ void kmmu_rmap_age_range(struct kmmu *kmmu, struct kmmu_rmap_head *heads, unsign
 	if (!n)
 		return;
 	rcu_read_lock();
-	next = atomic_long_read(&heads[0].val);
+	/*
+	 * Acquire: the SPTE a head points to, and its table, were set up
+	 * before the release of the unlock that put it there.
+	 */
+	next = atomic_long_read_acquire(&heads[0].val);
 	for (i = 0; i < n; i++) {
 		val = next;
 		if (i + 1 < n)
-			next = atomic_long_read(&heads[i + 1].val);
+			next = atomic_long_read_acquire(&heads[i + 1].val);
 		if (!val)
 			continue;
 		if (!(val & (KMMU_RMAP_LOCKED | KMMU_RMAP_MANY)) &&

@@ -280,6 +280,7 @@ static inline void clear_bit_unlock(unsigned long nr, unsigned long *addr)
 typedef struct { long counter; } atomic_long_t;
 
 #define atomic_long_read(v)		READ_ONCE((v)->counter)
+#define atomic_long_read_acquire(v)	smp_load_acquire(&(v)->counter)
 #define atomic_long_set(v, i)		WRITE_ONCE((v)->counter, (i))
 #define atomic_long_set_release(v, i)	__atomic_store_n(&(v)->counter, (i), __ATOMIC_RELEASE)
 /* Kernel semantics: on failure *old is updated with the current value. */
