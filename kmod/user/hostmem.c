@@ -37,6 +37,7 @@
 #define HM_FRAMES	(1ULL << 24)	/* 64 GiB, backed only where touched */
 #define HM_POISON	0x6b		/* the kernel's POISON_FREE */
 #define HM_NO_FRAME	(~0ULL)		/* in a region's map: the mm is moving the page */
+#define HM_FAULTED	BIT_ULL(62)	/* in a region's map: see os_hva_to_pfn() */
 
 enum hm_frame_state {
 	HM_FRAME_FREE,		/* never written since it was freed (a hole) */
@@ -346,7 +347,7 @@ struct hm_region {
 	int level;			/* largest host mapping */
 	bool refcounted;
 	bool writable;
-	u64 *frame;			/* per 4 KiB page, or HM_NO_FRAME */
+	u64 *frame;			/* per 4 KiB page: frame | HM_FAULTED, or HM_NO_FRAME */
 	u8 *split;			/* THP: per 2 MiB, mapped by 4 KiB pages */
 };
 
@@ -413,12 +414,25 @@ static unsigned long hm_idx(const struct hm_region *r, unsigned long hva)
 
 static u64 hm_frame_at(const struct hm_region *r, unsigned long i)
 {
-	return __atomic_load_n(&r->frame[i], __ATOMIC_ACQUIRE);
+	u64 v = __atomic_load_n(&r->frame[i], __ATOMIC_ACQUIRE);
+
+	return v == HM_NO_FRAME ? v : v & ~HM_FAULTED;
 }
 
 static void hm_set_frame_at(struct hm_region *r, unsigned long i, u64 idx)
 {
 	__atomic_store_n(&r->frame[i], idx, __ATOMIC_RELEASE);
+}
+
+/*
+ * Page @i of @r, on frame @idx, has been touched through the process's
+ * mapping, so its PTE is there (see os_hva_to_pfn()).  Only while the page
+ * is still on that frame: a mapping that changed is faulted in again.
+ */
+static void hm_set_faulted(struct hm_region *r, unsigned long i, u64 idx)
+{
+	__atomic_compare_exchange_n(&r->frame[i], &idx, idx | HM_FAULTED, false,
+				    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 }
 
 /* The host page (folio) that holds page @i of @r: its first page and size. */
@@ -1004,8 +1018,10 @@ void kmmu_user_mem_prefault(void *addr, size_t len)
 		volatile u8 *p = (u8 *)hva;
 
 		*p = *p;
-		if (idx != HM_NO_FRAME)
+		if (idx != HM_NO_FRAME) {
 			(void)__atomic_load_n(hm_frame_va(idx), __ATOMIC_RELAXED);
+			hm_set_faulted(r, hm_idx(r, hva), idx);
+		}
 	}
 	rcu_read_unlock();
 }
@@ -1132,11 +1148,15 @@ int os_hva_to_pfn(struct kmmu *kmmu, struct os_pfn_req *req)
 	/*
 	 * Fault the page in through the process's own mapping, as gup would:
 	 * a userfaultfd on the range sees the fault.  Under RCU, so the range
-	 * is still mapped (unregistering waits for us).  And in the frames'
-	 * view, which stands for the kernel's direct map.
+	 * is still mapped (unregistering waits for us).  Only while the model
+	 * does not know the PTE to be there: gup-fast then just reads the
+	 * PTE, where a load here would add a TLB miss on a page the MMU never
+	 * touches.  The vCPU's own access goes through the frames' view.
 	 */
-	(void)__atomic_load_n((u64 *)req->hva, __ATOMIC_RELAXED);
-	(void)__atomic_load_n((u64 *)hm_frame_va(idx), __ATOMIC_RELAXED);
+	if (!(READ_ONCE(r->frame[i]) & HM_FAULTED)) {
+		(void)__atomic_load_n((u64 *)req->hva, __ATOMIC_RELAXED);
+		hm_set_faulted(r, i, idx);
+	}
 out:
 	rcu_read_unlock();
 	return ret;

@@ -13,7 +13,9 @@
  * write through one is found at the leak check).  On dev, the operations
  * of the model SKIP: the kernel does them at its own times.
  */
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "test_util.h"
 
@@ -176,6 +178,60 @@ TEST_F(host_mm, zap_all_then_migrate)
 	ASSERT_EQ(0, kmmu_vm_zap(self->vm, 0, 0, 0, KMMU_ZAP_ALL));
 	ASSERT_EQ(0, kmmu_host_mm(KMMU_HOST_MIGRATE, self->mem.addr, SIZE));
 	expect_same(_metadata, self, self->mem.addr, GPA, SIZE, 0xa0);
+}
+
+/* Whether the process's own page table maps @addr (pagemap's present bit). */
+static bool pte_present(struct __test_metadata *_metadata, const void *addr)
+{
+	uint64_t e = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+
+	EXPECT_LE(0, fd);
+	if (fd < 0)
+		return false;
+	EXPECT_EQ(sizeof(e), pread(fd, &e, sizeof(e), (uintptr_t)addr / SZ_4K * sizeof(e)));
+	close(fd);
+	return e & (1ULL << 63);
+}
+
+/*
+ * The user host's gup faults a page in through the process's mapping (a
+ * userfaultfd on it would see the fault) unless it knows the page to be
+ * mapped there already, as after a prefault.  That knowledge goes with the
+ * mapping: a page the mm moved or dropped since is faulted in again.
+ */
+TEST_F(host_mm, gup_faults_in_again_what_the_mm_moved)
+{
+	uint8_t *hva = self->mem.addr;
+	static const struct {
+		const char *what;
+		enum kmmu_host_op op;	/* -1: discard */
+	} moves[] = {
+		{ "discard", -1 },
+		{ "migrate", KMMU_HOST_MIGRATE },
+		{ "swap out", KMMU_HOST_SWAP_OUT },
+	};
+	unsigned int i;
+
+	if (!is_user())
+		SKIP(return, "the host model's gup: the kernel's own walks its page tables");
+	kmmu_mem_prefault(&self->mem);
+	pass(_metadata, self, GPA, SIZE, false, 0);
+	for (i = 0; i < sizeof(moves) / sizeof(moves[0]); i++) {
+		uint8_t *page = hva + (2 + i) * SZ_4K;
+
+		TH_LOG("%s", moves[i].what);
+		if (moves[i].op == (enum kmmu_host_op)-1) {
+			ASSERT_EQ(0, kmmu_host_discard(page, SZ_4K));
+		} else {
+			ASSERT_EQ(0, kmmu_host_mm(moves[i].op, page, SZ_4K));
+		}
+		/* The model maps the page anew: the process has no PTE for it yet. */
+		ASSERT_FALSE(pte_present(_metadata, page));
+		pass(_metadata, self, GPA, SIZE, false, 0);
+		EXPECT_TRUE(pte_present(_metadata, page));
+		EXPECT_TRUE(pte_present(_metadata, hva));
+	}
 }
 
 /* ---- what the host hears of its pages ---- */
