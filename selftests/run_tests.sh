@@ -227,9 +227,10 @@ bench_json() {
 	      dirty_log:get_dirty_log dirty_log:clear_dirty_log dirty_log:disable_logging
 	      dirty_log:dirty_memory dirty_log:collect_dirty_ring:log=ring
 	      dirty_log:reset_dirty_rings:log=ring:ring_entries=256 aging:aging_pass_locked
-	      aging:aging_pass_lockless aging:fault_in_no_aging aging:fault_in_locked_aging
+	      aging:aging_pass_lockless aging:fault_in_no_aging
 	      aging:age_error_locked aging:age_error_lockless
-	      aging:fault_in_lockless_aging aging:aging_pass_fast_only
+	      aging:fault_in_lockless_aging_ratio
+	      aging:fault_in_locked_aging_ratio aging:aging_pass_fast_only
 	      aging:aging_pass_lockless:nested=yes aging:aging_pass_lockless_tdp:nested=yes
 	      aging:aging_pass_fast_only:nested=yes split:enable_logging:backing=anonymous_hugetlb_2mb
 	      split:disable_logging:backing=anonymous_thp split:huge_pages_split
