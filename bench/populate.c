@@ -7,9 +7,9 @@
  * host's page faults), next to a floor measured in the same run: one
  * cmpxchg per 8-byte entry over as many entries as faults, laid out 512 to
  * a 4 KiB page like SPTEs in page tables.  With --scaling it also runs 1
- * vCPU over the whole range and V vCPUs over disjoint parts of it, and
- * prints the throughput ratio: faults take mmu_lock for read only and
- * must not serialize.  With --nested it also runs the vCPUs as L2 guests
+ * vCPU over the whole range, each repetition back to back with one of V
+ * vCPUs over disjoint parts of it, and reports the throughput ratio of
+ * each pair: faults take mmu_lock for read only and must not serialize.  With --nested it also runs the vCPUs as L2 guests
  * (KMMU_WL_NESTED) through an L1 identity map of 4K leaves, so that each
  * fault is a nested one: L1's tables walked, then a shadow fault that maps
  * the L2 gpa to the host page; reported per fault beside the unnested
@@ -168,34 +168,33 @@ static uint64_t populate_once(const struct params *p, int nvcpus, uint64_t total
 	return ns;
 }
 
-/*
- * Run one figure p->reps times, print each, add it to @res as @metric
- * (ns per fault per vCPU), return the median wall time; the wall times in
- * @ns when not NULL.
- */
-static uint64_t figure(const struct params *p, struct bench_results *res, const char *metric,
-		       const char *label, int nvcpus, uint64_t total, bool prefault, bool nested,
-		       uint64_t *out)
+/* One repetition (0: a warm-up, -W, not counted), printed; its wall time in ns. */
+static uint64_t rep_once(const struct params *p, const char *label, int rep, int nvcpus,
+			 uint64_t total, bool prefault, bool nested)
 {
-	uint64_t ns[MAX_REPS], faults = total / PAGE;
+	uint64_t t = populate_once(p, nvcpus, total, prefault, nested), faults = total / PAGE;
+
+	printf("%-28s rep %d/%d: %2d vCPU %9llu faults %9.1f ms %8.1f ns/fault%s\n", label, rep,
+	       p->reps, nvcpus, (unsigned long long)faults, t / 1e6, (double)t * nvcpus / faults,
+	       rep ? "" : " (warm-up)");
+	return t;
+}
+
+/*
+ * Add the wall times @ns of p->reps repetitions to @res as @metric (ns per
+ * fault per vCPU); return their median.
+ */
+static uint64_t add_figure(const struct params *p, struct bench_results *res, const char *metric,
+			   int nvcpus, uint64_t total, bool prefault, bool nested,
+			   const uint64_t *ns)
+{
+	uint64_t sorted[MAX_REPS], faults = total / PAGE;
 	double per[MAX_REPS];
 	int r;
 
-	/* Warm-up repetitions (-W), printed as rep 0, not counted. */
-	for (r = 0; r < p->cm.warmup; r++) {
-		uint64_t t = populate_once(p, nvcpus, total, prefault, nested);
-
-		printf("%-28s rep 0/%d: %2d vCPU %9llu faults %9.1f ms %8.1f ns/fault (warm-up)\n",
-		       label, p->reps, nvcpus, (unsigned long long)faults, t / 1e6,
-		       (double)t * nvcpus / faults);
-	}
 	for (r = 0; r < p->reps; r++) {
-		ns[r] = populate_once(p, nvcpus, total, prefault, nested);
 		per[r] = (double)ns[r] * nvcpus / faults;
-		printf("%-28s rep %d/%d: %2d vCPU %9llu faults %9.1f ms %8.1f ns/fault\n", label,
-		       r + 1, p->reps, nvcpus, (unsigned long long)faults, ns[r] / 1e6, per[r]);
-		if (out)
-			out[r] = ns[r];
+		sorted[r] = ns[r];
 	}
 	bench_results_param_int(res, "fault_vcpus", nvcpus);
 	bench_results_param_str(res, "prefaulted", prefault ? "yes" : "no");
@@ -203,7 +202,53 @@ static uint64_t figure(const struct params *p, struct bench_results *res, const 
 	if (nested)
 		bench_results_param_str(res, "nested", "yes");
 	bench_add(res, metric, "ns/fault", true, per, p->reps, BENCH_FLOOR_CMPXCHG);
-	return bench_median(ns, p->reps);
+	return bench_median(sorted, p->reps);
+}
+
+/*
+ * Run one figure p->reps times, print each, add it to @res as @metric
+ * (ns per fault per vCPU), return the median wall time.
+ */
+static uint64_t figure(const struct params *p, struct bench_results *res, const char *metric,
+		       const char *label, int nvcpus, uint64_t total, bool prefault, bool nested)
+{
+	uint64_t ns[MAX_REPS];
+	int r;
+
+	for (r = 0; r < p->cm.warmup; r++)
+		rep_once(p, label, 0, nvcpus, total, prefault, nested);
+	for (r = 0; r < p->reps; r++)
+		ns[r] = rep_once(p, label, r + 1, nvcpus, total, prefault, nested);
+	return add_figure(p, res, metric, nvcpus, total, prefault, nested, ns);
+}
+
+/*
+ * --scaling: all the vCPUs on their parts and one vCPU on the whole, both
+ * prefaulted, in repetitions of one run each back to back (in turn first),
+ * so that the host's pace at the time moves both alike and the ratio of a
+ * repetition's pair leaves it out.
+ */
+static void scaling_pairs(const struct params *p, uint64_t total, uint64_t *ns_all,
+			  uint64_t *ns_one)
+{
+	static const char * const label[2] = { "prefaulted", "prefaulted, 1 vCPU, all" };
+	int r, k;
+
+	for (r = 0; r < p->cm.warmup; r++)
+		for (k = 0; k < 2; k++)
+			rep_once(p, label[k], 0, k ? 1 : p->cm.vcpus, total, true, false);
+	for (r = 0; r < p->reps; r++) {
+		for (k = 0; k < 2; k++) {
+			bool one = (r + k) % 2;
+			uint64_t t = rep_once(p, label[one], r + 1, one ? 1 : p->cm.vcpus, total,
+					      true, false);
+
+			if (one)
+				ns_one[r] = t;
+			else
+				ns_all[r] = t;
+		}
+	}
 }
 
 int main(int argc, char **argv)
@@ -244,25 +289,27 @@ int main(int argc, char **argv)
 	bench_common_params(res, &p.cm);
 	floor_ns = bench_floor(res, BENCH_FLOOR_CMPXCHG, faults);
 
-	if (p.prefault != 0)
-		med_pre = figure(&p, res, "populate", "prefaulted", p.cm.vcpus, total, true, false,
-				 ns_pre);
+	/* --scaling without prefaulting has no pairs to compare: -p no leaves it out. */
+	if (p.scaling && p.prefault != 0) {
+		scaling_pairs(&p, total, ns_pre, ns_one);
+		med_pre = add_figure(&p, res, "populate", p.cm.vcpus, total, true, false, ns_pre);
+	} else if (p.prefault != 0) {
+		med_pre = figure(&p, res, "populate", "prefaulted", p.cm.vcpus, total, true, false);
+	}
 	if (p.prefault != 1)
 		med_nopre = figure(&p, res, "populate", "not prefaulted", p.cm.vcpus, total,
-				   false, false, NULL);
-	if (p.scaling) {
-		med_one = figure(&p, res, "populate", "prefaulted, 1 vCPU, all", 1, total, true,
-				 false, ns_one);
+				   false, false);
+	if (p.scaling && p.prefault != 0) {
+		med_one = add_figure(&p, res, "populate", 1, total, true, false, ns_one);
 		/* Pages per second with all vCPUs over with one, repetition by repetition. */
-		for (r = 0; med_pre && r < p.reps; r++)
+		for (r = 0; r < p.reps; r++)
 			ratio[r] = (double)ns_one[r] / ns_pre[r];
 		bench_results_param_int(res, "fault_vcpus", p.cm.vcpus);
-		if (med_pre)
-			bench_results_add(res, "scaling", "x", false, ratio, p.reps, NULL);
+		bench_results_add(res, "scaling", "x", false, ratio, p.reps, NULL);
 	}
 	if (p.nested)
 		med_nested = figure(&p, res, "populate", "nested, prefaulted", p.cm.vcpus, total,
-				    true, true, NULL);
+				    true, true);
 
 	printf("\nsummary (median of %d):\n", p.reps);
 	if (med_pre)
@@ -283,7 +330,7 @@ int main(int argc, char **argv)
 		       (double)med_nested / med_pre);
 	if (med_one && med_pre)
 		printf("  scaling: %d vCPUs fault %.2fx as many pages per second as 1 vCPU\n",
-		       p.cm.vcpus, (double)med_one / med_pre);
+		       p.cm.vcpus, bench_median_d(ratio, p.reps));
 	printf("  floor: %.2f ns/entry\n", floor_ns);
 	return bench_results_finish(res, &p.cm);
 }
