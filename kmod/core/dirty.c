@@ -33,7 +33,7 @@ void kmmu_mark_dirty_range(struct kmmu *kmmu, const struct kmmu_memory_slot *slo
 /* A new logging slot's bitmap: all set with KMMU_DIRTY_LOG_INITIALLY_SET. */
 int kmmu_dirty_bitmap_alloc(struct kmmu *kmmu, struct kmmu_memory_slot *slot)
 {
-	unsigned long longs = kmmu_dirty_bitmap_longs(slot), i;
+	unsigned long longs = kmmu_dirty_bitmap_longs(slot);
 
 	/* The VM logs into its vCPUs' rings. */
 	if (kmmu->dirty_ring_size)
@@ -42,8 +42,7 @@ int kmmu_dirty_bitmap_alloc(struct kmmu *kmmu, struct kmmu_memory_slot *slot)
 	if (!slot->dirty_bitmap)
 		return -ENOMEM;
 	if (kmmu->manual_dirty_log_protect && kmmu->dirty_log_initially_set)
-		for (i = 0; i < slot->npages; i++)
-			__set_bit(i, slot->dirty_bitmap);
+		bitmap_set(slot->dirty_bitmap, 0, slot->npages);
 	return 0;
 }
 

@@ -8,6 +8,7 @@
 #define KMMU_OS_LINUX_H
 
 #include <linux/atomic.h>
+#include <linux/bitmap.h>
 #include <linux/bitops.h>
 #include <linux/build_bug.h>
 #include <linux/errno.h>

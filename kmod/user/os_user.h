@@ -257,6 +257,21 @@ static inline void __set_bit(unsigned long nr, unsigned long *addr)
 	addr[BIT_WORD(nr)] |= BIT_MASK(nr);
 }
 
+/* Set bits [start, start + n) of @map, a word at a time. */
+static inline void bitmap_set(unsigned long *map, unsigned long start, unsigned long n)
+{
+	unsigned long end = start + n;
+
+	while (start < end) {
+		unsigned long bit = start % BITS_PER_LONG;
+		unsigned long span = BITS_PER_LONG - bit < end - start ? BITS_PER_LONG - bit :
+									 end - start;
+
+		map[BIT_WORD(start)] |= span == BITS_PER_LONG ? ~0UL : ((1UL << span) - 1) << bit;
+		start += span;
+	}
+}
+
 static inline void clear_bit(unsigned long nr, unsigned long *addr)
 {
 	__atomic_fetch_and(&addr[BIT_WORD(nr)], ~BIT_MASK(nr), __ATOMIC_SEQ_CST);
