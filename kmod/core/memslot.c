@@ -236,13 +236,7 @@ static void memslots_install(struct kmmu *kmmu, int as_id, struct kmmu_memslots 
 	slots->generation = gen | KMMU_MEMSLOT_GEN_UPDATE_IN_PROGRESS;
 	rcu_assign_pointer(kmmu->memslots[as_id], slots);
 	os_race_point(kmmu, KMMU_RACE_SLOTS_PUBLISHED, 0);
-	/*
-	 * Expedited, as KVM's kvm_swap_active_memslots(): a memslot update is
-	 * made while the VM runs (dirty logging on and off, a slot moved) and
-	 * the update's caller waits for it; a normal SRCU grace period takes
-	 * milliseconds, most of an enable or disable of a small slot.
-	 */
-	synchronize_srcu_expedited(&kmmu->srcu);
+	synchronize_srcu(&kmmu->srcu);
 	os_free(old);
 
 	gen++;

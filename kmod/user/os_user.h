@@ -456,8 +456,6 @@ static inline void srcu_read_unlock(struct srcu_struct *s, int idx)
 }
 
 #define synchronize_srcu(s)		synchronize_rcu()
-/* liburcu has one kind of grace period. */
-#define synchronize_srcu_expedited(s)	synchronize_rcu()
 
 #define srcu_dereference(p, s)		rcu_dereference(p)
 #define rcu_dereference_protected(p, c)	(p)
