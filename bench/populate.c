@@ -9,8 +9,8 @@
  * a 4 KiB page like SPTEs in page tables.  With --scaling it also runs 1
  * vCPU over the whole range, each repetition back to back with one of V
  * vCPUs over disjoint parts of it, and reports the throughput ratio of
- * each pair: faults take mmu_lock for read only and must not serialize.  With --nested it also runs the vCPUs as L2 guests
- * (KMMU_WL_NESTED) through an L1 identity map of 4K leaves, so that each
+ * each pair: faults take mmu_lock for read only and must not serialize.
+ * With --nested it also runs the vCPUs as L2 guests (KMMU_WL_NESTED) through an L1 identity map of 4K leaves, so that each
  * fault is a nested one: L1's tables walked, then a shadow fault that maps
  * the L2 gpa to the host page; reported per fault beside the unnested
  * figure of the same run.
@@ -232,21 +232,19 @@ static void scaling_pairs(const struct params *p, uint64_t total, uint64_t *ns_a
 			  uint64_t *ns_one)
 {
 	static const char * const label[2] = { "prefaulted", "prefaulted, 1 vCPU, all" };
+	const int nvcpus[2] = { p->cm.vcpus, 1 };
+	uint64_t *ns[2] = { ns_all, ns_one };
 	int r, k;
 
 	for (r = 0; r < p->cm.warmup; r++)
 		for (k = 0; k < 2; k++)
-			rep_once(p, label[k], 0, k ? 1 : p->cm.vcpus, total, true, false);
+			rep_once(p, label[k], 0, nvcpus[k], total, true, false);
 	for (r = 0; r < p->reps; r++) {
 		for (k = 0; k < 2; k++) {
-			bool one = (r + k) % 2;
-			uint64_t t = rep_once(p, label[one], r + 1, one ? 1 : p->cm.vcpus, total,
-					      true, false);
+			int which = (r + k) % 2;
 
-			if (one)
-				ns_one[r] = t;
-			else
-				ns_all[r] = t;
+			ns[which][r] = rep_once(p, label[which], r + 1, nvcpus[which], total,
+						true, false);
 		}
 	}
 }
@@ -269,6 +267,7 @@ int main(int argc, char **argv)
 	uint64_t ns_pre[MAX_REPS], ns_one[MAX_REPS];
 	double floor_ns, ratio[MAX_REPS];
 	struct bench_results *res;
+	bool pairs;
 	int r;
 
 	if (bench_parse_args(argc, argv, &args, &p.cm, &p))
@@ -290,7 +289,8 @@ int main(int argc, char **argv)
 	floor_ns = bench_floor(res, BENCH_FLOOR_CMPXCHG, faults);
 
 	/* --scaling without prefaulting has no pairs to compare: -p no leaves it out. */
-	if (p.scaling && p.prefault != 0) {
+	pairs = p.scaling && p.prefault != 0;
+	if (pairs) {
 		scaling_pairs(&p, total, ns_pre, ns_one);
 		med_pre = add_figure(&p, res, "populate", p.cm.vcpus, total, true, false, ns_pre);
 	} else if (p.prefault != 0) {
@@ -299,7 +299,7 @@ int main(int argc, char **argv)
 	if (p.prefault != 1)
 		med_nopre = figure(&p, res, "populate", "not prefaulted", p.cm.vcpus, total,
 				   false, false);
-	if (p.scaling && p.prefault != 0) {
+	if (pairs) {
 		med_one = add_figure(&p, res, "populate", 1, total, true, false, ns_one);
 		/* Pages per second with all vCPUs over with one, repetition by repetition. */
 		for (r = 0; r < p.reps; r++)
