@@ -162,7 +162,7 @@ static int kmmu_get_and_reset_dirty_log(struct kmmu *kmmu, struct kmmu_memory_sl
 int kmmu_get_dirty_log(struct kmmu *kmmu, const struct kmmu_dirty_log *log)
 {
 	struct kmmu_memory_slot *slot;
-	unsigned long longs, i;
+	unsigned long longs;
 	int ret = -ENOENT;
 
 	if (READ_ONCE(kmmu->dirty_ring_size))
@@ -182,14 +182,13 @@ int kmmu_get_dirty_log(struct kmmu *kmmu, const struct kmmu_dirty_log *log)
 		kmmu_shadow_harvest_dirty(kmmu, slot, false);
 	}
 	/*
-	 * vCPUs set bits meanwhile: a snapshot word by word, each read once,
-	 * into the buffer half (slots_lock keeps CLEAR out of it).
+	 * As KVM, straight from the log: slots_lock keeps CLEAR out, and the
+	 * vCPUs only set bits meanwhile, each of which is copied once, before
+	 * or after it was set.
 	 */
 	longs = kmmu_dirty_bitmap_longs(slot);
-	for (i = 0; i < longs; i++)
-		slot->dirty_bitmap[longs + i] = READ_ONCE(slot->dirty_bitmap[i]);
-	ret = os_copy_to_user(log->dirty_bitmap, slot->dirty_bitmap + longs,
-			      longs * sizeof(long));
+	ret = os_copy_bitmap_to_user(log->dirty_bitmap, slot->dirty_bitmap,
+				     slot->dirty_bitmap + longs, longs);
 out:
 	mutex_unlock(&kmmu->slots_lock);
 	return ret;

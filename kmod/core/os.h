@@ -98,6 +98,13 @@ bool os_user_range_ok(unsigned long uaddr, u64 size);
 int os_copy_from_user(void *dst, unsigned long uaddr, size_t size);
 int os_copy_to_user(unsigned long uaddr, const void *src, size_t size);
 /*
+ * @longs words that other threads may set bits in meanwhile (a dirty log),
+ * each bit copied once, as it was before or after it was set; @buf has room
+ * for as many words, which the copy may use.
+ */
+int os_copy_bitmap_to_user(unsigned long uaddr, const unsigned long *bitmap, unsigned long *buf,
+			   size_t longs);
+/*
  * One aligned u64 of the caller's memory, as the CPU reads and locks it
  * (L1's own page tables, read by the shadow MMU's walker); may sleep to
  * fault the page in.  Return 0, or -EFAULT; the exchange returns -EAGAIN

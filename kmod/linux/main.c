@@ -294,6 +294,13 @@ int os_copy_to_user(unsigned long uaddr, const void *src, size_t size)
 	return copy_to_user((void __user *)uaddr, src, size) ? -EFAULT : 0;
 }
 
+/* As KVM: straight from the live bitmap, which copy_to_user() reads once. */
+int os_copy_bitmap_to_user(unsigned long uaddr, const unsigned long *bitmap, unsigned long *buf,
+			   size_t longs)
+{
+	return os_copy_to_user(uaddr, bitmap, longs * sizeof(long));
+}
+
 int os_read_user_u64(unsigned long uaddr, u64 *val)
 {
 	return get_user(*val, (u64 __user *)uaddr) ? -EFAULT : 0;

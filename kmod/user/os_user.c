@@ -546,6 +546,21 @@ int os_copy_to_user(unsigned long uaddr, const void *src, size_t size)
 	return user_copy((void *)src, uaddr, size, true);
 }
 
+/*
+ * The kernel's copy_to_user() reads the words as they are; here each is read
+ * once, atomically, into @buf, so that the sanitizers see the reads beside
+ * the vCPUs' set_bit() as the atomic ones they are.
+ */
+int os_copy_bitmap_to_user(unsigned long uaddr, const unsigned long *bitmap, unsigned long *buf,
+			   size_t longs)
+{
+	size_t i;
+
+	for (i = 0; i < longs; i++)
+		buf[i] = READ_ONCE(bitmap[i]);
+	return os_copy_to_user(uaddr, buf, longs * sizeof(long));
+}
+
 u32 os_host_spte_format(void)
 {
 	unsigned int eax = 0, ebx, ecx, edx;
