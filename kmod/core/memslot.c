@@ -249,6 +249,63 @@ static void memslots_install(struct kmmu *kmmu, int as_id, struct kmmu_memslots 
 	WRITE_ONCE(slots->generation, gen);
 }
 
+/* A set replaced without waiting, and what went with it, freed after a grace period. */
+struct memslots_retired {
+	struct rcu_head rcu;
+	struct kmmu *kmmu;
+	struct kmmu_memslots *slots;
+	struct kmmu_memory_slot *slot;	/* the slot's old copy */
+	unsigned long *dirty_bitmap;	/* the log of a slot that stopped logging */
+};
+
+static void memslots_retired_free(struct rcu_head *head)
+{
+	struct memslots_retired *r = container_of(head, struct memslots_retired, rcu);
+
+	os_free(r->dirty_bitmap);
+	os_free(r->slot);
+	os_free(r->slots);
+	atomic_dec(&r->kmmu->slots_retiring);
+	os_free(r);
+}
+
+/*
+ * Publish @slots without waiting for the faults that read the old set: @r
+ * frees it after a grace period.  Only for a change no such fault can get
+ * wrong (see memslot_change_flags()), and not where the generation's MMIO
+ * bits wrap, which needs them all gone first.  A fault on the old set
+ * makes MMIO SPTEs of its generation, stale as soon as this is out.
+ */
+static void memslots_install_nowait(struct kmmu *kmmu, int as_id, struct kmmu_memslots *slots,
+				    struct memslots_retired *r)
+{
+	u64 gen = kmmu->slots_generation + 1;
+
+	r->kmmu = kmmu;
+	r->slots = rcu_dereference_protected(kmmu->memslots[as_id], 1);
+	slots->generation = gen;
+	atomic_inc(&kmmu->slots_retiring);
+	rcu_assign_pointer(kmmu->memslots[as_id], slots);
+	os_race_point(kmmu, KMMU_RACE_SLOTS_PUBLISHED, 0);
+	WRITE_ONCE(kmmu->slots_generation, gen);
+	call_srcu(&kmmu->srcu, &r->rcu, memslots_retired_free);
+}
+
+/**
+ * kmmu_memslots_sync() - wait for the faults that may use a retired set
+ * @kmmu: the VM, slots_lock held
+ *
+ * Called before the dirty log protects pages: a fault that read its slot
+ * from before logging started could otherwise make one of them writable
+ * again, unlogged, behind the protection.  Nothing to wait for once the
+ * retired sets are freed.
+ */
+void kmmu_memslots_sync(struct kmmu *kmmu)
+{
+	if (atomic_read(&kmmu->slots_retiring) && !kmmu_mutant(CLEAR_SKIPS_SLOTS_SYNC))
+		synchronize_srcu(&kmmu->srcu);
+}
+
 static struct kmmu_memory_slot *memslot_dup(const struct kmmu_memory_slot *old)
 {
 	struct kmmu_memory_slot *slot = os_zalloc(sizeof(*slot));
@@ -434,26 +491,46 @@ static int memslot_change_flags(struct kmmu *kmmu, int as_id, struct kmmu_memory
 	bool log_on = (flags & ~old->flags) & KMMU_MEM_LOG_DIRTY_PAGES;
 	bool log_off = (old->flags & ~flags) & KMMU_MEM_LOG_DIRTY_PAGES;
 	struct kmmu_memory_slot *slot = memslot_dup(old);
+	struct memslots_retired *r = NULL;
 	struct kmmu_memslots *next;
 
 	if (!slot)
 		return -ENOMEM;
+	/*
+	 * KVM waits for the faults that read the old slot before it returns.
+	 * Two changes need not: logging that stops (such a fault logs a page
+	 * more, into the old log, freed after it; or maps 4K what is now
+	 * mapped huge) and logging that starts all set with nothing to
+	 * protect (what such a fault maps writable is in the log already;
+	 * the dirty log waits before it protects: kmmu_memslots_sync()).
+	 * Logging that protects now waits, as KVM does.
+	 */
+	if ((log_off || (log_on && !kmmu_slot_logging_protects(kmmu))) &&
+	    ((kmmu->slots_generation + 1) & MMIO_GEN_MASK)) {
+		r = os_zalloc(sizeof(*r));
+		if (!r)
+			goto free_slot;
+	}
 	slot->flags = flags;
 	if (log_off)
 		slot->dirty_bitmap = NULL;
 	if (log_on && kmmu_dirty_bitmap_alloc(kmmu, slot))
-		goto free_slot;
+		goto free_retired;
 	next = memslots_copy(kmmu, cur, old, slot);
 	if (!next)
 		goto free_bitmap;
+	kmmu->nr_logging_slots += log_on - log_off;
 	/* The disallow counts (and a bitmap kept) now belong to the new copy. */
-	memslots_install(kmmu, as_id, next);
-	if (log_off) {
-		kmmu_dirty_bitmap_free(old);
-		kmmu->nr_logging_slots--;
+	if (r) {
+		r->slot = old;
+		r->dirty_bitmap = log_off ? old->dirty_bitmap : NULL;
+		memslots_install_nowait(kmmu, as_id, next, r);
+	} else {
+		memslots_install(kmmu, as_id, next);
+		if (log_off)
+			kmmu_dirty_bitmap_free(old);
+		os_free(old);
 	}
-	kmmu->nr_logging_slots += log_on;
-	os_free(old);
 	if (log_on || log_off)
 		kmmu_slot_logging_changed(kmmu, slot, log_on);
 	return 0;
@@ -461,6 +538,8 @@ static int memslot_change_flags(struct kmmu *kmmu, int as_id, struct kmmu_memory
 free_bitmap:
 	if (log_on)
 		kmmu_dirty_bitmap_free(slot);
+free_retired:
+	os_free(r);
 free_slot:
 	os_free(slot);
 	return -ENOMEM;

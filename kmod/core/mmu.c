@@ -97,6 +97,9 @@ static void kmmu_destroy_vm(struct kmmu *kmmu)
 	kmmu_shadow_destroy(kmmu);
 	WARN_ON_ONCE(kmmu_stat_read(kmmu, KMMU_STAT_PT_PAGES));
 
+	/* Old sets still waiting for a grace period go first. */
+	srcu_barrier(&kmmu->srcu);
+	WARN_ON_ONCE(atomic_read(&kmmu->slots_retiring));
 	kmmu_memslots_destroy(kmmu);
 	kmmu_spp_destroy(kmmu);
 	if (kmmu->hw)

@@ -456,6 +456,8 @@ static inline void srcu_read_unlock(struct srcu_struct *s, int idx)
 }
 
 #define synchronize_srcu(s)		synchronize_rcu()
+#define call_srcu(s, head, fn)		((void)(s), call_rcu(head, fn))
+#define srcu_barrier(s)			((void)(s), rcu_barrier())
 
 #define srcu_dereference(p, s)		rcu_dereference(p)
 #define rcu_dereference_protected(p, c)	(p)
