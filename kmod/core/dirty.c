@@ -57,13 +57,6 @@ static bool kmmu_dirty_log_dbit(struct kmmu *kmmu)
 	return kmmu->dirty_log_mode == KMMU_DIRTY_LOG_MODE_DBIT;
 }
 
-/* Does logging protect pages when it starts (else the first CLEAR does)? */
-bool kmmu_slot_logging_protects(struct kmmu *kmmu)
-{
-	return kmmu->dirty_ring_size ||
-	       !(kmmu->manual_dirty_log_protect && kmmu->dirty_log_initially_set);
-}
-
 /**
  * kmmu_slot_logging_changed() - a published slot started or stopped logging
  * @kmmu: the VM, slots_lock held
@@ -77,7 +70,8 @@ bool kmmu_slot_logging_protects(struct kmmu *kmmu)
  */
 void kmmu_slot_logging_changed(struct kmmu *kmmu, struct kmmu_memory_slot *slot, bool on)
 {
-	bool protect = kmmu_slot_logging_protects(kmmu);
+	bool protect = kmmu->dirty_ring_size ||
+		       !(kmmu->manual_dirty_log_protect && kmmu->dirty_log_initially_set);
 	bool flush = false;
 
 	/*
@@ -178,8 +172,6 @@ int kmmu_get_dirty_log(struct kmmu *kmmu, const struct kmmu_dirty_log *log)
 	if (!slot)
 		goto out;
 	if (!kmmu->manual_dirty_log_protect) {
-		/* Manual protection may have been on when logging started. */
-		kmmu_memslots_sync(kmmu);
 		ret = kmmu_get_and_reset_dirty_log(kmmu, slot, log->dirty_bitmap);
 		goto out;
 	}
@@ -234,7 +226,6 @@ int kmmu_clear_dirty_log(struct kmmu *kmmu, const struct kmmu_clear_dirty_log *l
 	ret = 0;
 	if (!log->num_pages)
 		goto out;
-	kmmu_memslots_sync(kmmu);
 
 	n = DIV_ROUND_UP(log->num_pages, BITS_PER_LONG);
 	bitmap = slot->dirty_bitmap + log->first_page / BITS_PER_LONG;

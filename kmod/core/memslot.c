@@ -274,7 +274,8 @@ static void memslots_retired_free(struct rcu_head *head)
  * frees it after a grace period.  Only for a change no such fault can get
  * wrong (see memslot_change_flags()), and not where the generation's MMIO
  * bits wrap, which needs them all gone first.  A fault on the old set
- * makes MMIO SPTEs of its generation, stale as soon as this is out.
+ * makes MMIO SPTEs of its generation, stale as soon as this is out.  A
+ * later change that waits for its readers waits for these faults too.
  */
 static void memslots_install_nowait(struct kmmu *kmmu, int as_id, struct kmmu_memslots *slots,
 				    struct memslots_retired *r)
@@ -289,21 +290,6 @@ static void memslots_install_nowait(struct kmmu *kmmu, int as_id, struct kmmu_me
 	os_race_point(kmmu, KMMU_RACE_SLOTS_PUBLISHED, 0);
 	WRITE_ONCE(kmmu->slots_generation, gen);
 	call_srcu(&kmmu->srcu, &r->rcu, memslots_retired_free);
-}
-
-/**
- * kmmu_memslots_sync() - wait for the faults that may use a retired set
- * @kmmu: the VM, slots_lock held
- *
- * Called before the dirty log protects pages: a fault that read its slot
- * from before logging started could otherwise make one of them writable
- * again, unlogged, behind the protection.  Nothing to wait for once the
- * retired sets are freed.
- */
-void kmmu_memslots_sync(struct kmmu *kmmu)
-{
-	if (atomic_read(&kmmu->slots_retiring) && !kmmu_mutant(CLEAR_SKIPS_SLOTS_SYNC))
-		synchronize_srcu(&kmmu->srcu);
 }
 
 static struct kmmu_memory_slot *memslot_dup(const struct kmmu_memory_slot *old)
@@ -498,15 +484,13 @@ static int memslot_change_flags(struct kmmu *kmmu, int as_id, struct kmmu_memory
 		return -ENOMEM;
 	/*
 	 * KVM waits for the faults that read the old slot before it returns.
-	 * Two changes need not: logging that stops (such a fault logs a page
-	 * more, into the old log, freed after it; or maps 4K what is now
-	 * mapped huge) and logging that starts all set with nothing to
-	 * protect (what such a fault maps writable is in the log already;
-	 * the dirty log waits before it protects: kmmu_memslots_sync()).
-	 * Logging that protects now waits, as KVM does.
+	 * Logging that stops need not: such a fault logs a page more, into
+	 * the old log, freed after it, or maps 4K what is now mapped huge.
+	 * Logging that starts waits: such a fault could map a page writable,
+	 * unlogged, after the pass (or, all set, the first CLEAR) that
+	 * protects it.
 	 */
-	if ((log_off || (log_on && !kmmu_slot_logging_protects(kmmu))) &&
-	    ((kmmu->slots_generation + 1) & MMIO_GEN_MASK)) {
+	if (log_off && ((kmmu->slots_generation + 1) & MMIO_GEN_MASK)) {
 		r = os_zalloc(sizeof(*r));
 		if (!r)
 			goto free_slot;
@@ -523,7 +507,11 @@ static int memslot_change_flags(struct kmmu *kmmu, int as_id, struct kmmu_memory
 	/* The disallow counts (and a bitmap kept) now belong to the new copy. */
 	if (r) {
 		r->slot = old;
-		r->dirty_bitmap = log_off ? old->dirty_bitmap : NULL;
+		r->dirty_bitmap = old->dirty_bitmap;
+		if (kmmu_mutant(STOPPED_LOG_FREED_AT_ONCE)) {
+			os_free(old->dirty_bitmap);
+			r->dirty_bitmap = NULL;
+		}
 		memslots_install_nowait(kmmu, as_id, next, r);
 	} else {
 		memslots_install(kmmu, as_id, next);

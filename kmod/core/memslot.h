@@ -117,9 +117,7 @@ static inline void kmmu_mark_page_dirty(struct kmmu *kmmu, const struct kmmu_mem
 
 int kmmu_dirty_bitmap_alloc(struct kmmu *kmmu, struct kmmu_memory_slot *slot);
 void kmmu_dirty_bitmap_free(struct kmmu_memory_slot *slot);
-bool kmmu_slot_logging_protects(struct kmmu *kmmu);
 void kmmu_slot_logging_changed(struct kmmu *kmmu, struct kmmu_memory_slot *slot, bool on);
-void kmmu_memslots_sync(struct kmmu *kmmu);
 int kmmu_get_dirty_log(struct kmmu *kmmu, const struct kmmu_dirty_log *log);
 int kmmu_clear_dirty_log(struct kmmu *kmmu, const struct kmmu_clear_dirty_log *log);
 int kmmu_enable_cap(struct kmmu *kmmu, const struct kmmu_enable_cap *cap);

@@ -263,7 +263,7 @@ enum kmmu_mutant {
 	KMMU_MUTANT_SHADOW_AGING_SKIPPED,	/* aging does not look at shadow leaves */
 	KMMU_MUTANT_SHADOW_DBIT_NOT_HARVESTED,	/* D-bit logging ignores shadow leaves' D bits */
 	KMMU_MUTANT_SHADOW_SPLIT_ZAPS,		/* logging zaps huge shadow leaves it could split */
-	KMMU_MUTANT_CLEAR_SKIPS_SLOTS_SYNC,	/* CLEAR protects while faults use an old slot */
+	KMMU_MUTANT_STOPPED_LOG_FREED_AT_ONCE,	/* a log is freed while faults may write it */
 	KMMU_NR_MUTANTS,
 };
 

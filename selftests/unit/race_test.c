@@ -757,14 +757,13 @@ TEST_F(race, lockless_aging_takes_no_lock)
 	sem_destroy(&a.done);
 }
 
-/* ---- logging that starts all set waits for no fault; CLEAR does ---- */
+/* ---- logging that stops waits for no fault ---- */
 
 struct sync_race {
 	struct kmmu *kmmu;
 	struct kmmu_vcpu *vcpu;
-	sem_t parked, go, cleared;
+	sem_t parked, go;
 	int waited;		/* what the parked fault's wait for "go" gave */
-	int clear_ret;
 	struct kmmu_run run;
 };
 
@@ -786,91 +785,11 @@ static void *sync_race_write(void *arg)
 	return NULL;
 }
 
-static void *sync_race_clear(void *arg)
-{
-	u64 bits = ~0ULL;
-	struct kmmu_clear_dirty_log c = {
-		.slot = 1, .num_pages = PAGES2, .dirty_bitmap = (unsigned long)&bits,
-	};
-
-	kmmu_user_thread_enter();
-	sr.clear_ret = kmmu_vm_ioctl(sr.kmmu, KMMU_CLEAR_DIRTY_LOG, (unsigned long)&c);
-	sem_post(&sr.cleared);
-	return NULL;
-}
-
 /*
- * Logging that starts all set protects nothing, so kmmu publishes the
- * logging slot without waiting for the faults that read the old one (KVM
- * waits).  One such fault, stopped before it maps a page writable, must
- * then hold up the first CLEAR: were the CLEAR to protect first, the page
- * would be mapped writable after it, unlogged, and the next write to it
- * would be lost to the log.
- */
-TEST_F(race, clear_waits_for_faults_from_before_logging)
-{
-	struct kmmu_enable_cap cap = {
-		.cap = KMMU_CAP_MANUAL_DIRTY_LOG_PROTECT,
-		.args = { KMMU_DIRTY_LOG_MANUAL_PROTECT_ENABLE | KMMU_DIRTY_LOG_INITIALLY_SET },
-	};
-	struct kmmu_userspace_memory_region r = {
-		.slot = 1, .flags = KMMU_MEM_LOG_DIRTY_PAGES,
-		.guest_phys_addr = GPA2, .memory_size = PAGES2 * SZ_4K,
-		.userspace_addr = (unsigned long)self->mem2.addr,
-	};
-	struct timespec ts;
-	bool cleared_early;
-	pthread_t a, b;
-
-	ASSERT_EQ(0, kmmu_vm_ioctl(self->kmmu, KMMU_ENABLE_CAP, (unsigned long)&cap));
-	memset(&sr, 0, sizeof(sr));
-	sr.kmmu = self->kmmu;
-	sr.vcpu = self->vcpu[0];
-	sem_init(&sr.parked, 0, 0);
-	sem_init(&sr.go, 0, 0);
-	sem_init(&sr.cleared, 0, 0);
-	arm_once(self, KMMU_RACE_FAULTIN_DONE, park_fault);
-	ASSERT_EQ(0, pthread_create(&a, NULL, sync_race_write, NULL));
-	ASSERT_EQ(0, sem_wait_bounded(&sr.parked));
-
-	/* Not held up by the fault: it would wait until the hook gave up. */
-	ASSERT_EQ(0, kmmu_set_memory_region(self->kmmu, &r));
-	ASSERT_EQ(0, pthread_create(&b, NULL, sync_race_clear, NULL));
-	/* Time enough for a CLEAR that does not wait to be done. */
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_nsec += 300 * 1000 * 1000;
-	if (ts.tv_nsec >= 1000 * 1000 * 1000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000 * 1000 * 1000;
-	}
-	cleared_early = !sem_timedwait(&sr.cleared, &ts);
-	sem_post(&sr.go);
-	pthread_join(a, NULL);
-	pthread_join(b, NULL);
-	kmmu_user_set_race_hook(NULL, NULL);
-
-	ASSERT_EQ(1, once.hits);
-	EXPECT_EQ(0, sr.waited);
-	EXPECT_FALSE(cleared_early) {
-		TH_LOG("CLEAR_DIRTY_LOG did not wait for a fault on the slot from before logging");
-	}
-	EXPECT_EQ(0, sr.clear_ret);
-	EXPECT_EQ(KMMU_EXIT_DONE, sr.run.exit_reason);
-	/* The page that fault mapped is protected: the next write is logged. */
-	EXPECT_EQ(KMMU_EXIT_DONE, run_wl(_metadata, self->vcpu[0], GPA2 + 5 * SZ_4K, 1, true,
-					 2).exit_reason);
-	EXPECT_EQ(BIT_ULL(5), get_log1(self->kmmu));
-	EXPECT_EQ(2, *page2(self, 5));
-	sem_destroy(&sr.parked);
-	sem_destroy(&sr.go);
-	sem_destroy(&sr.cleared);
-}
-
-/*
- * Logging that stops does not wait for the faults that read the logging
- * slot either: one stopped before it maps its page still logs it, into the
- * old log, which must be there for it until the fault is over (ASan sees
- * a log freed under it).
+ * Unlike KVM's, kmmu's logging that stops waits for no fault that read
+ * the logging slot: one stopped before it maps its page still logs it,
+ * into the old log, which must be there for it until the fault is over
+ * (ASan sees a log freed under it).
  */
 TEST_F(race, logging_stops_without_waiting_for_faults)
 {

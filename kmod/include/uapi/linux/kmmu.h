@@ -44,13 +44,10 @@ struct kmmu_vm_config {
 
 /*
  * Memory slots: like KVM, the address space id is in the high 16 bits of slot.
- * Unlike KVM, two changes of KMMU_MEM_LOG_DIRTY_PAGES return without waiting
- * for the page faults that read the slot as it was: logging that stops, and
- * logging that starts all set (manual protection with INITIALLY_SET, no
- * dirty rings), which protects nothing.  Such a fault may still log a page
- * into the old log, or map a page writable that the log has as dirty
- * already; KMMU_CLEAR_DIRTY_LOG and KMMU_GET_DIRTY_LOG wait for them before
- * they protect anything, so no write is lost to the log.
+ * Unlike KVM, clearing KMMU_MEM_LOG_DIRTY_PAGES returns without waiting for
+ * the page faults that read the slot as it was: such a fault may still log a
+ * page into the old log (which is freed after it) or map a page 4K that
+ * could now be mapped huge.
  */
 #define KMMU_MEM_LOG_DIRTY_PAGES	(1u << 0)
 #define KMMU_MEM_READONLY		(1u << 1)
