@@ -85,12 +85,6 @@ struct kmmu {
 	struct srcu_struct srcu;
 	struct kmmu_memslots __rcu *memslots[KMMU_ADDRESS_SPACE_NUM];
 	u64 slots_generation;		/* bumped with every memslot change */
-	/*
-	 * Old sets a change of flags published without waiting for their
-	 * readers (memslot_change_flags()), not yet freed: a grace period
-	 * has not passed since, and faults may still use them.
-	 */
-	atomic_t slots_retiring;
 
 	/* Invalidation in progress: faults racing with it must retry. */
 	unsigned long mmu_invalidate_seq;

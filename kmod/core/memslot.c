@@ -252,20 +252,18 @@ static void memslots_install(struct kmmu *kmmu, int as_id, struct kmmu_memslots 
 /* A set replaced without waiting, and what went with it, freed after a grace period. */
 struct memslots_retired {
 	struct rcu_head rcu;
-	struct kmmu *kmmu;
 	struct kmmu_memslots *slots;
-	struct kmmu_memory_slot *slot;	/* the slot's old copy */
-	unsigned long *dirty_bitmap;	/* the log of a slot that stopped logging */
+	struct kmmu_memory_slot *slot;	/* the slot's old copy, with the log it stopped */
 };
 
 static void memslots_retired_free(struct rcu_head *head)
 {
 	struct memslots_retired *r = container_of(head, struct memslots_retired, rcu);
 
-	os_free(r->dirty_bitmap);
+	if (!kmmu_mutant(STOPPED_LOG_FREED_AT_ONCE))
+		kmmu_dirty_bitmap_free(r->slot);
 	os_free(r->slot);
 	os_free(r->slots);
-	atomic_dec(&r->kmmu->slots_retiring);
 	os_free(r);
 }
 
@@ -282,10 +280,8 @@ static void memslots_install_nowait(struct kmmu *kmmu, int as_id, struct kmmu_me
 {
 	u64 gen = kmmu->slots_generation + 1;
 
-	r->kmmu = kmmu;
 	r->slots = rcu_dereference_protected(kmmu->memslots[as_id], 1);
 	slots->generation = gen;
-	atomic_inc(&kmmu->slots_retiring);
 	rcu_assign_pointer(kmmu->memslots[as_id], slots);
 	os_race_point(kmmu, KMMU_RACE_SLOTS_PUBLISHED, 0);
 	WRITE_ONCE(kmmu->slots_generation, gen);
@@ -507,11 +503,8 @@ static int memslot_change_flags(struct kmmu *kmmu, int as_id, struct kmmu_memory
 	/* The disallow counts (and a bitmap kept) now belong to the new copy. */
 	if (r) {
 		r->slot = old;
-		r->dirty_bitmap = old->dirty_bitmap;
-		if (kmmu_mutant(STOPPED_LOG_FREED_AT_ONCE)) {
+		if (kmmu_mutant(STOPPED_LOG_FREED_AT_ONCE))
 			os_free(old->dirty_bitmap);
-			r->dirty_bitmap = NULL;
-		}
 		memslots_install_nowait(kmmu, as_id, next, r);
 	} else {
 		memslots_install(kmmu, as_id, next);

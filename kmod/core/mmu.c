@@ -99,7 +99,6 @@ static void kmmu_destroy_vm(struct kmmu *kmmu)
 
 	/* Old sets still waiting for a grace period go first. */
 	srcu_barrier(&kmmu->srcu);
-	WARN_ON_ONCE(atomic_read(&kmmu->slots_retiring));
 	kmmu_memslots_destroy(kmmu);
 	kmmu_spp_destroy(kmmu);
 	if (kmmu->hw)

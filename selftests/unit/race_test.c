@@ -760,7 +760,6 @@ TEST_F(race, lockless_aging_takes_no_lock)
 /* ---- logging that stops waits for no fault ---- */
 
 struct sync_race {
-	struct kmmu *kmmu;
 	struct kmmu_vcpu *vcpu;
 	sem_t parked, go;
 	int waited;		/* what the parked fault's wait for "go" gave */
@@ -802,7 +801,6 @@ TEST_F(race, logging_stops_without_waiting_for_faults)
 
 	ASSERT_EQ(0, kmmu_set_memory_region(self->kmmu, &r));
 	memset(&sr, 0, sizeof(sr));
-	sr.kmmu = self->kmmu;
 	sr.vcpu = self->vcpu[0];
 	sem_init(&sr.parked, 0, 0);
 	sem_init(&sr.go, 0, 0);
