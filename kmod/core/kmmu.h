@@ -33,7 +33,7 @@ enum kmmu_stat {
 	KMMU_STAT_PAGES_2M,
 	KMMU_STAT_PAGES_1G,
 	KMMU_STAT_PT_PAGES,
-	KMMU_STAT_FAULTS,
+	KMMU_STAT_FAULTS,		/* the five fault counts: the vCPUs' sums */
 	KMMU_STAT_FAST_FAULTS,
 	KMMU_STAT_SPURIOUS_FAULTS,
 	KMMU_STAT_FAULT_RETRIES,
@@ -291,15 +291,14 @@ static inline void kmmu_vcpu_stat_inc(struct kmmu_vcpu *vcpu, enum kmmu_vcpu_sta
 }
 
 /*
- * What a fault came to, counted for its VM and its vCPU; a fault on the
- * hardware vCPU's private slot is kmmu's own business and is not counted.
+ * What a fault came to, counted for its vCPU, and so for its VM, whose
+ * count is its vCPUs' sum (kmmu_stat_read()); a fault on the hardware
+ * vCPU's private slot is kmmu's own business and is not counted.
  */
 #define kmmu_fault_stat_inc(vcpu, fault, name)					\
 	do {									\
-		if (kmmu_gfn_private((vcpu)->kmmu, (fault)->gfn))		\
-			break;							\
-		kmmu_stat_inc((vcpu)->kmmu, KMMU_STAT_##name);			\
-		kmmu_vcpu_stat_inc(vcpu, KMMU_VCPU_STAT_##name);		\
+		if (!kmmu_gfn_private((vcpu)->kmmu, (fault)->gfn))		\
+			kmmu_vcpu_stat_inc(vcpu, KMMU_VCPU_STAT_##name);	\
 	} while (0)
 
 /* ---- mmu_lock for write, timed ---- */

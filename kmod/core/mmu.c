@@ -11,11 +11,37 @@
 #include "tdp_mmu.h"
 #include "vcpu.h"
 
+/*
+ * Faults are counted by the vCPU that took them only, in counters no other
+ * thread writes, as KVM counts them: a VM-wide counter would cost every
+ * fault a locked add.  The VM's count is the sum over its vCPUs, which live
+ * as long as the VM (the one unpublished at creation never ran).
+ */
+static u64 kmmu_vcpus_stat_sum(struct kmmu *kmmu, enum kmmu_vcpu_stat s)
+{
+	u64 sum = 0;
+	int i;
+
+	rcu_read_lock();
+	for (i = 0; i < KMMU_MAX_VCPUS; i++) {
+		struct kmmu_vcpu *vcpu = rcu_dereference(kmmu->vcpus[i]);
+
+		if (vcpu)
+			sum += READ_ONCE(vcpu->stats[s]);
+	}
+	rcu_read_unlock();
+	return sum;
+}
+
 u64 kmmu_stat_read(struct kmmu *kmmu, enum kmmu_stat s)
 {
 	s64 sum = 0;
 	int i;
 
+	BUILD_BUG_ON(KMMU_STAT_MMIO_FAULTS - KMMU_STAT_FAULTS !=
+		     KMMU_VCPU_STAT_MMIO_FAULTS - KMMU_VCPU_STAT_FAULTS);
+	if (s >= KMMU_STAT_FAULTS && s <= KMMU_STAT_MMIO_FAULTS)
+		return kmmu_vcpus_stat_sum(kmmu, KMMU_VCPU_STAT_FAULTS + (s - KMMU_STAT_FAULTS));
 	for (i = 0; i < KMMU_STAT_SHARDS; i++)
 		sum += atomic64_read(&kmmu->stats[i].v[s]);
 	return sum;
