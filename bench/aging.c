@@ -151,6 +151,7 @@ static void timed_passes(struct bench_vm *bv, uint64_t total, uint32_t flags, in
 
 struct ager {
 	struct kmmu_vm *vm;
+	int slot;			/* its CPU: the one after the vCPUs' */
 	uint64_t size;
 	unsigned int interval_us;
 	volatile int stop;
@@ -162,6 +163,7 @@ static void *ager_thread(void *arg)
 {
 	struct ager *a = arg;
 
+	bench_pin_self(a->slot);
 	while (!a->stop) {
 		bench_must(kmmu_vm_age(a->vm, GUEST_GPA, a->size, 0, 0, NULL, NULL), "age");
 		a->passes++;
@@ -179,7 +181,8 @@ static void *ager_thread(void *arg)
 static double fault_in_rate(struct bench_vm *bv, int path, unsigned int interval_us, int rounds,
 			    uint64_t *passes, uint64_t *ns)
 {
-	struct ager a = { .vm = bv->vm, .size = bv->size, .interval_us = interval_us };
+	struct ager a = { .vm = bv->vm, .slot = bv->nr_vcpus, .size = bv->size,
+			  .interval_us = interval_us };
 	pthread_t t;
 	int i;
 

@@ -66,6 +66,7 @@ struct bench_common {
 	const char *out;		/* -o: JSON results document to append to */
 	enum bench_pressure pressure;	/* --pressure */
 	int warmup;			/* -W: repetitions run first, not counted */
+	bool no_pin;			/* --pin no */
 };
 
 #define BENCH_COMMON_HELP \
@@ -82,7 +83,10 @@ struct bench_common {
 	" --pressure: what runs beside the workload, from before the floors to the\n" \
 	"     end: none; stress-ng (anonymous memory with THP, madvise, page-out);\n" \
 	"     fio (buffered random I/O on a file in $TMPDIR or /var/tmp); the tool\n" \
-	"     must be installed (default: none)\n"
+	"     must be installed (default: none)\n" \
+	" --pin: yes: vCPU i runs on the i-th CPU from the last one allowed, and\n" \
+	"     the driver on the CPU after the vCPUs', the floors on vCPU 0's; no:\n" \
+	"     where the scheduler puts them (default: yes)\n"
 #define BENCH_BACKEND_HELP \
 	"\nBackend: -B dev|user|hw, or KMMU_BACKEND (default: dev when /dev/kmmu\n" \
 	"exists); hw is dev with the vCPUs as guest code on the CPU (AMD SVM).\n"
@@ -147,8 +151,16 @@ struct bench_vcpu {
 	uint64_t ring_collect_ns;	/* time it spent collecting them */
 	uint64_t ring_reset_ns;		/* and resetting the rings after */
 	int err;
+	int slot;			/* its CPU: bench_pin_self() */
 	pthread_barrier_t *start;
 };
+
+/*
+ * Keep the calling thread on the CPU of @slot (vCPU i's is slot i): the
+ * @slot-th of the process's allowed CPUs counting from the last, modulo
+ * their number.  Nothing under --pin no.
+ */
+void bench_pin_self(int slot);
 
 /*
  * Run every vCPU's workload to KMMU_EXIT_DONE, each in a thread of its

@@ -219,8 +219,9 @@ bench_json() {
 	       "split -b 8m -r 2 -s anonymous_thp -m dbit" \
 	       "floor -b 8m -r 2" \
 	       "split -b 4m -r 1 --pressure stress-ng" \
-	       "zap_latency -b 16m -f 64m -r 2" \
-	       "spp -b 8m -r 2"
+	       "zap_latency -b 16m -f 256m -r 2" \
+	       "spp -b 8m -r 2" \
+	       "floor -b 4m -r 1 --pin no"
 	want="populate:populate populate:scaling populate:populate:backing=pfnmap
 	      populate:populate:nested=yes:fault_vcpus=2
 	      dirty_log:enable_logging
@@ -235,9 +236,9 @@ bench_json() {
 	      aging:aging_pass_fast_only:nested=yes split:enable_logging:backing=anonymous_hugetlb_2mb
 	      split:disable_logging:backing=anonymous_thp split:huge_pages_split
 	      split:huge_pages_recovered floor:read floor:read_write floor:locked_rmw
-	      floor:cmpxchg split:enable_logging:pressure=stress-ng
+	      floor:cmpxchg floor:read:pin=no split:enable_logging:pressure=stress-ng
 	      zap_latency:max_write_hold zap_latency:fault_p99_during_zap
-	      zap_latency:fault_max_during_zap zap_latency:fault_p99_before_zap
+	      zap_latency:fault_p999_during_zap zap_latency:fault_p99_before_zap
 	      zap_latency:zap_all spp:set_access:spp_pages=1 spp:set_access:spp_pages=512
 	      spp:set_access:spp_pages=2048 spp:write_plain spp:write_spp spp:exit_spp
 	      spp:exit_budget"
@@ -272,7 +273,8 @@ bench_bad_flags() {
 		   "zap_latency -v 2" "zap_latency -f 4k" "zap_latency -s anonymous_thp" \
 		   "zap_latency -r 0" "populate -B nope" "aging -B" "spp -F npt" "spp -v 2" \
 		   "spp -s shmem" "spp -b 1m" "spp -r 0" "spp -B hw" "populate --nested -B hw" \
-		   "populate --nested=yes" "aging --nested -B hw"; do
+		   "populate --nested=yes" "aging --nested -B hw" "populate --pin maybe" \
+		   "zap_latency -f 4m"; do
 		# shellcheck disable=SC2086
 		KMMU_BACKEND=user "$BUILD/rel/bench/"$run >"$LOGS/bench-bad.out" 2>&1
 		rc=$?
