@@ -646,7 +646,7 @@ int bench_parse_args(int argc, char **argv, const struct bench_args *a, struct b
 		n++;
 	}
 	snprintf(opts, sizeof(opts), "hv:b:s:F:o:B:W:%s", a->opts ?: "");
-	cm->warmup = 1;
+	cm->warmup = a->warmup ?: 1;
 
 	while ((c = getopt_long(argc, argv, opts, longopts, NULL)) != -1) {
 		if (c == 'h') {
@@ -952,6 +952,16 @@ void bench_vm_create(struct bench_vm *bv, int backing, uint64_t size,
 	bench_must(kmmu_vm_create(cfg, &bv->vm), "VM");
 }
 
+void bench_vm_create_on(struct bench_vm *bv, const struct kmmu_mem *mem,
+			const struct kmmu_vm_config *cfg)
+{
+	memset(bv, 0, sizeof(*bv));
+	bv->size = mem->size;
+	bv->mem = *mem;
+	bv->mem_borrowed = true;
+	bench_must(kmmu_vm_create(cfg, &bv->vm), "VM");
+}
+
 void bench_vm_setup(struct bench_vm *bv, int n)
 {
 	uint64_t part = bv->size / n;
@@ -1022,7 +1032,8 @@ void bench_vm_free(struct bench_vm *bv)
 	if (kmmu_backend_hw() && bv->vm)
 		print_hw_exits(bv);
 	kmmu_vm_free(bv->vm);
-	kmmu_mem_free(&bv->mem);
+	if (!bv->mem_borrowed)
+		kmmu_mem_free(&bv->mem);
 	bv->vm = NULL;
 }
 

@@ -77,7 +77,7 @@ struct bench_common {
 	" -W: warm-up repetitions, run and printed first, not counted: the\n" \
 	"     first VM of a process pays for what later ones find ready (memory\n" \
 	"     first touched, allocators grown); floor has none, spp always one\n" \
-	"     (default: 1)\n" \
+	"     (default: 1; populate and zap_latency: 2)\n" \
 	" -o: append the results to this JSON document, created if missing\n" \
 	"     (schema: bench/README.md) (default: none)\n" \
 	" --pressure: what runs beside the workload, from before the floors to the\n" \
@@ -101,6 +101,7 @@ struct bench_args {
 	/* After every option: NULL, or what is wrong with their combination. */
 	const char *(*check)(void *p);
 	void (*help)(const char *argv0);
+	int warmup;			/* -W's default; 0 for 1 */
 };
 
 /*
@@ -175,6 +176,7 @@ uint64_t bench_run_vcpus(struct bench_vcpu *v, int n);
 struct bench_vm {
 	struct kmmu_vm *vm;
 	struct kmmu_mem mem;
+	bool mem_borrowed;		/* bench_vm_create_on(): not freed with the VM */
 	uint64_t size;
 	int nr_vcpus;
 	struct bench_vcpu vcpus[KMMU_LIB_MAX_VCPUS];
@@ -183,6 +185,10 @@ struct bench_vm {
 /* @size bytes of @backing and a VM of @cfg (capabilities come next); exits on a failure. */
 void bench_vm_create(struct bench_vm *bv, int backing, uint64_t size,
 		     const struct kmmu_vm_config *cfg);
+
+/* The same on memory the caller keeps: bench_vm_free() leaves @mem alone. */
+void bench_vm_create_on(struct bench_vm *bv, const struct kmmu_mem *mem,
+			const struct kmmu_vm_config *cfg);
 /*
  * The memslot, and @n vCPUs, each with a workload of one sequential pass
  * writing every page of its own 1/@n of the memory; exits on a failure.
