@@ -41,7 +41,8 @@ const char *bench_floor_name(enum bench_floor f);
 const char *bench_floor_what(enum bench_floor f);
 /*
  * Floor @f over @entries entries, @runs times: the median in ns per entry,
- * each run's figure in @samples when not NULL.  Exits on a failure.
+ * each run's figure in @samples when not NULL.  A run is as many passes
+ * over the entries as last 5 ms (4096 at most).  Exits on a failure.
  */
 double bench_floor_measure(enum bench_floor f, uint64_t entries, int runs, double *samples);
 /*

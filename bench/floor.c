@@ -28,8 +28,8 @@ static void help(const char *name)
 	printf(BENCH_COMMON_HELP);
 	printf(" -s: the backing the entries stand for, recorded only (default: anonymous)\n");
 	printf("     (-F too is only recorded)\n");
-	printf(" -r: passes over the entries per floor; the median is reported (default: %d)\n",
-	       BENCH_FLOOR_RUNS);
+	printf(" -r: samples per floor, each as many passes over the entries as last 5 ms;\n"
+	       "     the median is reported (default: %d)\n", BENCH_FLOOR_RUNS);
 	printf("\nEntries: one per 4 KiB page of vcpus x bytes.\n");
 }
 
@@ -73,13 +73,13 @@ int main(int argc, char **argv)
 	if (!res)
 		return 1;
 	entries = p.cm.bytes_per_vcpu * p.cm.vcpus / BENCH_PAGE;
-	printf("floor: %llu 8-byte entries in %llu 4 KiB pages, %d passes each\n",
+	printf("floor: %llu 8-byte entries in %llu 4 KiB pages, %d samples each\n",
 	       (unsigned long long)entries, (unsigned long long)(entries + 511) / 512, p.reps);
 	bench_common_params(res, &p.cm);
 	bench_results_param_int(res, "entries", entries);
 	for (f = 0; f < BENCH_NR_FLOORS; f++) {
 		ns[f] = bench_floor_measure(f, entries, p.reps, samples);
-		printf("floor %d/%d %-10s %-26s %8.2f ns/entry (passes:", f + 1, BENCH_NR_FLOORS,
+		printf("floor %d/%d %-10s %-26s %8.2f ns/entry (samples:", f + 1, BENCH_NR_FLOORS,
 		       bench_floor_name(f), bench_floor_what(f), ns[f]);
 		for (r = 0; r < p.reps; r++)
 			printf(" %.2f", samples[r]);
@@ -88,7 +88,7 @@ int main(int argc, char **argv)
 		bench_results_add(res, bench_floor_name(f), "ns/entry", true, samples, p.reps,
 				  NULL);
 	}
-	printf("\nsummary (median of %d passes, per 8-byte entry):\n", p.reps);
+	printf("\nsummary (median of %d samples, per 8-byte entry):\n", p.reps);
 	for (f = 0; f < BENCH_NR_FLOORS; f++)
 		printf("  %-10s %8.2f ns  (%.1fx read)\n", bench_floor_name(f), ns[f],
 		       ns[f] / ns[BENCH_FLOOR_READ]);
