@@ -523,8 +523,9 @@ static int pressure_start(const struct bench_common *cm)
  * caches and TLB entries and charges that to the figure: populate on 1 GiB
  * took 132-139 ns a fault pinned and 170-350 unpinned on one 2-core machine
  * of the kind the bench runs on, in the same hour.  vCPUs take the allowed
- * CPUs from the last one down, since the first takes most of a system's
- * housekeeping; the driver's thread waits, or zaps, or ages, on the next.
+ * CPUs from the last one down: on that machine CPU 0 was the slower one for
+ * memory-heavy work (populate 198-217 ns a fault pinned there, 132-139 on
+ * CPU 1); the driver's thread waits, or zaps, or ages, on the next.
  */
 static cpu_set_t pin_cpus;	/* the CPUs the process was allowed at the start */
 static int pin_nr;		/* how many; 0: no pinning */
@@ -958,19 +959,20 @@ void bench_vm_create(struct bench_vm *bv, int backing, uint64_t size,
 {
 	char what[64];
 
-	memset(bv, 0, sizeof(*bv));
-	bv->size = size;
+	struct kmmu_mem mem;
+
 	snprintf(what, sizeof(what), "%llu bytes of %s", (unsigned long long)size,
 		 kmmu_backing_name(backing));
-	bench_must(kmmu_mem_alloc(&bv->mem, backing, size), what);
-	bench_must(kmmu_vm_create(cfg, &bv->vm), "VM");
+	bench_must(kmmu_mem_alloc(&mem, backing, size), what);
+	bench_vm_create_on(bv, &mem, size, cfg);
+	bv->mem_borrowed = false;
 }
 
-void bench_vm_create_on(struct bench_vm *bv, const struct kmmu_mem *mem,
+void bench_vm_create_on(struct bench_vm *bv, const struct kmmu_mem *mem, uint64_t size,
 			const struct kmmu_vm_config *cfg)
 {
 	memset(bv, 0, sizeof(*bv));
-	bv->size = mem->size;
+	bv->size = size;
 	bv->mem = *mem;
 	bv->mem_borrowed = true;
 	bench_must(kmmu_vm_create(cfg, &bv->vm), "VM");

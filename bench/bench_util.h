@@ -187,8 +187,11 @@ struct bench_vm {
 void bench_vm_create(struct bench_vm *bv, int backing, uint64_t size,
 		     const struct kmmu_vm_config *cfg);
 
-/* The same on memory the caller keeps: bench_vm_free() leaves @mem alone. */
-void bench_vm_create_on(struct bench_vm *bv, const struct kmmu_mem *mem,
+/*
+ * The same on the first @size bytes of memory the caller keeps (@mem->size
+ * may be rounded up to its page size): bench_vm_free() leaves @mem alone.
+ */
+void bench_vm_create_on(struct bench_vm *bv, const struct kmmu_mem *mem, uint64_t size,
 			const struct kmmu_vm_config *cfg);
 /*
  * The memslot, and @n vCPUs, each with a workload of one sequential pass

@@ -140,16 +140,18 @@ static void check_nested_walks(struct bench_vm *bv, uint64_t pages)
  * otherwise in the host's own tables, which moved the figure by itself.
  */
 static struct kmmu_mem prefaulted;
+static uint64_t prefaulted_bytes;	/* asked for: .size is rounded up to the backing's page */
 
 static const struct kmmu_mem *prefaulted_mem(const struct params *p, uint64_t total)
 {
-	if (prefaulted.addr && prefaulted.size != total) {
+	if (prefaulted.addr && prefaulted_bytes != total) {
 		kmmu_mem_free(&prefaulted);
 		memset(&prefaulted, 0, sizeof(prefaulted));
 	}
 	if (!prefaulted.addr) {
 		bench_must(kmmu_mem_alloc(&prefaulted, p->cm.backing, total), "prefaulted memory");
 		kmmu_mem_prefault(&prefaulted);
+		prefaulted_bytes = total;
 	}
 	return &prefaulted;
 }
@@ -164,7 +166,7 @@ static uint64_t populate_once(const struct params *p, int nvcpus, uint64_t total
 	uint64_t ns;
 
 	if (prefault)
-		bench_vm_create_on(&bv, prefaulted_mem(p, total), &cfg);
+		bench_vm_create_on(&bv, prefaulted_mem(p, total), total, &cfg);
 	else
 		bench_vm_create(&bv, p->cm.backing, total, &cfg);
 	bench_vm_setup(&bv, nvcpus);

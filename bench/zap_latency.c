@@ -46,8 +46,8 @@ static void help(const char *name)
 	       "          [--pressure tool]\n\n", name);
 	printf(BENCH_COMMON_HELP);
 	printf("     (-b is the memory mapped and then zapped; -v must be 1)\n");
-	printf(" -f: bytes of the second memslot the vCPU faults in meanwhile, an eighth\n"
-	       "     in each of the 8 zaps of a repetition (default: 1g)\n");
+	printf(" -f: bytes of the second memslot the vCPU faults in meanwhile, split\n"
+	       "     evenly over the %d zaps of a repetition (default: 1g)\n", ZAPS);
 	printf(" -r: repetitions, each on a fresh VM; medians are reported (default: 5)\n");
 	printf(BENCH_BACKEND_HELP);
 }
