@@ -23,7 +23,9 @@ KSRC_TAR	?= $(lastword $(sort $(wildcard /usr/src/linux-source-*.tar.xz)))
 CORE_SRCS	:= $(sort $(wildcard kmod/core/*.c))
 HOST_SRCS	:= $(sort $(wildcard kmod/user/*.c))
 LIB_SRCS	:= selftests/lib/kmmu_lib.c
-LIB_OBJS	= $(patsubst %.c,$(BUILD)/$(1)/obj/%.o,$(CORE_SRCS) $(HOST_SRCS) $(LIB_SRCS))
+# The dev variant has no userspace core: it runs on /dev/kmmu only.
+LIB_OBJS	= $(patsubst %.c,$(BUILD)/$(1)/obj/%.o,$(if $(filter dev,$(1)),\
+		  $(LIB_SRCS) selftests/lib/kmmu_user_absent.c,$(CORE_SRCS) $(HOST_SRCS) $(LIB_SRCS)))
 
 UNIT_TESTS	:= $(sort $(basename $(notdir $(wildcard selftests/unit/*_test.c))))
 KMMU_TESTS	:= $(sort $(basename $(notdir $(wildcard selftests/kmmu/*_test.c))))
@@ -46,6 +48,10 @@ endif
 # TSan does not model fences; every access they order is atomic anyway.
 CFLAGS_tsan	:= -O1 -g -fsanitize=thread -Wno-tsan
 CFLAGS_rel	:= -O2 -g
+# The bench drivers for /dev/kmmu alone, without the userspace core (three
+# quarters of the drivers' build): make bench-drivers-dev, what ansible/
+# builds on a bench host.
+CFLAGS_dev	:= -O2 -g -DKMMU_LIB_NO_USER
 # libFuzzer needs clang.
 CC_fuzz		:= clang
 CFLAGS_fuzz	:= -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
@@ -60,6 +66,7 @@ TEST_BINS	:= $(addprefix $(BUILD)/asan/unit/,$(UNIT_TESTS)) \
 		   $(addprefix $(BUILD)/tsan/kmmu/,$(TSAN_TESTS)) \
 		   $(addprefix $(BUILD)/tsan/unit/,$(TSAN_UNIT_TESTS))
 BENCH_BINS	:= $(addprefix $(BUILD)/rel/bench/,$(BENCHES))
+BENCH_DEV_BINS	:= $(addprefix $(BUILD)/dev/bench/,$(BENCHES))
 FUZZ_BINS	:= $(BUILD)/fuzz/fuzz/api_fuzz
 # The regression service: the daemon, and its tests built under ASan+UBSan.
 SERVICE_SRCS	:= $(sort $(wildcard service/*.c))
@@ -71,7 +78,7 @@ SERVICE_TEST_BINS := $(addprefix $(BUILD)/asan/service/,detect_test jsonschema_t
 VM_TEST_BINS	:= $(addprefix $(BUILD)/static/kmmu/,$(KMMU_TESTS))
 VM_HELPER_BINS	:= $(BUILD)/static/vm/kvm_hold
 
-all: $(TEST_BINS) $(BENCH_BINS) $(SERVICE_BINS) kmod
+all: $(TEST_BINS) $(BENCH_BINS) $(BENCH_DEV_BINS) $(SERVICE_BINS) kmod
 
 deps:
 	@sh scripts/install-deps.sh build kernel vm service ansible
@@ -128,7 +135,7 @@ $(BUILD)/$(1)/fuzz/%: $(BUILD)/$(1)/obj/selftests/fuzz/%.o $(BUILD)/$(1)/libkmmu
 	@mkdir -p $$(dir $$@)
 	$$(or $$(CC_$(1)),$$(CC)) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LDLIBS)
 endef
-$(foreach v,asan tsan rel static fuzz,$(eval $(call variant,$(v))))
+$(foreach v,asan tsan rel dev static fuzz,$(eval $(call variant,$(v))))
 
 $(BUILD)/static/vm/kvm_hold: selftests/vm/kvm_hold.c
 	@mkdir -p $(dir $@)
@@ -139,11 +146,11 @@ kmod:
 
 test: deps
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory -j$(shell nproc) $(TEST_BINS) $(BENCH_BINS) $(VM_TEST_BINS) $(VM_HELPER_BINS) \
+	$(MAKE) --no-print-directory -j$(shell nproc) $(TEST_BINS) $(BENCH_BINS) $(BENCH_DEV_BINS) $(VM_TEST_BINS) $(VM_HELPER_BINS) \
 		$(FUZZ_BINS) $(SERVICE_BINS) $(SERVICE_TEST_BINS) || exit 1; \
 	BUILD_SECONDS=$$(($$(date +%s) - start)) BUILD=$(BUILD) KSRC_TAR=$(KSRC_TAR) \
 		VM_TEST_BINS="$(VM_TEST_BINS)" FUZZ_BINS="$(FUZZ_BINS)" \
-		SERVICE_TEST_BINS="$(SERVICE_TEST_BINS)" sh selftests/run_tests.sh $(TEST_BINS)
+		SERVICE_TEST_BINS="$(SERVICE_TEST_BINS)" BENCHES="$(BENCHES)" sh selftests/run_tests.sh $(TEST_BINS)
 
 # Only the QEMU test bench (dev backend, every installed kernel, both vendors).
 vm-test: deps
@@ -156,9 +163,12 @@ vm-test: deps
 # table of it is printed at the end.
 RESULTS		:= results/$(shell date -u +%Y%m%dT%H%M%SZ)-$(shell git rev-parse --short HEAD 2>/dev/null || echo nogit).json
 
-# The drivers alone, without installing anything (what ansible/ builds on a
-# bench host).
+# The drivers alone, without installing anything; bench-drivers-dev, the
+# ones that run on /dev/kmmu only (what ansible/ builds on a bench host;
+# BENCH_VARIANT=dev sh bench/suite.sh runs them).
 bench-drivers: $(BENCH_BINS)
+
+bench-drivers-dev: $(BENCH_DEV_BINS)
 
 bench: deps $(BENCH_BINS)
 	@mkdir -p results
@@ -204,7 +214,7 @@ clean:
 	rm -rf $(BUILD)
 	-$(MAKE) -C kmod clean
 
-.PHONY: all deps kmod test vm-test mutation-test bench bench-drivers ansible-lint ansible-test kvm-compare serve clean
+.PHONY: all deps kmod test vm-test mutation-test bench bench-drivers bench-drivers-dev ansible-lint ansible-test kvm-compare serve clean
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

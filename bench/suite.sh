@@ -24,6 +24,10 @@
 # ends with bench/kvm-compare --here on dirty_log's work, and KVM's figures
 # join the document (the table shows kmmu/KVM); BENCH_KVM=no leaves it out.
 #
+# BENCH_VARIANT=dev runs the drivers of make bench-drivers-dev (BUILD/dev/
+# bench), which run on /dev/kmmu only; rel (the default) those of make
+# bench-drivers.
+#
 # Before each driver a line "[i/N] driver options" goes to stderr, and after
 # it the time it took; the first driver that fails stops the suite, which
 # exits with that driver's status.
@@ -57,7 +61,13 @@ if [ "$ok" = no ]; then
 	exit 2
 fi
 export KMMU_MACHINE_ID
-bin=${BUILD:-build}/rel/bench
+case ${BENCH_VARIANT:-rel} in
+rel | dev) bin=${BUILD:-build}/${BENCH_VARIANT:-rel}/bench ;;
+*)
+	echo "suite: BENCH_VARIANT=$BENCH_VARIANT: must be rel or dev" >&2
+	exit 2
+	;;
+esac
 
 BACKINGS="anonymous anonymous_thp anonymous_hugetlb_2mb anonymous_hugetlb_1gb shmem"
 

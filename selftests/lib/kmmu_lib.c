@@ -43,6 +43,14 @@ static void backend_init(void)
 		backend = KMMU_BACKEND_DEV, backend_hw = true;
 	else
 		backend = access("/dev/kmmu", F_OK) ? KMMU_BACKEND_USER : KMMU_BACKEND_DEV;
+#ifdef KMMU_LIB_NO_USER
+	/* A build without the userspace core (kmmu_user_absent.c). */
+	if (backend == KMMU_BACKEND_USER) {
+		fprintf(stderr, "kmmu: %s, and this build has no user backend: it runs on /dev/kmmu only\n",
+			env ? "KMMU_BACKEND=user" : "no /dev/kmmu");
+		exit(2);
+	}
+#endif
 }
 
 enum kmmu_backend kmmu_backend(void)
