@@ -60,6 +60,8 @@ LDFLAGS_fuzz	:= -fsanitize=fuzzer,address,undefined
 CFLAGS_static	:= -O2 -g
 LDFLAGS_static	:= -static
 LDLIBS		:= -lurcu -lpthread
+# The dev variant has no userspace core, the one user of liburcu.
+LDLIBS_dev	:= -lpthread
 
 TEST_BINS	:= $(addprefix $(BUILD)/asan/unit/,$(UNIT_TESTS)) \
 		   $(addprefix $(BUILD)/asan/kmmu/,$(KMMU_TESTS)) \
@@ -117,7 +119,7 @@ $(BUILD)/$(1)/kmmu/%: $(BUILD)/$(1)/obj/selftests/kmmu/%.o $(BUILD)/$(1)/libkmmu
 $(BUILD)/$(1)/bench/%: $(BUILD)/$(1)/obj/bench/%.o $(BUILD)/$(1)/obj/bench/bench_util.o \
 		       $(BUILD)/$(1)/obj/bench/results.o $(BUILD)/$(1)/libkmmu.a
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CFLAGS_$(1)) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LDLIBS) -ljansson
+	$$(CC) $$(CFLAGS_$(1)) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(or $$(LDLIBS_$(1)),$$(LDLIBS)) -ljansson
 
 $(BUILD)/$(1)/service/kmmu-regressd: $(patsubst %.c,$(BUILD)/$(1)/obj/%.o,$(SERVICE_SRCS))
 	@mkdir -p $$(dir $$@)

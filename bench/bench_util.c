@@ -957,9 +957,8 @@ uint64_t bench_run_vcpus(struct bench_vcpu *v, int n)
 void bench_vm_create(struct bench_vm *bv, int backing, uint64_t size,
 		     const struct kmmu_vm_config *cfg)
 {
-	char what[64];
-
 	struct kmmu_mem mem;
+	char what[64];
 
 	snprintf(what, sizeof(what), "%llu bytes of %s", (unsigned long long)size,
 		 kmmu_backing_name(backing));

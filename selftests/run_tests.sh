@@ -204,14 +204,14 @@ done
 # Every bench driver once, tiny, on the user backend: its JSON must be a
 # valid results document with every figure the driver promises; one run
 # beside stress-ng and one beside fio (skipped when fio is not installed)
-# must say so in their figures' parameters.  populate on 1 GiB pages under
-# a 4 MiB memslot: the slot, not the backing's page, bounds the mappings.
+# must say so in their figures' parameters.  populate on 2 MiB pages under
+# a 1 MiB memslot: the slot, not the backing's page, bounds the mappings.
 bench_json() {
 	out=$BUILD/bench-test.json
 	rm -f "$out"
 	set -- "populate -b 8m -r 2 --scaling -v 2 --nested" \
 	       "populate -b 1020k -r 1 -s pfnmap" \
-	       "populate -b 4m -r 2 -s anonymous_hugetlb_1gb" \
+	       "populate -b 1m -r 2 -s anonymous_hugetlb_2mb" \
 	       "dirty_log -b 8m -s anonymous_thp -r 2 -i 2" \
 	       "dirty_log -b 8m -s anonymous_thp -r 2 -i 2 -m dbit -g" \
 	       "dirty_log -b 8m -s anonymous_thp -r 2 -i 2 -l ring -R 256" \
@@ -225,7 +225,7 @@ bench_json() {
 	       "spp -b 8m -r 2" \
 	       "floor -b 4m -r 1 --pin no"
 	want="populate:populate populate:scaling populate:populate:backing=pfnmap
-	      populate:populate:backing=anonymous_hugetlb_1gb
+	      populate:populate:backing=anonymous_hugetlb_2mb
 	      populate:populate:nested=yes:fault_vcpus=2
 	      dirty_log:enable_logging
 	      dirty_log:get_dirty_log dirty_log:clear_dirty_log dirty_log:disable_logging
@@ -341,8 +341,10 @@ bench_pressure() {
 # The drivers of make bench-drivers-dev (a bench host's) have no user
 # backend: asked for one, each says so and exits 2; their usage still works.
 bench_dev_variant() {
+	[ -n "${BENCHES:-}" ] || { echo "BENCHES is not set (make test sets it)"; return 1; }
 	for b in $BENCHES; do
 		"$BUILD/dev/bench/$b" -h >"$LOGS/bench-dev.out" 2>&1 || { echo "$b -h: exit $?"; return 1; }
+		grep -q usage "$LOGS/bench-dev.out" || { echo "dev/bench/$b -h: no usage"; return 1; }
 		KMMU_BACKEND=user "$BUILD/dev/bench/$b" >"$LOGS/bench-dev.out" 2>&1
 		rc=$?
 		[ "$rc" -eq 2 ] || { echo "KMMU_BACKEND=user dev/bench/$b: exit $rc, not 2"; return 1; }

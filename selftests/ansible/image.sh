@@ -5,7 +5,7 @@
 # in, so the guests never need a network; root logs in over ssh with the
 # key made beside the image.  PostgreSQL is installed but not started at
 # boot (the service role starts and enables it on the service host alone),
-# and no getty runs on the virtual consoles (three guests booting on two
+# and no gettys run on tty2-tty6 (getty-static; three guests booting on two
 # cores: systemd-analyze blame gave PostgreSQL 11 s, getty-static 13 s).
 #
 #   selftests/ansible/image.sh CACHE_DIR

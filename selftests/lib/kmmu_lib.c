@@ -47,7 +47,7 @@ static void backend_init(void)
 	/* A build without the userspace core (kmmu_user_absent.c). */
 	if (backend == KMMU_BACKEND_USER) {
 		fprintf(stderr, "kmmu: %s, and this build has no user backend: it runs on /dev/kmmu only\n",
-			env ? "KMMU_BACKEND=user" : "no /dev/kmmu");
+			env && !strcmp(env, "user") ? "KMMU_BACKEND=user" : "no /dev/kmmu");
 		exit(2);
 	}
 #endif

@@ -47,7 +47,8 @@ int kmmu_user_munmap(void *addr)
 	absent(__func__);
 }
 
-int kmmu_user_mem_register(void *addr, size_t len, enum kmmu_user_mem_kind kind,    bool writable)
+int kmmu_user_mem_register(void *addr, size_t len, enum kmmu_user_mem_kind kind,
+			   bool writable)
 {
 	absent(__func__);
 }
