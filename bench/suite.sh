@@ -61,10 +61,11 @@ if [ "$ok" = no ]; then
 	exit 2
 fi
 export KMMU_MACHINE_ID
-case ${BENCH_VARIANT:-rel} in
-rel | dev) bin=${BUILD:-build}/${BENCH_VARIANT:-rel}/bench ;;
+variant=${BENCH_VARIANT:-rel}
+case $variant in
+rel | dev) bin=${BUILD:-build}/$variant/bench ;;
 *)
-	echo "suite: BENCH_VARIANT=$BENCH_VARIANT: must be rel or dev" >&2
+	echo "suite: BENCH_VARIANT=$variant: must be rel or dev" >&2
 	exit 2
 	;;
 esac
